@@ -106,9 +106,9 @@ def _project_paths(path: str) -> ProjectPaths:
 def run_stages(project: str | Path, names: list[str], *, overrides: dict | None = None,
                progress_bars: bool = True) -> dict[str, float]:
     """Run the named stages in pipeline order on one trial; return seconds per stage."""
+    paths = _project_paths(str(project))
     from .config import load_config, write_resolved_config
 
-    paths = _project_paths(str(project))
     config = load_config(paths.root, overrides=overrides)
     write_resolved_config(config, paths.reports)
     timings: dict[str, float] = {}
