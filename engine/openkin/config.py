@@ -1,0 +1,740 @@
+"""Configuration: Pose2Sim's Config.toml sections and keys, typed, with one source of defaults.
+
+The defaults live here, in frozen dataclasses whose attribute names are exactly
+Pose2Sim's TOML section and key names (``config.filtering.butterworth.cut_off_frequency``,
+``config.personAssociation.single_person.tracked_keypoint``). The commented
+``openkin/data/Config.toml`` documents them; a test checks that it parses to
+exactly these defaults.
+
+Layers, later wins (nested tables merge key by key, as Pose2Sim does):
+defaults ← session ``Config.toml`` (the trial folder's parent) ← trial
+``Config.toml`` ← overrides (command line ``--set``, Blender panel).
+
+Every layer is checked on its own, so an error names the file it came from:
+an unknown key (with the closest valid key), a value of the wrong type, or
+malformed TOML (with its line).
+
+Adding a key: add a field with its default to the section's dataclass and the
+same key, with a comment, to ``openkin/data/Config.toml``. Nothing else.
+
+Value types (``typing`` annotations, checked at load):
+``bool`` (true/false only), ``int`` (a whole number; ``6.0`` is accepted as 6),
+``float`` (any number, stored as float), ``str``, ``Literal[...]`` (one of the
+listed words, case-insensitive, stored in the listed spelling),
+``tuple[X, ...]`` / ``tuple[X, Y]`` (a TOML array, stored as a tuple) and unions
+of these (``Literal['auto'] | float``: the word 'auto' or a number).
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import importlib.metadata
+import logging
+import platform
+import sys
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from .errors import OpenKinError
+
+log = logging.getLogger(__name__)
+
+CONFIG_NAME = "Config.toml"
+DEFAULT_CONFIG_PATH = Path(__file__).parent / "data" / CONFIG_NAME
+
+FilterType = Literal["butterworth", "acc_minimizing", "kalman", "one_euro", "gcv_spline",
+                     "gaussian", "LOESS", "median", "butterworth_on_speed"]
+Workers = Literal["auto"] | int | bool  # 'auto', a number of workers, or false (sequential)
+
+
+# --------------------------------------------------------------------------- [project]
+@dataclass(frozen=True)
+class ProjectConfig:
+    """``[project]``: the trial, its participants and its frames."""
+
+    project_dir: str = "."  # resolved to an absolute path by load_config (relative = to the trial folder)
+    multi_person: bool = False
+    participant_height: Literal["auto"] | float | tuple[float, ...] = "auto"  # m; one per person
+    participant_mass: float | tuple[float, ...] = 70.0  # kg; one per person
+    frame_rate: Literal["auto"] | float = "auto"  # fps; 'auto' = read from the videos
+    frame_range: Literal["auto", "all"] | tuple[int, int] = "auto"  # [start, stop) frames
+    exclude_from_batch: tuple[str, ...] = ()  # trial folders skipped in batch runs
+
+
+# --------------------------------------------------------------------------- [pose]
+@dataclass(frozen=True)
+class SkeletonNode:
+    """One keypoint of a ``[[pose.<NAME>]]`` custom skeleton tree (``id`` = model output index)."""
+
+    name: str
+    id: int | None = None
+    children: tuple[SkeletonNode, ...] = ()
+
+    def walk(self, parent: str | None = None):
+        """Yield ``(node, parent_name)`` depth first."""
+        yield self, parent
+        for child in self.children:
+            yield from child.walk(self.name)
+
+
+@dataclass(frozen=True)
+class PoseConfig:
+    """``[pose]``: 2D pose estimation and 2D tracking."""
+
+    pose_model: str = "Body_with_feet"  # Body_with_feet (HALPE_26), Whole_body, Body (COCO_17), ... or a custom skeleton's name
+    mode: str = "balanced"  # 'lightweight', 'balanced', 'performance', or a """{dict}""" of rtmlib models
+    det_frequency: int = 4  # person detection every N frames, tracking in between
+    device: Literal["auto", "CPU", "CUDA", "MPS", "ROCM"] = "auto"
+    backend: Literal["auto", "openvino", "onnxruntime", "opencv"] = "auto"
+    parallel_workers_pose: Workers = "auto"
+    display_detection: bool = False  # OpenKin never opens windows; kept for Pose2Sim files
+    overwrite_pose: bool = False
+    save_video: Literal["to_video", "to_images", "none"] | tuple[Literal["to_video", "to_images", "none"], ...] = "to_video"
+    output_format: Literal["openpose", "mmpose", "deeplabcut", "none"] | tuple[str, ...] = "openpose"
+    handle_LR_swap: bool = False
+    undistort_points: bool = False
+    average_likelihood_threshold: float = 0.5
+    tracking_mode: Literal["sports2d", "deepsort"] = "sports2d"
+    predict_displacement: bool = False
+    match_by: Literal["keypoints", "centroid", "bbox"] = "keypoints"
+    max_distance_px: float = 250.0
+    min_iou: float = 0.2
+    max_unseen_frames: int = 100
+    deepsort_params: str = ""  # """{dict}""" for tracking_mode = 'deepsort'; '' = library defaults
+    # Arrays of tables ``[[pose.CUSTOM]]`` (any name) become entries here: name -> tree roots.
+    custom_skeletons: dict[str, tuple[SkeletonNode, ...]] = field(default_factory=dict)
+
+    def custom_skeleton(self, name: str):
+        """The :class:`openkin.skeletons.Skeleton` of ``[[pose.<name>]]``, keypoints in ``id`` order."""
+        from .skeletons import Skeleton
+
+        if name not in self.custom_skeletons:
+            raise OpenKinError(f"no custom skeleton [[pose.{name}]] in the config",
+                               fix="define it in Config.toml (see the CUSTOM example) or choose a built-in pose_model")
+        nodes = [(n, p) for root in self.custom_skeletons[name] for n, p in root.walk()]
+        with_id = {n.id: (n.name, p) for n, p in nodes if n.id is not None}
+        if not with_id or min(with_id) < 0:
+            raise OpenKinError(f"custom skeleton {name!r}: needs keypoints with ids >= 0",
+                               fix="number the keypoints in the model's output order, starting at 0")
+        # Model outputs not in the tree (ids skipped) get placeholder names "_<id>" and no parent.
+        entries = [with_id.get(i, (f"_{i}", None)) for i in range(max(with_id) + 1)]
+        names = tuple(n for n, _ in entries)
+        parents = tuple(names.index(p) if p in names else -1 for _, p in entries)
+        return Skeleton(name, names, parents)
+
+
+# --------------------------------------------------------------------------- [synchronization]
+@dataclass(frozen=True)
+class SynchronizationConfig:
+    """``[synchronization]``: per-camera time offsets from 2D keypoint speeds."""
+
+    synchronization_gui: bool = False  # OpenKin never opens windows; kept for Pose2Sim files
+    display_sync_plots: bool = False
+    save_sync_plots: bool = True
+    keypoints_to_consider: Literal["all"] | tuple[str, ...] = "all"
+    approx_time_maxspeed: Literal["auto"] | tuple[float, ...] = "auto"  # s, one per camera
+    time_range_around_maxspeed: float = 2.0  # s
+    likelihood_threshold_synchronization: float = 0.4
+    filter_cutoff: float = 6.0  # Hz
+    filter_order: int = 4
+
+
+# --------------------------------------------------------------------------- [calibration]
+@dataclass(frozen=True)
+class EmptySection:
+    """A table Pose2Sim lists without keys (``[calibration.convert.vicon]``)."""
+
+
+@dataclass(frozen=True)
+class QualisysConfig:
+    binning_factor: int = 1  # 2 when filming in 540p with a 1080p calibration
+
+
+@dataclass(frozen=True)
+class ConvertConfig:
+    """``[calibration.convert]``: read another system's calibration."""
+
+    convert_from: Literal["caliscope", "qualisys", "optitrack", "vicon", "opencap", "easymocap",
+                          "biocv", "anipose", "freemocap"] = "qualisys"
+    caliscope: EmptySection = field(default_factory=EmptySection)
+    qualisys: QualisysConfig = field(default_factory=QualisysConfig)
+    optitrack: EmptySection = field(default_factory=EmptySection)
+    vicon: EmptySection = field(default_factory=EmptySection)
+    opencap: EmptySection = field(default_factory=EmptySection)
+    easymocap: EmptySection = field(default_factory=EmptySection)
+    biocv: EmptySection = field(default_factory=EmptySection)
+    anipose: EmptySection = field(default_factory=EmptySection)
+    freemocap: EmptySection = field(default_factory=EmptySection)
+
+
+@dataclass(frozen=True)
+class IntrinsicsConfig:
+    """``[calibration.calculate.intrinsics]``: checkerboard images per camera."""
+
+    overwrite_intrinsics: bool = False
+    intrinsics_extension: str = "jpg"
+    extract_every_N_sec: float = 1.0  # s, when the intrinsics come from a video
+    intrinsics_corners_nb: tuple[int, int] = (4, 7)  # inner corners [H, W]
+    intrinsics_square_size: float = 60.0  # mm
+    show_detection_intrinsics: bool = False  # OpenKin never opens windows
+
+
+@dataclass(frozen=True)
+class BoardConfig:
+    board_position: Literal["vertical", "horizontal"] = "vertical"
+    extrinsics_corners_nb: tuple[int, int] = (4, 7)  # inner corners [H, W]
+    extrinsics_square_size: float | tuple[float, float] = 60.0  # mm; [h, w] for rectangles
+
+
+@dataclass(frozen=True)
+class SceneConfig:
+    object_coords_3d: tuple[tuple[float, float, float], ...] = (
+        (-2.0, 0.3, 0.0), (-2.0, 0.0, 0.0), (-2.0, 0.0, 0.05), (-2.0, -0.3, 0.0),
+        (0.0, 0.3, 0.0), (0.0, 0.0, 0.0), (0.0, 0.0, 0.05), (0.0, -0.3, 0.0))  # m
+
+
+@dataclass(frozen=True)
+class ExtrinsicsConfig:
+    """``[calibration.calculate.extrinsics]``: camera poses in the world."""
+
+    calculate_extrinsics: bool = True
+    extrinsics_method: Literal["board", "scene", "keypoints"] = "scene"
+    extrinsics_extension: str = "png"
+    show_reprojection_error: bool = False  # OpenKin never opens windows
+    moving_cameras: bool = False  # not supported
+    board: BoardConfig = field(default_factory=BoardConfig)
+    scene: SceneConfig = field(default_factory=SceneConfig)
+    keypoints: EmptySection = field(default_factory=EmptySection)
+
+
+@dataclass(frozen=True)
+class CalculateConfig:
+    """``[calibration.calculate]``: compute intrinsics and extrinsics from images."""
+
+    save_debug_images: bool = True
+    intrinsics: IntrinsicsConfig = field(default_factory=IntrinsicsConfig)
+    extrinsics: ExtrinsicsConfig = field(default_factory=ExtrinsicsConfig)
+
+
+@dataclass(frozen=True)
+class CalibrationConfig:
+    """``[calibration]``."""
+
+    calibration_type: Literal["convert", "calculate"] = "convert"
+    convert: ConvertConfig = field(default_factory=ConvertConfig)
+    calculate: CalculateConfig = field(default_factory=CalculateConfig)
+
+
+# --------------------------------------------------------------------------- [personAssociation]
+@dataclass(frozen=True)
+class SinglePersonConfig:
+    likelihood_threshold_association: float = 0.3
+    reproj_error_threshold_association: float = 20.0  # px
+    tracked_keypoint: str = "Neck"
+
+
+@dataclass(frozen=True)
+class MultiPersonConfig:
+    reconstruction_error_threshold: float = 0.1  # m
+    min_affinity: float = 0.2
+
+
+@dataclass(frozen=True)
+class PersonAssociationConfig:
+    """``[personAssociation]``: which detection is which person in each camera."""
+
+    single_person: SinglePersonConfig = field(default_factory=SinglePersonConfig)
+    multi_person: MultiPersonConfig = field(default_factory=MultiPersonConfig)
+
+
+# --------------------------------------------------------------------------- [triangulation]
+@dataclass(frozen=True)
+class TriangulationConfig:
+    """``[triangulation]``: 3D keypoints from the associated 2D keypoints."""
+
+    reproj_error_threshold_triangulation: float = 15.0  # px
+    likelihood_threshold_triangulation: float = 0.3
+    min_cameras_for_triangulation: int = 2
+    predict_displacement: bool = False
+    match_by: Literal["keypoints", "centroid"] = "keypoints"
+    max_distance_m: float = 1.0  # m
+    max_unseen_frames: int = 100
+    interp_if_gap_smaller_than: int = 20  # frames
+    interpolation: Literal["linear", "slinear", "quadratic", "cubic", "none"] = "linear"
+    remove_incomplete_frames: bool = False
+    sections_to_keep: Literal["all", "largest", "first", "last"] = "all"
+    min_chunk_size: int = 10  # frames
+    fill_large_gaps_with: Literal["last_value", "nan", "zeros"] = "last_value"
+    show_interp_indices: bool = True
+    make_c3d: bool = True
+
+
+# --------------------------------------------------------------------------- [filtering]
+@dataclass(frozen=True)
+class ButterworthConfig:
+    cut_off_frequency: float = 6.0  # Hz
+    order: int = 4
+
+
+@dataclass(frozen=True)
+class KalmanConfig:
+    trust_ratio: float = 500.0  # measurement trust / process trust
+    smooth: bool = True
+
+
+@dataclass(frozen=True)
+class OneEuroConfig:
+    cut_off_frequency: float = 4.0  # Hz
+    beta: float = 1.5
+    d_cut_off_frequency: float = 1.0  # Hz
+
+
+@dataclass(frozen=True)
+class GcvSplineConfig:
+    cut_off_frequency: Literal["auto"] | float = "auto"  # Hz
+    smoothing_factor: float = 1.0
+
+
+@dataclass(frozen=True)
+class AccMinimizingConfig:
+    cut_off_frequency: float = 6.0  # Hz
+
+
+@dataclass(frozen=True)
+class LoessConfig:
+    nb_values_used: int = 5  # frames
+
+
+@dataclass(frozen=True)
+class GaussianConfig:
+    sigma_kernel: float = 1.0  # frames
+
+
+@dataclass(frozen=True)
+class MedianConfig:
+    kernel_size: int = 3  # frames
+
+
+@dataclass(frozen=True)
+class FilteringConfig:
+    """``[filtering]``: outlier rejection and smoothing of the 3D keypoints."""
+
+    reject_outliers: bool = True  # Hampel filter first
+    filter: bool = True
+    type: FilterType = "butterworth"
+    display_figures: bool = False  # OpenKin never opens windows
+    save_filt_plots: bool = True
+    make_c3d: bool = True
+    butterworth: ButterworthConfig = field(default_factory=ButterworthConfig)
+    kalman: KalmanConfig = field(default_factory=KalmanConfig)
+    one_euro: OneEuroConfig = field(default_factory=OneEuroConfig)
+    gcv_spline: GcvSplineConfig = field(default_factory=GcvSplineConfig)
+    acc_minimizing: AccMinimizingConfig = field(default_factory=AccMinimizingConfig)
+    loess: LoessConfig = field(default_factory=LoessConfig)
+    gaussian: GaussianConfig = field(default_factory=GaussianConfig)
+    median: MedianConfig = field(default_factory=MedianConfig)
+    butterworth_on_speed: ButterworthConfig = field(default_factory=lambda: ButterworthConfig(10.0, 4))
+
+
+# --------------------------------------------------------------------------- [markerAugmentation]
+@dataclass(frozen=True)
+class MarkerAugmentationConfig:
+    """``[markerAugmentation]``: LSTM virtual markers from the keypoints."""
+
+    feet_on_floor: bool = False
+    make_c3d: bool = True
+
+
+# --------------------------------------------------------------------------- [kinematics]
+@dataclass(frozen=True)
+class KinematicsConfig:
+    """``[kinematics]``: OpenSim scaling and inverse kinematics."""
+
+    use_augmentation: bool = True
+    use_simple_model: bool = False
+    filter_ik: bool = False
+    ik_filter_type: FilterType = "acc_minimizing"
+    right_left_symmetry: bool = True
+    default_height: float = 1.7  # m
+    parallel_workers_kinematics: Workers = "auto"
+    remove_individual_scaling_setup: bool = True
+    remove_individual_ik_setup: bool = True
+    large_hip_knee_angles: float = 90.0  # degrees
+    trimmed_extrema_percent: float = 50.0  # %
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    """``[logging]``."""
+
+    use_custom_logging: bool = False  # accepted for Pose2Sim files; OpenKin never configures logging on import
+
+
+# --------------------------------------------------------------------------- the whole file
+_INTERNAL = {"toml": False}  # field metadata: not a TOML key
+
+
+@dataclass(frozen=True)
+class Config:
+    """The resolved configuration of one trial."""
+
+    project: ProjectConfig = field(default_factory=ProjectConfig)
+    pose: PoseConfig = field(default_factory=PoseConfig)
+    synchronization: SynchronizationConfig = field(default_factory=SynchronizationConfig)
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
+    personAssociation: PersonAssociationConfig = field(default_factory=PersonAssociationConfig)
+    triangulation: TriangulationConfig = field(default_factory=TriangulationConfig)
+    filtering: FilteringConfig = field(default_factory=FilteringConfig)
+    markerAugmentation: MarkerAugmentationConfig = field(default_factory=MarkerAugmentationConfig)
+    kinematics: KinematicsConfig = field(default_factory=KinematicsConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    # The files merged, in order (not a TOML key).
+    sources: tuple[str, ...] = field(default=(), compare=False, metadata=_INTERNAL)
+
+    def to_dict(self) -> dict:
+        """Nested plain dict with Pose2Sim's section and key names (tuples as lists)."""
+        return _to_dict(self)
+
+    def with_overrides(self, overrides: dict, source: str = "overrides") -> Config:
+        """A new Config with ``overrides`` (nested dict, TOML names) merged on top, checked."""
+        layer = _check_section(Config, overrides, (), source)
+        merged = _merge(self.to_dict(), layer)
+        return dataclasses.replace(_instantiate(Config, merged), sources=self.sources + (source,))
+
+
+# =========================================================================== type checking
+def _toml_fields(cls) -> dict[str, Any]:
+    """TOML key -> resolved type annotation, for a section dataclass."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)
+            if f.metadata.get("toml", True) and f.name != "custom_skeletons"}
+
+
+def _is_section(tp) -> bool:
+    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
+
+
+def _describe(tp) -> str:
+    """Human words for a type annotation ("'auto' or a number")."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in typing.get_args(tp))
+    if origin is Literal:
+        return " or ".join(repr(a) for a in typing.get_args(tp))
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return f"a list of ({_describe(args[0])})"
+        return f"a list of {len(args)} ({', '.join(_describe(a) for a in args)})"
+    return {bool: "true or false", int: "a whole number", float: "a number", str: "a quoted string"}.get(
+        tp, getattr(tp, "__name__", str(tp)))
+
+
+class _Mismatch(Exception):
+    pass
+
+
+def _convert(value, tp):
+    """``value`` checked against ``tp`` and normalised (list -> tuple, int -> float...); raises _Mismatch."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        for alt in typing.get_args(tp):
+            try:
+                return _convert(value, alt)
+            except _Mismatch:
+                continue
+        raise _Mismatch
+    if origin is Literal:
+        if isinstance(value, str):
+            for option in typing.get_args(tp):
+                if isinstance(option, str) and option.lower() == value.lower():
+                    return option
+        raise _Mismatch
+    if origin is tuple:
+        return _convert_tuple(value, typing.get_args(tp))
+    if tp is type(None):
+        if value is None:
+            return None
+        raise _Mismatch
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise _Mismatch
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise _Mismatch
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise _Mismatch
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise _Mismatch
+    raise TypeError(f"config annotation not supported: {tp!r}")  # a bug in this module, not user input
+
+
+def _convert_tuple(value, args):
+    if not isinstance(value, (list, tuple)):
+        raise _Mismatch
+    if len(args) == 2 and args[1] is Ellipsis:
+        return tuple(_convert(v, args[0]) for v in value)
+    if len(value) != len(args):
+        raise _Mismatch
+    return tuple(_convert(v, a) for v, a in zip(value, args))
+
+
+def _all_keys(cls, prefix: tuple[str, ...] = ()) -> list[str]:
+    """Every dotted key path below ``cls``."""
+    out = []
+    for name, tp in _toml_fields(cls).items():
+        out.append(".".join(prefix + (name,)))
+        if _is_section(tp):
+            out.extend(_all_keys(tp, prefix + (name,)))
+    return out
+
+
+def _unknown_key(cls, key: str, keypath: tuple[str, ...], source: str) -> OpenKinError:
+    dotted = ".".join(keypath + (key,))
+    siblings = list(_toml_fields(cls))
+    close = difflib.get_close_matches(key, siblings, n=1, cutoff=0.6)
+    if close:
+        hint = ".".join(keypath + (close[0],))
+    else:
+        everywhere = _all_keys(Config)
+        by_leaf = {k: k for k in everywhere}
+        leaf_match = [k for k in everywhere if k.rsplit(".", 1)[-1] == key]
+        close = leaf_match or difflib.get_close_matches(dotted, list(by_leaf), n=1, cutoff=0.5)
+        hint = close[0] if close else None
+    where = f"[{'.'.join(keypath)}]" if keypath else "the top level"
+    fix = (f"did you mean {hint!r}?" if hint else f"valid keys in {where}: {', '.join(siblings)}")
+    return OpenKinError(f"unknown config key {dotted!r} in {where}", path=source, fix=fix)
+
+
+def _check_section(cls, raw, keypath: tuple[str, ...], source: str) -> dict:
+    """Check one layer's table against section ``cls``; return it normalised (plain dict)."""
+    if not isinstance(raw, dict):
+        raise OpenKinError(f"[{'.'.join(keypath)}] must be a table, got {raw!r}", path=source,
+                           fix=f"write it as a section: [{'.'.join(keypath)}] followed by key = value lines")
+    fields = _toml_fields(cls)
+    out: dict = {}
+    for key, value in raw.items():
+        if cls is PoseConfig and key not in fields and _looks_like_skeleton(value):
+            out.setdefault("custom_skeletons", {})[key] = _check_skeleton(value, keypath + (key,), source)
+            continue
+        if key not in fields:
+            raise _unknown_key(cls, key, keypath, source)
+        tp = fields[key]
+        if _is_section(tp):
+            out[key] = _check_section(tp, value, keypath + (key,), source)
+            continue
+        try:
+            out[key] = _convert(value, tp)
+        except _Mismatch:
+            dotted = ".".join(keypath + (key,))
+            raise OpenKinError(f"{dotted} = {value!r}: expected {_describe(tp)}", path=source,
+                               fix=f"set {key} to {_describe(tp)} (see the commented default Config.toml)") from None
+    return out
+
+
+def _looks_like_skeleton(value) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, dict) and "name" in v for v in value)
+
+
+def _check_skeleton(nodes: list, keypath: tuple[str, ...], source: str) -> tuple[SkeletonNode, ...]:
+    """``[[pose.NAME]]`` tree (name, id, children) -> SkeletonNode roots."""
+    out = []
+    for node in nodes:
+        extra = set(node) - {"name", "id", "children"}
+        if extra:
+            raise OpenKinError(f"custom skeleton {'.'.join(keypath)}: unknown key(s) {sorted(extra)}",
+                               path=source, fix="a skeleton node has only name, id and children")
+        name, id_ = node.get("name"), node.get("id")
+        if not isinstance(name, str) or not (id_ is None or (isinstance(id_, int) and not isinstance(id_, bool))):
+            raise OpenKinError(f"custom skeleton {'.'.join(keypath)}: node {node.get('name')!r} needs a "
+                               f"string name and a whole-number id", path=source,
+                               fix='e.g. name = "RKnee" and id = 14')
+        children = node.get("children", [])
+        if not isinstance(children, list):
+            raise OpenKinError(f"custom skeleton {'.'.join(keypath)}: children of {name!r} must be [[...children]] tables",
+                               path=source, fix="see the CUSTOM example in the default Config.toml")
+        out.append(SkeletonNode(name, id_, _check_skeleton(children, keypath + (name,), source)))
+    return tuple(out)
+
+
+# =========================================================================== merging and building
+def _merge(base: dict, new: dict) -> dict:
+    """Nested dict merge, ``new`` wins key by key (Pose2Sim's recursive_update), without mutating."""
+    out = dict(base)
+    for key, value in new.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _instantiate(cls, data: dict):
+    """Section dataclass from a checked, normalised dict (missing keys keep their defaults)."""
+    fields = _toml_fields(cls)
+    kwargs = {}
+    for key, value in data.items():
+        if key == "custom_skeletons":
+            kwargs[key] = {k: (v if isinstance(v, tuple) else _check_skeleton(v, ("pose", k), "config"))
+                           for k, v in value.items()}
+        elif _is_section(fields[key]):
+            kwargs[key] = _instantiate(fields[key], value)
+        else:
+            kwargs[key] = _convert(value, fields[key])
+    return cls(**kwargs)
+
+
+def _skeleton_to_list(nodes: tuple[SkeletonNode, ...]) -> list[dict]:
+    out = []
+    for n in nodes:
+        d: dict = {"name": n.name}
+        if n.id is not None:
+            d["id"] = n.id
+        if n.children:
+            d["children"] = _skeleton_to_list(n.children)
+        out.append(d)
+    return out
+
+
+def _plain(value):
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _to_dict(section) -> dict:
+    out: dict = {}
+    for f in dataclasses.fields(section):
+        if not f.metadata.get("toml", True):
+            continue
+        value = getattr(section, f.name)
+        if f.name == "custom_skeletons":
+            for name, nodes in value.items():
+                out[name] = _skeleton_to_list(nodes)
+        elif dataclasses.is_dataclass(value):
+            out[f.name] = _to_dict(value)
+        else:
+            out[f.name] = _plain(value)
+    return out
+
+
+# =========================================================================== files
+def read_toml(path: str | Path) -> dict:
+    """Parse a TOML file; malformed TOML -> OpenKinError with the line."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise OpenKinError(f"malformed TOML: {e}", path=path,
+                           fix="correct the syntax at that line (strings need quotes, true/false lowercase, "
+                               "one [section] header per table)") from None
+    except UnicodeDecodeError as e:
+        raise OpenKinError(f"not a UTF-8 text file: {e}", path=path, fix="save the file as UTF-8 text") from None
+    except OSError as e:
+        raise OpenKinError(f"cannot read: {e.strerror}", path=path, fix="check the path and permissions") from None
+
+
+def config_files(trial_dir: str | Path) -> list[Path]:
+    """The Config.toml files of a trial, session first: ``[parent/Config.toml], [trial/Config.toml]``.
+
+    The parent's file counts as the session's only when the trial has its own
+    Config.toml or the parent does (Pose2Sim's session → trial layout).
+    """
+    trial = Path(trial_dir)
+    files = []
+    session = trial.parent / CONFIG_NAME
+    if trial.parent != trial and session.is_file():
+        files.append(session)
+    if (trial / CONFIG_NAME).is_file():
+        files.append(trial / CONFIG_NAME)
+    return files
+
+
+def load_config(trial_dir: str | Path, overrides: dict | None = None) -> Config:
+    """The resolved Config of the trial in ``trial_dir``.
+
+    defaults ← session ``../Config.toml`` ← trial ``Config.toml`` ← ``overrides``
+    (nested dict with TOML names). ``project.project_dir`` is returned absolute
+    (a relative value is taken relative to ``trial_dir``).
+    """
+    trial = Path(trial_dir).expanduser().resolve()
+    if not trial.is_dir():
+        raise OpenKinError("trial folder does not exist", path=trial,
+                           fix="give the folder that holds the trial's Config.toml, videos/ and calibration/")
+    merged: dict = {}
+    sources = []
+    for path in config_files(trial):
+        merged = _merge(merged, _check_section(Config, read_toml(path), (), str(path)))
+        sources.append(str(path))
+    if not sources:
+        log.warning("no Config.toml in %s or its parent: using the defaults", trial)
+    if overrides:
+        merged = _merge(merged, _check_section(Config, overrides, (), "overrides"))
+        sources.append("overrides")
+    project_dir = Path(merged.get("project", {}).get("project_dir", "."))
+    merged = _merge(merged, {"project": {"project_dir": str((trial / project_dir).resolve())}})
+    config = dataclasses.replace(_instantiate(Config, merged), sources=tuple(sources))
+    log.debug("config of %s from %s", trial, ", ".join(sources) or "defaults")
+    return config
+
+
+def default_config() -> Config:
+    """The defaults (no file read)."""
+    return Config()
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python, OpenKin and the libraries that shape the results."""
+    from . import __version__
+
+    out = {"python": platform.python_version(), "platform": platform.platform(), "openkin": __version__}
+    dists = {"numpy": ["numpy"], "scipy": ["scipy"],
+             "opencv": ["opencv-python-headless", "opencv-python", "opencv-contrib-python",
+                        "opencv-contrib-python-headless"],
+             "onnxruntime": ["onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino"],
+             "opensim": ["opensim"], "rtmlib": ["rtmlib"], "ezc3d": ["ezc3d"]}
+    for name, candidates in dists.items():
+        for dist in candidates:
+            try:
+                out[name] = importlib.metadata.version(dist)
+                break
+            except importlib.metadata.PackageNotFoundError:
+                continue
+        else:
+            out[name] = "not installed"
+    out["executable"] = sys.executable
+    return out
+
+
+def write_resolved_config(config: Config, out_dir: str | Path) -> tuple[Path, Path]:
+    """Write ``out_dir/resolved_config.toml`` and ``out_dir/versions.toml``; return both paths."""
+    import toml
+
+    out_dir = Path(out_dir)
+    header = ("# The configuration these outputs were computed with (defaults merged with:\n"
+              + "".join(f"#   {s}\n" for s in config.sources) + "# ). Usable as a Config.toml.\n\n")
+    resolved, vers = out_dir / "resolved_config.toml", out_dir / "versions.toml"
+    with _atomic(resolved) as f:
+        f.write(header + toml.dumps(config.to_dict()))
+    with _atomic(vers) as f:
+        f.write("# Software versions these outputs were computed with.\n" + toml.dumps(versions()))
+    return resolved, vers
+
+
+def _atomic(path: Path):
+    from .fileio import atomic_write
+
+    return atomic_write(path)

@@ -1,0 +1,219 @@
+"""Config: defaults, session → trial → overrides, unknown keys, types, resolved files."""
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from openkin.config import (DEFAULT_CONFIG_PATH, Config, _all_keys, load_config, read_toml,
+                            write_resolved_config)
+from openkin.errors import OpenKinError
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _session(tmp_path: Path, session: str | None, trial: str | None) -> Path:
+    trial_dir = tmp_path / "session" / "trial"
+    trial_dir.mkdir(parents=True)
+    if session is not None:
+        _write(tmp_path / "session" / "Config.toml", session)
+    if trial is not None:
+        _write(trial_dir / "Config.toml", trial)
+    return trial_dir
+
+
+def _leaf_keys(d: dict, prefix: str = "") -> set[str]:
+    out = set()
+    for k, v in d.items():
+        out |= _leaf_keys(v, f"{prefix}{k}.") if isinstance(v, dict) else {prefix + k}
+    return out
+
+
+def test_default_toml_is_exactly_the_dataclass_defaults(tmp_path):
+    shipped = Config().with_overrides(read_toml(DEFAULT_CONFIG_PATH))
+    assert shipped == Config()
+    # ... and documents every key (a key missing from the file would also parse to its default).
+    raw = read_toml(DEFAULT_CONFIG_PATH)
+    assert _leaf_keys(raw) == _leaf_keys(Config().to_dict())
+    sections = {k for k in _all_keys(Config) if isinstance(_get(Config().to_dict(), k), dict)}
+    assert sections == set(_sections(raw))  # empty tables too
+
+
+def _get(d, dotted):
+    for part in dotted.split("."):
+        d = d[part]
+    return d
+
+
+def _sections(d, prefix=""):
+    for k, v in d.items():
+        if isinstance(v, dict):
+            yield prefix + k
+            yield from _sections(v, f"{prefix}{k}.")
+
+
+def test_attribute_names_are_pose2sim_names():
+    c = Config()
+    assert c.personAssociation.single_person.tracked_keypoint == "Neck"
+    assert c.filtering.butterworth.cut_off_frequency == 6.0
+    assert c.filtering.loess.nb_values_used == 5
+    assert c.triangulation.reproj_error_threshold_triangulation == 15.0
+    assert c.calibration.convert.qualisys.binning_factor == 1
+    assert c.calibration.calculate.extrinsics.scene.object_coords_3d[2] == (-2.0, 0.0, 0.05)
+    assert c.markerAugmentation.feet_on_floor is False and c.kinematics.use_simple_model is False
+
+
+def test_merge_order_defaults_session_trial_overrides(tmp_path):
+    trial = _session(
+        tmp_path,
+        session="[filtering]\ntype = 'kalman'\n[filtering.butterworth]\ncut_off_frequency = 8\norder = 2\n"
+                "[project]\nframe_rate = 30\n",
+        trial="[filtering.butterworth]\ncut_off_frequency = 10\n[project]\nmulti_person = true\n")
+    c = load_config(trial, overrides={"project": {"frame_rate": 120}})
+    assert c.filtering.type == "kalman"                   # session
+    assert c.filtering.butterworth.order == 2             # session, not replaced by trial's table
+    assert c.filtering.butterworth.cut_off_frequency == 10.0  # trial beats session
+    assert c.project.multi_person is True                 # trial
+    assert c.project.frame_rate == 120.0                  # overrides beat session
+    assert c.filtering.one_euro.beta == 1.5               # default
+    assert c.sources == (str(tmp_path / "session" / "Config.toml"), str(trial / "Config.toml"), "overrides")
+
+
+def test_trial_alone_and_no_file(tmp_path):
+    lone = tmp_path / "lone"
+    _write(lone / "Config.toml", "[pose]\ndet_frequency = 2\n")
+    assert load_config(lone).pose.det_frequency == 2
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert load_config(empty) == Config(project=Config().project.__class__(project_dir=str(empty.resolve())))
+
+
+def test_trial_without_own_file_inherits_session(tmp_path):
+    trial = _session(tmp_path, session="[pose]\ndet_frequency = 7\n", trial=None)
+    assert load_config(trial).pose.det_frequency == 7
+
+
+def test_project_dir_resolved_against_trial(tmp_path):
+    trial = _session(tmp_path, session="[project]\nproject_dir = '.'\n", trial="")
+    assert load_config(trial).project.project_dir == str(trial.resolve())
+    other = _session(tmp_path / "b", session=None, trial="[project]\nproject_dir = '../data'\n")
+    assert load_config(other).project.project_dir == str((other / ".." / "data").resolve())
+
+
+def test_unknown_key_names_key_file_and_closest(tmp_path):
+    trial = _session(tmp_path, session=None, trial="[filtering.butterworth]\ncut_of_frequency = 6\n")
+    with pytest.raises(OpenKinError) as e:
+        load_config(trial)
+    msg = str(e.value)
+    assert "filtering.butterworth.cut_of_frequency" in msg
+    assert str(trial / "Config.toml") in msg
+    assert "filtering.butterworth.cut_off_frequency" in msg
+
+
+def test_unknown_key_in_session_names_session_file(tmp_path):
+    trial = _session(tmp_path, session="[triangulation]\nreproj_error_treshold_triangulation = 10\n", trial="")
+    with pytest.raises(OpenKinError) as e:
+        load_config(trial)
+    assert str(tmp_path / "session" / "Config.toml") in str(e.value)
+    assert "reproj_error_threshold_triangulation" in e.value.fix
+
+
+def test_unknown_key_in_wrong_section_suggests_its_home(tmp_path):
+    trial = _session(tmp_path, session=None, trial="[filtering]\ncut_off_frequency = 6\n")
+    with pytest.raises(OpenKinError) as e:
+        load_config(trial)
+    assert "filtering.butterworth.cut_off_frequency" in e.value.fix or "cut_off_frequency" in e.value.fix
+
+
+def test_unknown_section_and_override(tmp_path):
+    trial = _session(tmp_path, session=None, trial="[filterring]\ntype = 'kalman'\n")
+    with pytest.raises(OpenKinError, match="filtering"):
+        load_config(trial)
+    ok = _session(tmp_path / "b", session=None, trial="")
+    with pytest.raises(OpenKinError) as e:
+        load_config(ok, overrides={"pose": {"det_frequncy": 3}})
+    assert "overrides" in str(e.value) and "pose.det_frequency" in e.value.fix
+
+
+@pytest.mark.parametrize("text, words", [
+    ("[filtering.butterworth]\ncut_off_frequency = 'six'\n", "a number"),
+    ("[project]\nmulti_person = 'yes'\n", "true or false"),
+    ("[pose]\ndet_frequency = 2.5\n", "whole number"),
+    ("[project]\nframe_range = [1, 2, 3]\n", "list of 2"),
+    ("[filtering]\ntype = 'butterwort'\n", "'butterworth'"),
+    ("[project]\nparticipant_height = 'tall'\n", "'auto'"),
+    ("[filtering]\nbutterworth = 3\n", "must be a table"),
+])
+def test_wrong_types_are_errors(tmp_path, text, words):
+    trial = _session(tmp_path, session=None, trial=text)
+    with pytest.raises(OpenKinError) as e:
+        load_config(trial)
+    assert words in str(e.value)
+    assert str(trial / "Config.toml") in str(e.value)
+
+
+def test_union_values_and_normalisation(tmp_path):
+    trial = _session(tmp_path, session=None, trial=(
+        "[project]\nparticipant_height = [1.72, 1.4]\nframe_range = [10, 300]\nframe_rate = 59.94\n"
+        "[filtering]\ntype = 'loess'\n[filtering.gcv_spline]\ncut_off_frequency = 5\n"
+        "[pose]\nparallel_workers_pose = false\nsave_video = ['to_video', 'to_images']\n"
+        "[kinematics]\nparallel_workers_kinematics = 3\n"))
+    c = load_config(trial)
+    assert c.project.participant_height == (1.72, 1.4)
+    assert c.project.frame_range == (10, 300)
+    assert c.filtering.type == "LOESS"  # case-insensitive, stored in the listed spelling
+    assert c.filtering.gcv_spline.cut_off_frequency == 5.0
+    assert c.pose.parallel_workers_pose is False
+    assert c.kinematics.parallel_workers_kinematics == 3
+    assert c.pose.save_video == ("to_video", "to_images")
+
+
+def test_malformed_toml_names_line(tmp_path):
+    trial = _session(tmp_path, session=None, trial="[project]\nmulti_person = true\nframe_rate = auto\n")
+    with pytest.raises(OpenKinError) as e:
+        load_config(trial)
+    assert "line 3" in str(e.value) and "Config.toml" in str(e.value)
+
+
+def test_custom_skeleton_tree(tmp_path):
+    trial = _session(tmp_path, session=None, trial=(
+        "[pose]\npose_model = 'MINE'\n"
+        "[[pose.MINE]]\nname = 'Hip'\nid = 2\n"
+        "  [[pose.MINE.children]]\n  name = 'RKnee'\n  id = 0\n"
+        "  [[pose.MINE.children]]\n  name = 'LKnee'\n  id = 1\n"))
+    c = load_config(trial)
+    sk = c.pose.custom_skeleton("MINE")
+    assert sk.names == ("RKnee", "LKnee", "Hip") and sk.parents == (2, 2, -1)
+    # Written back as the same tree.
+    assert c.to_dict()["pose"]["MINE"][0]["children"][1] == {"name": "LKnee", "id": 1}
+    bad = _session(tmp_path / "b", session=None, trial="[[pose.X]]\nname = 'Hip'\nidx = 2\n")
+    with pytest.raises(OpenKinError, match="idx"):
+        load_config(bad)
+
+
+def test_pose2sim_demo_config_loads_as_is(tmp_path):
+    from importlib.resources import files
+
+    # Pose2Sim's key set is ours: a file written with every default key round-trips.
+    text = (files("openkin") / "data" / "Config.toml").read_text(encoding="utf-8")
+    trial = _session(tmp_path, session=None, trial=text + "\n[[pose.CUSTOM]]\nname = 'Hip'\nid = 19\n")
+    assert load_config(trial).pose.custom_skeletons["CUSTOM"][0].id == 19
+
+
+def test_resolved_config_and_versions_written(tmp_path):
+    trial = _session(tmp_path, session="[pose]\ndet_frequency = 3\n", trial="[filtering]\ntype = 'kalman'\n")
+    c = load_config(trial)
+    out = tmp_path / "out"
+    resolved, versions = write_resolved_config(c, out)
+    assert resolved == out / "resolved_config.toml" and versions == out / "versions.toml"
+    text = resolved.read_text()
+    assert str(trial / "Config.toml") in text  # provenance header
+    assert load_config(trial).with_overrides(tomllib.loads(text)) == c  # usable as a Config.toml
+    v = tomllib.loads(versions.read_text())
+    assert {"python", "openkin", "numpy", "scipy", "opencv", "onnxruntime", "opensim"} <= set(v)
+    assert not list(out.glob(".*.tmp"))  # atomic writes left no temporaries
