@@ -1,0 +1,229 @@
+"""OpenPose JSON keypoints, one file per frame, in Pose2Sim's layout.
+
+Pose2Sim writes ``pose/<cam>_json/<stem>_<frame:06d>.json`` with::
+
+    {"version": 1.3, "people": [{"person_id": [-1],
+                                  "pose_keypoints_2d": [x0, y0, c0, x1, y1, c1, ...],
+                                  "face_keypoints_2d": [], "hand_left_keypoints_2d": [], ...}]}
+
+In memory a folder is ``keypoints (F, P, K, 3)`` = [x px, y px, confidence] with
+NaN where a person or keypoint is absent, ``frame_numbers (F,)`` (the last
+number in each file name) and ``person_ids (F, P)`` (-1 when unknown).
+
+Absent keypoints are written as ``0, 0, 0`` (OpenPose's convention, strict JSON;
+Pose2Sim drops them by their zero confidence). On reading, an exact ``0, 0, 0``
+triple and ``NaN`` literals (which Pose2Sim writes for failed frames) both become NaN.
+People slots are kept: an absent person before a present one is written with
+zeros so slot order survives; absent people at the end of a frame are not written.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import OpenKinError
+from ..progress import Progress, report
+
+log = logging.getLogger(__name__)
+
+_FRAME = re.compile(r"(\d+)(?!.*\d)")
+_EMPTY_PARTS = ("face_keypoints_2d", "hand_left_keypoints_2d", "hand_right_keypoints_2d",
+                "pose_keypoints_3d", "face_keypoints_3d", "hand_left_keypoints_3d", "hand_right_keypoints_3d")
+
+
+def frame_number(path: Path) -> int | None:
+    """The last number in a file's stem (``cam01_000123`` → 123), or None."""
+    match = _FRAME.search(Path(path).stem)
+    return int(match.group(1)) if match else None
+
+
+def list_json(json_dir: str | Path, stem: str | None = None) -> tuple[list[Path], np.ndarray]:
+    """JSON files of a folder sorted by frame number → (paths, frame_numbers (F,))."""
+    json_dir = Path(json_dir)
+    if not json_dir.is_dir():
+        raise OpenKinError("pose folder not found" if not json_dir.exists() else "not a folder", path=json_dir,
+                           fix="run the pose stage first, or check the camera folder name (pose/<cam>_json)")
+    pattern = f"{stem}_*.json" if stem else "*.json"
+    files = [p for p in json_dir.glob(pattern) if not p.name.startswith(".")]
+    numbered = [(frame_number(p), p) for p in files]
+    bad = [p.name for n, p in numbered if n is None]
+    if bad:
+        raise OpenKinError(f"JSON file names without a frame number: {bad[:3]}", path=json_dir,
+                           fix="name files <stem>_<frame>.json, e.g. cam01_000012.json")
+    numbered.sort(key=lambda item: item[0])
+    frames = np.array([n for n, _ in numbered], dtype=int)
+    if len(frames) > 1 and np.any(np.diff(frames) == 0):
+        dup = int(frames[np.flatnonzero(np.diff(frames) == 0)[0]])
+        names = [p.name for n, p in numbered if n == dup]
+        raise OpenKinError(f"several files for frame {dup}: {names}", path=json_dir,
+                           fix="keep one camera per folder (pose/<cam>_json), or pass stem= to choose one")
+    return [p for _, p in numbered], frames
+
+
+# ---------------------------------------------------------------- reading
+def read_openpose_json(path: str | Path) -> tuple[list[np.ndarray], list[int]]:
+    """One frame file → (list of (K, 3) arrays per person, person ids)."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_bytes())
+    except json.JSONDecodeError as exc:
+        raise OpenKinError(f"malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}", path=path,
+                           fix="delete the file and rerun the pose stage (or fix it by hand)") from None
+    except OSError as exc:
+        raise OpenKinError(f"cannot read pose file: {exc.strerror}", path=path, fix="check the file") from None
+    people = data.get("people") if isinstance(data, dict) else None
+    if not isinstance(people, list):
+        raise OpenKinError("no 'people' list: not an OpenPose keypoint file", path=path,
+                           fix='expected {"version": 1.3, "people": [{"pose_keypoints_2d": [...]}]}')
+    arrays, ids = [], []
+    for i, person in enumerate(people):
+        arrays.append(_person_array(path, i, person))
+        ids.append(_person_id(person))
+    return arrays, ids
+
+
+def _person_array(path: Path, index: int, person) -> np.ndarray:
+    flat = person.get("pose_keypoints_2d", []) if isinstance(person, dict) else None
+    try:
+        arr = np.array(flat if flat is not None else [], dtype=float)
+    except (TypeError, ValueError):
+        arr = np.zeros(1)
+    if arr.ndim != 1 or len(arr) % 3:
+        raise OpenKinError(f"person {index}: pose_keypoints_2d must be a flat list of x, y, confidence "
+                           f"triples, got {len(arr) if arr.ndim == 1 else arr.shape} values", path=path,
+                           fix="delete the file and rerun the pose stage")
+    return arr.reshape(-1, 3)
+
+
+def _person_id(person: dict) -> int:
+    pid = person.get("person_id", -1)
+    if isinstance(pid, list):
+        pid = pid[0] if pid else -1
+    try:
+        return int(pid)
+    except (TypeError, ValueError):
+        return -1
+
+
+def read_openpose_dir(json_dir: str | Path, stem: str | None = None,
+                      progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Read a folder of per-frame OpenPose JSON files.
+
+    Returns ``keypoints (F, P, K, 3)`` [x, y, conf] NaN where absent,
+    ``frame_numbers (F,)`` int and ``person_ids (F, P)`` int (-1 unknown or absent).
+    P is the most people in any frame; K the keypoints per person.
+    """
+    json_dir = Path(json_dir)
+    files, frames = list_json(json_dir, stem)
+    if not files:
+        raise OpenKinError("no JSON pose files in folder", path=json_dir,
+                           fix="run the pose stage first (it writes pose/<cam>_json/*.json)")
+    per_frame = []
+    for i, path in enumerate(files):
+        per_frame.append(read_openpose_json(path))
+        if i % 500 == 0:
+            report(progress, i / len(files), f"reading {json_dir.name}")
+    keypoints, ids = _stack(json_dir, files, per_frame)
+    report(progress, 1.0, f"read {len(files)} frames")
+    return keypoints, frames, ids
+
+
+def _stack(json_dir: Path, files: list[Path], per_frame: list) -> tuple[np.ndarray, np.ndarray]:
+    counts = {len(a) for arrays, _ in per_frame for a in arrays if len(a)}
+    if len(counts) > 1:
+        first = next(f for f, (arrays, _) in zip(files, per_frame) if any(len(a) != min(counts) for a in arrays))
+        raise OpenKinError(f"people have different keypoint counts {sorted(counts)} (e.g. in {first.name})",
+                           path=json_dir, fix="all files of a folder must come from the same pose model")
+    n_kpt = counts.pop() if counts else 0
+    n_people = max((len(arrays) for arrays, _ in per_frame), default=0)
+    keypoints = np.full((len(files), n_people, n_kpt, 3), np.nan)
+    ids = np.full((len(files), n_people), -1, dtype=int)
+    for f, (arrays, pids) in enumerate(per_frame):
+        for p, (arr, pid) in enumerate(zip(arrays, pids)):
+            if len(arr):
+                keypoints[f, p] = arr
+            ids[f, p] = pid
+    zeros = np.all(keypoints == 0, axis=-1)
+    keypoints[zeros] = np.nan
+    return keypoints, ids
+
+
+# ---------------------------------------------------------------- writing
+def openpose_frame(keypoints: np.ndarray, person_ids: np.ndarray | None = None) -> dict:
+    """One frame (P, K, 3) → the OpenPose JSON dict; NaN keypoints become 0, 0, 0."""
+    keypoints = np.asarray(keypoints, dtype=float)
+    present = ~np.all(np.isnan(keypoints), axis=(1, 2))
+    last = int(np.flatnonzero(present)[-1]) + 1 if present.any() else 0
+    clean = np.where(np.isnan(keypoints).any(axis=-1, keepdims=True), 0.0, keypoints)
+    people = []
+    for p in range(last):
+        pid = int(person_ids[p]) if person_ids is not None else -1
+        person = {"person_id": [pid], "pose_keypoints_2d": clean[p].reshape(-1).tolist()}
+        person.update({part: [] for part in _EMPTY_PARTS})
+        people.append(person)
+    return {"version": 1.3, "people": people}
+
+
+def write_openpose_dir(json_dir: str | Path, stem: str, keypoints: np.ndarray,
+                       frame_numbers: np.ndarray | None = None, person_ids: np.ndarray | None = None,
+                       progress: Progress | None = None) -> list[Path]:
+    """Write ``keypoints (F, P, K, 3)`` as ``json_dir/{stem}_{frame:06d}.json``, one file per frame.
+
+    Files are first written into a temporary folder beside ``json_dir`` and only
+    moved in once all are written, so a failure leaves earlier files untouched
+    (no fsync per file: thousands of small files, speed matters). Earlier
+    ``{stem}_*.json`` files for frames not in this write are removed.
+    ``person_ids``: (F, P) int, -1 unknown.
+    """
+    json_dir = Path(json_dir)
+    keypoints, frame_numbers, person_ids = _check_write(json_dir, keypoints, frame_numbers, person_ids)
+    json_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{json_dir.name}.", dir=json_dir.parent))
+    try:
+        names = []
+        for f in range(len(keypoints)):
+            name = f"{stem}_{int(frame_numbers[f]):06d}.json"
+            (tmp / name).write_text(json.dumps(openpose_frame(keypoints[f], person_ids[f])), encoding="utf-8")
+            names.append(name)
+            if f % 500 == 0:
+                report(progress, 0.9 * f / max(len(keypoints), 1), f"writing {json_dir.name}")
+        _move_in(tmp, json_dir, stem, names)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    report(progress, 1.0, f"wrote {len(names)} frames")
+    return [json_dir / n for n in names]
+
+
+def _check_write(json_dir: Path, keypoints, frame_numbers, person_ids):
+    keypoints = np.asarray(keypoints, dtype=float)
+    if keypoints.ndim != 4 or keypoints.shape[-1] != 3:
+        raise OpenKinError(f"keypoints must have shape (frames, people, keypoints, 3), got {keypoints.shape}",
+                           path=json_dir, fix="add the people axis, e.g. keypoints[:, None] for one person")
+    n, n_people = keypoints.shape[:2]
+    frame_numbers = np.arange(n) if frame_numbers is None else np.asarray(frame_numbers).astype(int)
+    if person_ids is None:
+        person_ids = np.full((n, n_people), -1, dtype=int)
+    person_ids = np.asarray(person_ids).astype(int)
+    if frame_numbers.shape != (n,) or person_ids.shape != (n, n_people):
+        raise OpenKinError(f"frame_numbers {frame_numbers.shape} / person_ids {person_ids.shape} do not match "
+                           f"keypoints {keypoints.shape}", path=json_dir,
+                           fix="give frame_numbers (F,) and person_ids (F, P)")
+    if len(np.unique(frame_numbers)) != n:
+        raise OpenKinError("frame_numbers repeat", path=json_dir, fix="give each frame its own number")
+    return keypoints, frame_numbers, person_ids
+
+
+def _move_in(tmp: Path, json_dir: Path, stem: str, names: list[str]) -> None:
+    keep = set(names)
+    for name in names:
+        os.replace(tmp / name, json_dir / name)
+    for old in json_dir.glob(f"{stem}_*.json"):
+        if old.name not in keep and frame_number(old) is not None:
+            old.unlink()
