@@ -7,6 +7,7 @@ import pytest
 
 from openkin.errors import OpenKinError
 from openkin.formats import calibration as cal
+from openkin.formats import openpose
 from openkin.formats.mot import Motion, read_mot, write_mot
 from openkin.formats.openpose import read_openpose_dir, write_openpose_dir
 from openkin.formats.trc import Trc, read_trc, write_trc, yup_to_zup, zup_to_yup
@@ -121,17 +122,26 @@ def test_trc_missing_file_and_wrong_shapes(tmp_path):
         Trc(["a", "b"], 30, np.zeros((4, 1, 3)))
 
 
-def test_trc_failed_write_keeps_earlier_file(tmp_path):
-    path = write_trc(tmp_path / "a.trc", make_trc(n=3))
-    before = path.read_bytes()
+def _disk_full(*args):
+    raise OSError(28, "No space left on device")
+
+
+def test_failed_writes_keep_earlier_files(tmp_path, monkeypatch):
+    """A write that fails half-way (disk full at flush) leaves every earlier output intact."""
+    paths = [write_trc(tmp_path / "a.trc", make_trc(n=3)), write_mot(tmp_path / "a.mot", make_motion(6)),
+             write_mot(tmp_path / "a.sto", make_motion(6)),
+             cal.write_calibration(tmp_path / "Calib.toml", make_cameras())]
+    before = {p: p.read_bytes() for p in paths}
     with pytest.raises(OpenKinError):
-        write_trc(path, make_trc(n=3), units="furlong")
-    trc = make_trc(n=3)
-    trc.frame_numbers = None  # breaks formatting half-way through the write
-    with pytest.raises((AttributeError, TypeError)):
-        write_trc(path, trc)
-    assert path.read_bytes() == before
-    assert [p.name for p in tmp_path.iterdir()] == ["a.trc"]
+        write_trc(paths[0], make_trc(n=3), units="furlong")
+    monkeypatch.setattr("openkin.fileio.os.fsync", _disk_full)
+    writers = [lambda p: write_trc(p, make_trc(n=9)), lambda p: write_mot(p, make_motion(9)),
+               lambda p: write_mot(p, make_motion(9)), lambda p: cal.write_calibration(p, make_cameras()[:2])]
+    for path, write in zip(paths, writers):
+        with pytest.raises(OSError, match="No space"):
+            write(path)
+    assert {p: p.read_bytes() for p in paths} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in paths)
 
 
 # ---------------------------------------------------------------- MOT / STO
@@ -333,15 +343,26 @@ def test_openpose_reads_pose2sim_files(tmp_path):
     np.testing.assert_array_equal(kp[2, 0, 2], [3.0, 4.0, 0.0])  # zero confidence with a position is kept
 
 
-def test_openpose_rewrite_replaces_old_frames_only_when_complete(tmp_path):
+def test_openpose_rewrite_replaces_old_frames_only_when_complete(tmp_path, monkeypatch):
     folder = tmp_path / "cam01_json"
     write_openpose_dir(folder, "cam01", np.ones((5, 1, 4, 3)))
     (folder / "notes.txt").write_text("keep me")
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
     with pytest.raises(OpenKinError):
         write_openpose_dir(folder, "cam01", np.ones((3, 1, 4, 3)), frame_numbers=[0, 0, 1])
-    with pytest.raises(TypeError):  # fails half-way: non-integer person id
-        write_openpose_dir(folder, "cam01", np.full((3, 1, 4, 3), 2.0), person_ids=[[object()]] * 3)
+    calls = []
+
+    def fail_third_frame(*args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        return real_frame(*args)
+
+    real_frame = openpose.openpose_frame
+    monkeypatch.setattr(openpose, "openpose_frame", fail_third_frame)
+    with pytest.raises(OSError, match="No space"):
+        write_openpose_dir(folder, "cam01", np.full((8, 1, 4, 3), 2.0))
+    monkeypatch.undo()
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
     assert [p.name for p in tmp_path.iterdir()] == ["cam01_json"]
     write_openpose_dir(folder, "cam01", np.full((2, 1, 4, 3), 2.0))

@@ -4,12 +4,14 @@ and raises :class:`openkin.errors.OpenKinError` on bad input; every writer is at
 
 Import the submodules (``from openkin.formats import trc``) or the names below.
 """
+from .c3d import read_c3d, write_c3d
 from .calibration import Camera, project_points, read_calibration, write_calibration
 from .mot import Motion, read_mot, write_mot
 from .openpose import read_openpose_dir, write_openpose_dir
 from .trc import Trc, read_trc, write_trc, yup_to_zup, zup_to_yup
 
 __all__ = [
+    "read_c3d", "write_c3d",
     "Camera", "project_points", "read_calibration", "write_calibration",
     "Motion", "read_mot", "write_mot",
     "read_openpose_dir", "write_openpose_dir",

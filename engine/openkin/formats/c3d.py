@@ -1,0 +1,105 @@
+"""C3D marker files through ezc3d (the maintained C++ reader/writer with Python bindings).
+
+Only 3D points are read and written (analog channels are ignored). Points are
+returned as a :class:`~openkin.formats.trc.Trc` in metres, in the file's own
+axes. Missing points are written the C3D way (residual -1, coordinates 0) and
+read back as NaN. Points are written as floats in millimetres by default
+(what Visual3D, Mokka and most labs expect; ``units='m'`` also works).
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import OpenKinError
+from ..fileio import atomic_path
+from .trc import UNIT_SCALE, Trc
+
+log = logging.getLogger(__name__)
+
+
+def _ezc3d():
+    try:
+        import ezc3d
+    except ImportError:  # pragma: no cover - ezc3d is a declared dependency
+        raise OpenKinError("the ezc3d package is not installed", fix="pip install ezc3d") from None
+    return ezc3d
+
+
+def read_c3d(path: str | Path) -> Trc:
+    """Read the 3D points of a C3D file → Trc (metres, NaN where missing)."""
+    path = Path(path)
+    if not path.is_file():
+        raise OpenKinError("C3D file not found", path=path, fix="check the path of the .c3d file")
+    try:
+        c3d = _ezc3d().c3d(str(path))
+    except (RuntimeError, OSError, ValueError) as exc:
+        raise OpenKinError(f"cannot read C3D: {exc}", path=path,
+                           fix="give a valid .c3d file (it may be truncated or not a C3D)") from None
+    point = c3d["parameters"]["POINT"]
+    names = [str(n).strip() for n in point["LABELS"]["value"]]
+    if "LABELS2" in point:
+        names += [str(n).strip() for n in point["LABELS2"]["value"]]
+    xyz = np.asarray(c3d["data"]["points"], dtype=float)[:3].transpose(2, 1, 0)  # (3, M, F) -> (F, M, 3)
+    names = _fit_names(path, names, xyz.shape[1])
+    units = _units(path, point)
+    rate = float(c3d["header"]["points"]["frame_rate"])
+    if not rate > 0:
+        raise OpenKinError("C3D point rate is 0 or missing", path=path, fix="set POINT:RATE in the C3D file")
+    first = int(c3d["header"]["points"]["first_frame"])
+    frames = first + np.arange(xyz.shape[0])
+    return Trc(names, rate, xyz * UNIT_SCALE[units], frame_numbers=frames, times=frames / rate)
+
+
+def _fit_names(path: Path, names: list[str], n_points: int) -> list[str]:
+    if len(names) < n_points:
+        log.warning("%s: %d points but %d labels; naming the rest", path, n_points, len(names))
+        names = names + [f"point{i + 1}" for i in range(len(names), n_points)]
+    return names[:n_points]
+
+
+def _units(path: Path, point: dict) -> str:
+    values = point.get("UNITS", {}).get("value", [])
+    unit = (str(values[0]).strip().lower() if len(values) else "") or "mm"
+    if unit not in UNIT_SCALE:
+        raise OpenKinError(f"unknown C3D point units {unit!r}", path=path,
+                           fix=f"POINT:UNITS must be one of {', '.join(UNIT_SCALE)}")
+    return unit
+
+
+def write_c3d(path: str | Path, trc: Trc, units: str = "mm") -> Path:
+    """Write ``trc`` (metres) as a C3D file of float points, atomically; returns ``path``."""
+    path = Path(path)
+    if units not in UNIT_SCALE:
+        raise OpenKinError(f"cannot write C3D in units {units!r}", path=path, fix="use 'mm' or 'm'")
+    if len(trc.marker_names) > 255:
+        raise OpenKinError(f"{len(trc.marker_names)} markers: more than the 255 a C3D label list holds",
+                           path=path, fix="write fewer markers, or use TRC")
+    frames = trc.frame_numbers
+    if len(frames) > 1 and np.any(np.diff(frames) != 1):
+        log.warning("%s: frame numbers are not consecutive; C3D stores them as %d.. onwards", path, frames[0])
+    c3d = _build(trc, UNIT_SCALE[units], units)
+    with atomic_path(path) as tmp:
+        c3d.write(str(tmp))
+    return path
+
+
+def _build(trc: Trc, scale: float, units: str):
+    ezc3d = _ezc3d()
+    n, m = trc.xyz.shape[:2]
+    c3d = ezc3d.c3d()
+    point = c3d["parameters"]["POINT"]
+    point["RATE"]["value"] = [trc.rate]
+    point["LABELS"]["value"] = tuple(trc.marker_names)
+    point["UNITS"]["value"] = [units]
+    missing = np.isnan(trc.xyz).any(axis=-1)  # (F, M)
+    xyz = np.where(missing[..., None], 0.0, trc.xyz / scale)
+    points = np.ones((4, m, n))
+    points[:3] = xyz.transpose(2, 1, 0)
+    residuals = np.where(missing.T, -1.0, 0.0)[None]  # (1, M, F)
+    c3d["data"]["points"] = points
+    c3d["data"]["meta_points"] = {"residuals": residuals, "camera_masks": np.zeros((7, m, n), dtype=bool)}
+    c3d["header"]["points"]["first_frame"] = int(trc.frame_numbers[0]) if n else 0
+    return c3d
