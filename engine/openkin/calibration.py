@@ -1,0 +1,516 @@
+"""Calibration stage: convert another system's calibration, or compute one from images.
+
+Writes ``calibration/Calib_<kind>.toml`` (Pose2Sim's names: ``Calib_qualisys.toml``
+for a conversion, ``Calib_scene.toml`` / ``Calib_board.toml`` for a calculation)
+and ``openkin/calibration.toml`` (what was done: source files and their sha256,
+residuals in pixels per camera). Later stages find the file with
+:func:`find_calibration`.
+
+``calibration_type = 'convert'``: the file matching ``convert_from`` in
+``calibration/`` (qualisys ``*.qca.txt``, vicon ``*.xcp``, opencap ``*.pickle``,
+easymocap ``intri.yml`` + ``extri.yml``, biocv ``*.calib``) goes through
+:func:`openkin.formats.calib_converters.convert_calibration`. A TOML from
+anipose, Caliscope or FreeMoCap needs no conversion: it is checked and used as
+it is. A previous conversion is reused when its source files are unchanged; a
+``Calib_<kind>.toml`` edited by hand (its hash differs from the one recorded) is
+never overwritten.
+
+``calibration_type = 'calculate'`` (no GUI in OpenKin):
+
+- intrinsics: checkerboard images (or a video, sampled every
+  ``extract_every_N_sec``) in ``calibration/intrinsics/<cam>/`` → OpenCV corners
+  (``findChessboardCorners`` + ``cornerSubPix``) → ``calibrateCamera``; the RMS
+  reprojection error per camera is logged and recorded. With
+  ``overwrite_intrinsics = false`` the intrinsics of an existing calibration
+  TOML holding the same cameras are reused.
+- extrinsics ``'board'``: one image per camera in ``calibration/extrinsics/``
+  (or ``extrinsics/<cam>/``) of a checkerboard lying in the world frame → corners
+  → ``solvePnP``.
+- extrinsics ``'scene'``: points of known world coordinates
+  (``object_coords_3d``) marked in each extrinsics image. OpenKin does not
+  offer a clicking window: the image points are read from
+  ``calibration/Image_points.json`` in the layout Pose2Sim's clicker writes
+  (``{"extrinsics": [{"cam_name": "<image file name>", "image_points_2d":
+  [x1, y1, x2, y2, ...] (null for a hidden point), "object_points_3d": [...]
+  (optional, defaults to object_coords_3d)}]}``).
+- extrinsics ``'keypoints'``: not available.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .errors import OpenKinError
+from .fileio import atomic_write
+from .formats.calibration import Camera, read_calibration, write_calibration
+from .progress import Progress, report, scaled
+from .project import ProjectPaths
+
+log = logging.getLogger(__name__)
+
+RECORD_NAME = "calibration.toml"
+IMAGE_EXTENSIONS = ("png", "jpg", "jpeg", "bmp", "tif", "tiff")
+VIDEO_EXTENSIONS = ("mp4", "avi", "mov", "mkv", "mpg", "mpeg", "m4v", "webm")
+# convert_from -> glob patterns of its source file(s) in calibration/.
+CONVERT_SOURCES = {
+    "qualisys": ("*.qca.txt",),
+    "vicon": ("*.xcp",),
+    "opencap": ("*.pickle",),
+    "easymocap": ("*intri*.yml", "*extri*.yml"),
+    "biocv": ("*.calib",),
+}
+TOML_KINDS = ("anipose", "freemocap", "caliscope")  # already in the shared TOML format
+_CORNER_FLAGS = cv2.CALIB_CB_ADAPTIVE_THRESH | cv2.CALIB_CB_NORMALIZE_IMAGE | cv2.CALIB_CB_FAST_CHECK
+_SUBPIX_CRITERIA = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 30, 0.001)
+
+
+# =========================================================================== finding the calibration
+def find_calibration(calib_dir: str | Path | ProjectPaths) -> Path:
+    """The calibration TOML later stages use: the newest ``Calib*.toml`` in ``calib_dir``,
+    else the only other ``*.toml`` there (anipose / Caliscope / FreeMoCap)."""
+    if isinstance(calib_dir, ProjectPaths):
+        calib_dir = calib_dir.calibration
+    calib_dir = Path(calib_dir)
+    if not calib_dir.is_dir():
+        raise OpenKinError("no calibration folder", path=calib_dir,
+                           fix="create it with the calibration file (e.g. Calib.qca.txt), then run `openkin calibration`")
+    ours = sorted(calib_dir.glob("Calib*.toml"), key=lambda p: p.stat().st_mtime)
+    if ours:
+        if len(ours) > 1:
+            log.info("several calibrations in %s: using the newest, %s", calib_dir, ours[-1].name)
+        return ours[-1]
+    others = sorted(calib_dir.glob("*.toml"))
+    if len(others) == 1:
+        return others[0]
+    raise OpenKinError("no calibration TOML" if not others else
+                       f"several calibration TOMLs and none named Calib*.toml: {[p.name for p in others]}",
+                       path=calib_dir,
+                       fix="run `openkin calibration` (convert or calculate), or keep one TOML named Calib_<something>.toml")
+
+
+# =========================================================================== stage
+def run_stage(config, paths: ProjectPaths, progress: Progress | None = None) -> None:
+    """Convert or calculate the calibration of ``paths`` as ``config.calibration`` says."""
+    cfg = config.calibration
+    if cfg.calibration_type == "convert":
+        _convert_stage(cfg.convert, paths, progress)
+    else:
+        _calculate_stage(cfg.calculate, paths, progress)
+    report(progress, 1.0, "calibration done")
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _read_record(paths: ProjectPaths) -> dict:
+    import tomllib
+
+    path = paths.reports / RECORD_NAME
+    if not path.is_file():
+        return {}
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+        log.warning("%s is unreadable: ignored", path)
+        return {}
+
+
+def _write_record(paths: ProjectPaths, record: dict) -> Path:
+    import toml
+
+    path = paths.reports / RECORD_NAME
+    with atomic_write(path) as f:
+        f.write("# What the calibration stage did (read by `openkin report`).\n" + toml.dumps(record))
+    return path
+
+
+# --------------------------------------------------------------------------- convert
+def _convert_sources(calib_dir: Path, kind: str) -> list[Path]:
+    """Source files of ``kind`` in ``calib_dir`` (sorted); OpenKinError if absent."""
+    patterns = CONVERT_SOURCES.get(kind)
+    if patterns is None:
+        raise OpenKinError(f"calibration conversion from {kind!r} is not available",
+                           fix=f"export the calibration in one of: {', '.join(CONVERT_SOURCES)} or a "
+                               "Pose2Sim/anipose TOML, or use calibration_type = 'calculate'")
+    found = [sorted(calib_dir.glob(p)) for p in patterns]
+    missing = [p for p, f in zip(patterns, found) if not f]
+    if missing:
+        raise OpenKinError(f"no {' and '.join(missing)} file for convert_from = '{kind}'", path=calib_dir,
+                           fix="put the calibration file exported by that system in this folder, "
+                               "or set [calibration.convert] convert_from to the system that made it")
+    return sorted({f for group in found for f in group})
+
+
+def _convert_stage(cfg, paths: ProjectPaths, progress: Progress | None) -> Path:
+    calib_dir = paths.calibration
+    kind = cfg.convert_from
+    if kind in TOML_KINDS:
+        path = find_calibration(calib_dir)
+        cameras = read_calibration(path)
+        log.info("%s calibration %s: %d cameras (%s), no conversion needed", kind, path.name,
+                 len(cameras), ", ".join(c.name for c in cameras))
+        _write_record(paths, {"type": "convert", "convert_from": kind, "output": path.name,
+                              "sources": {path.name: _sha256(path)}, "reused": True})
+        return path
+    sources = _convert_sources(calib_dir, kind)
+    options = {"binning_factor": cfg.qualisys.binning_factor} if kind == "qualisys" else {}
+    out = calib_dir / f"Calib_{kind}.toml"
+    state = {"type": "convert", "convert_from": kind, "options": options,
+             "sources": {s.name: _sha256(s) for s in sources}}
+    if _reusable(paths, out, state):
+        log.info("calibration %s is up to date with %s: reused", out.name, ", ".join(state["sources"]))
+        return out
+    report(progress, 0.1, f"converting {sources[0].name}")
+    from .formats.calib_converters import convert_calibration
+
+    source = sources[0] if len(sources) == 1 else calib_dir
+    cameras = convert_calibration(source, kind, **options)
+    write_calibration(out, cameras)
+    _write_record(paths, {**state, "output": out.name, "output_sha256": _sha256(out), "reused": False})
+    log.info("converted %s (%s) -> %s: %d cameras (%s)", ", ".join(s.name for s in sources), kind, out.name,
+             len(cameras), ", ".join(c.name for c in cameras))
+    return out
+
+
+def _reusable(paths: ProjectPaths, out: Path, state: dict) -> bool:
+    """Whether ``out`` exists and may be kept: made by us from the same sources, or edited by hand."""
+    if not out.is_file():
+        return False
+    record = _read_record(paths)
+    same_output = record.get("output") == out.name and record.get("output_sha256") == _sha256(out)
+    if not same_output:
+        log.warning("%s was not written by this conversion (edited by hand, or made elsewhere): kept as it is. "
+                    "Delete it to convert again.", out)
+        return True
+    return all(record.get(k) == v for k, v in state.items())
+
+
+# --------------------------------------------------------------------------- calculate
+@dataclass
+class Intrinsics:
+    """One camera's lens: ``matrix`` (3, 3), ``distortions`` (5,), ``size`` (w, h) px, ``rms`` px."""
+
+    name: str
+    size: tuple[int, int]
+    matrix: np.ndarray
+    distortions: np.ndarray
+    rms: float
+    n_images: int
+
+
+def _calculate_stage(cfg, paths: ProjectPaths, progress: Progress | None) -> Path:
+    calib_dir = paths.calibration
+    ext_cfg = cfg.extrinsics
+    if ext_cfg.calculate_extrinsics and ext_cfg.extrinsics_method == "keypoints":
+        raise OpenKinError("extrinsics_method = 'keypoints' is not available",
+                           fix="use 'scene' (points of known coordinates marked in Image_points.json) or 'board'")
+    intrinsics = _intrinsics(cfg.intrinsics, calib_dir, scaled(progress, 0.0, 0.8))
+    record: dict = {"type": "calculate", "intrinsics": {
+        i.name: {"rms_px": i.rms, "images": i.n_images} for i in intrinsics}}
+    if ext_cfg.calculate_extrinsics:
+        poses, ext_record = _extrinsics(ext_cfg, calib_dir, intrinsics, cfg.save_debug_images)
+        record["extrinsics"] = {"method": ext_cfg.extrinsics_method, **ext_record}
+    else:
+        poses = [(np.zeros(3), np.zeros(3))] * len(intrinsics)
+        log.warning("calculate_extrinsics = false: cameras written at the world origin")
+    cameras = [Camera(i.name, i.size, i.matrix, i.distortions, r, t) for i, (r, t) in zip(intrinsics, poses)]
+    out = calib_dir / f"Calib_{ext_cfg.extrinsics_method}.toml"
+    errors = [v["rms_px"] for v in record.get("extrinsics", {}).get("cameras", {}).values()]
+    write_calibration(out, cameras, error=float(np.mean(errors)) if errors else 0.0)
+    _write_record(paths, {**record, "output": out.name, "output_sha256": _sha256(out)})
+    log.info("calibration written to %s", out)
+    return out
+
+
+def _numeric_key(path: Path) -> list:
+    return [int(n) if n.isdigit() else n for n in re.split(r"(\d+)", path.name)]
+
+
+def camera_name(folder: str) -> str:
+    """``int_cam01_img`` -> ``cam01`` (Pose2Sim's folder names around the camera name)."""
+    name = re.sub(r"^(int|ext)_", "", folder)
+    return re.sub(r"_(img|imgs|images|vid|video)$", "", name) or folder
+
+
+def _intrinsics(cfg, calib_dir: Path, progress: Progress | None) -> list[Intrinsics]:
+    """Intrinsics of every camera folder of ``calibration/intrinsics`` (or reused from a TOML)."""
+    root = calib_dir / "intrinsics"
+    folders = sorted((p for p in root.iterdir() if p.is_dir()), key=_numeric_key) if root.is_dir() else []
+    if not cfg.overwrite_intrinsics:
+        reused = _reuse_intrinsics(calib_dir, [camera_name(f.name) for f in folders])
+        if reused:
+            return reused
+    if not folders:
+        raise OpenKinError("no camera folders of checkerboard images", path=root,
+                           fix="put each camera's checkerboard images (or video) in calibration/intrinsics/<cam>/")
+    out = []
+    for k, folder in enumerate(folders):
+        sub = scaled(progress, k / len(folders), (k + 1) / len(folders))
+        out.append(_camera_intrinsics(folder, cfg, sub))
+    return out
+
+
+def _reuse_intrinsics(calib_dir: Path, names: list[str]) -> list[Intrinsics]:
+    """Intrinsics of an existing calibration TOML, if it holds these cameras (or any, if no folders)."""
+    try:
+        path = find_calibration(calib_dir)
+    except OpenKinError:
+        return []
+    cameras = read_calibration(path)
+    if names and [c.name for c in cameras] != names and len(cameras) != len(names):
+        return []
+    log.info("intrinsics reused from %s (set overwrite_intrinsics = true to compute them again)", path.name)
+    return [Intrinsics(c.name, (c.width, c.height), c.matrix, c.distortions, 0.0, 0) for c in cameras]
+
+
+def _camera_intrinsics(folder: Path, cfg, progress: Progress | None) -> Intrinsics:
+    name = camera_name(folder.name)
+    images = list(_frames(folder, cfg.intrinsics_extension, cfg.extract_every_N_sec))
+    h, w = cfg.intrinsics_corners_nb
+    board = board_points((h, w), cfg.intrinsics_square_size / 1000.0, "horizontal")
+    image_points, size = [], None
+    for k, (label, gray) in enumerate(images):
+        report(progress, k / max(len(images), 1), f"{name}: corners in {label}")
+        if size is not None and gray.shape[::-1] != size:
+            raise OpenKinError(f"image size {gray.shape[::-1]} differs from the camera's other images {size}",
+                               path=folder / label, fix="use images of one resolution per camera")
+        size = gray.shape[::-1]
+        corners = find_corners(gray, (h, w))
+        if corners is None:
+            log.info("%s: no %dx%d checkerboard found in %s", name, h, w, label)
+            continue
+        image_points.append(corners)
+    if len(image_points) < 3:
+        raise OpenKinError(f"checkerboard found in only {len(image_points)} of {len(images)} images of {name}",
+                           path=folder, fix="check intrinsics_corners_nb (inner corners [H, W]) and take at least "
+                                            "10 sharp images of the whole board at varied angles")
+    rms, K, dist = calibrate_intrinsics([board] * len(image_points), image_points, size)
+    log.info("%s: intrinsics from %d/%d images, RMS %.3f px, fx %.1f fy %.1f", name, len(image_points),
+             len(images), rms, K[0, 0], K[1, 1])
+    if len(image_points) < 10:
+        log.info("%s: fewer than 10 usable images; intrinsics may be imprecise", name)
+    return Intrinsics(name, (int(size[0]), int(size[1])), K, dist, rms, len(image_points))
+
+
+def _frames(folder: Path, extension: str, every_s: float):
+    """Yield ``(label, gray (H, W) uint8)`` from the images of ``folder``, or sampled from its video."""
+    ext = extension.lower().lstrip(".")
+    files = sorted((p for p in folder.iterdir() if p.suffix.lower().lstrip(".") == ext), key=_numeric_key)
+    if not files:
+        files = sorted((p for p in folder.iterdir() if p.suffix.lower().lstrip(".") in IMAGE_EXTENSIONS + VIDEO_EXTENSIONS),
+                       key=_numeric_key)
+        if files:
+            log.info("%s: no .%s files, using %s", folder.name, ext, ", ".join(sorted({p.suffix for p in files})))
+    if not files:
+        raise OpenKinError(f"no .{ext} images or videos", path=folder,
+                           fix="put checkerboard images here, or set intrinsics_extension to their extension")
+    for path in files:
+        if path.suffix.lower().lstrip(".") in VIDEO_EXTENSIONS:
+            yield from _video_frames(path, every_s)
+            continue
+        gray = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        if gray is None:
+            raise OpenKinError("unreadable image", path=path, fix="replace or remove the file")
+        yield path.name, gray
+
+
+def _video_frames(path: Path, every_s: float):
+    """Yield ``(label, gray)`` every ``every_s`` seconds of the video at ``path``."""
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened():
+            raise OpenKinError("cannot open the video", path=path, fix="check the file is a complete video")
+        fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+        step = max(1, int(round(every_s * fps)))
+        index = 0
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            if index % step == 0:
+                yield f"{path.name}@{index}", cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+            index += 1
+    finally:
+        cap.release()
+
+
+# =========================================================================== kernels
+def board_points(corners_nb: tuple[int, int], square: float | tuple[float, float],
+                 position: str = "horizontal") -> np.ndarray:
+    """(H*W, 3) float32 checkerboard corners in metres, in OpenCV's corner order.
+
+    ``corners_nb``: inner corners (H, W) as Pose2Sim writes them; ``square``: side
+    (or (h, w)) in metres. 'horizontal': the board lies in the world XY plane;
+    'vertical': it stands in the XZ plane (Pose2Sim's convention).
+    """
+    h, w = corners_nb
+    sh, sw = (square, square) if np.isscalar(square) else square
+    grid = np.mgrid[0:h, 0:w].T.reshape(-1, 2).astype(np.float32)  # (H*W, 2): (i along H, j along W)
+    pts = np.zeros((h * w, 3), np.float32)
+    if position == "horizontal":
+        pts[:, 0], pts[:, 1] = grid[:, 0] * sh, grid[:, 1] * sw
+    else:
+        pts[:, 0], pts[:, 2] = grid[:, 1] * sw, grid[:, 0] * sh  # as Pose2Sim: x along W, z along H
+    return pts
+
+
+def find_corners(gray: np.ndarray, corners_nb: tuple[int, int]) -> np.ndarray | None:
+    """(H*W, 2) float32 sub-pixel checkerboard corners in ``gray`` (H, W) uint8, or None."""
+    ok, corners = cv2.findChessboardCorners(gray, corners_nb, _CORNER_FLAGS)
+    if not ok:  # the fast check rejects some boards seen at a slant: retry without it
+        ok, corners = cv2.findChessboardCorners(gray, corners_nb, _CORNER_FLAGS & ~cv2.CALIB_CB_FAST_CHECK)
+    if not ok:
+        return None
+    corners = cv2.cornerSubPix(gray, corners, (11, 11), (-1, -1), _SUBPIX_CRITERIA)
+    return corners.reshape(-1, 2)
+
+
+def calibrate_intrinsics(object_points: list[np.ndarray], image_points: list[np.ndarray],
+                         size: tuple[int, int]) -> tuple[float, np.ndarray, np.ndarray]:
+    """``object_points``: N × (M, 3), ``image_points``: N × (M, 2), ``size`` (w, h) ->
+    (RMS px, K (3, 3), distortions (5,) k1 k2 p1 p2 k3)."""
+    rms, K, dist, _, _ = cv2.calibrateCamera(
+        [o.astype(np.float32) for o in object_points], [i.astype(np.float32) for i in image_points],
+        tuple(int(s) for s in size), None, None)
+    return float(rms), K, dist.reshape(-1)[:5]
+
+
+def solve_pose(object_points: np.ndarray, image_points: np.ndarray, K: np.ndarray,
+               dist: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Camera pose from ``object_points`` (N, 3) m seen at ``image_points`` (N, 2) px, N >= 4.
+
+    Returns (rvec (3,), tvec (3,) m, residuals (N,) px). SQPnP (global) then
+    Levenberg-Marquardt refinement.
+    """
+    obj = np.ascontiguousarray(object_points, np.float64).reshape(-1, 1, 3)
+    img = np.ascontiguousarray(image_points, np.float64).reshape(-1, 1, 2)
+    ok, rvec, tvec = cv2.solvePnP(obj, img, K, dist, flags=cv2.SOLVEPNP_SQPNP)
+    if not ok:
+        raise ValueError("solvePnP failed")
+    rvec, tvec = cv2.solvePnPRefineLM(obj, img, K, dist, rvec, tvec)
+    proj = cv2.projectPoints(obj, rvec, tvec, K, dist)[0].reshape(-1, 2)
+    residuals = np.linalg.norm(proj - img.reshape(-1, 2), axis=1)
+    return rvec.reshape(3), tvec.reshape(3), residuals
+
+
+# --------------------------------------------------------------------------- extrinsics
+def _extrinsic_images(calib_dir: Path, extension: str, names: list[str]) -> list[Path]:
+    """One extrinsics image per camera, matched by camera name in the path, else by order."""
+    root = calib_dir / "extrinsics"
+    ext = extension.lower().lstrip(".")
+    files = sorted((p for p in root.rglob("*") if p.is_file() and p.suffix.lower().lstrip(".") == ext),
+                   key=lambda p: [_numeric_key(Path(part)) for part in p.relative_to(root).parts]) \
+        if root.is_dir() else []
+    if not files:
+        raise OpenKinError(f"no .{ext} extrinsics images", path=root,
+                           fix="put one image per camera in calibration/extrinsics/ (or extrinsics/<cam>/), "
+                               "or set extrinsics_extension")
+    by_name = [next((f for f in files if n in f.relative_to(root).as_posix()), None) for n in names]
+    if all(by_name) and len(set(by_name)) == len(names):
+        return by_name
+    if len(files) != len(names):
+        raise OpenKinError(f"{len(files)} extrinsics images for {len(names)} cameras ({', '.join(names)})",
+                           path=root, fix="give exactly one image per camera, named after the camera")
+    return files
+
+
+def _scene_points(calib_dir: Path) -> dict[str, dict]:
+    """Pose2Sim's ``Image_points.json`` extrinsics entries by image file name."""
+    path = calib_dir / "Image_points.json"
+    if not path.is_file():
+        raise OpenKinError("extrinsics_method = 'scene' needs the image points of object_coords_3d, and OpenKin "
+                           "has no clicking window", path=path,
+                           fix='write this file as Pose2Sim\'s clicker does: {"extrinsics": [{"cam_name": '
+                               '"cam01_ext.png", "image_points_2d": [x1, y1, x2, y2, ...]}]} (null for hidden '
+                               "points), or use extrinsics_method = 'board'")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return {e["cam_name"]: e for e in data.get("extrinsics", [])}
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
+        raise OpenKinError(f"malformed Image_points.json: {e}", path=path,
+                           fix='expected {"extrinsics": [{"cam_name": ..., "image_points_2d": [...]}]}') from None
+
+
+def _scene_correspondences(entry: dict, default_obj: np.ndarray, where: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 3) object and (N, 2) image points of one camera, hidden points dropped."""
+    img = np.array([np.nan if v is None else v for v in entry.get("image_points_2d", [])], float).reshape(-1, 2)
+    obj = entry.get("object_points_3d")
+    obj = default_obj if not obj else np.array(obj, float).reshape(-1, 3)
+    if len(img) != len(obj):
+        raise OpenKinError(f"{entry.get('cam_name')}: {len(img)} image points for {len(obj)} object points",
+                           path=where, fix="give one image point (or null) per point of object_coords_3d, in order")
+    seen = np.isfinite(img).all(axis=1)
+    if seen.sum() < 4:
+        raise OpenKinError(f"{entry.get('cam_name')}: only {int(seen.sum())} visible points; 4 or more are needed "
+                           "(6+ spread out recommended)", path=where, fix="mark more points of known coordinates")
+    return obj[seen], img[seen]
+
+
+def _extrinsics(cfg, calib_dir: Path, intrinsics: list[Intrinsics],
+                save_debug: bool) -> tuple[list[tuple[np.ndarray, np.ndarray]], dict]:
+    """Pose (rvec, tvec) of each camera and a record of residuals (px)."""
+    names = [i.name for i in intrinsics]
+    images = _extrinsic_images(calib_dir, cfg.extrinsics_extension, names)
+    scene = _scene_points(calib_dir) if cfg.extrinsics_method == "scene" else {}
+    default_obj = np.array(cfg.scene.object_coords_3d, float).reshape(-1, 3)
+    poses, record = [], {}
+    for intr, image in zip(intrinsics, images):
+        if cfg.extrinsics_method == "board":
+            obj, img = _board_correspondences(cfg.board, image)
+        else:
+            if image.name not in scene:
+                raise OpenKinError(f"no points for {image.name} in Image_points.json", path=calib_dir / "Image_points.json",
+                                   fix=f'add {{"cam_name": "{image.name}", "image_points_2d": [...]}} to "extrinsics"')
+            obj, img = _scene_correspondences(scene[image.name], default_obj, calib_dir / "Image_points.json")
+        rvec, tvec, res = solve_pose(obj, img, intr.matrix, intr.distortions)
+        rms = float(np.sqrt(np.mean(res ** 2)))
+        log.info("%s: extrinsics from %s (%d points), RMS %.2f px", intr.name, image.name, len(obj), rms)
+        poses.append((rvec, tvec))
+        record[intr.name] = {"rms_px": rms, "points": len(obj), "image": image.name}
+        if save_debug:
+            _debug_image(calib_dir, image, img, obj, rvec, tvec, intr)
+    return poses, {"cameras": record}
+
+
+def _board_correspondences(board_cfg, image: Path) -> tuple[np.ndarray, np.ndarray]:
+    gray = cv2.imread(str(image), cv2.IMREAD_GRAYSCALE)
+    if gray is None:
+        raise OpenKinError("unreadable image", path=image, fix="replace the file")
+    corners_nb = tuple(board_cfg.extrinsics_corners_nb)
+    img = find_corners(gray, corners_nb)
+    if img is None:
+        raise OpenKinError(f"no {corners_nb[0]}x{corners_nb[1]} checkerboard found", path=image,
+                           fix="check extrinsics_corners_nb, or use extrinsics_method = 'scene'")
+    square = board_cfg.extrinsics_square_size
+    square = square / 1000.0 if np.isscalar(square) else tuple(s / 1000.0 for s in square)
+    return board_points(corners_nb, square, board_cfg.board_position), img
+
+
+def _debug_image(calib_dir: Path, image: Path, img_pts: np.ndarray, obj: np.ndarray,
+                 rvec: np.ndarray, tvec: np.ndarray, intr: Intrinsics) -> None:
+    """Marked points (green) and their reprojections (red) in ``calibration/debug/``."""
+    frame = cv2.imread(str(image))
+    if frame is None:
+        return
+    proj = cv2.projectPoints(obj.astype(np.float64), rvec, tvec, intr.matrix, intr.distortions)[0].reshape(-1, 2)
+    for (x, y), (u, v) in zip(img_pts, proj):
+        cv2.circle(frame, (int(round(x)), int(round(y))), 8, (0, 255, 0), 2)
+        cv2.drawMarker(frame, (int(round(u)), int(round(v))), (0, 0, 255), cv2.MARKER_CROSS, 14, 2)
+    out = calib_dir / "debug" / f"{image.stem}_reprojection.jpg"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    ok, buf = cv2.imencode(".jpg", frame)
+    if ok:
+        with atomic_write(out, "wb") as f:
+            f.write(buf.tobytes())
