@@ -1,0 +1,154 @@
+"""Offline backend: bundled BlazePose detector + 33-landmark model, tracked ROIs.
+
+Per frame: every ``det_frequency`` frames (and whenever nobody is tracked) the
+detector proposes people; in between each person's ROI comes from the previous
+frame's landmarks. A person whose pose flag drops below ``min_presence`` is
+lost; if everyone is lost the detector runs again on the same frame.
+Single-person projects follow the most prominent person (largest ROI);
+multi-person projects follow up to ``max_people``.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..errors import OpenKinError
+from . import blazepose as bp
+from .keypoint_maps import blazepose_to
+
+log = logging.getLogger(__name__)
+
+MODELS_DIR = Path(__file__).resolve().parent.parent / "data" / "models"
+DETECTOR = MODELS_DIR / "pose_detection.onnx"
+LANDMARKS = MODELS_DIR / "pose_landmark_full.onnx"
+
+
+def onnx_session(path: Path, threads: int = 1, providers: list[str] | None = None):
+    """An onnxruntime session with ``threads`` intra-op threads (1 per worker process
+    scales best on few cores: workers run in parallel instead of threads)."""
+    import onnxruntime as ort
+
+    if not path.is_file():
+        raise OpenKinError("bundled pose model is missing", path=path,
+                           fix="reinstall openkin (the ONNX weights ship in openkin/data/models)")
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = max(1, int(threads))
+    so.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), so, providers=providers or ["CPUExecutionProvider"])
+
+
+class BlazePoseTracker:
+    """Callable: frame (H, W, 3) BGR uint8 → landmarks (P, 39, 5) image-frame.
+
+    ``infer_seconds`` accumulates the time spent inside the two networks alone.
+    """
+
+    def __init__(self, *, det_frequency: int = 4, multi_person: bool = False, max_people: int = 10,
+                 min_detection: float = 0.5, min_presence: float = 0.5, threads: int = 1,
+                 providers: list[str] | None = None):
+        self.det = onnx_session(DETECTOR, threads, providers)
+        self.lm = onnx_session(LANDMARKS, threads, providers)
+        self.det_frequency = max(1, int(det_frequency))
+        self.max_people = max_people if multi_person else 1
+        self.min_detection = min_detection
+        self.min_presence = min_presence
+        self.rois: list[np.ndarray] = []
+        self.frame_index = 0
+        self.infer_seconds = 0.0
+        self.detections_run = 0
+
+    def reset(self) -> None:
+        self.rois = []
+        self.frame_index = 0
+
+    def detect(self, rgb: np.ndarray) -> list[np.ndarray]:
+        """ROIs (4,) of people found by the detector, most prominent first."""
+        x, side, offset = bp.letterbox(rgb)
+        t = time.perf_counter()
+        raw, logits = self.det.run(None, {"input_1": x})
+        self.infer_seconds += time.perf_counter() - t
+        self.detections_run += 1
+        dets, scores = bp.decode_detections(raw[0], logits[0, :, 0], side, offset, self.min_detection)
+        dets = dets[bp.nms(dets, scores)]
+        rois = [bp.roi_from_detection(d) for d in dets]
+        return sorted(rois, key=lambda r: -r[2])
+
+    def landmarks(self, rgb: np.ndarray, roi: np.ndarray) -> tuple[np.ndarray, float]:
+        """Landmarks (39, 5) in the image and the pose-presence flag for one ROI."""
+        x = bp.crop_roi(rgb, roi)
+        t = time.perf_counter()
+        raw, flag = self.lm.run(["Identity", "Identity_1"], {"input_1": x})
+        self.infer_seconds += time.perf_counter() - t
+        return bp.decode_landmarks(raw[0], roi), float(flag[0, 0])
+
+    def _merge(self, tracked: list[np.ndarray], found: list[np.ndarray]) -> list[np.ndarray]:
+        """Tracked ROIs plus detections that overlap none of them, up to max_people."""
+        rois = list(tracked)
+        for roi in found:
+            if len(rois) >= self.max_people:
+                break
+            if all(_overlap(roi, r) < 0.4 for r in rois):
+                rois.append(roi)
+        return rois
+
+    def _estimate(self, rgb: np.ndarray, rois: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Landmarks of people still present, and their ROIs for the next frame."""
+        people, next_rois = [], []
+        for roi in rois:
+            if roi[2] < 8:
+                continue
+            lm, flag = self.landmarks(rgb, roi)
+            if flag < self.min_presence:
+                continue
+            nxt = bp.roi_from_landmarks(lm)
+            if any(_overlap(nxt, r) > 0.6 for r in next_rois):
+                continue  # two tracks converged on one person
+            lm[:, 3:] *= flag
+            people.append(lm)
+            next_rois.append(nxt)
+        return people, next_rois
+
+    def __call__(self, frame_bgr: np.ndarray) -> np.ndarray:
+        rgb = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB)
+        detected = False
+        rois = self.rois
+        if not rois or self.frame_index % self.det_frequency == 0:
+            rois = self._merge(rois, self.detect(rgb))
+            detected = True
+        people, self.rois = self._estimate(rgb, rois)
+        if not people and not detected:
+            people, self.rois = self._estimate(rgb, self._merge([], self.detect(rgb)))
+        self.frame_index += 1
+        if not people:
+            return np.zeros((0, 39, 5))
+        return np.stack(people)
+
+
+def _overlap(a: np.ndarray, b: np.ndarray) -> float:
+    """IoU of the axis-aligned boxes around two ROIs (4,)."""
+    return float(bp._iou(bp.roi_box(a), bp.roi_box(b)[None])[0])
+
+
+class OfflineBackend:
+    """Frame (H, W, 3) BGR → keypoints (P, K, 3) [x, y, conf] in ``skeleton_name``."""
+
+    name = "offline (BlazePose full, bundled)"
+
+    def __init__(self, skeleton_name: str, **kwargs):
+        self.skeleton_name = skeleton_name
+        blazepose_to(np.zeros((0, 39, 5)), skeleton_name)  # fail early on an unsupported set
+        self.tracker = BlazePoseTracker(**kwargs)
+
+    @property
+    def infer_seconds(self) -> float:
+        return self.tracker.infer_seconds
+
+    def reset(self) -> None:
+        self.tracker.reset()
+
+    def __call__(self, frame_bgr: np.ndarray) -> np.ndarray:
+        return blazepose_to(self.tracker(frame_bgr), self.skeleton_name)
