@@ -105,6 +105,10 @@ class PoseConfig:
     min_iou: float = 0.2
     max_unseen_frames: int = 100
     deepsort_params: str = ""  # """{dict}""" for tracking_mode = 'deepsort'; '' = library defaults
+    # OpenKin only: which estimator. 'auto' = rtmlib (RTMPose) when its weights are cached or
+    # downloadable, else the bundled offline model; 'rtmlib'; 'offline'.
+    pose_backend: Literal["auto", "rtmlib", "offline"] = "auto"
+    offline_model: Literal["blazepose_full"] = "blazepose_full"  # bundled offline weights
     # Arrays of tables ``[[pose.CUSTOM]]`` (any name) become entries here: name -> tree roots.
     custom_skeletons: dict[str, tuple[SkeletonNode, ...]] = field(default_factory=dict)
 
