@@ -188,3 +188,58 @@ def test_missing_source_names_the_pattern(tmp_path):
     (tmp_path / "Config.toml").write_text("[calibration.convert]\nconvert_from = 'optitrack'\n")
     with pytest.raises(OpenKinError, match="optitrack"):
         _run(tmp_path)
+
+
+# --------------------------------------------------------------------------- convert
+@pytest.fixture()
+def converted(demo, tmp_path) -> Path:
+    project = _demo_calib_only(tmp_path / "p", demo)
+    _run(project)  # the demo's Config.toml: convert_from = 'qualisys'
+    return project
+
+
+def test_convert_qualisys_demo(converted):
+    out = converted / "calibration" / "Calib_qualisys.toml"
+    cams = read_calibration(out)
+    assert [c.name for c in cams] == ["cam01", "cam02", "cam03", "cam04"]
+    for cam in cams:
+        assert cam.matrix[0, 0] == pytest.approx(QUALISYS_FX[cam.name], abs=1.0)
+        assert 2.0 < np.linalg.norm(cam.center) < 6.0  # cameras a few metres from the origin
+    record = tomllib.loads((converted / "openkin" / "calibration.toml").read_text())
+    assert record["convert_from"] == "qualisys" and "Calib.qca.txt" in record["sources"]
+    assert calibration.find_calibration(converted / "calibration") == out
+
+
+def test_convert_reuses_then_redoes_when_source_changes(converted):
+    out = converted / "calibration" / "Calib_qualisys.toml"
+    stamp = out.stat().st_mtime_ns
+    _run(converted)
+    assert out.stat().st_mtime_ns == stamp  # unchanged source: reused
+    src = converted / "calibration" / "Calib.qca.txt"
+    src.write_text(src.read_text().replace('focalLengthU="107599.671875"', 'focalLengthU="108240.0"'))
+    _run(converted)
+    assert read_calibration(out)[0].matrix[0, 0] == pytest.approx(108240.0 / 64, rel=1e-6)
+    _run(converted, {"calibration": {"convert": {"qualisys": {"binning_factor": 2}}}})
+    assert read_calibration(out)[0].matrix[0, 0] == pytest.approx(108240.0 / 128, rel=1e-6)
+
+
+def test_convert_keeps_a_hand_edited_output(converted):
+    out = converted / "calibration" / "Calib_qualisys.toml"
+    edited = out.read_text().replace('name = "cam01"', 'name = "left"')
+    out.write_text(edited)
+    src = converted / "calibration" / "Calib.qca.txt"
+    src.write_text(src.read_text() + "\n")
+    _run(converted)
+    assert out.read_text() == edited
+
+
+def test_scene_extrinsics_recover_the_qualisys_poses(converted):
+    """Image points of object_coords_3d as the Qualisys cameras see them in the demo's
+    extrinsics images -> solvePnP with the (reused) Qualisys intrinsics -> the same poses."""
+    cams = read_calibration(converted / "calibration" / "Calib_qualisys.toml")
+    _write_image_points(converted, cams, [(c.rotation, c.translation) for c in cams])
+    _run(converted, CALCULATE)
+    out = read_calibration(converted / "calibration" / "Calib_scene.toml")
+    for cam, ref in zip(out, cams):
+        np.testing.assert_allclose(cam.matrix, ref.matrix)
+        np.testing.assert_allclose(cam.center, ref.center, atol=1e-3)
