@@ -255,6 +255,19 @@ def test_calibration_reads_anipose_caliscope_variants(tmp_path):
     read = cal.read_calibration(tmp_path / "config.toml")
     assert [c.name for c in read] == ["cam_0", "cam02"]
     np.testing.assert_allclose(read[1].rotation, cams[1].rotation, atol=1e-9)
+    # Caliscope's camera_array.toml: nested [cameras.N], port numbers, uncalibrated cameras ignored
+    text = ("[cameras.0]\nport = 0\nignore = true\nsize = [1280, 720]\n\n"
+            "[cameras.1]\nport = 1\nignore = false\nerror = 0.37\n" + _table_body(cams[0], with_name=False)
+            + "\n[cameras.2]\nport = 2\nignore = true\n" + _table_body(cams[1], with_name=False)
+            + "\n[cameras.3]\nport = 3\n" + _table_body(cams[1], with_name=False))
+    (tmp_path / "camera_array.toml").write_text(text)
+    read = cal.read_calibration(tmp_path / "camera_array.toml")
+    assert [c.name for c in read] == ["cam_1", "cam_3"]
+    assert_same_cameras(read, [cal.Camera("cam_1", *_fields(cams[0])), cal.Camera("cam_3", *_fields(cams[1]))])
+
+
+def _fields(cam):
+    return cam.size, cam.matrix, np.append(cam.distortions, 0.0), cam.rotation, cam.translation
 
 
 def _table_body(cam, with_name=True):
@@ -265,16 +278,26 @@ def _table_body(cam, with_name=True):
 
 
 def test_freemocap_millimetres_detected(tmp_path, caplog):
-    cams = make_cameras()
-    for c in cams:
-        c.translation = c.translation * 1000
-    cal.write_calibration(tmp_path / "fmc.toml", cams)
+    """FreeMoCap's layout: first camera at the origin, others in mm, trailing commas, odd metadata."""
+    cams = make_cameras()[:3]
+    R0, t0 = cams[0].R, cams[0].translation
+    for c in cams:  # re-express in camera 0's frame, as FreeMoCap does
+        R = c.R @ R0.T
+        c.translation, c.rotation = (c.translation - R @ t0) * 1000, cal.rotation_vector(R)
+    text = "".join(f"[cam_{i}]\nname = \"{c.name}\"\nsize = [ 1088, 1920,]\n"
+                   f"matrix = {c.matrix.tolist()}\ndistortions = [ -0.3, 0.0, 0.0, 0.0, 0.0,]\n"
+                   f"rotation = {c.rotation.tolist()}\ntranslation = {c.translation.tolist()}\n\n"
+                   for i, c in enumerate(cams))
+    text += '[metadata]\ncharuco_square_size = 58.0\ncharuco_board_object = "CharucoBoardDefinition(...)"\n'
+    (tmp_path / "fmc.toml").write_text(text)
     with caplog.at_level(logging.WARNING):
         read = cal.read_calibration(tmp_path / "fmc.toml")
     assert "millimetres" in caplog.text
-    np.testing.assert_allclose(read[0].center, make_cameras()[0].center, atol=1e-9)
+    np.testing.assert_allclose(read[0].translation, 0, atol=1e-12)
+    baseline = np.linalg.norm(make_cameras()[1].center - make_cameras()[0].center)
+    assert np.linalg.norm(read[1].center - read[0].center) == pytest.approx(baseline, rel=1e-9)
     forced = cal.read_calibration(tmp_path / "fmc.toml", units="m")
-    assert np.linalg.norm(forced[0].translation) > 1000
+    assert np.linalg.norm(forced[1].translation) > 1000
 
 
 @pytest.mark.parametrize("edit, words", [

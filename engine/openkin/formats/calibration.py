@@ -16,10 +16,11 @@ File layout (one section per camera, in camera order, then metadata)::
     error = 0.0
 
 The reader takes any table with a ``matrix`` key as a camera, in file order
-(Pose2Sim pairs cameras with pose folders by order); it skips ``metadata``,
-``capture_volume``, ``charuco``, ``checkerboard``. A missing ``name`` falls back
-to the section name. ``rotation`` may also be a 3x3 matrix (as some Caliscope
-versions store it). FreeMoCap writes translations in millimetres: when the
+(Pose2Sim pairs cameras with pose folders by order), also nested ones
+(Caliscope's ``[cameras.N]``, where ``ignore = true`` cameras are skipped); it
+skips ``metadata``, ``capture_volume``, ``charuco``, ``checkerboard``. A missing
+``name`` becomes ``cam_<port>`` (Caliscope) or the section name. ``rotation`` may
+also be a 3x3 matrix. FreeMoCap writes translations in millimetres: when the
 median camera distance from the world origin exceeds 50 units the file is
 taken to be in millimetres and converted, with a warning (``units=`` forces it).
 
@@ -222,8 +223,7 @@ def read_calibration(path: str | Path, units: str = "auto") -> list[Camera]:
     except tomllib.TOMLDecodeError as exc:
         raise OpenKinError(f"malformed TOML: {exc}", path=path,
                            fix="fix the syntax at that line (TOML: key = value, [section])") from None
-    cameras = [_camera_from_table(path, key, table) for key, table in data.items()
-               if isinstance(table, dict) and key not in NOT_CAMERAS and "matrix" in table]
+    cameras = [_camera_from_table(path, key, table) for key, table in _camera_tables(data)]
     if not cameras:
         raise OpenKinError("no camera in calibration file (no table with a 'matrix' key)", path=path,
                            fix="each camera needs a [cam_N] section with name, size, matrix, distortions, "
@@ -234,14 +234,38 @@ def read_calibration(path: str | Path, units: str = "auto") -> list[Camera]:
     return _to_metres(path, cameras, units)
 
 
+def _camera_tables(data: dict) -> list[tuple[str, dict]]:
+    """Camera tables in file order: top-level ``[cam_N]`` (Pose2Sim, anipose, FreeMoCap) or nested
+    ``[cameras.N]`` (Caliscope's camera_array.toml); tables marked ``ignore = true`` are skipped."""
+    found = []
+    for key, table in data.items():
+        if not isinstance(table, dict) or key in NOT_CAMERAS:
+            continue
+        if "matrix" in table:
+            found.append((key, table))
+        else:
+            found += [(f"{key}.{k}", t) for k, t in table.items() if isinstance(t, dict) and "matrix" in t]
+    skipped = [k for k, t in found if t.get("ignore") is True]
+    if skipped:
+        log.info("skipping cameras marked ignore = true: %s", skipped)
+    return [(k, t) for k, t in found if t.get("ignore") is not True]
+
+
+def _default_name(key: str, table: dict) -> str:
+    if "name" in table:
+        return str(table["name"])
+    if "port" in table:
+        return f"cam_{table['port']}"
+    return key
+
+
 def _camera_from_table(path: Path, key: str, table: dict) -> Camera:
     missing = [k for k in ("size", "matrix", "distortions", "rotation", "translation") if k not in table]
     if missing:
         raise OpenKinError(f"camera [{key}] lacks {', '.join(missing)}", path=path,
                            fix="each camera needs size, matrix, distortions, rotation and translation")
-    name = table.get("name", key)
     try:
-        return Camera(name=name, size=table["size"], matrix=table["matrix"], distortions=table["distortions"],
+        return Camera(name=_default_name(key, table), size=table["size"], matrix=table["matrix"], distortions=table["distortions"],
                       rotation=table["rotation"], translation=table["translation"],
                       fisheye=table.get("fisheye", False))
     except OpenKinError as exc:
