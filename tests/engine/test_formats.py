@@ -87,6 +87,10 @@ def test_trc_reads_nan_literals(tmp_path):
     path.write_text("\n".join(lines) + "\n")
     xyz = read_trc(path).xyz
     assert np.isnan(xyz[0, 0, :2]).all() and xyz[0, 0, 2] == 1.5
+    lines[6] = "1\t0.0166\t2.5"  # a short row: trailing missing values left out
+    path.write_text("\r\n".join(lines) + "\r\n")
+    xyz = read_trc(path).xyz
+    assert xyz[1, 0, 0] == 2.5 and np.isnan(xyz[1, 0, 1:]).all() and xyz[0, 0, 2] == 1.5
 
 
 def test_zup_yup_inverse_and_direction():

@@ -2,6 +2,7 @@
 and formatting numbers so that files round-trip exactly."""
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -32,17 +33,6 @@ def read_bytes(path: str | Path, what: str, fix: str | None = None) -> bytes:
     return path.read_bytes()
 
 
-def format_floats(values: np.ndarray, fmt: str = "%.10g", nan: str = "") -> np.ndarray:
-    """Format an array of floats elementwise (vectorised); NaN becomes ``nan``.
-
-    ``%.10g`` keeps 10 significant digits: sub-micrometre for positions in metres.
-    """
-    text = np.char.mod(fmt, np.asarray(values, dtype=float))
-    if nan != "nan":
-        text = np.where(np.isnan(values), nan, text)
-    return text
-
-
 def parse_floats(cells: np.ndarray) -> np.ndarray:
     """Parse an array of strings into floats, empty strings becoming NaN.
 
@@ -51,3 +41,36 @@ def parse_floats(cells: np.ndarray) -> np.ndarray:
     cells = np.char.strip(np.asarray(cells, dtype=str))
     cells = np.where(cells == "", "nan", cells)
     return cells.astype(float)
+
+
+def fast_table(lines: list[str], width: int) -> np.ndarray | None:
+    """Tab-separated numeric rows → (N, width) floats, empty cells NaN, parsed in C by
+    ``np.loadtxt`` (for speed: TRC files reach millions of values).
+
+    Returns None when rows are ragged, a cell is not a number, or extra columns hold
+    values; the caller then parses row by row and names the bad line.
+    """
+    rows = [line.rstrip("\r") for line in lines if line.strip()]
+    if not rows:
+        return None
+    text = "\n".join(rows) + "\n"
+    if text.startswith("\t") or "\n\t" in text:
+        return None
+    text = text.replace("\t\t", "\tnan\t").replace("\t\t", "\tnan\t").replace("\t\n", "\tnan\n")
+    try:
+        table = np.loadtxt(io.StringIO(text), delimiter="\t", ndmin=2, dtype=float, comments=None)
+    except ValueError:
+        return None
+    if table.shape[1] < width or (table.shape[1] > width and not np.isnan(table[:, width:]).all()):
+        return None
+    return table[:, :width]
+
+
+def format_rows(table: np.ndarray, fmt: str = "%.10g", nan: str = "") -> list[str]:
+    """(N, C) floats → N tab-joined lines, NaN written as ``nan`` text (C-level % formatting per row,
+    several times faster than elementwise ``np.char.mod``)."""
+    row_fmt = "\t".join([fmt] * table.shape[1])
+    lines = [row_fmt % tuple(row) for row in np.asarray(table, dtype=float).tolist()]
+    if nan != "nan" and np.isnan(table).any():
+        lines = [line.replace("nan", nan) for line in lines]
+    return lines

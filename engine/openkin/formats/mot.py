@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import OpenKinError
 from ..fileio import atomic_write
-from ._io import format_floats, parse_floats, read_text
+from ._io import fast_table, format_rows, parse_floats, read_text
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +105,9 @@ def _header_fields(lines: list[str]) -> dict[str, str]:
 
 
 def _parse_table(path: Path, lines: list[str], start: int, width: int) -> np.ndarray:
+    table = fast_table(lines[start:], width)
+    if table is not None and not np.isnan(table[:, 0]).any():
+        return table
     rows, numbers = [], []
     for i in range(start, len(lines)):
         if not lines[i].strip():
@@ -153,8 +156,8 @@ def write_mot(path: str | Path, motion: Motion) -> Path:
                   "values are in degrees (yes) or radians (no).", ""]
     lines = header + ["endheader", "\t".join(["time", *motion.names])]
     table = np.concatenate([motion.times[:, None], motion.values], axis=1)
-    body = format_floats(table, "%.10g", nan="NaN")
-    text = "\n".join(lines) + "\n" + "".join("\t".join(row) + "\n" for row in body.tolist())
+    body = format_rows(table, "%.10g", nan="NaN")
+    text = "\n".join(lines) + "\n" + "".join(row + "\n" for row in body)
     with atomic_write(path) as f:
         f.write(text)
     return path

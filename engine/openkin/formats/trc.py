@@ -28,7 +28,7 @@ import numpy as np
 
 from ..errors import OpenKinError
 from ..fileio import atomic_write
-from ._io import format_floats, parse_floats, read_text
+from ._io import fast_table, format_rows, parse_floats, read_text
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +161,9 @@ def _frames(path: Path, column: np.ndarray) -> np.ndarray:
 
 def _parse_rows(path: Path, data_lines: list[str], width: int) -> np.ndarray:
     """Data rows → (F, width) floats; empty cells are NaN. Vectorised string parsing."""
+    table = fast_table(data_lines, width)
+    if table is not None:
+        return table
     rows, numbers = [], []
     for i, line in enumerate(data_lines, start=6):
         if not line.strip():
@@ -223,11 +226,9 @@ def _data_text(trc: Trc, scale: float) -> str:
     n = trc.xyz.shape[0]
     if n == 0:
         return ""
-    coords = format_floats(trc.xyz.reshape(n, -1) / scale)
-    frames = trc.frame_numbers.astype(str)[:, None]
-    times = format_floats(trc.times, "%.10g")[:, None]
-    table = np.concatenate([frames, times, coords], axis=1)
-    return "\n".join("\t".join(row) for row in table.tolist()) + "\n"
+    coords = format_rows(trc.xyz.reshape(n, -1) / scale)
+    return "".join(f"{frame}\t{time:.10g}\t{row}\n"
+                   for frame, time, row in zip(trc.frame_numbers.tolist(), trc.times.tolist(), coords))
 
 
 def _num(x: float) -> str:
