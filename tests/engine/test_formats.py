@@ -1,6 +1,7 @@
 """Round trips and bad input for TRC, MOT/STO, calibration TOML and OpenPose JSON."""
 import json
 import logging
+import re
 
 import numpy as np
 import pytest
@@ -203,9 +204,12 @@ def test_mot_malformed(tmp_path, text, words):
     assert words in str(err.value) and "bad.mot" in str(err.value)
 
 
-def test_motion_wrong_shape():
+def test_motion_wrong_shape_and_missing_file(tmp_path):
     with pytest.raises(OpenKinError, match="shape"):
         Motion(["a", "b"], np.arange(3), np.zeros((3, 3)))
+    with pytest.raises(OpenKinError, match="motion file not found") as err:
+        read_mot(tmp_path / "ik.mot")
+    assert "ik.mot" in str(err.value)
 
 
 # ---------------------------------------------------------------- calibration
@@ -306,7 +310,9 @@ def test_freemocap_millimetres_detected(tmp_path, caplog):
 
 @pytest.mark.parametrize("edit, words", [
     (lambda t: t.replace("]\nname", "\nname", 1), "malformed TOML"),
-    (lambda t: t.replace("rotation = [ ", "rotation = [ nan, ", 1), "rotation"),
+    (lambda t: t.replace("rotation = [ ", "rotation = [ 0.5, ", 1), "'rotation' has shape (4,)"),
+    (lambda t: re.sub(r"rotation = \[ [^,]+,", "rotation = [ nan,", t, count=1), "'rotation' contains NaN"),
+    (lambda t: t.replace("matrix = [ [ ", "matrix = [ [ inf, ", 1), "'matrix' must be 3 x 3 numbers"),
     (lambda t: t.replace("translation = [ ", "translation = [ nan, 0.0, 0.0 ]\nold = [ ", 1), "NaN"),
     (lambda t: t.replace("distortions", "distortion", 1), "lacks distortions"),
     (lambda t: t.replace("size = [ 1088, 1920 ]", "size = [ 1088 ]", 1), "'size' has shape"),
@@ -325,6 +331,10 @@ def test_calibration_bad_input(tmp_path, edit, words):
 def test_calibration_missing_file_and_failed_write(tmp_path):
     with pytest.raises(OpenKinError, match="calibration file not found"):
         cal.read_calibration(tmp_path / "Calib.toml")
+    with pytest.raises(OpenKinError, match="non-empty list of Camera"):
+        cal.write_calibration(tmp_path / "Calib.toml", [])
+    with pytest.raises(OpenKinError, match="distortions must have 4 or 5"):
+        cal.Camera("a", [10, 10], np.eye(3), [0.1, 0.2], [0, 0, 0], [0, 0, 1])
     path = cal.write_calibration(tmp_path / "Calib.toml", make_cameras())
     before = path.read_bytes()
     cams = make_cameras()

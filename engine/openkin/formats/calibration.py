@@ -54,7 +54,7 @@ NOT_CAMERAS = ("metadata", "capture_volume", "charuco", "checkerboard")
 MM_THRESHOLD = 50.0  # a median camera distance above this many units means millimetres
 
 
-@dataclass
+@dataclass(eq=False)  # arrays inside: compare fields with numpy, not ==
 class Camera:
     """One calibrated camera (OpenCV pinhole model, optionally fisheye).
 
@@ -117,7 +117,8 @@ def _array(key: str, value, shape: tuple | None) -> np.ndarray:
     try:
         arr = np.array(value, dtype=float)
     except (TypeError, ValueError):
-        raise OpenKinError(f"'{key}' must be numbers, got {value!r}", fix=f"write '{key}' as a list of numbers") from None
+        what = f"{' x '.join(map(str, shape))} numbers" if shape else "numbers"
+        raise OpenKinError(f"'{key}' must be {what}, got {value!r}", fix=f"write '{key}' as {what}") from None
     if shape is not None and arr.shape != shape:
         raise OpenKinError(f"'{key}' has shape {arr.shape}, expected {shape}",
                            fix=f"write '{key}' with {' x '.join(map(str, shape))} numbers")

@@ -26,7 +26,7 @@ from ._io import fast_table, format_rows, parse_floats, read_text
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(eq=False)  # arrays inside: compare fields with numpy, not ==
 class Motion:
     """A time series of named columns.
 

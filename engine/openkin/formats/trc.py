@@ -37,7 +37,7 @@ _HEADER_KEYS = ("DataRate", "CameraRate", "NumFrames", "NumMarkers", "Units",
                 "OrigDataRate", "OrigDataStartFrame", "OrigNumFrames")
 
 
-@dataclass
+@dataclass(eq=False)  # arrays inside: compare fields with numpy, not ==
 class Trc:
     """Marker trajectories.
 
