@@ -94,6 +94,18 @@ def test_trc_reads_nan_literals(tmp_path):
     assert xyz[1, 0, 0] == 2.5 and np.isnan(xyz[1, 0, 1:]).all() and xyz[0, 0, 2] == 1.5
 
 
+def test_opensim_reads_our_trc(tmp_path):
+    opensim = pytest.importorskip("opensim")
+    trc = make_trc(n=6, m=3, rate=30)
+    table = opensim.TimeSeriesTableVec3(str(write_trc(tmp_path / "a.trc", trc)))
+    assert list(table.getColumnLabels()) == trc.marker_names and table.getNumRows() == 6
+    assert table.getTableMetaDataAsString("Units") == "m"
+    value = table.getDependentColumn("M0")[1]
+    np.testing.assert_allclose([value.get(i) for i in range(3)], trc.xyz[1, 0], rtol=1e-9)
+    missing = table.getDependentColumn("M1")[3]
+    assert np.isnan([missing.get(i) for i in range(3)]).all()  # empty cells are NaN for OpenSim too
+
+
 def test_zup_yup_inverse_and_direction():
     p = RNG.normal(size=(4, 3))
     np.testing.assert_array_equal(yup_to_zup(zup_to_yup(p)), p)
