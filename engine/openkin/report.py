@@ -1,0 +1,670 @@
+"""The report of a processed project: ``openkin/report.html`` and ``report.md`` with PNG plots.
+
+Each section reads what its stage left on disk and is replaced by a short note
+when that output is absent (a stage not built yet, or not run), so the report
+works at every stage of the pipeline and on Pose2Sim projects too:
+
+- calibration: cameras (size, focal length, position) and a top view of them;
+- 2D detections: one frame of each camera with its keypoints, and the share of
+  frames in which a person was found;
+- 3D keypoints: trajectories from ``pose-3d/*.trc`` (filtered if present);
+- joint angles: ``kinematics/*.mot`` over time;
+- reprojection error per camera and keypoint (from the triangulation stage's report);
+- time spent in each stage.
+
+Plots use matplotlib's object API (no pyplot, no display): without matplotlib
+the report is written with its tables and a note instead of the plots.
+"""
+from __future__ import annotations
+
+import html
+import json
+import logging
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import OpenKinError
+from .fileio import atomic_path, atomic_write
+from .project import ProjectPaths
+
+log = logging.getLogger(__name__)
+
+TIMINGS_NAME = "timings.toml"
+PLOTS_DIR = "report"
+# Keypoints whose trajectories are plotted (the first ones present).
+TRAJECTORY_KEYPOINTS = ("Hip", "Neck", "RWrist", "LWrist", "RKnee", "LKnee", "RAnkle", "LAnkle",
+                        "RHeel", "LHeel", "RBigToe", "LBigToe")
+# Coordinates of the OpenSim models that are plotted, in this order, when present
+# (``<name>_r`` and ``<name>_l`` share a panel).
+ANGLE_COORDINATES = ("pelvis_tilt", "pelvis_list", "pelvis_rotation", "hip_flexion", "hip_adduction",
+                     "hip_rotation", "knee_angle", "ankle_angle", "lumbar_extension", "lumbar_bending",
+                     "arm_flex", "arm_add", "elbow_flex")
+REPROJECTION_GOAL_PX = 10.0
+
+
+# =========================================================================== content model
+@dataclass
+class Section:
+    """A titled part of the report: paragraphs, tables and images, in order."""
+
+    title: str
+    items: list[tuple] = field(default_factory=list)
+    summary: list[str] = field(default_factory=list)  # key figures, repeated in the Summary section
+
+    def text(self, s: str) -> None:
+        self.items.append(("p", s))
+
+    def note(self, s: str) -> None:
+        self.items.append(("note", s))
+
+    def table(self, header: list[str], rows: list[list]) -> None:
+        self.items.append(("table", header, rows))
+
+    def image(self, relpath: str, caption: str) -> None:
+        self.items.append(("img", relpath, caption))
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return "–" if not np.isfinite(v) else f"{v:.3g}" if abs(v) < 1000 else f"{v:.0f}"
+    return str(v)
+
+
+def _markdown(title: str, sections: list[Section]) -> str:
+    out = [f"# {title}", ""]
+    for s in sections:
+        out += [f"## {s.title}", ""]
+        for item in s.items:
+            if item[0] == "p":
+                out += [item[1], ""]
+            elif item[0] == "note":
+                out += [f"> {item[1]}", ""]
+            elif item[0] == "table":
+                out += ["| " + " | ".join(item[1]) + " |", "|" + "---|" * len(item[1])]
+                out += ["| " + " | ".join(_fmt(c) for c in row) + " |" for row in item[2]] + [""]
+            elif item[0] == "img":
+                out += [f"![{item[2]}]({item[1]})", "", f"*{item[2]}*", ""]
+    return "\n".join(out)
+
+
+_CSS = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
+        "table{border-collapse:collapse;margin:.5em 0 1.2em}td,th{border:1px solid #ccc;padding:.25em .6em;"
+        "text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}"
+        "img{max-width:100%;border:1px solid #eee}figure{margin:1em 0}figcaption{color:#555;font-size:.9em}"
+        ".note{background:#fff8e1;border-left:4px solid #f0b400;padding:.4em .8em}")
+
+
+def _html(title: str, sections: list[Section]) -> str:
+    e = html.escape
+    out = [f"<!doctype html><html><head><meta charset='utf-8'><title>{e(title)}</title>"
+           f"<style>{_CSS}</style></head><body><h1>{e(title)}</h1>"]
+    for s in sections:
+        out.append(f"<h2>{e(s.title)}</h2>")
+        for item in s.items:
+            if item[0] == "p":
+                out.append(f"<p>{e(item[1])}</p>")
+            elif item[0] == "note":
+                out.append(f"<p class='note'>{e(item[1])}</p>")
+            elif item[0] == "table":
+                head = "".join(f"<th>{e(h)}</th>" for h in item[1])
+                body = "".join("<tr>" + "".join(f"<td>{e(_fmt(c))}</td>" for c in row) + "</tr>" for row in item[2])
+                out.append(f"<table><tr>{head}</tr>{body}</table>")
+            elif item[0] == "img":
+                out.append(f"<figure><img src='{e(item[1])}' alt='{e(item[2])}'>"
+                           f"<figcaption>{e(item[2])}</figcaption></figure>")
+    out.append("</body></html>")
+    return "\n".join(out)
+
+
+# =========================================================================== plotting helpers
+def _figure(width: float, height: float):
+    """A matplotlib Figure (Agg canvas, no pyplot), or None without matplotlib."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        return None
+    return Figure(figsize=(width, height), dpi=100, layout="constrained")
+
+
+def _save(fig, out_dir: Path, name: str) -> str:
+    """Save ``fig`` as ``out_dir/report/<name>.png`` atomically; return its path relative to out_dir."""
+    rel = f"{PLOTS_DIR}/{name}.png"
+    with atomic_path(out_dir / rel) as tmp:
+        fig.savefig(tmp, format="png")
+    return rel
+
+
+def _no_plot(section: Section) -> None:
+    section.note("matplotlib is not installed: plots skipped (pip install matplotlib).")
+
+
+# =========================================================================== timings
+def save_timings(paths: ProjectPaths, timings: dict[str, float]) -> Path:
+    """Record seconds per stage in ``openkin/timings.toml`` (read back by later reports)."""
+    import toml
+
+    path = paths.reports / TIMINGS_NAME
+    with atomic_write(path) as f:
+        f.write("# Wall time per stage of the last run, seconds.\n" + toml.dumps({"seconds": timings}))
+    return path
+
+
+def load_timings(paths: ProjectPaths) -> dict[str, float]:
+    path = paths.reports / TIMINGS_NAME
+    if not path.is_file():
+        return {}
+    try:
+        return {k: float(v) for k, v in tomllib.loads(path.read_text(encoding="utf-8")).get("seconds", {}).items()}
+    except (tomllib.TOMLDecodeError, ValueError, TypeError):
+        log.warning("%s is unreadable: timings left out of the report", path)
+        return {}
+
+
+def _section_timings(timings: dict[str, float], failures: dict[str, str], out_dir: Path) -> Section:
+    s = Section("Time per stage")
+    if not timings and not failures:
+        s.note("No timings recorded (run the stages with `openkin run` or `openkin demo`).")
+        return s
+    rows = [[name, secs, "done"] for name, secs in timings.items()]
+    rows += [[name, float("nan"), f"failed: {msg}"] for name, msg in failures.items()]
+    rows.append(["total", float(sum(timings.values())), ""])
+    s.summary.append("Wall time: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items())
+                     + f"; total {sum(timings.values()):.1f} s.")
+    s.summary += [f"Stage {k} failed: {v}" for k, v in failures.items()]
+    s.table(["stage", "seconds", "status"], rows)
+    fig = _figure(7, 0.45 * len(timings) + 1.2)
+    if fig is None:
+        _no_plot(s)
+        return s
+    if timings:
+        ax = fig.add_subplot()
+        names = list(timings)[::-1]
+        ax.barh(names, [timings[n] for n in names], color="#4878a8")
+        for y, n in enumerate(names):
+            ax.text(timings[n], y, f" {timings[n]:.1f} s", va="center", fontsize=9)
+        ax.set_xlabel("wall time (s)")
+        ax.set_xlim(0, max(timings.values()) * 1.2 + 1e-6)
+        s.image(_save(fig, out_dir, "timings"), "Wall time of each stage on this machine.")
+    return s
+
+
+# =========================================================================== calibration
+def _section_calibration(paths: ProjectPaths, out_dir: Path) -> tuple[Section, list]:
+    """Camera table and top view; returns the cameras too (or [] when there is no calibration)."""
+    from .calibration import RECORD_NAME, find_calibration
+    from .formats.calibration import read_calibration
+
+    s = Section("Calibration")
+    try:
+        path = find_calibration(paths.calibration)
+        cameras = read_calibration(path)
+    except OpenKinError as e:
+        s.note(f"No calibration to show: {e.problem}.")
+        return s, []
+    record = _read_toml(paths.reports / RECORD_NAME)
+    intr = record.get("intrinsics", {})
+    extr = record.get("extrinsics", {}).get("cameras", {})
+    s.text(f"{len(cameras)} cameras from {path.name}.")
+    rows = [[c.name, f"{c.width}×{c.height}", float(c.matrix[0, 0]), *(float(v) for v in c.center),
+             intr.get(c.name, {}).get("rms_px", float("nan")), extr.get(c.name, {}).get("rms_px", float("nan"))]
+            for c in cameras]
+    s.table(["camera", "size px", "focal px", "x m", "y m", "z m", "intrinsics RMS px", "extrinsics RMS px"], rows)
+    fig = _figure(5, 5)
+    if fig is None:
+        _no_plot(s)
+        return s, cameras
+    ax = fig.add_subplot()
+    for c in cameras:
+        centre, forward = c.center, c.R[2]  # optical axis in world
+        ax.plot(*centre[:2], "o", color="#c44e52")
+        horizontal = forward[:2] / max(np.linalg.norm(forward[:2]), 1e-9)
+        ax.annotate("", xy=centre[:2] + 0.8 * horizontal, xytext=centre[:2],
+                    arrowprops={"arrowstyle": "->", "color": "#c44e52"})
+        ax.text(*centre[:2], f" {c.name}", fontsize=9)
+    ax.plot(0, 0, "k+", markersize=12)
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.set_xlabel("x (m)")
+    ax.set_ylabel("y (m)")
+    ax.set_title("cameras seen from above (arrows: viewing direction)")
+    ax.grid(alpha=0.3)
+    s.image(_save(fig, out_dir, "cameras"), "Camera positions and viewing directions, world origin at +.")
+    return s, cameras
+
+
+def _read_toml(path: Path) -> dict:
+    if not path.is_file():
+        return {}
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+        log.warning("%s is unreadable: left out of the report", path)
+        return {}
+
+
+# =========================================================================== 2D detections
+def _pose_folders(paths: ProjectPaths) -> list[Path]:
+    root = paths.pose
+    return sorted(p for p in root.glob("*_json") if p.is_dir()) if root.is_dir() else []
+
+
+def _skeleton_of(paths: ProjectPaths, n_keypoints: int):
+    """The keypoint set of the pose outputs (from the pose stage's summary, else by count), or None."""
+    from .skeletons import SKELETONS
+
+    summary = paths.reports / "pose_summary.json"
+    if summary.is_file():
+        try:
+            name = json.loads(summary.read_text(encoding="utf-8")).get("keypoints")
+            if name in SKELETONS and len(SKELETONS[name].names) == n_keypoints:
+                return SKELETONS[name]
+        except (json.JSONDecodeError, AttributeError):
+            pass
+    return next((s for s in SKELETONS.values() if len(s.names) == n_keypoints), None)
+
+
+def _video_frame(paths: ProjectPaths, cam: str, frame: int) -> np.ndarray | None:
+    """(H, W, 3) RGB frame ``frame`` of camera ``cam``'s video (or image folder), or None."""
+    import cv2
+
+    videos = [p for p in sorted(paths.videos.glob(f"{cam}*")) if p.is_file()] if paths.videos.is_dir() else []
+    for video in videos:
+        cap = cv2.VideoCapture(str(video))
+        try:
+            cap.set(cv2.CAP_PROP_POS_FRAMES, frame)
+            ok, img = cap.read()
+        finally:
+            cap.release()
+        if ok:
+            return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    folder = paths.videos / cam
+    images = sorted(folder.iterdir()) if folder.is_dir() else []
+    if 0 <= frame < len(images):
+        img = cv2.imread(str(images[frame]))
+        if img is not None:
+            return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    return None
+
+
+def _detections(paths: ProjectPaths) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Camera name -> (keypoints (F, P, K, 3), frame numbers (F,)) of ``pose/<cam>_json``."""
+    from .formats.openpose import read_openpose_dir
+
+    out = {}
+    for folder in _pose_folders(paths):
+        try:
+            keypoints, frames, _ = read_openpose_dir(folder)
+        except OpenKinError as e:
+            log.warning("report: %s", e)
+            continue
+        out[folder.name[: -len("_json")]] = (keypoints, frames)
+    return out
+
+
+def _section_detections(paths: ProjectPaths, out_dir: Path) -> tuple[Section, dict]:
+    s = Section("2D detections")
+    dets = _detections(paths)
+    if not dets:
+        s.note("No 2D poses in pose/ (the pose stage has not run or is not built).")
+        return s, {}
+    rows = []
+    for cam, (kp, frames) in dets.items():
+        found = np.isfinite(kp[..., 2]).any(axis=-1).any(axis=-1) if kp.shape[1] else np.zeros(len(frames), bool)
+        conf = np.nanmean(kp[..., 2]) if np.isfinite(kp[..., 2]).any() else float("nan")
+        rows.append([cam, len(frames), 100.0 * found.mean(), float(conf), kp.shape[1]])
+    s.table(["camera", "frames", "person found %", "mean confidence", "max people"], rows)
+    s.summary.append("Person found in " + ", ".join(f"{r[0]} {r[2]:.0f}%" for r in rows) + " of the frames.")
+    fig = _figure(3.2 * len(dets), 5.6)
+    if fig is None:
+        _no_plot(s)
+        return s, dets
+    frame = _common_frame(dets)
+    for k, (cam, (kp, frames)) in enumerate(dets.items()):
+        _draw_camera(fig.add_subplot(1, len(dets), k + 1), paths, cam, kp, frames, frame)
+    s.image(_save(fig, out_dir, "detections"), f"2D keypoints on frame {frame} of each camera "
+                                               "(colour: confidence, lines: skeleton).")
+    return s, dets
+
+
+def _common_frame(dets: dict) -> int:
+    """A frame number where most cameras see someone (the middle of those frames)."""
+    counts: dict[int, int] = {}
+    for kp, frames in dets.values():
+        seen = np.isfinite(kp[..., 2]).any(axis=(1, 2)) if kp.shape[1] else np.zeros(len(frames), bool)
+        for f in frames[seen]:
+            counts[int(f)] = counts.get(int(f), 0) + 1
+    if not counts:
+        return int(next(iter(dets.values()))[1][0])
+    best = max(counts.values())
+    good = sorted(f for f, c in counts.items() if c == best)
+    return good[len(good) // 2]
+
+
+def _draw_camera(ax, paths: ProjectPaths, cam: str, kp: np.ndarray, frames: np.ndarray, frame: int) -> None:
+    idx = np.flatnonzero(frames == frame)
+    img = _video_frame(paths, cam, frame)
+    if img is not None:
+        ax.imshow(img)
+    else:
+        ax.invert_yaxis()
+        ax.set_aspect("equal")
+    ax.set_title(f"{cam}, frame {frame}", fontsize=10)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if not len(idx):
+        return
+    people = kp[idx[0]]  # (P, K, 3)
+    skeleton = _skeleton_of(paths, kp.shape[2])
+    for person in people:
+        if not np.isfinite(person[:, 2]).any():
+            continue
+        if skeleton is not None:
+            for a, b in skeleton.bones:
+                if np.isfinite(person[[a, b], :2]).all():
+                    ax.plot(person[[a, b], 0], person[[a, b], 1], "-", color="white", lw=1.2, alpha=0.8)
+        ax.scatter(person[:, 0], person[:, 1], c=person[:, 2], cmap="viridis", vmin=0, vmax=1, s=9, zorder=3)
+
+
+# =========================================================================== 3D keypoints
+def _pick_trc(pose3d: Path) -> Path | None:
+    """The filtered TRC if there is one, else the newest raw TRC (augmented files last)."""
+    if not pose3d.is_dir():
+        return None
+    trcs = [p for p in pose3d.glob("*.trc") if "LSTM" not in p.name]
+    filtered = [p for p in trcs if "filt" in p.name]
+    pool = filtered or trcs
+    return max(pool, key=lambda p: p.stat().st_mtime) if pool else None
+
+
+def _section_trajectories(paths: ProjectPaths, out_dir: Path) -> Section:
+    from .formats.trc import read_trc
+
+    s = Section("3D keypoints")
+    path = _pick_trc(paths.pose_3d)
+    if path is None:
+        s.note("No 3D keypoints in pose-3d/ (triangulation has not run or is not built).")
+        return s
+    try:
+        trc = read_trc(path)
+    except OpenKinError as e:
+        s.note(f"Cannot read {path.name}: {e.problem}")
+        return s
+    valid = np.isfinite(trc.xyz).all(axis=-1)  # (F, M)
+    s.text(f"{path.name}: {len(trc.marker_names)} keypoints, {trc.xyz.shape[0]} frames at {trc.rate:g} Hz; "
+           f"{100 * valid.all(axis=1).mean():.1f}% of frames have every keypoint, "
+           f"{100 * valid.mean():.1f}% of keypoint-frames are present.")
+    s.summary.append(f"3D keypoints: {100 * valid.mean():.1f}% of keypoint-frames reconstructed ({path.name}).")
+    names = [n for n in TRAJECTORY_KEYPOINTS if n in trc.marker_names][:6] or trc.marker_names[:6]
+    fig = _figure(10, 7)
+    if fig is None:
+        _no_plot(s)
+        return s
+    times = trc.times if trc.times is not None else np.arange(trc.xyz.shape[0]) / trc.rate
+    axes = fig.subplots(3, 1, sharex=True)
+    for a, axis_name in enumerate("XYZ"):
+        for n in names:
+            axes[a].plot(times, trc.xyz[:, trc.marker_names.index(n), a], lw=1.2, label=n)
+        axes[a].set_ylabel(f"{axis_name} (m)")
+        axes[a].grid(alpha=0.3)
+    axes[0].legend(ncol=min(len(names), 6), fontsize=8, loc="upper right")
+    axes[-1].set_xlabel("time (s)")
+    axes[0].set_title(path.name, fontsize=10)
+    s.image(_save(fig, out_dir, "trajectories"), "Trajectories of a few keypoints, in the TRC file's axes.")
+    return s
+
+
+# =========================================================================== joint angles
+def _angle_panels(names: list[str]) -> list[tuple[str, list[str]]]:
+    """(title, coordinate names) per panel: known coordinates (right and left together), else the first 9."""
+    panels = []
+    for base in ANGLE_COORDINATES:
+        cols = [n for n in (base, f"{base}_r", f"{base}_l") if n in names]
+        if cols:
+            panels.append((base, cols))
+    return panels or [(n, [n]) for n in names[:9]]
+
+
+def _section_angles(paths: ProjectPaths, out_dir: Path) -> Section:
+    from .formats.mot import read_mot
+
+    s = Section("Joint angles")
+    mots = sorted(paths.kinematics.glob("*.mot"), key=lambda p: p.stat().st_mtime) if paths.kinematics.is_dir() else []
+    if not mots:
+        s.note("No joint angles in kinematics/ (inverse kinematics has not run or is not built).")
+        return s
+    path = mots[-1]
+    try:
+        motion = read_mot(path)
+    except OpenKinError as e:
+        s.note(f"Cannot read {path.name}: {e.problem}")
+        return s
+    panels = _angle_panels(motion.names)
+    names = [n for panel in panels for n in panel[1]]
+    unit = "°" if motion.in_degrees else "rad"
+    column = {n: motion.values[:, motion.names.index(n)] for n in names}
+    ranges = [[n, float(np.nanmin(column[n])), float(np.nanmax(column[n]))] for n in names]
+    s.text(f"{path.name}: {len(motion.names)} coordinates, {len(motion.times)} frames.")
+    s.table(["coordinate", f"min {unit}", f"max {unit}"], ranges)
+    ncols = 3
+    nrows = (len(panels) + ncols - 1) // ncols
+    fig = _figure(11, 2.0 * nrows + 0.6)
+    if fig is None:
+        _no_plot(s)
+        return s
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, sharex=True, squeeze=False)).ravel()
+    for ax, (title, cols) in zip(axes, panels):
+        for n, colour in zip(cols, ("#c44e52", "#4878a8", "#55a868")):
+            side = {"_r": "right", "_l": "left"}.get(n[-2:], n)
+            ax.plot(motion.times, column[n], lw=1.2, color=colour, label=side)
+        ax.set_title(f"{title} ({unit})", fontsize=9)
+        ax.grid(alpha=0.3)
+        if len(cols) > 1:
+            ax.legend(fontsize=7, loc="best")
+    for k in range(len(panels), len(axes)):
+        axes[k].set_visible(False)
+        axes[k - ncols].xaxis.set_tick_params(labelbottom=True)
+        axes[k - ncols].set_xlabel("time (s)")
+    for ax in axes[len(axes) - ncols:len(panels)]:
+        ax.set_xlabel("time (s)")
+    s.image(_save(fig, out_dir, "angles"), f"Joint angles over time ({unit}).")
+    return s
+
+
+# =========================================================================== reprojection error
+def _pose_2d_root(paths: ProjectPaths) -> Path | None:
+    """The 2D poses triangulation used: pose-associated/, else pose-sync/, else pose/."""
+    for root in (paths.pose_associated, paths.pose_sync, paths.pose):
+        if root.is_dir() and any(p.is_dir() for p in root.glob("*_json")):
+            return root
+    return None
+
+
+def reprojection_errors(xyz: np.ndarray, frames_3d: np.ndarray, cameras: list,
+                        detections: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """Pixel distance between projected 3D keypoints and the 2D detections.
+
+    ``xyz`` (F, K, 3) world metres; ``frames_3d`` (F,); ``detections`` per camera:
+    (keypoints (F2, P, K, 3), frame numbers (F2,)). Per camera and frame the person
+    closest to the projection is taken. Returns (C, F, K) px, NaN where either is missing.
+    """
+    from .formats.calibration import project_points
+
+    F, K, _ = xyz.shape
+    out = np.full((len(cameras), F, K), np.nan)
+    for c, (cam, (kp, frames)) in enumerate(zip(cameras, detections)):
+        if kp.shape[1] == 0 or kp.shape[2] != K:
+            continue
+        uv = project_points(cam, xyz.reshape(-1, 3)).reshape(F, K, 2)
+        lookup = {int(f): i for i, f in enumerate(frames)}
+        rows = np.array([lookup.get(int(f), -1) for f in frames_3d])
+        have = rows >= 0
+        people = kp[rows[have], :, :, :2]  # (F', P, K, 2)
+        d = np.linalg.norm(people - uv[have][:, None], axis=-1)  # (F', P, K)
+        with np.errstate(all="ignore"):
+            med = np.nanmedian(np.where(np.isfinite(d), d, np.nan), axis=-1)  # (F', P)
+        med = np.where(np.isfinite(med), med, np.inf)
+        best = np.argmin(med, axis=1)
+        out[c, have] = d[np.arange(len(best)), best]
+    return out
+
+
+def _trc_world(trc, cameras: list, detections: list) -> tuple[np.ndarray, str]:
+    """The TRC points in the calibration's world: as they are (Z up) or turned from Y up,
+    whichever reprojects better (Pose2Sim writes its TRC files Y up)."""
+    from .formats.trc import yup_to_zup
+
+    candidates = {"Z-up": trc.xyz, "Y-up": yup_to_zup(trc.xyz)}
+    sample = slice(None, None, max(1, trc.xyz.shape[0] // 50))
+    scores = {}
+    for name, xyz in candidates.items():
+        err = reprojection_errors(xyz[sample], trc.frame_numbers[sample], cameras, detections)
+        scores[name] = np.nanmedian(err) if np.isfinite(err).any() else np.inf
+    best = min(scores, key=scores.get)
+    return candidates[best], best
+
+
+def _section_reprojection(paths: ProjectPaths, out_dir: Path, cameras: list) -> Section:
+    from .formats.openpose import read_openpose_dir
+    from .formats.trc import read_trc
+
+    s = Section("Reprojection error")
+    trc_path = _pick_trc(paths.pose_3d)
+    raw = [p for p in paths.pose_3d.glob("*.trc") if "filt" not in p.name and "LSTM" not in p.name] \
+        if paths.pose_3d.is_dir() else []
+    trc_path = max(raw, key=lambda p: p.stat().st_mtime) if raw else trc_path
+    root = _pose_2d_root(paths)
+    if trc_path is None or root is None or not cameras:
+        s.note("Needs the calibration, the 2D poses and the triangulated 3D keypoints: not all are there yet.")
+        return s
+    names = [c.name for c in cameras]
+    folders = sorted(root.glob("*_json"))
+    if len(folders) != len(cameras):
+        s.note(f"{len(folders)} pose folders in {root.name}/ for {len(cameras)} calibrated cameras: not compared.")
+        return s
+    try:
+        trc = read_trc(trc_path)
+        detections = [read_openpose_dir(f)[:2] for f in folders]
+    except OpenKinError as e:
+        s.note(f"Cannot compare: {e.problem}")
+        return s
+    if trc.frame_numbers is None:
+        trc.frame_numbers = np.arange(trc.xyz.shape[0])
+    if any(d[0].shape[2] != trc.xyz.shape[1] for d in detections):
+        s.note(f"{trc_path.name} has {trc.xyz.shape[1]} keypoints, the 2D poses "
+               f"{sorted({d[0].shape[2] for d in detections})}: not compared.")
+        return s
+    xyz, axes = _trc_world(trc, cameras, detections)
+    err = reprojection_errors(xyz, trc.frame_numbers, cameras, detections)  # (C, F, K)
+    return _reprojection_content(s, out_dir, err, names, trc.marker_names, trc_path.name, root.name, axes)
+
+
+def _reprojection_content(s: Section, out_dir: Path, err: np.ndarray, cams: list[str], keypoints: list[str],
+                          trc_name: str, pose_dir: str, axes: str) -> Section:
+    with np.errstate(all="ignore"):
+        per_cam = np.nanmean(err, axis=(1, 2))
+        per_cam_kp = np.nanmean(err, axis=1)  # (C, K)
+    overall = float(np.nanmean(err)) if np.isfinite(err).any() else float("nan")
+    verdict = "meets" if overall < REPROJECTION_GOAL_PX else "misses"
+    s.text(f"{trc_name} ({axes} file) projected through the calibration onto the 2D keypoints of {pose_dir}/: "
+           f"mean {overall:.2f} px over cameras, frames and keypoints ({verdict} the goal of "
+           f"< {REPROJECTION_GOAL_PX:g} px). Includes keypoints the triangulation rejected in a camera.")
+    s.summary.append(f"Mean reprojection error {overall:.2f} px (goal < {REPROJECTION_GOAL_PX:g} px: {verdict}); "
+                     + ", ".join(f"{c} {per_cam[i]:.1f}" for i, c in enumerate(cams)) + " px.")
+    s.table(["camera", "mean px", "median px", "90th pct px"],
+            [[c, float(per_cam[i]), *(float(np.nanpercentile(err[i], q)) if np.isfinite(err[i]).any()
+                                       else float("nan") for q in (50, 90))] for i, c in enumerate(cams)])
+    fig = _figure(max(6, 0.38 * len(keypoints) + 2), 0.5 * len(cams) + 2.2)
+    if fig is None:
+        _no_plot(s)
+        return s
+    ax = fig.add_subplot()
+    vmax = max(float(np.nanpercentile(per_cam_kp, 95)) if np.isfinite(per_cam_kp).any() else 1.0, 1.0)
+    im = ax.imshow(per_cam_kp, cmap="magma_r", vmin=0, vmax=vmax, aspect="auto")
+    ax.set_yticks(range(len(cams)), cams)
+    ax.set_xticks(range(len(keypoints)), keypoints, rotation=70, fontsize=8)
+    for (i, j), v in np.ndenumerate(per_cam_kp):
+        if np.isfinite(v):
+            ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=6,
+                    color="white" if v > 0.6 * vmax else "black")
+    fig.colorbar(im, ax=ax, label="mean reprojection error (px)")
+    s.image(_save(fig, out_dir, "reprojection"), "Mean reprojection error per camera and keypoint (px).")
+    return s
+
+
+# =========================================================================== overview and assembly
+def _section_overview(paths: ProjectPaths, timings: dict, failures: dict) -> Section:
+    from .cli import available_stages
+
+    s = Section("Overview")
+    built = available_stages()
+    resolved = paths.reports / "resolved_config.toml"
+    s.text(f"Project {paths.root}. Report written {time.strftime('%Y-%m-%d %H:%M')}.")
+    rows = [[name, "yes" if ok else "not built yet",
+             "failed" if name in failures else "ran" if name in timings else "–"] for name, ok in built.items()]
+    s.table(["stage", "built", "this run"], rows)
+    versions = _read_toml(paths.reports / "versions.toml")
+    if versions:
+        s.text("Software: " + ", ".join(f"{k} {v}" for k, v in versions.items()
+                                        if k not in ("executable", "platform")) + ".")
+    if resolved.is_file():
+        s.text(f"Configuration used: {resolved.relative_to(paths.root)}.")
+    return s
+
+
+def write_report(paths: ProjectPaths, timings: dict[str, float] | None = None,
+                 failures: dict[str, str] | None = None) -> Path:
+    """Write ``openkin/report.html`` and ``report.md`` (+ ``openkin/report/*.png``); return the HTML path.
+
+    ``timings`` (stage -> seconds) are saved for later reports; without them the
+    last saved ones are used. ``failures``: stage -> message of a stage that failed.
+    """
+    out_dir = paths.reports
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if timings:
+        save_timings(paths, timings)
+    else:
+        timings = load_timings(paths)
+    failures = failures or {}
+    calib, cameras = _section_calibration(paths, out_dir)
+    detections, _ = _section_detections(paths, out_dir)
+    sections = [_section_overview(paths, timings, failures), calib, detections,
+                _section_trajectories(paths, out_dir), _section_angles(paths, out_dir),
+                _section_reprojection(paths, out_dir, cameras), _section_timings(timings, failures, out_dir)]
+    summary = Section("Summary")
+    for section in sections:
+        summary.items += [("p", line) for line in section.summary]
+    sections.insert(0, summary)
+    title = f"OpenKin report: {paths.name}"
+    with atomic_write(out_dir / "report.md") as f:
+        f.write(_markdown(title, sections))
+    html_path = out_dir / "report.html"
+    with atomic_write(html_path) as f:
+        f.write(_html(title, sections))
+    log.info("report written to %s", html_path)
+    return html_path
+
+
+def summary_lines(paths: ProjectPaths) -> list[str]:
+    """The key figures of the last report (its Summary section), for the console."""
+    md = paths.reports / "report.md"
+    if not md.is_file():
+        return []
+    lines = md.read_text(encoding="utf-8").split("## Summary", 1)[-1].split("\n## ", 1)[0].splitlines()
+    return [line for line in lines if line.strip()]
+
+
+# =========================================================================== command line
+def add_arguments(parser) -> None:
+    parser.add_argument("project", help="trial folder processed by `openkin run`")
+
+
+def main(args) -> int:
+    root = Path(args.project).expanduser().resolve()
+    if not root.is_dir():
+        raise OpenKinError("project folder does not exist", path=root, fix="give the trial folder")
+    path = write_report(ProjectPaths(root))
+    log.info("open %s in a browser", path)
+    return 0
