@@ -67,7 +67,6 @@ def test_qualisys_round_trip(tmp_path, binning, left, top):
     assert_same_cameras(folder, expected, atol=1e-9)
 
 
-@pytest.mark.skipif(not assets.is_ready(), reason="pose2sim demo assets not cached")
 def test_qualisys_demo_file_is_physically_right():
     """The demo's real calibration: Z-up world, cameras ~2 m high, all looking at the capture volume."""
     path = assets.asset_path("Demo_SinglePerson/calibration/Calib.qca.txt")
