@@ -28,7 +28,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from scipy.spatial.transform import Rotation
 
 from ..errors import OpenKinError
 from .calibration import Camera, read_calibration, rotation_vector
@@ -202,6 +201,8 @@ def _vicon_camera(path: Path, element: ET.Element) -> Camera:
     if quat.shape != (4,) or not np.isclose(np.linalg.norm(quat), 1, atol=1e-3):
         raise OpenKinError(f"{where}: ORIENTATION must be a unit quaternion x y z w", path=path,
                            fix="export the calibration again")
+    from scipy.spatial.transform import Rotation  # lazy: only Vicon needs scipy
+
     R = Rotation.from_quat(quat).as_matrix()  # scipy: scalar last, like Vicon
     centre = _nums(path, key, "POSITION", where)[:3] / 1000.0
     return _camera(path, name, size, [[fx, 0, cx], [0, fy, cy], [0, 0, 1]], [*radial, 0.0, 0.0], R, -R @ centre)
