@@ -1,0 +1,1 @@
+"""Scene building: everything that touches ``bpy`` data for a capture."""
