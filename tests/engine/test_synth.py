@@ -41,6 +41,8 @@ def test_clean_layout_and_config(clean):
         assert (root / rel).is_file(), rel
     config = load_config(root)
     assert config.project.frame_rate == 60 and config.project.multi_person is False
+    assert config.project.participant_height == pytest.approx(1.70, abs=0.02)
+    assert config.pose.pose_model == "Body_with_feet"
     cams = read_calibration(root / "calibration" / "Calib_scene.toml")
     assert [c.name for c in cams] == ["cam01", "cam02", "cam03", "cam04"]
     assert sorted(p.name for p in (root / "pose").iterdir()) == [f"cam0{i}_json" for i in range(1, 5)]
@@ -151,7 +153,8 @@ def test_offsets_shift_the_time_of_each_camera(tmp_path):
 
 def test_multi_two_people_crossing(tmp_path):
     info = build_scene(tmp_path / "m", "multi", n_frames=240, seed=1)
-    assert load_config(info.path).project.multi_person is True
+    config = load_config(info.path)
+    assert config.project.multi_person is True and len(config.project.participant_height) == 2
     p1 = read_trc(info.path / "truth" / "keypoints.trc")
     p2 = read_trc(info.path / "truth" / "keypoints_P2.trc")
     assert (info.path / "truth" / "angles_P2.mot").is_file()

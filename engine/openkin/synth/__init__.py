@@ -76,7 +76,7 @@ def _parse_sets(items: list[str] | None) -> dict:
 
 def _listing() -> str:
     lines = ["presets:"]
-    lines += [f"  {name:10s} {p.get('description', '')}" for name, p in PRESETS.items()]
+    lines += [f"  {name:16s} {p.get('description', '')}" for name, p in PRESETS.items()]
     lines.append("settings (defaults):")
     lines += [f"  {f.name} = {getattr(SceneSpec(), f.name)!r}" for f in dataclasses.fields(SceneSpec)]
     return "\n".join(lines) + "\n"

@@ -36,7 +36,7 @@ from ..progress import Progress, report, scaled
 from ..skeletons import get_skeleton
 from . import corrupt
 from .cameras import look_at_point, perturb_cameras, scene_cameras
-from .forward import load_body
+from .forward import forward_kinematics, load_body
 from .scene import (CameraDetections, PersonTruth, SceneInfo, _event_frames, camera_offsets, detect, sample_at,
                     simulate_people)
 from .spec import SceneSpec, make_spec
@@ -77,6 +77,7 @@ def build_scene(out_dir: str | Path, preset: str = "clean", n_frames: int | None
         if (spec.calib_translation_cm or spec.calib_rotation_deg) else cams
     info = SceneInfo(out_dir, spec, preset, cams, written, offsets, list(skeleton.names), [], [])
     info.stats = _stats(detections, people, body.coordinate_names)
+    info.participant_height = standing_height()
     _write_atomically(out_dir, lambda tmp: _write_scene(tmp, info, people, frames, detections, progress))
     info.truth_trc = [out_dir / "truth" / _person_file("keypoints", p, ".trc") for p in range(spec.people)]
     info.truth_mot = [out_dir / "truth" / _person_file("angles", p, ".mot") for p in range(spec.people)]
@@ -165,7 +166,7 @@ def _write_scene(root: Path, info: SceneInfo, people: list[PersonTruth], frames:
     spec = info.spec
     write_calibration(root / "calibration" / "Calib_scene.toml", info.written_cameras)
     write_calibration(root / "truth" / "Calib_exact.toml", info.cameras)
-    _write_config(root / "Config.toml", spec)
+    _write_config(root / "Config.toml", spec, info.participant_height)
     _write_truth(root / "truth", info, people, frames)
     _write_offsets(root / "truth" / "offsets.toml", info.offsets, spec.rate)
     _write_scene_toml(root / "truth" / "scene.toml", info, detections)
@@ -175,11 +176,24 @@ def _write_scene(root: Path, info: SceneInfo, people: list[PersonTruth], frames:
         write_openpose_dir(root / "pose" / f"{name}_json", name, d.keypoints, progress=sub)
 
 
-def _write_config(path: Path, spec: SceneSpec) -> None:
+def standing_height() -> float:
+    """Height (m) of the generic model standing: its Head-top keypoint with the feet on the floor."""
+    from ..skeletons import HALPE_26
+    from .motion import ground_offsets
+
+    body = load_body(HALPE_26)
+    pts = forward_kinematics(body, [], np.zeros((1, 0)))[0]
+    lift = ground_offsets(pts[None, body.n_keypoints:, 1] - pts[HALPE_26.index("Hip"), 1])[0]
+    return round(float(pts[HALPE_26.index("Head"), 1] - pts[HALPE_26.index("Hip"), 1] + lift), 3)
+
+
+def _write_config(path: Path, spec: SceneSpec, height: float) -> None:
+    heights = f"{height:g}" if spec.people == 1 else "[" + ", ".join([f"{height:g}"] * spec.people) + "]"
     text = (
         "# Ground-truth scene made by `openkin synth` (see truth/scene.toml for how).\n"
         "[project]\n"
         f"multi_person = {'true' if spec.people > 1 else 'false'}\n"
+        f"participant_height = {heights}  # m, the generic OpenSim model's standing height\n"
         f"frame_rate = {spec.rate:g}\n\n"
         "[pose]\n"
         f"pose_model = '{POSE_MODEL[spec.keypoints]}'\n"
@@ -225,8 +239,8 @@ def _write_scene_toml(path: Path, info: SceneInfo, detections: dict[str, CameraD
         "spec": {k: list(v) if isinstance(v, tuple) else v for k, v in spec.items()},
         "keypoints": info.keypoint_names,
         "cameras": [c.name for c in info.cameras],
-        "people": [{"trc": _person_file("keypoints", p, ".trc"), "mot": _person_file("angles", p, ".mot")}
-                   for p in range(info.spec.people)],
+        "people": [{"trc": _person_file("keypoints", p, ".trc"), "mot": _person_file("angles", p, ".mot"),
+                    "height": info.participant_height} for p in range(info.spec.people)],
         "events": events,
         "stats": info.stats,
     }

@@ -52,7 +52,8 @@ class SceneInfo:
     truth_trc: list[Path]            # one per person
     truth_mot: list[Path]
     seconds: float = 0.0
-    stats: dict = field(default_factory=dict)
+    stats: dict = field(default_factory=dict)  # per camera: fractions of corrupted detections
+    participant_height: float = 0.0           # m, standing height of the model
 
 
 # ----------------------------------------------------------------------------- motion and truth

@@ -65,6 +65,8 @@ PRESETS: dict[str, dict] = {
     "desync": dict(description="mild noise, per-camera offsets up to 20 frames (fractional)",
                    noise_px=1.5, dropout_rate=0.01, max_offset_frames=20.0),
 }
+PRESETS["realistic_multi"] = {**PRESETS["realistic"], "people": 2,
+                              "description": "the realistic corruptions with two people crossing"}
 
 
 def make_spec(preset: str = "clean", **overrides) -> SceneSpec:
