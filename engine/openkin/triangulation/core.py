@@ -1,0 +1,125 @@
+"""One person's reconstruction from associated 2D keypoints: the kernels put together.
+
+Order: undistort → confidence threshold → left/right swap correction → robust
+weighted DLT (drop-worst-view) → small-gap interpolation → section trimming →
+large-gap filling. Pure arrays in, arrays out; the stage shell reads and writes.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .gaps import fill_large_gaps, interpolate_gaps, keep_sections
+from .geometry import projection_matrices, undistort_points
+from .robust import triangulate_robust
+from .swaps import correct_lr_swaps
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TriangulationParams:
+    """Explicit settings of :func:`reconstruct_person` (Pose2Sim's ``[triangulation]`` keys)."""
+
+    reproj_error_threshold: float = 15.0          # px, mean over used views
+    likelihood_threshold: float = 0.3
+    min_cameras: int = 2
+    max_view_error: float | None = None           # px on any view; None = 3 × threshold
+    handle_lr_swap: bool = True
+    interpolation: str = "linear"
+    interp_if_gap_smaller_than: int = 20          # frames
+    sections_to_keep: str = "all"
+    min_chunk_size: int = 10
+    fill_large_gaps_with: str = "last_value"
+    remove_incomplete_frames: bool = False
+
+
+@dataclass
+class Rig:
+    """Camera arrays: ``K (C,3,3)``, ``R (C,3,3)``, ``t (C,3)``, ``dist`` (C lists), ``fisheye (C,)``."""
+
+    K: np.ndarray
+    R: np.ndarray
+    t: np.ndarray
+    dist: list
+    names: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_cameras(cls, cameras) -> "Rig":
+        return cls(np.array([c.matrix for c in cameras]), np.array([c.R for c in cameras]),
+                   np.array([c.translation for c in cameras]), [c.distortions for c in cameras],
+                   [c.name for c in cameras])
+
+    @property
+    def P(self) -> np.ndarray:
+        """``(C,3,4)`` projection matrices."""
+        return projection_matrices(self.K, self.R, self.t)
+
+
+@dataclass
+class PersonResult:
+    """A reconstructed person. ``xyz (F,K,3)`` world metres after gap handling (NaN
+    outside ``[start, stop)``), ``raw (F,K,3)`` before it, ``error_px (F,K)``,
+    ``error_mm (F,K)``, ``used/valid (C,F,K)``, ``interpolated (F,K)``, ``swaps {part: (C,F)}``."""
+
+    xyz: np.ndarray
+    raw: np.ndarray
+    error_px: np.ndarray
+    error_mm: np.ndarray
+    used: np.ndarray
+    valid: np.ndarray
+    interpolated: np.ndarray
+    swaps: dict
+    start: int
+    stop: int
+
+    @property
+    def empty(self) -> bool:
+        return self.stop <= self.start
+
+
+def prepare_points(keypoints: np.ndarray, rig: Rig, undistort: bool, likelihood_threshold: float):
+    """``keypoints (C,F,K,3)`` → undistorted ``points (C,F,K,2)`` and ``weights (C,F,K)``
+    (confidence, 0 below the threshold or where missing)."""
+    pts = keypoints[..., :2].astype(float)
+    if undistort:
+        pts = undistort_points(pts, rig.K, rig.dist)
+    conf = keypoints[..., 2]
+    ok = np.isfinite(pts).all(-1) & np.isfinite(conf) & (conf >= likelihood_threshold) & (conf > 0)
+    return pts, np.where(ok, conf, 0.0)
+
+
+def _error_mm(P, rig: Rig, X, err_px):
+    """Reprojection error in mm at the point's depth: px × depth / focal. ``X (N,3)`` → ``(N,)``."""
+    depth = np.einsum("cj,nj->cn", P[:, 2, :3], X) + P[:, 2, 3][:, None]   # (C,N)
+    scale = depth / rig.K[:, 0, 0][:, None]
+    ok = np.isfinite(scale)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return err_px * np.where(ok, scale, 0.0).sum(0) / ok.sum(0) * 1000.0
+
+
+def reconstruct_person(points: np.ndarray, weights: np.ndarray, rig: Rig, names: list[str],
+                       params: TriangulationParams) -> PersonResult:
+    """Triangulate one person. ``points (C,F,K,2)`` undistorted px, ``weights (C,F,K)`` → :class:`PersonResult`."""
+    C, F, K = weights.shape
+    P = rig.P
+    swaps = {}
+    if params.handle_lr_swap and C >= 3:
+        points, weights, swaps = correct_lr_swaps(points, weights, P, names, params.reproj_error_threshold)
+    r = triangulate_robust(points.reshape(C, F * K, 2), weights.reshape(C, F * K), P,
+                           params.reproj_error_threshold, params.min_cameras, params.max_view_error)
+    raw = r.X.reshape(F, K, 3)
+    err_px = r.error.reshape(F, K)
+    err_mm = _error_mm(P, rig, r.X, r.error).reshape(F, K)
+    found = np.isfinite(raw).all(-1)
+    valid_frame = found.all(1) if params.remove_incomplete_frames else found.any(1)
+    start, stop = keep_sections(valid_frame, params.min_chunk_size, params.sections_to_keep)
+    xyz, filled = interpolate_gaps(raw, params.interp_if_gap_smaller_than, params.interpolation)
+    out = np.full_like(xyz, np.nan)
+    out[start:stop] = fill_large_gaps(xyz[start:stop], params.fill_large_gaps_with)
+    interp = np.zeros_like(filled)
+    interp[start:stop] = filled[start:stop]
+    return PersonResult(out, raw, err_px, err_mm, r.used.reshape(C, F, K), r.valid.reshape(C, F, K),
+                        interp, swaps, start, stop)

@@ -1,0 +1,129 @@
+"""Inputs of association and triangulation: calibration, skeleton and 2D keypoints of all cameras.
+
+Cameras are matched to the pose folders by name (``pose/cam01_json`` ↔ calibration
+camera ``cam01``); when the names do not match, by order (Pose2Sim's rule: sorted
+folders ↔ calibration order), with a warning. Frames are matched across cameras
+by the frame number in the JSON file names (a camera without a file for a frame
+has NaN there), so the renumbered files that synchronisation writes to
+``pose-sync/`` line up by construction.
+
+Arrays: ``keypoints (C,F,P,K,3)`` = [x px, y px, confidence], NaN where absent.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import OpenKinError
+from ..formats.calibration import Camera, read_calibration
+from ..formats.openpose import read_openpose_dir
+from ..progress import Progress, report
+from ..skeletons import Skeleton, get_skeleton
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Views:
+    """2D keypoints of all cameras on common frames.
+
+    ``cameras``: calibrated cameras in the order of the arrays; ``folders``: their pose
+    folders; ``keypoints (C,F,P,K,3)``; ``frame_numbers (F,)``; ``source``: the folder read.
+    """
+
+    cameras: list[Camera]
+    folders: list[Path]
+    keypoints: np.ndarray
+    frame_numbers: np.ndarray
+    source: Path
+
+
+def skeleton_of(config) -> Skeleton:
+    """The keypoint set of ``[pose] pose_model`` (built-in or a ``[[pose.<NAME>]]`` custom one)."""
+    name = config.pose.pose_model
+    try:
+        return get_skeleton(name)
+    except OpenKinError:
+        if name in getattr(config.pose, "custom_skeletons", {}):
+            return config.pose.custom_skeleton(name)
+        raise
+
+
+def pose_folders(pose_dir: Path) -> list[Path]:
+    """Camera folders ``<cam>_json`` of a pose directory, sorted by their last number then name."""
+    if not pose_dir.is_dir():
+        return []
+    dirs = [d for d in pose_dir.iterdir() if d.is_dir() and "json" in d.name and not d.name.startswith(".")]
+
+    def key(d: Path):
+        nums = re.findall(r"\d+", d.name)
+        return (int(nums[-1]) if nums else -1, d.name)
+
+    return sorted(dirs, key=key)
+
+
+def camera_name(folder: Path) -> str:
+    """``cam01_json`` → ``cam01``."""
+    return re.sub(r"_?json$", "", folder.name)
+
+
+def match_cameras(folders: list[Path], cameras: list[Camera], calib_path: Path) -> list[Camera]:
+    """The calibrated camera of each pose folder (by name, else by order)."""
+    names = [camera_name(f) for f in folders]
+    by_name = {c.name: c for c in cameras}
+    if all(n in by_name for n in names):
+        return [by_name[n] for n in names]
+    if len(folders) != len(cameras):
+        raise OpenKinError(f"{len(folders)} pose folders ({', '.join(f.name for f in folders)}) but "
+                           f"{len(cameras)} cameras in the calibration ({', '.join(c.name for c in cameras)})",
+                           path=calib_path, fix="use the calibration of this camera set, or remove the extra "
+                                                "pose folders (one <cam>_json folder per calibrated camera)")
+    log.warning("pose folders %s do not match calibration cameras %s by name: matched by order",
+                names, [c.name for c in cameras])
+    return list(cameras)
+
+
+def read_views(pose_dir: Path, calib_path: Path, frame_range=None, progress: Progress | None = None) -> Views:
+    """Read every camera folder of ``pose_dir`` and align them on frame numbers.
+
+    ``frame_range``: ``(start, stop)`` to keep ``start <= frame < stop``, or 'auto'/'all'/None.
+    """
+    folders = pose_folders(pose_dir)
+    if not folders:
+        raise OpenKinError("no <cam>_json folders", path=pose_dir,
+                           fix="run the pose stage first (it writes pose/<cam>_json/*.json)")
+    cameras = match_cameras(folders, read_calibration(calib_path), calib_path)
+    per_cam = []
+    for i, folder in enumerate(folders):
+        per_cam.append(read_openpose_dir(folder))
+        report(progress, (i + 1) / len(folders), f"read {folder.name}")
+    frames = np.unique(np.concatenate([fr for _, fr, _ in per_cam]))
+    if frame_range is not None and not isinstance(frame_range, str) and len(frame_range) == 2:
+        frames = frames[(frames >= int(frame_range[0])) & (frames < int(frame_range[1]))]
+        if frames.size == 0:
+            raise OpenKinError(f"no frames within frame_range {list(frame_range)}", path=pose_dir,
+                               fix="set [project] frame_range to frames that exist, or to 'auto'")
+    kpts = _align(per_cam, frames, folders)
+    return Views(cameras, folders, kpts, frames, pose_dir)
+
+
+def _align(per_cam, frames: np.ndarray, folders: list[Path]) -> np.ndarray:
+    """Per-camera (F_c, P_c, K, 3) arrays → ``(C, F, Pmax, K, 3)`` on ``frames``."""
+    K = {k.shape[2] for k, _, _ in per_cam if k.size}
+    if len(K) > 1:
+        raise OpenKinError(f"cameras have different keypoint counts {sorted(K)}",
+                           path=folders[0].parent, fix="all cameras must come from the same pose model")
+    n_k = K.pop() if K else 0
+    P = max(max(k.shape[1] for k, _, _ in per_cam), 1)
+    out = np.full((len(per_cam), len(frames), P, n_k, 3), np.nan)
+    for c, (k, fr, _) in enumerate(per_cam):
+        if k.size == 0:
+            continue
+        pos = np.searchsorted(frames, fr)
+        ok = (pos < len(frames)) & (frames[np.minimum(pos, len(frames) - 1)] == fr)
+        out[c, pos[ok], :k.shape[1]] = k[ok]
+    return out

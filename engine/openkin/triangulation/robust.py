@@ -1,0 +1,134 @@
+"""Robust triangulation: drop the worst view, one at a time, until the reprojection error is small.
+
+Pose2Sim tries every subset of cameras (``itertools.combinations``), which grows as
+2^C and stalls at 16 cameras. Here a point whose mean reprojection error exceeds the
+threshold loses one view per round; the view to drop is the one whose removal gives
+the smallest mean error of the remaining views (leave-one-out, C hypotheses per
+round, computed together by subtracting that camera's term from the normal
+equations). A point costs at most C - min_cameras rounds, all vectorised over the
+points still failing, so the work grows as C² for bad points only.
+
+Shapes: ``points (C,N,2)`` px (undistorted), ``weights (C,N)`` (0 = not used),
+``P (C,3,4)``.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from .geometry import _gram_per_camera, _gram_sum, _solve_gram, reprojection_errors
+
+log = logging.getLogger(__name__)
+
+CHUNK = 32768  # points per block: keeps temporaries in cache (measured 3× faster than one block)
+# Up to this many cameras the dropped view is chosen by leave-one-out (C refits per round);
+# above it the view with the largest residual is dropped (one refit per round): with many
+# views a single bad one barely moves the fit, so its residual identifies it.
+LOO_MAX_CAMERAS = 6
+
+
+@dataclass
+class RobustResult:
+    """``X (N,3)`` (NaN = failed), ``error (N,)`` mean px over used views (NaN = failed),
+    ``used (C,N)`` views kept, ``valid (C,N)`` views available before rejection."""
+
+    X: np.ndarray
+    error: np.ndarray
+    used: np.ndarray
+    valid: np.ndarray
+
+
+def _mean_error(err: np.ndarray, used: np.ndarray) -> np.ndarray:
+    """``err (...,C,N)``, ``used (C,N)`` → mean over used views ``(...,N)`` (inf if < 2 views)."""
+    n = used.sum(0)
+    s = np.where(used, err, 0.0).sum(-2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        m = s / n
+    return np.where(n >= 2, np.nan_to_num(m, nan=np.inf), np.inf)
+
+
+def _drop_worst(points, weights, P, used) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One leave-one-out round on M points: ``points (C,M,2)``, ``used (C,M)`` →
+    (new used, X (M,3), mean error (M,))."""
+    w = np.where(used, weights, 0.0)
+    Gc = _gram_per_camera(points, w, P)                                       # (C,10,M)
+    X_loo = _solve_gram(Gc.sum(0)[None] - Gc)                                # (C,M,3)
+    C = P.shape[0]
+    err = np.empty((C,) + used.shape)                                        # (drop, view, M)
+    for d in range(C):  # C projections of (M,3); loop is over cameras only
+        err[d] = reprojection_errors(P, X_loo[d], points)
+    keep = used[None] & ~np.eye(C, dtype=bool)[:, :, None]                   # (drop, view, M)
+    n = keep.sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(keep, np.nan_to_num(err, nan=1e9), 0.0).sum(1) / n
+    mean = np.where(used & (n >= 2), np.nan_to_num(mean, nan=np.inf), np.inf)  # (drop, M)
+    best = np.argmin(mean, axis=0)
+    cols = np.arange(used.shape[1])
+    new_used = used.copy()
+    new_used[best, cols] = False
+    return new_used, X_loo[best, cols], mean[best, cols]
+
+
+def _drop_largest_residual(points, weights, P, used, view_err):
+    """Cheaper round for many cameras: drop the view with the largest residual and refit.
+    ``view_err (C,M)`` residuals of the current fit → (new used, X (M,3), mean (M,), residuals (C,M))."""
+    worst = np.argmax(np.where(used, np.nan_to_num(view_err, nan=1e9), -1.0), axis=0)
+    new_used = used.copy()
+    new_used[worst, np.arange(used.shape[1])] = False
+    X = _solve_gram(_gram_sum(points, np.where(new_used, weights, 0.0), P))
+    res = reprojection_errors(P, X, points)
+    return new_used, X, _mean_error(res, new_used), res
+
+
+def _is_bad(mean, res, used, threshold, max_view_error, min_cameras):
+    worst = np.where(used, np.nan_to_num(res, nan=np.inf), 0.0).max(0)
+    return ((mean > threshold) | (worst > max_view_error)) & (used.sum(0) > min_cameras)
+
+
+def _robust_block(points, weights, P, threshold, min_cameras, max_view_error):
+    valid = (weights > 0) & np.isfinite(points).all(-1)
+    w = np.where(valid, weights, 0.0)
+    X = _solve_gram(_gram_sum(points, w, P))
+    used = valid.copy()
+    res = reprojection_errors(P, X, points)
+    err = _mean_error(res, used)
+    todo = np.flatnonzero(_is_bad(err, res, used, threshold, max_view_error, min_cameras))
+    loo = P.shape[0] <= LOO_MAX_CAMERAS
+    while todo.size:
+        pts, wt, us = points[:, todo], weights[:, todo], used[:, todo]
+        if loo:
+            u, x, e = _drop_worst(pts, wt, P, us)
+            r = reprojection_errors(P, x, pts)
+        else:
+            u, x, e, r = _drop_largest_residual(pts, wt, P, us, res[:, todo])
+        used[:, todo], X[todo], err[todo], res[:, todo] = u, x, e, r
+        todo = todo[_is_bad(e, r, u, threshold, max_view_error, min_cameras)]
+    failed = ~(err <= threshold) | (used.sum(0) < max(min_cameras, 2))
+    X[failed] = np.nan
+    err = np.where(failed, np.nan, err)
+    return X, err, used & ~failed[None], valid
+
+
+def triangulate_robust(points: np.ndarray, weights: np.ndarray, P: np.ndarray, threshold: float,
+                       min_cameras: int = 2, max_view_error: float | None = None) -> RobustResult:
+    """Weighted DLT with iterative rejection of the worst view.
+
+    ``points (C,N,2)``, ``weights (C,N)``, ``P (C,3,4)``, ``threshold`` px on the mean
+    reprojection error, ``min_cameras`` ≥ 2, ``max_view_error`` px on any single view
+    (default ``3 × threshold``: a confident outlier can hide under the mean with many
+    views) → :class:`RobustResult`. A point is NaN when even ``min_cameras`` views
+    cannot reach the threshold.
+    """
+    max_view_error = 3.0 * threshold if max_view_error is None else max_view_error
+    C, N = weights.shape
+    X = np.full((N, 3), np.nan)
+    err = np.full(N, np.nan)
+    used = np.zeros((C, N), bool)
+    valid = np.zeros((C, N), bool)
+    for s in range(0, N, CHUNK):
+        sl = slice(s, s + CHUNK)
+        X[sl], err[sl], used[:, sl], valid[:, sl] = _robust_block(points[:, sl], weights[:, sl], P,
+                                                                  threshold, max(min_cameras, 2), max_view_error)
+    return RobustResult(X, err, used, valid)

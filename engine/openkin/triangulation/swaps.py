@@ -1,0 +1,180 @@
+"""Left/right swap detection and correction, per camera, frame and body part.
+
+2D detectors sometimes label a person's left side as the right one in a view
+(seen from behind, or in profile). In that camera, for that frame, every left
+keypoint of a body part sits where the right one should be. Pose2Sim's
+``handle_LR_swap`` tried swapped subsets of cameras (and is not wired in 0.10.49);
+here the decision is made without enumerating subsets:
+
+1. Triangulate the left and right keypoints of a part (legs, arms, face) with all
+   views as labelled. Frames whose per-camera error stays small are left alone.
+2. On the other frames, greedily flip the camera whose exchange of left and right
+   lowers the part's total (clipped) reprojection error the most, while it does
+   so clearly; at most C/2 + 1 rounds, each testing the C cameras at once (the
+   normal equations are per-camera sums, so a flip is cheap).
+3. A labelling and its mirror (every camera flipped) fit equally well: keep the
+   one that flips fewer cameras (detectors are right more often than not); on a
+   tie (e.g. 2 of 4 cameras swapped) keep the one whose left-right body axis
+   agrees with the nearest frame that was not a tie.
+
+Shapes: ``points (C,F,K,2)`` px (undistorted), ``weights (C,F,K)``, ``P (C,3,4)``.
+"""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from .geometry import reprojection_errors, triangulate_dlt
+
+log = logging.getLogger(__name__)
+
+PARTS = {
+    "face": ("eye", "ear", "mouth", "cheek", "brow"),
+    "arms": ("shoulder", "elbow", "wrist", "hand", "pinky", "index", "thumb", "finger"),
+    "legs": ("hip", "knee", "ankle", "heel", "toe", "foot"),
+}
+STEP_GAIN = 0.05  # a greedy flip must lower the part's error by 5% ...
+REL_GAIN = 0.3    # ... and all flips of a frame together by 30% ...
+ABS_GAIN = 2.0    # ... and by 2 px per observation, to be kept
+
+
+def lr_pairs(names: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Left/right keypoint pairs by name (``LKnee``/``RKnee``), grouped by body part.
+
+    ``names (K,)`` → ``{part: (left (L,), right (L,))}`` index arrays; parts without pairs omitted.
+    """
+    groups: dict[str, tuple[list[int], list[int]]] = {}
+    for i, n in enumerate(names):
+        if not (len(n) > 1 and n[0] == "L" and n[1].isupper()):
+            continue
+        other = "R" + n[1:]
+        if other not in names:
+            continue
+        low = n.lower()
+        part = next((p for p, words in PARTS.items() if any(w in low for w in words)), "other")
+        left, right = groups.setdefault(part, ([], []))
+        left.append(i)
+        right.append(names.index(other))
+    return {p: (np.array(lr[0]), np.array(lr[1])) for p, lr in groups.items()}
+
+
+def _part_cost(pa, pb, wa, wb, P, cap):
+    """Clipped reprojection cost of one labelling. ``pa, pb (C,S,L,2)`` points labelled
+    left/right, ``wa, wb (C,S,L)`` → per-frame mean ``(S,)`` and per-camera mean ``(C,S)``."""
+    C, S, L = wa.shape
+    out_sum = np.zeros((C, S))
+    out_n = np.zeros((C, S))
+    for pts, w in ((pa, wa), (pb, wb)):
+        flat = pts.reshape(C, S * L, 2)
+        X = triangulate_dlt(flat, w.reshape(C, S * L), P)
+        e = reprojection_errors(P, X, flat).reshape(C, S, L)
+        ok = (w > 0) & np.isfinite(e)
+        out_sum += np.where(ok, np.minimum(e, cap), 0.0).sum(-1)
+        out_n += ok.sum(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_cam = out_sum / out_n
+        total = out_sum.sum(0) / out_n.sum(0)
+    return np.nan_to_num(total, nan=0.0), np.nan_to_num(per_cam, nan=0.0)
+
+
+def _labelled(pl, pr, wl, wr, s):
+    """Points as labelled under flips ``s (C,S)``: (left pts, right pts, left w, right w)."""
+    s4 = s[:, :, None, None]
+    s3 = s[:, :, None]
+    return (np.where(s4, pr, pl), np.where(s4, pl, pr), np.where(s3, wr, wl), np.where(s3, wl, wr))
+
+
+def _greedy_flips(pl, pr, wl, wr, P, cap):
+    """Greedy flips on suspicious frames. Arrays ``(C,S,L,...)`` → flips ``(C,S)`` bool."""
+    C, S = wl.shape[:2]
+    s = np.zeros((C, S), bool)
+    cost, _ = _part_cost(pl, pr, wl, wr, P, cap)
+    cost0 = cost.copy()
+    active = np.ones(S, bool)
+    for _ in range(C // 2 + 1):
+        idx = np.flatnonzero(active)
+        if idx.size == 0:
+            break
+        trial = np.empty((C, idx.size))
+        for c in range(C):  # C hypotheses, each vectorised over frames
+            s_try = s[:, idx].copy()
+            s_try[c] = ~s_try[c]
+            trial[c], _ = _part_cost(*_labelled(pl[:, idx], pr[:, idx], wl[:, idx], wr[:, idx], s_try), P, cap)
+        best = np.argmin(trial, axis=0)
+        new = trial[best, np.arange(idx.size)]
+        gain = new < cost[idx] * (1 - STEP_GAIN)
+        s[best[gain], idx[gain]] = ~s[best[gain], idx[gain]]
+        cost[idx[gain]] = new[gain]
+        active[idx[~gain]] = False
+    keep = (cost < cost0 * (1 - REL_GAIN)) & (cost < cost0 - ABS_GAIN)
+    return s & keep[None]
+
+
+def _axis(pl, pr, wl, wr, P, s):
+    """Mean left-minus-right 3D vector of the part under flips ``s`` → ``(S,3)``."""
+    C, S, L = wl.shape
+    a, b, wa, wb = _labelled(pl, pr, wl, wr, s)
+    Xa = triangulate_dlt(a.reshape(C, S * L, 2), wa.reshape(C, S * L), P).reshape(S, L, 3)
+    Xb = triangulate_dlt(b.reshape(C, S * L, 2), wb.reshape(C, S * L), P).reshape(S, L, 3)
+    d = Xa - Xb
+    n = np.isfinite(d).all(-1).sum(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n[:, None] > 0, np.nansum(d, axis=1) / n[:, None], np.nan)
+
+
+def _resolve_mirror(s, seen, axis_fn):
+    """Choose between a labelling and its mirror. ``s (C,F)`` flips, ``seen (C,F)`` cameras
+    with data → ``(C,F)``. Fewer flips wins; ties follow the nearest non-tie frame's axis."""
+    n_seen = seen.sum(0)
+    n_flip = (s & seen).sum(0)
+    mirror = 2 * n_flip > n_seen
+    s = np.where(mirror[None] & seen, ~s, s)
+    tie = (2 * n_flip == n_seen) & (n_flip > 0)
+    if not tie.any():
+        return s
+    axis = axis_fn(s)                                                          # (F,3)
+    F = s.shape[1]
+    ref_ok = ~tie & np.isfinite(axis).all(-1)
+    if not ref_ok.any():
+        return s
+    idx = np.arange(F)
+    prev = np.maximum.accumulate(np.where(ref_ok, idx, -1))
+    nxt = np.minimum.accumulate(np.where(ref_ok, idx, F)[::-1])[::-1]
+    ref = np.where(prev >= 0, prev, nxt)
+    ref = np.where((nxt < F) & ((prev < 0) | (nxt - idx < idx - prev)), nxt, ref)
+    flip = tie & ((axis * axis[np.clip(ref, 0, F - 1)]).sum(-1) < 0)
+    return np.where(flip[None] & seen, ~s, s)
+
+
+def correct_lr_swaps(points: np.ndarray, weights: np.ndarray, P: np.ndarray, names: list[str],
+                     threshold: float) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """Detect and undo left/right swaps.
+
+    ``points (C,F,K,2)``, ``weights (C,F,K)``, ``P (C,3,4)``, ``names (K,)``, ``threshold``
+    px (a camera whose part error is below it is not suspected) → corrected copies of
+    ``points`` and ``weights``, and ``{part: swapped (C,F) bool}``.
+    """
+    points = points.copy()
+    weights = weights.copy()
+    found: dict[str, np.ndarray] = {}
+    cap = 3.0 * threshold
+    for part, (left, right) in lr_pairs(names).items():
+        pl, pr = points[:, :, left], points[:, :, right]
+        wl = np.where(np.isfinite(pl).all(-1), weights[:, :, left], 0.0)
+        wr = np.where(np.isfinite(pr).all(-1), weights[:, :, right], 0.0)
+        C, F = wl.shape[:2]
+        _, per_cam = _part_cost(pl, pr, wl, wr, P, cap)
+        suspect = np.flatnonzero((per_cam > threshold).any(0))
+        s = np.zeros((C, F), bool)
+        if suspect.size:
+            s[:, suspect] = _greedy_flips(pl[:, suspect], pr[:, suspect], wl[:, suspect], wr[:, suspect], P, cap)
+        seen = ((wl > 0) | (wr > 0)).any(-1)
+        s = _resolve_mirror(s, seen, lambda flips: _axis(pl, pr, wl, wr, P, flips))
+        if s.any():
+            a, b, wa, wb = _labelled(pl, pr, weights[:, :, left], weights[:, :, right], s)
+            points[:, :, left], points[:, :, right] = a, b
+            weights[:, :, left], weights[:, :, right] = wa, wb
+        found[part] = s
+        log.debug("left/right swaps in %s: %d camera-frames", part, int(s.sum()))
+    return points, weights, found
