@@ -40,6 +40,18 @@ from .fileio import atomic_write
 
 log = logging.getLogger(__name__)
 
+# Named coordinate sets for MPJAE (``--coordinates main``), OpenSim names of Pose2Sim's models.
+COORDINATE_GROUPS = {
+    "main": ("pelvis_tilt", "pelvis_list", "pelvis_rotation",
+             "hip_flexion_r", "hip_adduction_r", "hip_rotation_r", "knee_angle_r", "ankle_angle_r",
+             "hip_flexion_l", "hip_adduction_l", "hip_rotation_l", "knee_angle_l", "ankle_angle_l",
+             "L5_S1_Flex_Ext", "L5_S1_Lat_Bending", "L5_S1_axial_rotation",
+             "arm_flex_r", "arm_add_r", "arm_rot_r", "elbow_flex_r",
+             "arm_flex_l", "arm_add_l", "arm_rot_l", "elbow_flex_l"),
+    "lower": ("hip_flexion_r", "hip_adduction_r", "hip_rotation_r", "knee_angle_r", "ankle_angle_r",
+              "hip_flexion_l", "hip_adduction_l", "hip_rotation_l", "knee_angle_l", "ankle_angle_l"),
+    "flexion": ("hip_flexion_r", "knee_angle_r", "ankle_angle_r", "hip_flexion_l", "knee_angle_l", "ankle_angle_l"),
+}
 MARKER_SUFFIXES = (".trc", ".c3d")
 ANGLE_SUFFIXES = (".mot", ".sto")
 TIME_TOLERANCE = 0.25  # frames
@@ -188,11 +200,27 @@ def compare_markers(result, truth, *, markers: list[str] | None = None, time_shi
 
 
 # ----------------------------------------------------------------------------- angles
+def expand_coordinates(names: list[str] | None) -> list[str] | None:
+    """Coordinate names with group names (:data:`COORDINATE_GROUPS`) expanded."""
+    if not names:
+        return None
+    out: list[str] = []
+    for n in names:
+        out += list(COORDINATE_GROUPS.get(n, (n,)))
+    return out
+
+
 def compare_angles(result, truth, *, coordinates: list[str] | None = None, time_shift: float = 0.0,
                    paths=("result", "truth")) -> dict:
     """MPJAE (degrees), per-coordinate mean absolute error and RMSE of two Motion."""
     rn, rv = _angles_degrees(result)
     tn, tv = _angles_degrees(truth)
+    explicit = [n for n in coordinates or [] if n not in COORDINATE_GROUPS]
+    missing = [n for n in explicit if n not in tn or n not in rn]
+    if missing:
+        raise OpenKinError(f"coordinates {', '.join(missing)} are not in both motions", path=paths[0],
+                           fix=f"choose among: {', '.join(n for n in tn if n in rn)}")
+    coordinates = expand_coordinates(coordinates)
     names = [n for n in tn if n in rn and (not coordinates or n in coordinates)]
     if not names:
         raise OpenKinError(f"no rotational coordinate in common with the truth {paths[1]}", path=paths[0],
@@ -465,7 +493,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--json", metavar="PATH", help="also write the table as JSON ('-' for stdout)")
     parser.add_argument("--csv", metavar="PATH", help="also write the table as CSV ('-' for stdout)")
     parser.add_argument("--markers", help="comma-separated keypoint names to compare (default: all in common)")
-    parser.add_argument("--coordinates", help="comma-separated coordinates for MPJAE (default: all rotational)")
+    parser.add_argument("--coordinates", help="comma-separated coordinates for MPJAE, or a group: "
+                        f"{', '.join(COORDINATE_GROUPS)} (default: all rotational coordinates in common)")
     parser.add_argument("--time-shift", default="0",
                         help="move the result by this many frames before matching, or 'auto' (default 0)")
     parser.add_argument("--axes", choices=["as is", "zup", "auto"], default=None,

@@ -124,6 +124,10 @@ def test_offset_project_trimmed_and_angles(scene, truth, tmp_path):
     assert row.frames_pct == pytest.approx(100 * 160 / 240)
     assert row.result_files[0].endswith("_filt_butterworth.trc")
     assert row.per_coordinate_deg["knee_angle_r"]["rmse"] == pytest.approx(2.0, abs=1e-6)
+    (flex,) = evaluate(proj, scene, coordinates=["flexion"])
+    assert len(flex.coordinates) == 6 and flex.mpjae == pytest.approx(2.0, abs=1e-6)
+    with pytest.raises(OpenKinError, match="knee_angle_x"):
+        evaluate(proj, scene, coordinates=["knee_angle_x"])
 
 
 def test_missing_frames_and_markers(truth, scene, tmp_path):

@@ -164,8 +164,10 @@ def _add_arms(deg: dict, phase, w, depth, raise_, amp) -> None:
         deg[f"arm_add_{side}"] = -10 - 70 * amp["raise"] * raise_
         deg[f"arm_rot_{side}"] = 5 + 0 * w
         deg[f"elbow_flex_{side}"] = 12 + w * amp["elbow"] * (10 - sign * 8 * np.cos(phase)) + 15 * depth
-        deg[f"pro_sup_{side}"] = 80 + 0 * w
-        deg[f"wrist_flex_{side}"] = 5 * np.sin(phase) * w
+        # No keypoint sees the forearm's twist or the wrist: keep them at the model's defaults
+        # (pro_sup 1.57 rad) so that no pipeline is scored on what it cannot observe.
+        deg[f"pro_sup_{side}"] = np.degrees(1.57) + 0 * w
+        deg[f"wrist_flex_{side}"] = 0 * w
         deg[f"wrist_dev_{side}"] = 0 * w
 
 
