@@ -14,7 +14,6 @@ from openkin.formats.trc import read_trc, yup_to_zup
 from openkin.progress import Cancelled
 from openkin.skeletons import HALPE_26
 from openkin.synth import build_scene, make_spec
-from openkin.synth.forward import forward_kinematics, load_body
 
 pytest.importorskip("opensim")
 
@@ -80,15 +79,27 @@ def test_truth_is_anatomically_sane(clean):
 
 
 def test_angles_reproduce_the_keypoints(clean):
-    """The MOT (degrees) through OpenSim forward kinematics gives the TRC back."""
+    """The MOT (degrees) set on a freshly loaded OpenSim model gives the TRC back (independent of
+    openkin.synth.forward: plain OpenSim API, Pose2Sim's model and marker file)."""
+    import opensim as osim
+
+    from openkin.assets import asset_path
+
+    model = osim.Model(str(asset_path("OpenSim_Setup/Model_Pose2Sim_simple.osim")))
+    model.updateMarkerSet(osim.MarkerSet(str(asset_path("OpenSim_Setup/Markers_Halpe26.xml"))))
+    state = model.initSystem()
     mot = read_mot(clean.path / "truth" / "angles.mot")
-    body = load_body(HALPE_26)
-    values = mot.values.copy()
-    rot = np.array([not n.startswith("pelvis_t") for n in mot.names])
-    values[:, rot] = np.radians(values[:, rot])
-    pts = forward_kinematics(body, mot.names, values[::10])[:, :body.n_keypoints]
     trc = read_trc(clean.path / "truth" / "keypoints.trc")
-    assert np.abs(pts - trc.xyz[::10]).max() < 1e-6
+    markers = model.getMarkerSet()
+    worst = 0.0
+    for f in range(0, 120, 15):
+        for name, v in zip(mot.names, mot.values[f]):
+            model.getCoordinateSet().get(name).setValue(state, v if name.startswith("pelvis_t") else np.radians(v), False)
+        model.realizePosition(state)
+        for j in range(markers.getSize()):
+            m = markers.get(j)
+            worst = max(worst, np.linalg.norm(m.getLocationInGround(state).to_numpy() - trc.marker(m.getName())[f]))
+    assert worst < 1e-6
 
 
 def test_realistic_corruptions_match_the_spec(realistic):
@@ -168,7 +179,7 @@ def test_multi_two_people_crossing(tmp_path):
     assert 0 < np.mean(order[both, 0] == 1) < 1  # detectors list people in no fixed order
 
 
-def test_more_cameras_on_a_ring_and_coco(tmp_path):
+def test_more_cameras_on_a_ring_coco_and_blazepose(tmp_path):
     info = build_scene(tmp_path / "r", "clean", n_frames=30, cameras=8, keypoints="COCO_17")
     cams = read_calibration(info.path / "calibration" / "Calib_scene.toml")
     assert [c.name for c in cams][4:] == ["cam05", "cam06", "cam07", "cam08"]
@@ -178,6 +189,10 @@ def test_more_cameras_on_a_ring_and_coco(tmp_path):
                                                        "RShoulder", "LElbow", "RElbow", "LWrist", "RWrist",
                                                        "LHip", "RHip", "LKnee", "RKnee", "LAnkle", "RAnkle"]
     assert load_config(info.path).pose.pose_model == "Body"
+    blaze = build_scene(tmp_path / "b", "clean", n_frames=10, cameras=2, keypoints="BLAZEPOSE")
+    trc = read_trc(blaze.truth_trc[0])
+    assert len(trc.marker_names) == 33 and np.isfinite(trc.xyz).all()
+    assert load_config(blaze.path).pose.pose_model == "BLAZEPOSE"
 
 
 def test_same_seed_same_scene(tmp_path):

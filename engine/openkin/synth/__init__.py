@@ -45,7 +45,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     parser.add_argument("--cameras", type=int, default=None,
                         help="number of cameras: 4 = the demo rig, more are added on a ring")
-    parser.add_argument("--keypoints", choices=["HALPE_26", "COCO_17"], default=None)
+    parser.add_argument("--keypoints", choices=["HALPE_26", "COCO_17", "BLAZEPOSE"], default=None)
     parser.add_argument("--set", action="append", metavar="KEY=VALUE",
                         help="override a scene setting, TOML value syntax, e.g. --set outlier_rate=0.05 "
                              "(repeatable; --list shows them)")

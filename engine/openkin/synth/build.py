@@ -43,7 +43,7 @@ from .spec import SceneSpec, make_spec
 
 log = logging.getLogger(__name__)
 
-POSE_MODEL = {"HALPE_26": "Body_with_feet", "COCO_17": "Body"}
+POSE_MODEL = {"HALPE_26": "Body_with_feet", "COCO_17": "Body", "BLAZEPOSE": "BLAZEPOSE"}
 TARGET_HEIGHT = 0.9  # m: the person's centre, where the rig should aim
 
 

@@ -24,17 +24,23 @@ log = logging.getLogger(__name__)
 
 MODEL = "OpenSim_Setup/Model_Pose2Sim_simple.osim"
 MARKER_FILES = {"HALPE_26": "OpenSim_Setup/Markers_Halpe26.xml",
-                "COCO_17": "OpenSim_Setup/Markers_Coco17.xml"}
+                "COCO_17": "OpenSim_Setup/Markers_Coco17.xml",
+                "BLAZEPOSE": "OpenSim_Setup/Markers_BlazePose.xml"}
+
+# Foot points used to put the feet on the floor (from the HALPE_26 marker file, which has them).
+FOOT_MARKERS = ("LBigToe", "LSmallToe", "LHeel", "RBigToe", "RSmallToe", "RHeel")
 
 # Head-frame stations (x forward, y up, z right; metres) for keypoints without a model
 # marker. The model's Nose marker is at (0.116, 0.013, 0) and Head at (0.016, 0.164, 0):
 # eyes sit 3 cm above and 2 cm behind the nose tip, 3.2 cm either side; ears (tragus)
-# 10 cm behind the eyes, 7.5 cm either side.
-# Foot points used to put the feet on the floor (from the HALPE_26 marker file, which has them).
-FOOT_MARKERS = ("LBigToe", "LSmallToe", "LHeel", "RBigToe", "RSmallToe", "RHeel")
+# 10 cm behind the eyes, 7.5 cm either side; eye corners 1.5 cm either side of the eye
+# centre; mouth corners 3 cm below the nose, 2.5 cm either side (BlazePose).
 HEAD_STATIONS = {
     "LEye": (0.095, 0.045, -0.032), "REye": (0.095, 0.045, 0.032),
     "LEar": (-0.005, 0.035, -0.075), "REar": (-0.005, 0.035, 0.075),
+    "LEyeInner": (0.098, 0.045, -0.017), "REyeInner": (0.098, 0.045, 0.017),
+    "LEyeOuter": (0.088, 0.045, -0.047), "REyeOuter": (0.088, 0.045, 0.047),
+    "MouthLeft": (0.105, -0.02, -0.025), "MouthRight": (0.105, -0.02, 0.025),
 }
 
 
@@ -82,7 +88,7 @@ def _load_body(skeleton: Skeleton) -> Body:
 
     if skeleton.name not in MARKER_FILES:
         raise OpenKinError(f"ground-truth scenes support {', '.join(MARKER_FILES)}, not {skeleton.name}",
-                           fix="use --keypoints HALPE_26 or COCO_17")
+                           fix="use --keypoints HALPE_26, COCO_17 or BLAZEPOSE")
     osim = _import_opensim()
     model = osim.Model(str(asset_path(MODEL)))
     model.updateMarkerSet(osim.MarkerSet(str(asset_path(MARKER_FILES[skeleton.name]))))

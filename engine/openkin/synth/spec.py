@@ -20,7 +20,7 @@ class SceneSpec:
     n_frames: int = 600
     rate: float = 60.0
     seed: int = 0
-    keypoints: str = "HALPE_26"       # HALPE_26 or COCO_17
+    keypoints: str = "HALPE_26"       # HALPE_26, COCO_17 or BLAZEPOSE
     cameras: int = 4                  # 4 = the demo rig; more are added on a ring
     people: int = 1                   # >1: extra people walking around and across
     noise_px: float = 0.0             # white pixel noise std (per axis)
