@@ -526,72 +526,139 @@ def _trc_world(trc, cameras: list, detections: list) -> tuple[np.ndarray, str]:
     return candidates[best], best
 
 
-def _section_reprojection(paths: ProjectPaths, out_dir: Path, cameras: list) -> Section:
+TRIANGULATION_REPORT = "triangulation_report.json"  # written by openkin.triangulation in pose-3d/
+
+
+def _triangulation_report(paths: ProjectPaths) -> dict:
+    path = paths.pose_3d / TRIANGULATION_REPORT
+    if not path.is_file():
+        return {}
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        return doc if isinstance(doc, dict) and isinstance(doc.get("persons"), list) else {}
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        log.warning("%s is unreadable: left out of the report", path)
+        return {}
+
+
+def _triangulation_content(s: Section, doc: dict) -> list[tuple[str, dict]]:
+    """Text and tables from the triangulation stage's own report; returns (label, per-keypoint px) per person."""
+    out = []
+    for person in doc["persons"]:
+        label = f"person {person.get('person', len(out))}"
+        px, mm = person.get("reprojection_error_px"), person.get("reprojection_error_mm")
+        excluded = person.get("cameras_excluded_mean")
+        if px is None:
+            continue
+        verdict = "meets" if px < REPROJECTION_GOAL_PX else "misses"
+        s.text(f"Triangulation, {label} (frames {person.get('frame_range')}): mean reprojection error {px:.2f} px "
+               f"(~{mm or float('nan'):.0f} mm) over the views it kept, {excluded or 0:.2f} views excluded per point "
+               f"on average; goal < {REPROJECTION_GOAL_PX:g} px: {verdict}.")
+        s.summary.append(f"Triangulation reprojection error {px:.2f} px, {label} "
+                         f"(goal < {REPROJECTION_GOAL_PX:g} px: {verdict}).")
+        cams = person.get("cameras", {})
+        if cams:
+            s.table(["camera", "detected %", "excluded %", "left/right swaps fixed (frames)"],
+                    [[c, 100 * (v.get("detected_rate") or 0), 100 * (v.get("excluded_rate") or 0),
+                      v.get("lr_swaps_corrected_frames", 0)] for c, v in cams.items()])
+        kps = {k: v.get("reprojection_error_px") for k, v in person.get("keypoints", {}).items()}
+        out.append((label, {k: float("nan") if v is None else float(v) for k, v in kps.items()}))
+    return out
+
+
+def _all_detections_error(paths: ProjectPaths, cameras: list) -> tuple[np.ndarray, list[str], list[str], str] | str:
+    """(C, F, K) px of the raw 3D keypoints against every 2D detection, cameras, keypoints, note;
+    or a string saying why it cannot be computed."""
     from .formats.openpose import read_openpose_dir
     from .formats.trc import read_trc
 
-    s = Section("Reprojection error")
-    trc_path = _pick_trc(paths.pose_3d)
     raw = [p for p in paths.pose_3d.glob("*.trc") if "filt" not in p.name and "LSTM" not in p.name] \
         if paths.pose_3d.is_dir() else []
-    trc_path = max(raw, key=lambda p: p.stat().st_mtime) if raw else trc_path
     root = _pose_2d_root(paths)
-    if trc_path is None or root is None or not cameras:
-        s.note("Needs the calibration, the 2D poses and the triangulated 3D keypoints: not all are there yet.")
-        return s
-    names = [c.name for c in cameras]
+    if not raw or root is None or not cameras:
+        return "needs the calibration, the 2D poses and the triangulated 3D keypoints"
+    trc_path = max(raw, key=lambda p: p.stat().st_mtime)
     folders = sorted(root.glob("*_json"))
     if len(folders) != len(cameras):
-        s.note(f"{len(folders)} pose folders in {root.name}/ for {len(cameras)} calibrated cameras: not compared.")
-        return s
+        return f"{len(folders)} pose folders in {root.name}/ for {len(cameras)} calibrated cameras"
     try:
         trc = read_trc(trc_path)
         detections = [read_openpose_dir(f)[:2] for f in folders]
     except OpenKinError as e:
-        s.note(f"Cannot compare: {e.problem}")
-        return s
+        return e.problem
     if trc.frame_numbers is None:
         trc.frame_numbers = np.arange(trc.xyz.shape[0])
     if any(d[0].shape[2] != trc.xyz.shape[1] for d in detections):
-        s.note(f"{trc_path.name} has {trc.xyz.shape[1]} keypoints, the 2D poses "
-               f"{sorted({d[0].shape[2] for d in detections})}: not compared.")
-        return s
+        return (f"{trc_path.name} has {trc.xyz.shape[1]} keypoints, the 2D poses "
+                f"{sorted({d[0].shape[2] for d in detections})}")
     xyz, axes = _trc_world(trc, cameras, detections)
-    err = reprojection_errors(xyz, trc.frame_numbers, cameras, detections)  # (C, F, K)
-    return _reprojection_content(s, out_dir, err, names, trc.marker_names, trc_path.name, root.name, axes)
+    err = reprojection_errors(xyz, trc.frame_numbers, cameras, detections)
+    note = (f"{trc_path.name} ({axes} file) projected onto every 2D detection of {root.name}/, "
+            "including those the triangulation rejected (outliers, left/right swaps)")
+    return err, [c.name for c in cameras], list(trc.marker_names), note
 
 
-def _reprojection_content(s: Section, out_dir: Path, err: np.ndarray, cams: list[str], keypoints: list[str],
-                          trc_name: str, pose_dir: str, axes: str) -> Section:
-    with np.errstate(all="ignore"):
-        per_cam = np.nanmean(err, axis=(1, 2))
-        per_cam_kp = np.nanmean(err, axis=1)  # (C, K)
-    overall = float(np.nanmean(err)) if np.isfinite(err).any() else float("nan")
-    verdict = "meets" if overall < REPROJECTION_GOAL_PX else "misses"
-    s.text(f"{trc_name} ({axes} file) projected through the calibration onto the 2D keypoints of {pose_dir}/: "
-           f"mean {overall:.2f} px over cameras, frames and keypoints ({verdict} the goal of "
-           f"< {REPROJECTION_GOAL_PX:g} px). Includes keypoints the triangulation rejected in a camera.")
-    s.summary.append(f"Mean reprojection error {overall:.2f} px (goal < {REPROJECTION_GOAL_PX:g} px: {verdict}); "
-                     + ", ".join(f"{c} {per_cam[i]:.1f}" for i, c in enumerate(cams)) + " px.")
-    s.table(["camera", "mean px", "median px", "90th pct px"],
-            [[c, float(per_cam[i]), *(float(np.nanpercentile(err[i], q)) if np.isfinite(err[i]).any()
-                                       else float("nan") for q in (50, 90))] for i, c in enumerate(cams)])
-    fig = _figure(max(6, 0.38 * len(keypoints) + 2), 0.5 * len(cams) + 2.2)
+def _section_reprojection(paths: ProjectPaths, out_dir: Path, cameras: list) -> Section:
+    s = Section("Reprojection error")
+    doc = _triangulation_report(paths)
+    per_kp = _triangulation_content(s, doc) if doc else []
+    computed = _all_detections_error(paths, cameras)
+    if isinstance(computed, str):
+        if not per_kp:
+            s.note(f"Not available: {computed}.")
+            return s
+        computed = None
+    else:
+        err, cams, keypoints, note = computed
+        with np.errstate(all="ignore"):
+            rows = [[c, *(float(np.nanpercentile(err[i], q)) if np.isfinite(err[i]).any() else float("nan")
+                          for q in (50, 90)), float(np.nanmean(err[i]))] for i, c in enumerate(cams)]
+        s.text(note + ":")
+        s.table(["camera", "median px", "90th percentile px", "mean px"], rows)
+        s.summary.append("Against every detection: median " + ", ".join(f"{r[0]} {r[1]:.1f}" for r in rows) + " px.")
+    return _reprojection_plot(s, out_dir, per_kp, computed)
+
+
+def _reprojection_plot(s: Section, out_dir: Path, per_kp: list, computed) -> Section:
+    n_rows = (1 if per_kp else 0) + (1 if computed else 0)
+    fig = _figure(11, 3.2 * n_rows + 0.6)
     if fig is None:
         _no_plot(s)
         return s
-    ax = fig.add_subplot()
-    vmax = max(float(np.nanpercentile(per_cam_kp, 95)) if np.isfinite(per_cam_kp).any() else 1.0, 1.0)
-    im = ax.imshow(per_cam_kp, cmap="magma_r", vmin=0, vmax=vmax, aspect="auto")
+    axes = list(np.atleast_1d(fig.subplots(n_rows, 1, squeeze=False)).ravel())
+    if per_kp:
+        ax = axes.pop(0)
+        names = list(per_kp[0][1])
+        width = 0.8 / len(per_kp)
+        for j, (label, values) in enumerate(per_kp):
+            ax.bar(np.arange(len(names)) + j * width, [values.get(n, np.nan) for n in names], width, label=label)
+        ax.axhline(REPROJECTION_GOAL_PX, color="#c44e52", ls="--", lw=1, label=f"goal {REPROJECTION_GOAL_PX:g} px")
+        ax.set_xticks(np.arange(len(names)) + 0.4 - width / 2, names, rotation=70, fontsize=8)
+        ax.set_ylabel("px")
+        ax.set_title("triangulation: mean reprojection error per keypoint over the views kept", fontsize=10)
+        ax.legend(fontsize=8)
+    if computed:
+        err, cams, keypoints, _ = computed
+        _heatmap(fig, axes.pop(0), err, cams, keypoints)
+    s.image(_save(fig, out_dir, "reprojection"),
+            "Reprojection error (px): per keypoint as the triangulation measured it (top), and the median "
+            "per camera and keypoint against every 2D detection (bottom).")
+    return s
+
+
+def _heatmap(fig, ax, err: np.ndarray, cams: list[str], keypoints: list[str]) -> None:
+    with np.errstate(all="ignore"):
+        med = np.nanmedian(err, axis=1)  # (C, K)
+    vmax = max(float(np.nanpercentile(med, 95)) if np.isfinite(med).any() else 1.0, 1.0)
+    im = ax.imshow(med, cmap="magma_r", vmin=0, vmax=vmax, aspect="auto")
     ax.set_yticks(range(len(cams)), cams)
     ax.set_xticks(range(len(keypoints)), keypoints, rotation=70, fontsize=8)
-    for (i, j), v in np.ndenumerate(per_cam_kp):
+    for (i, j), v in np.ndenumerate(med):
         if np.isfinite(v):
-            ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=6,
+            ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=7,
                     color="white" if v > 0.6 * vmax else "black")
-    fig.colorbar(im, ax=ax, label="mean reprojection error (px)")
-    s.image(_save(fig, out_dir, "reprojection"), "Mean reprojection error per camera and keypoint (px).")
-    return s
+    ax.set_title("median reprojection error against every 2D detection", fontsize=10)
+    fig.colorbar(im, ax=ax, label="px")
 
 
 # =========================================================================== overview and assembly

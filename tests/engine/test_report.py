@@ -37,7 +37,8 @@ def test_full_report_on_ground_truth(scene):
                   "Time per stage"):
         assert f"<h2>{title}</h2>" in text
     lines = summary_lines(paths)
-    assert any("Mean reprojection error 0.00 px" in line for line in lines)  # truth reprojects exactly
+    assert any("Against every detection: median cam01 0.0, cam02 0.0, cam03 0.0, cam04 0.0 px" in line
+               for line in lines)  # the truth reprojects exactly
     assert any("100%" in line and "cam01" in line for line in lines)
     assert load_timings(paths) == {"pose": 12.5, "triangulation": 1.25}
     assert (scene / "openkin" / "report.md").read_text().count("![") == 6
@@ -94,4 +95,23 @@ def test_markers_not_matching_skeleton_are_not_compared(scene, tmp_path):
     trc.marker_names, trc.xyz = trc.marker_names[:5], trc.xyz[:, :5]
     write_trc(project / "pose-3d" / "t_0-30.trc", trc)
     html = write_report(ProjectPaths(project)).read_text()
-    assert "has 5 keypoints" in html and "not compared" in html
+    assert "has 5 keypoints" in html and "Not available" in html
+
+
+def test_triangulation_report_is_shown(scene, tmp_path):
+    import json
+
+    project = tmp_path / "p"
+    shutil.copytree(scene / "calibration", project / "calibration")
+    (project / "pose-3d").mkdir()
+    doc = {"version": 1, "cameras": ["cam01", "cam02"], "persons": [{
+        "person": 0, "frame_range": [0, 29], "reprojection_error_px": 12.5, "reprojection_error_mm": 25.0,
+        "cameras_excluded_mean": 0.4,
+        "keypoints": {"Hip": {"reprojection_error_px": 11.0}, "Neck": {"reprojection_error_px": None}},
+        "cameras": {"cam01": {"detected_rate": 1.0, "excluded_rate": 0.1, "lr_swaps_corrected_frames": 3}}}]}
+    (project / "pose-3d" / "triangulation_report.json").write_text(json.dumps(doc))
+    paths = ProjectPaths(project)
+    html = write_report(paths).read_text()
+    assert "mean reprojection error 12.50 px" in html and "misses" in html
+    assert any("Triangulation reprojection error 12.50 px" in line for line in summary_lines(paths))
+    assert (project / "openkin" / "report" / "reprojection.png").is_file()
