@@ -709,7 +709,7 @@ def versions() -> dict[str, str]:
              "opencv": ["opencv-python-headless", "opencv-python", "opencv-contrib-python",
                         "opencv-contrib-python-headless"],
              "onnxruntime": ["onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino"],
-             "opensim": ["opensim"], "rtmlib": ["rtmlib"], "ezc3d": ["ezc3d"]}
+             "opensim": ["opensim"], "rtmlib": ["rtmlib"], "ezc3d": ["ezc3d"], "matplotlib": ["matplotlib"]}
     for name, candidates in dists.items():
         for dist in candidates:
             try:
