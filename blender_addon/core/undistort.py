@@ -6,7 +6,7 @@ image has the *same* K as the calibration and is exactly what the Blender camera
 (built from K, see :mod:`.axes`) sees. The output also has the calibration's
 size, so a video narrower than its calibration (the demo's 1080 px videos with a
 1088 px calibration) keeps its pixel coordinates (left-aligned, as the pose stage
-reads them). Results are cached by (video, size, mtime, K, distortions).
+reads them). Results are cached by (video name, bytes, mtime, K, distortions, size).
 """
 from __future__ import annotations
 
@@ -34,8 +34,8 @@ def needs_undistortion(matrix: np.ndarray, dist: np.ndarray, size: tuple[int, in
 
 
 def cache_key(video: Path, matrix: np.ndarray, dist: np.ndarray, size: tuple[int, int]) -> str:
-    st = video.stat()
-    text = f"{video.resolve()}|{st.st_size}|{st.st_mtime_ns}|{np.round(matrix, 9).tolist()}|" \
+    st = video.stat()  # name, size and mtime (not the folder: copies of a project share the cache)
+    text = f"{video.name}|{st.st_size}|{st.st_mtime_ns}|{np.round(matrix, 9).tolist()}|" \
            f"{np.round(dist, 12).tolist()}|{tuple(size)}"
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 

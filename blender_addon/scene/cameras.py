@@ -115,7 +115,6 @@ def apply_camera_settings(scene, cam_obj) -> bool:
     ax, ay = cam_obj["openkin_pixel_aspect"]
     if (r.resolution_x, r.resolution_y, r.pixel_aspect_x, r.pixel_aspect_y) != (res[0], res[1], ax, ay):
         r.resolution_x, r.resolution_y = int(res[0]), int(res[1])
-        r.resolution_percentage = 100
         r.pixel_aspect_x, r.pixel_aspect_y = float(ax), float(ay)
     return True
 
