@@ -1,0 +1,259 @@
+"""Kinematics stage: automatic OpenSim scaling and inverse kinematics.
+
+For each person's TRC in ``pose-3d/`` (the ``_LSTM`` augmented ones when
+``use_augmentation``, else the filtered ones, else the raw ones — Pose2Sim's
+choice), this stage writes to ``kinematics/``:
+
+- ``<trc stem>.osim`` — the model scaled to the person (no static trial needed,
+  see :mod:`openkin.kinematics.scaling`);
+- ``<trc stem>.mot`` — joint angles (degrees) and pelvis translations (m);
+- ``<trc stem>_marker_errors.csv`` — per-frame RMS and largest marker error (m);
+- ``<trc stem>_kinematics.toml`` — height, mass, scale factors, error summary, timings.
+
+Data problems (units, missing markers, names the model does not know, a model
+that does not load) are reported by :mod:`openkin.kinematics.checks` before
+OpenSim runs.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import OpenKinError
+from ..fileio import atomic_path, atomic_write
+from ..progress import Progress, report
+from . import checks, measure
+from .ik import IkJob, IkResult, n_workers, solve_all
+from .scaling import estimate_factors, scaled_model
+from .setup import (FULL_MODEL, SIMPLE_MODEL, IkTasks, load_model, model_body_names, model_marker_names,
+                    read_ik_tasks,
+                    read_measurements, setup_files)
+
+log = logging.getLogger(__name__)
+
+__all__ = ["KinematicsOptions", "Prepared", "prepare", "run_trials", "run_stage", "select_trc_files"]
+
+
+@dataclass(frozen=True)
+class KinematicsOptions:
+    """Settings of one run (from ``[kinematics]`` and ``[project]``, or given directly).
+
+    ``marker_set``: HALPE_26, COCO_17, BLAZEPOSE or LSTM; ``osim_model``: a user model
+    (.osim, its own markers unless it has none) instead of Pose2Sim's; ``filter``:
+    (method, params) for :func:`openkin.filtering.filter_array`, or None.
+    """
+
+    marker_set: str = "HALPE_26"
+    use_simple_model: bool = False
+    osim_model: str = ""
+    right_left_symmetry: bool = True
+    large_hip_knee_angles: float = 90.0
+    trimmed_extrema_percent: float = 50.0
+    refine_scaling: bool = True
+    mass: float = 70.0
+    missing_markers: str = "interpolate"
+    interp_gap_max: int = 10
+    workers: object = "auto"
+    filter: tuple[str, dict] | None = None
+
+
+@dataclass
+class Prepared:
+    """A trial checked, scaled and ready for IK."""
+
+    trc_path: Path
+    out_stem: Path
+    job: IkJob
+    frame_numbers: np.ndarray
+    rate: float
+    summary: dict
+
+
+def _model_files(opts: KinematicsOptions) -> tuple[Path, Path | None, IkTasks, list]:
+    """(model, marker file or None, IK tasks, scaling measurements) for the options."""
+    marker_file, ik_file, scale_file = setup_files(opts.marker_set)
+    tasks, measurements = read_ik_tasks(ik_file), read_measurements(scale_file)
+    if opts.osim_model:
+        return Path(opts.osim_model).expanduser(), None, tasks, measurements
+    from ..assets import asset_path
+    return asset_path(SIMPLE_MODEL if opts.use_simple_model else FULL_MODEL), marker_file, tasks, measurements
+
+
+def _load_target(opts: KinematicsOptions):
+    """Target model with markers, its IK tasks and measurements, and the model scaling is
+    estimated on (the simple model for Pose2Sim's full model: same bodies, 10× faster IK)."""
+    path, marker_file, tasks, measurements = _model_files(opts)
+    model, state = load_model(path, marker_file)
+    if opts.osim_model:
+        own = model_marker_names(model)
+        if not own:
+            marker_file = setup_files(opts.marker_set)[0]
+            model, state = load_model(path, marker_file)
+            own = model_marker_names(model)
+        weights = {m: tasks.marker_weights.get(m, 1.0) for m in own}
+        tasks = IkTasks(weights, tasks.coordinate_tasks)
+        return path, model, state, tasks, measurements, (model, state)
+    if opts.use_simple_model:
+        return path, model, state, tasks, measurements, (model, state)
+    from ..assets import asset_path
+    return path, model, state, tasks, measurements, load_model(asset_path(SIMPLE_MODEL), marker_file)
+
+
+def prepare(trc_path: Path, out_dir: Path, opts: KinematicsOptions, height: float | None = None,
+            name: str | None = None) -> Prepared:
+    """Check a TRC, scale the model to it, write ``<stem>.osim``; returns the IK job."""
+    from ..formats.trc import read_trc
+
+    t0 = time.perf_counter()
+    trc = read_trc(trc_path)
+    checks.check_units(trc.xyz, trc_path)
+    model_path, model, state, tasks, measurements, (smodel, sstate) = _load_target(opts)
+    label = Path(model_path).name
+    used = checks.match_markers(trc.marker_names, model_marker_names(model), tasks.marker_weights, trc_path, label)
+    cols = [trc.marker_names.index(m) for m in used]
+    xyz, keep, never = checks.handle_missing(trc.xyz[:, cols], used, trc.frame_numbers, opts.missing_markers,
+                                             opts.interp_gap_max, trc_path)
+    kept_cols = [i for i, m in enumerate(used) if m not in never]
+    used = [used[i] for i in kept_cols]
+    xyz = xyz[keep][:, kept_cols]
+    times = trc.times[keep]
+    factors, details = estimate_factors(
+        xyz, times, used, smodel, sstate, measurements, tasks, symmetric=opts.right_left_symmetry,
+        trimmed_extrema_percent=opts.trimmed_extrema_percent, large_hip_knee_angles=opts.large_hip_knee_angles,
+        refine=2 if opts.refine_scaling else 0, target=None if smodel is model else (model, state))
+    bodies = model_body_names(model)
+    median = float(np.median(list(factors.values())))
+    scaled, _ = scaled_model(model, state, {b: factors.get(b, median) for b in bodies}, opts.mass)
+    stem = out_dir / (name or trc_path.stem)
+    osim_path = stem.with_suffix(".osim")
+    with atomic_path(osim_path) as tmp:
+        scaled.printToXML(str(tmp))
+    if height is None:
+        height = measure.participant_height(xyz, used, opts.large_hip_knee_angles, opts.trimmed_extrema_percent)
+    summary = {"trc": str(trc_path), "model": str(model_path), "scaled_model": str(osim_path),
+               "markers": used, "frames": int(keep.sum()), "frames_dropped": int((~keep).sum()),
+               "height_m": float(height), "mass_kg": float(opts.mass),
+               "scale_factors": {b: round(f, 5) for b, f in sorted(factors.items())},
+               "scaling_frames": details["frames_used"], "scaling_seconds": time.perf_counter() - t0}
+    job = IkJob(str(osim_path), used, xyz, times, tasks.marker_weights, tasks.coordinate_tasks)
+    return Prepared(trc_path, stem, job, trc.frame_numbers[keep], trc.rate, summary)
+
+
+def angles_motion(result: IkResult, times: np.ndarray, flt: tuple[str, dict] | None, rate: float):
+    """IK result -> Motion (rotations in degrees), optionally filtered."""
+    from ..formats.mot import Motion
+
+    values = result.q.copy()
+    rot = np.array(result.rotational)
+    values[:, rot] = np.degrees(values[:, rot])
+    if flt is not None:
+        from ..filtering import filter_array
+        values = filter_array(values, rate, flt[0], **flt[1])
+    return Motion(result.coordinate_names, times, values, in_degrees=True)
+
+
+def write_outputs(prep: Prepared, result: IkResult, flt: tuple[str, dict] | None) -> None:
+    """Write ``.mot``, marker-error CSV and summary TOML of one trial."""
+    import toml
+
+    from ..formats.mot import write_mot
+
+    write_mot(prep.out_stem.with_suffix(".mot"), angles_motion(result, prep.job.times, flt, prep.rate))
+    with atomic_write(prep.out_stem.parent / f"{prep.out_stem.name}_marker_errors.csv") as f:
+        f.write("frame,time,rms_m,max_m\n")
+        for fr, t, r, m in zip(prep.frame_numbers, prep.job.times, result.rms, result.max_error):
+            f.write(f"{fr},{t:.6f},{r:.6f},{m:.6f}\n")
+    summary = dict(prep.summary)
+    summary.update({"marker_rms_mean_m": float(np.nanmean(result.rms)),
+                    "marker_rms_max_m": float(np.nanmax(result.rms)),
+                    "marker_error_max_m": float(np.nanmax(result.max_error)),
+                    "ik_solver_seconds": result.solver_seconds, "filtered": flt is not None})
+    with atomic_write(prep.out_stem.parent / f"{prep.out_stem.name}_kinematics.toml") as f:
+        toml.dump(summary, f)
+    log.info("%s: %d frames, marker RMS %.1f mm (max %.1f mm) -> %s", prep.trc_path.name, len(result.rms),
+             1e3 * summary["marker_rms_mean_m"], 1e3 * summary["marker_error_max_m"],
+             prep.out_stem.with_suffix(".mot"))
+
+
+def run_trials(trc_paths: list[Path], out_dir: Path, opts: KinematicsOptions,
+               heights: list[float | None] | None = None, progress: Progress | None = None) -> list[Path]:
+    """Scale + IK for each TRC (one per person); returns the .mot paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    heights = heights or [None] * len(trc_paths)
+    prepared = []
+    for i, path in enumerate(trc_paths):
+        report(progress, 0.3 * i / len(trc_paths), f"scaling {path.name}")
+        prepared.append(prepare(Path(path), out_dir, opts, heights[i]))
+    report(progress, 0.3, "inverse kinematics")
+    done = []
+
+    def on_done(i):
+        done.append(i)
+        report(progress, 0.3 + 0.65 * len(done) / len(prepared), f"IK {prepared[i].trc_path.name}")
+
+    results = solve_all([p.job for p in prepared], opts.workers, on_done)
+    for prep, res in zip(prepared, results):
+        prep.summary["ik_workers"] = n_workers(opts.workers, 2 * len(prepared))
+        write_outputs(prep, res, opts.filter)
+    report(progress, 1.0, "kinematics done")
+    return [p.out_stem.with_suffix(".mot") for p in prepared]
+
+
+def select_trc_files(pose_3d: Path, use_augmentation: bool) -> tuple[list[Path], bool]:
+    """TRC files to process, as Pose2Sim picks them, and whether they are augmented."""
+    trcs = sorted(pose_3d.glob("*.trc"))
+    if use_augmentation:
+        lstm = [f for f in trcs if "_LSTM" in f.name]
+        if lstm:
+            return lstm, True
+        log.warning("no _LSTM.trc files in %s: using the non-augmented ones", pose_3d)
+    plain = [f for f in trcs if "_LSTM" not in f.name and "_scaling" not in f.name]
+    filt = [f for f in plain if "_filt" in f.name]
+    if not (filt or plain):
+        raise OpenKinError("no .trc file to process", path=pose_3d,
+                           fix="run the triangulation (and filtering) stages first, or put a TRC in pose-3d/")
+    return filt or plain, False
+
+
+def options_from_config(config, augmented: bool, person: int = 0) -> KinematicsOptions:
+    """KinematicsOptions from a loaded Config."""
+    from ..skeletons import POSE_MODEL_SKELETON
+
+    k = config.kinematics
+    if augmented:
+        marker_set = "LSTM"
+    else:
+        pm = config.pose.pose_model.upper()
+        marker_set = POSE_MODEL_SKELETON.get(pm, pm)
+    mass = config.project.participant_mass
+    if isinstance(mass, tuple):
+        mass = mass[person] if person < len(mass) else 70.0
+    flt = None
+    if k.filter_ik:
+        import dataclasses
+        from ..filtering import filter_params
+        section = getattr(config.filtering, k.ik_filter_type.lower(), None)
+        params = dataclasses.asdict(section) if section is not None else {}
+        flt = (k.ik_filter_type, {p: v for p, v in params.items() if p in filter_params(k.ik_filter_type)})
+    extra = {key: getattr(k, key) for key in ("osim_model", "missing_markers", "interp_gap_max", "refine_scaling")
+             if hasattr(k, key)}
+    return KinematicsOptions(marker_set=marker_set, use_simple_model=k.use_simple_model,
+                             right_left_symmetry=k.right_left_symmetry, large_hip_knee_angles=k.large_hip_knee_angles,
+                             trimmed_extrema_percent=k.trimmed_extrema_percent, mass=float(mass or 70.0),
+                             workers=k.parallel_workers_kinematics, filter=flt, **extra)
+
+
+def run_stage(config, paths, progress: Progress | None = None) -> None:
+    """The kinematics stage on one trial folder."""
+    trcs, augmented = select_trc_files(paths.pose_3d, config.kinematics.use_augmentation)
+    opts = [options_from_config(config, augmented, i) for i in range(len(trcs))]
+    if len({o.mass for o in opts}) == 1:
+        run_trials(trcs, paths.kinematics, opts[0], progress=progress)
+        return
+    for i, (trc, o) in enumerate(zip(trcs, opts)):  # different masses: one run per person
+        run_trials([trc], paths.kinematics, o, progress=None)
+        report(progress, (i + 1) / len(trcs), f"kinematics {trc.name}")

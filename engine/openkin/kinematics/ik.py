@@ -1,0 +1,196 @@
+"""Inverse kinematics through OpenSim's solver API, in time chunks across processes.
+
+OpenSim's ``InverseKinematicsTool`` reads a setup XML, a TRC and writes a .mot;
+here the marker table is built in memory and ``InverseKinematicsSolver`` is
+driven frame by frame (``assemble`` once, then ``track``, which warm-starts from
+the previous frame, as the tool does). For speed, a trial is cut into contiguous
+time chunks solved by separate processes (one OpenSim model each); every chunk
+but the first starts a few frames early (``WARMUP``) so its first kept frame is
+already warm-started, and those frames are discarded. Results are the same
+solver's, frame for frame, within its accuracy.
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .setup import CoordinateTask, coordinate_info, import_opensim, load_model
+
+log = logging.getLogger(__name__)
+
+WARMUP = 8          # frames solved before a chunk's first kept frame, then discarded
+MIN_CHUNK = 60      # frames: shorter trials are not split
+ACCURACY = 1e-5     # as Pose2Sim's IK setup files
+CONSTRAINT_WEIGHT = float("inf")
+
+
+@dataclass
+class IkJob:
+    """One chunk of one trial. ``xyz``: (F, M, 3) metres in the model's ground frame;
+    ``times``: (F,); ``keep_from``: index of the first frame whose result is kept."""
+
+    model_path: str
+    marker_names: list[str]
+    xyz: np.ndarray
+    times: np.ndarray
+    weights: dict[str, float]
+    coordinate_tasks: tuple[CoordinateTask, ...] = ()
+    keep_from: int = 0
+    accuracy: float = ACCURACY
+
+
+@dataclass
+class IkResult:
+    """``q``: (F, C) radians/metres in model coordinate order; ``rms``/``max_error``: (F,) metres;
+    ``solver_seconds``: time inside assemble/track only."""
+
+    coordinate_names: list[str]
+    rotational: list[bool]
+    q: np.ndarray
+    rms: np.ndarray
+    max_error: np.ndarray
+    solver_seconds: float = 0.0
+    load_seconds: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+
+def _marker_table(osim, names: list[str], xyz: np.ndarray, times: np.ndarray):
+    """OpenSim TimeSeriesTableVec3 from (F, M, 3)."""
+    table = osim.TimeSeriesTableVec3()
+    table.setColumnLabels(names)
+    for f in range(len(times)):
+        row = osim.RowVectorVec3(len(names))
+        for m in range(len(names)):
+            x, y, z = xyz[f, m]
+            row[m] = osim.Vec3(float(x), float(y), float(z))
+        table.appendRow(float(times[f]), row)
+    return table
+
+
+def make_solver(osim, model, job: IkJob):
+    """An InverseKinematicsSolver on ``model`` for the markers and tasks of ``job``."""
+    table = _marker_table(osim, job.marker_names, job.xyz, job.times)
+    weights = osim.SetMarkerWeights()
+    for name in job.marker_names:
+        weights.cloneAndAppend(osim.MarkerWeight(name, float(job.weights.get(name, 1.0))))
+    markers = osim.MarkersReference(table, weights)
+    coords = osim.SimTKArrayCoordinateReference()
+    cset = model.getCoordinateSet()
+    for task in job.coordinate_tasks:
+        if not cset.contains(task.name) or task.weight <= 0:
+            continue
+        value = cset.get(task.name).getDefaultValue() if task.value is None else task.value
+        ref = osim.CoordinateReference(task.name, osim.Constant(float(value)))
+        ref.setWeight(float(task.weight))
+        coords.push_back(ref)
+    solver = osim.InverseKinematicsSolver(model, markers, coords, CONSTRAINT_WEIGHT)
+    solver.setAccuracy(job.accuracy)
+    return solver
+
+
+def solve(job: IkJob, model=None, state=None) -> IkResult:
+    """Solve one chunk: assemble at its first frame, track the rest. Loads the model from
+    ``job.model_path`` unless ``model``/``state`` are given."""
+    osim = import_opensim()
+    t0 = time.perf_counter()
+    if model is None:
+        model, state = load_model(job.model_path)
+    names, rotational = coordinate_info(model)
+    cset = model.getCoordinateSet()
+    coords = [cset.get(i) for i in range(cset.getSize())]
+    solver = make_solver(osim, model, job)
+    load_seconds = time.perf_counter() - t0
+    n = len(job.times)
+    q = np.empty((n, len(coords)))
+    rms, worst = np.empty(n), np.empty(n)
+    errors = osim.SimTKArrayDouble()
+    solver_seconds = 0.0
+    for f in range(n):
+        state.setTime(float(job.times[f]))
+        t1 = time.perf_counter()
+        if f == 0:
+            solver.assemble(state)
+        else:
+            solver.track(state)
+        solver_seconds += time.perf_counter() - t1
+        q[f] = [c.getValue(state) for c in coords]
+        solver.computeCurrentMarkerErrors(errors)
+        e = np.array([errors.getElt(i) for i in range(errors.size())])
+        rms[f] = np.sqrt(np.mean(e ** 2)) if e.size else np.nan
+        worst[f] = e.max() if e.size else np.nan
+    k = job.keep_from
+    return IkResult(names, rotational, q[k:], rms[k:], worst[k:], solver_seconds, load_seconds)
+
+
+def split_jobs(job: IkJob, n_chunks: int) -> list[IkJob]:
+    """Cut a trial's job into ``n_chunks`` contiguous chunks (each but the first with
+    ``WARMUP`` extra leading frames)."""
+    n = len(job.times)
+    n_chunks = max(1, min(n_chunks, n // MIN_CHUNK))
+    bounds = np.linspace(0, n, n_chunks + 1).astype(int)
+    jobs = []
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        start = max(0, a - WARMUP)
+        jobs.append(IkJob(job.model_path, job.marker_names, job.xyz[start:b], job.times[start:b], job.weights,
+                          job.coordinate_tasks, a - start, job.accuracy))
+    return jobs
+
+
+def merge(results: list[IkResult]) -> IkResult:
+    """Concatenate chunk results in time order."""
+    first = results[0]
+    return IkResult(first.coordinate_names, first.rotational,
+                    np.concatenate([r.q for r in results]), np.concatenate([r.rms for r in results]),
+                    np.concatenate([r.max_error for r in results]),
+                    sum(r.solver_seconds for r in results), max(r.load_seconds for r in results))
+
+
+def _worker_init() -> None:
+    import_opensim()
+
+
+def n_workers(setting, n_tasks: int) -> int:
+    """Worker processes from Pose2Sim's ``parallel_workers_kinematics`` ('auto', int, false)."""
+    if setting is False or setting in (0, 1) or n_tasks <= 1:
+        return 1
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    wanted = cpus if setting in ("auto", True) else int(setting)
+    return max(1, min(wanted, cpus, n_tasks))
+
+
+def solve_all(jobs: list[IkJob], workers, on_done=None) -> list[IkResult]:
+    """Solve trials (one job each), split in time chunks over ``workers`` processes.
+    ``on_done(i_trial)`` is called as each trial completes. Returns one merged result per job."""
+    cpus = n_workers(workers, 2 * len(jobs))
+    chunks = [split_jobs(j, max(1, cpus // len(jobs)) if cpus > 1 else 1) for j in jobs]
+    flat = [(i, c) for i, cs in enumerate(chunks) for c in cs]
+    if cpus <= 1 or len(flat) == 1:
+        out = []
+        for i, cs in enumerate(chunks):
+            out.append(merge([solve(c) for c in cs]))
+            if on_done:
+                on_done(i)
+        return out
+    # fork: the workers inherit the imported modules (no second OpenSim import); spawn elsewhere
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    ctx = multiprocessing.get_context(method)
+    with ProcessPoolExecutor(max_workers=min(cpus, len(flat)), mp_context=ctx, initializer=_worker_init) as pool:
+        futures = [pool.submit(solve, c) for _, c in flat]
+        results: dict[int, list[IkResult]] = {i: [] for i in range(len(jobs))}
+        for (i, _), fut in zip(flat, futures):
+            results[i].append(fut.result())
+            if on_done and len(results[i]) == len(chunks[i]):
+                on_done(i)
+    return [merge(results[i]) for i in range(len(jobs))]
+
+
+def save_model_copy(model, path: Path) -> None:
+    """Write a model to ``path`` (OpenSim prints the file itself)."""
+    model.printToXML(str(path))

@@ -1,0 +1,169 @@
+"""OpenSim files for a keypoint set: model, marker set, IK weights, scaling measurements.
+
+Pose2Sim ships, per keypoint set, a marker set (``Markers_<set>.xml``), an IK setup
+(``IK_Setup_Pose2Sim_<set>.xml``: marker weights and coordinate tasks) and a
+scaling setup (``Scaling_Setup_Pose2Sim_<set>.xml``: which marker pairs measure
+which bodies). We read those XML files for their data only (weights, pairs,
+bodies); the OpenSim tools they configure are not run — OpenKin drives the
+solver through the API (see :mod:`openkin.kinematics.ik`).
+
+Every OpenSim failure to load a file is turned into an :class:`OpenKinError`
+that names the file, OpenSim's own message and a fix.
+"""
+from __future__ import annotations
+
+import logging
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import OpenKinError
+
+log = logging.getLogger(__name__)
+
+SETUP = "OpenSim_Setup"
+FULL_MODEL = f"{SETUP}/Model_Pose2Sim_muscles_flex.osim"
+SIMPLE_MODEL = f"{SETUP}/Model_Pose2Sim_simple.osim"
+
+# keypoint set -> (marker set, IK setup, scaling setup), files of Pose2Sim's OpenSim_Setup.
+MARKER_SETS: dict[str, tuple[str, str, str]] = {
+    "HALPE_26": ("Markers_Halpe26.xml", "IK_Setup_Pose2Sim_Halpe26.xml", "Scaling_Setup_Pose2Sim_Halpe26.xml"),
+    "COCO_17": ("Markers_Coco17.xml", "IK_Setup_Pose2Sim_Coco17.xml", "Scaling_Setup_Pose2Sim_Coco17.xml"),
+    "BLAZEPOSE": ("Markers_BlazePose.xml", "IK_Setup_Pose2Sim_Blazepose.xml",
+                  "Scaling_Setup_Pose2Sim_Blazepose.xml"),
+    "LSTM": ("Markers_LSTM.xml", "IK_Setup_Pose2Sim_withHands_LSTM.xml", "Scaling_Setup_Pose2Sim_LSTM.xml"),
+}
+
+
+@dataclass(frozen=True)
+class CoordinateTask:
+    """An IK coordinate task: keep ``name`` near ``value`` (radians/metres, None = model default)."""
+
+    name: str
+    weight: float
+    value: float | None = None
+
+
+@dataclass(frozen=True)
+class IkTasks:
+    """Marker weights (name -> weight, applied tasks only) and coordinate tasks."""
+
+    marker_weights: dict[str, float]
+    coordinate_tasks: tuple[CoordinateTask, ...]
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """A scaling measurement: marker ``pairs`` whose distances scale ``bodies``."""
+
+    name: str
+    pairs: tuple[tuple[str, str], ...]
+    bodies: tuple[str, ...]
+
+
+def import_opensim():
+    """The ``opensim`` module, quiet (warnings and errors only), or a clear error."""
+    try:
+        import opensim
+    except ImportError:
+        raise OpenKinError("the opensim package is not installed; the kinematics stage needs it",
+                           fix="install it: pip install opensim==4.6 (or run the README's setup command)") from None
+    opensim.Logger.setLevelString("error")  # "warn" floods the log with missing .vtp meshes
+    return opensim
+
+
+def setup_files(marker_set: str) -> tuple[Path, Path, Path]:
+    """(marker set, IK setup, scaling setup) paths for a keypoint set name."""
+    from ..assets import asset_path
+
+    key = marker_set.upper()
+    if key not in MARKER_SETS:
+        raise OpenKinError(f"no OpenSim marker set for keypoint set {marker_set!r}",
+                           fix=f"use one of {', '.join(MARKER_SETS)}, or give your own model with markers "
+                               "([kinematics] osim_model)")
+    return tuple(asset_path(f"{SETUP}/{name}") for name in MARKER_SETS[key])  # type: ignore[return-value]
+
+
+def _parse_xml(path: Path, what: str) -> ET.Element:
+    try:
+        return ET.parse(path).getroot()
+    except ET.ParseError as e:
+        raise OpenKinError(f"{what} is not valid XML: {e}", path=path,
+                           fix="restore the file (OpenSim XML) or point to a valid one") from None
+    except OSError as e:
+        raise OpenKinError(f"cannot read {what}: {e.strerror}", path=path, fix="check the path") from None
+
+
+def read_ik_tasks(path: Path) -> IkTasks:
+    """Marker weights and coordinate tasks of an OpenSim IK setup file."""
+    root = _parse_xml(path, "IK setup")
+    weights: dict[str, float] = {}
+    for task in root.iter("IKMarkerTask"):
+        if _text(task, "apply", "true").lower() == "true":
+            weights[task.get("name")] = float(_text(task, "weight", "1"))
+    coords = []
+    for task in root.iter("IKCoordinateTask"):
+        if _text(task, "apply", "true").lower() != "true":
+            continue
+        manual = _text(task, "value_type", "default_value") == "manual_value"
+        coords.append(CoordinateTask(task.get("name"), float(_text(task, "weight", "0")),
+                                     float(_text(task, "value", "0")) if manual else None))
+    return IkTasks(weights, tuple(coords))
+
+
+def read_measurements(path: Path) -> list[Measurement]:
+    """Scaling measurements (marker pairs -> bodies) of an OpenSim scaling setup file."""
+    root = _parse_xml(path, "scaling setup")
+    out = []
+    for m in root.iter("Measurement"):
+        pairs = tuple(tuple(p.find("markers").text.split()) for p in m.iter("MarkerPair"))
+        bodies = tuple(b.get("name") for b in m.iter("BodyScale"))
+        out.append(Measurement(m.get("name"), pairs, bodies))  # type: ignore[arg-type]
+    return out
+
+
+def _text(node: ET.Element, tag: str, default: str) -> str:
+    child = node.find(tag)
+    return child.text.strip() if child is not None and child.text else default
+
+
+def load_model(path: str | Path, marker_file: str | Path | None = None):
+    """Load an OpenSim model (optionally replacing its marker set); returns ``(model, state)``.
+
+    Raises :class:`OpenKinError` when the file is missing, is not an OpenSim model, or
+    OpenSim cannot build its system, with OpenSim's own message.
+    """
+    osim = import_opensim()
+    path = Path(path)
+    if not path.is_file():
+        raise OpenKinError("OpenSim model file not found", path=path,
+                           fix="check [kinematics] osim_model, or leave it empty for Pose2Sim's models")
+    _parse_xml(path, "OpenSim model")  # a clear message for a truncated or non-XML file
+    try:
+        model = osim.Model(str(path))
+        if marker_file is not None:
+            model.set_MarkerSet(osim.MarkerSet(str(marker_file)))
+        state = model.initSystem()
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise OpenKinError(f"OpenSim cannot load this model: {first}", path=path,
+                           fix="open it in the OpenSim GUI to see the problem, or use an OpenSim 4 .osim file") from None
+    return model, state
+
+
+def model_marker_names(model) -> list[str]:
+    """Names of the model's markers, (M,)."""
+    ms = model.getMarkerSet()
+    return [ms.get(i).getName() for i in range(ms.getSize())]
+
+
+def model_body_names(model) -> list[str]:
+    bs = model.getBodySet()
+    return [bs.get(i).getName() for i in range(bs.getSize())]
+
+
+def coordinate_info(model) -> tuple[list[str], list[bool]]:
+    """Coordinate names (model order) and whether each is rotational."""
+    cs = model.getCoordinateSet()
+    coords = [cs.get(i) for i in range(cs.getSize())]
+    return [c.getName() for c in coords], [c.getMotionType() == 1 for c in coords]
