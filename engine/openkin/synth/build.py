@@ -171,20 +171,14 @@ def _write_scene(root: Path, info: SceneInfo, people: list[PersonTruth], frames:
     _write_offsets(root / "truth" / "offsets.toml", info.offsets, spec.rate)
     _write_scene_toml(root / "truth" / "scene.toml", info, detections)
     _write_npz(root / "truth" / "corruptions.npz", detections)
+    _write_json(root / "pose", detections, scaled(progress, 0.6, 1.0))
+
+
+def _write_json(pose_dir: Path, detections: dict[str, CameraDetections], progress: Progress | None) -> None:
+    """One OpenPose JSON folder per camera (file creation dominates: ~1 ms per frame file)."""
     for i, (name, d) in enumerate(detections.items()):
-        sub = scaled(progress, 0.6 + 0.4 * i / len(detections), 0.6 + 0.4 * (i + 1) / len(detections))
-        write_openpose_dir(root / "pose" / f"{name}_json", name, d.keypoints, progress=sub)
-
-
-def standing_height() -> float:
-    """Height (m) of the generic model standing: its Head-top keypoint with the feet on the floor."""
-    from ..skeletons import HALPE_26
-    from .motion import ground_offsets
-
-    body = load_body(HALPE_26)
-    pts = forward_kinematics(body, [], np.zeros((1, 0)))[0]
-    lift = ground_offsets(pts[None, body.n_keypoints:, 1] - pts[HALPE_26.index("Hip"), 1])[0]
-    return round(float(pts[HALPE_26.index("Head"), 1] - pts[HALPE_26.index("Hip"), 1] + lift), 3)
+        sub = scaled(progress, i / len(detections), (i + 1) / len(detections))
+        write_openpose_dir(pose_dir / f"{name}_json", name, d.keypoints, progress=sub)
 
 
 def _write_config(path: Path, spec: SceneSpec, height: float) -> None:

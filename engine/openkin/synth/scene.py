@@ -160,6 +160,8 @@ def detect(rng: np.random.Generator, spec: SceneSpec, cam: Camera, world: np.nda
     dropped = corrupt.run_mask(rng, F, P * K, spec.dropout_rate, spec.dropout_len).reshape(F, P, K)
     lost = np.zeros((F, P), dtype=bool)
     lost[:, 0] = lost_frames
+    np.clip(uv[..., 0], 0, cam.size[0] - 1, out=uv[..., 0])  # detectors answer inside the image
+    np.clip(uv[..., 1], 0, cam.size[1] - 1, out=uv[..., 1])
     absent = dropped | out_of_view | lost[:, :, None]
     uv[absent] = np.nan
     conf[absent] = np.nan
