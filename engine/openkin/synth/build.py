@@ -181,6 +181,17 @@ def _write_json(pose_dir: Path, detections: dict[str, CameraDetections], progres
         write_openpose_dir(pose_dir / f"{name}_json", name, d.keypoints, progress=sub)
 
 
+def standing_height() -> float:
+    """Height (m) of the generic model standing: its Head-top keypoint with the feet on the floor."""
+    from ..skeletons import HALPE_26
+    from .motion import ground_offsets
+
+    body = load_body(HALPE_26)
+    pts = forward_kinematics(body, [], np.zeros((1, 0)))[0]
+    lift = ground_offsets(pts[None, body.n_keypoints:, 1] - pts[HALPE_26.index("Hip"), 1])[0]
+    return round(float(pts[HALPE_26.index("Head"), 1] - pts[HALPE_26.index("Hip"), 1] + lift), 3)
+
+
 def _write_config(path: Path, spec: SceneSpec, height: float) -> None:
     heights = f"{height:g}" if spec.people == 1 else "[" + ", ".join([f"{height:g}"] * spec.people) + "]"
     text = (
