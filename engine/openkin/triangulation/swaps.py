@@ -13,9 +13,8 @@ here the decision is made without enumerating subsets:
    so clearly; at most C/2 + 1 rounds, each testing the C cameras at once (the
    normal equations are per-camera sums, so a flip is cheap).
 3. A labelling and its mirror (every camera flipped) fit equally well: keep the
-   one that flips fewer cameras (detectors are right more often than not); on a
-   tie (e.g. 2 of 4 cameras swapped) keep the one whose left-right body axis
-   agrees with the nearest frame that was not a tie.
+   one whose left-right body axis agrees with the nearest frame without flips
+   (the body does not turn over in a few frames), else the one with fewer flips.
 
 Shapes: ``points (C,F,K,2)`` px (undistorted), ``weights (C,F,K)``, ``P (C,3,4)``.
 """
@@ -37,6 +36,7 @@ PARTS = {
 STEP_GAIN = 0.05  # a greedy flip must lower the part's error by 5% ...
 REL_GAIN = 0.3    # ... and all flips of a frame together by 30% ...
 ABS_GAIN = 2.0    # ... and by 2 px per observation, to be kept
+MAX_REF_GAP = 30  # frames: how far a swap-free frame may be to orient a labelling
 
 
 def lr_pairs(names: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -123,28 +123,44 @@ def _axis(pl, pr, wl, wr, P, s):
         return np.where(n[:, None] > 0, np.nansum(d, axis=1) / n[:, None], np.nan)
 
 
-def _resolve_mirror(s, seen, axis_fn):
-    """Choose between a labelling and its mirror. ``s (C,F)`` flips, ``seen (C,F)`` cameras
-    with data → ``(C,F)``. Fewer flips wins; ties follow the nearest non-tie frame's axis."""
-    n_seen = seen.sum(0)
-    n_flip = (s & seen).sum(0)
-    mirror = 2 * n_flip > n_seen
-    s = np.where(mirror[None] & seen, ~s, s)
-    tie = (2 * n_flip == n_seen) & (n_flip > 0)
-    if not tie.any():
-        return s
-    axis = axis_fn(s)                                                          # (F,3)
-    F = s.shape[1]
-    ref_ok = ~tie & np.isfinite(axis).all(-1)
-    if not ref_ok.any():
-        return s
+def _nearest(ref_ok: np.ndarray) -> np.ndarray:
+    """Index of the nearest True frame of ``ref_ok (F,)`` for every frame (-1 if none)."""
+    F = len(ref_ok)
     idx = np.arange(F)
     prev = np.maximum.accumulate(np.where(ref_ok, idx, -1))
     nxt = np.minimum.accumulate(np.where(ref_ok, idx, F)[::-1])[::-1]
-    ref = np.where(prev >= 0, prev, nxt)
-    ref = np.where((nxt < F) & ((prev < 0) | (nxt - idx < idx - prev)), nxt, ref)
-    flip = tie & ((axis * axis[np.clip(ref, 0, F - 1)]).sum(-1) < 0)
-    return np.where(flip[None] & seen, ~s, s)
+    use_next = (nxt < F) & ((prev < 0) | (nxt - idx < idx - prev))
+    return np.where(use_next, nxt, prev)
+
+
+def _resolve_mirror(s, seen, axis_fn):
+    """Choose between a labelling and its mirror. ``s (C,F)`` flips, ``seen (C,F)`` cameras
+    with data → ``(C,F)``.
+
+    The left-right body axis cannot turn over in a few frames: a frame with flips takes
+    the orientation whose axis agrees with the nearest frame without any flip (within
+    ``MAX_REF_GAP`` frames). Without such a frame, fewer flips wins (detectors are right
+    more often than not); a tie keeps the labelling found.
+    """
+    n_seen = seen.sum(0)
+    n_flip = (s & seen).sum(0)
+    mirror = 2 * n_flip > n_seen
+    flipped = n_flip > 0
+    if flipped.any():
+        axis = axis_fn(s)                                                      # (F,3)
+        ref_ok = ~flipped & np.isfinite(axis).all(-1)
+        ref = _nearest(ref_ok)
+        near = (ref >= 0) & (np.abs(ref - np.arange(len(ref))) <= MAX_REF_GAP)
+        agree = (axis * axis[np.maximum(ref, 0)]).sum(-1) >= 0
+        mirror = np.where(flipped & near & np.isfinite(axis).all(-1), ~agree, mirror)
+    return np.where(mirror[None] & seen, ~s, s)
+
+
+def _part_arrays(points, weights, left, right):
+    pl, pr = points[:, :, left], points[:, :, right]
+    wl = np.where(np.isfinite(pl).all(-1), weights[:, :, left], 0.0)
+    wr = np.where(np.isfinite(pr).all(-1), weights[:, :, right], 0.0)
+    return pl, pr, wl, wr
 
 
 def correct_lr_swaps(points: np.ndarray, weights: np.ndarray, P: np.ndarray, names: list[str],
@@ -152,23 +168,26 @@ def correct_lr_swaps(points: np.ndarray, weights: np.ndarray, P: np.ndarray, nam
     """Detect and undo left/right swaps.
 
     ``points (C,F,K,2)``, ``weights (C,F,K)``, ``P (C,3,4)``, ``names (K,)``, ``threshold``
-    px (a camera whose part error is below it is not suspected) → corrected copies of
-    ``points`` and ``weights``, and ``{part: swapped (C,F) bool}``.
+    px (frames where no camera's error on any part exceeds it are not suspected) →
+    corrected copies of ``points`` and ``weights``, and ``{part: swapped (C,F) bool}``.
+    Suspicion is shared between parts: a whole-body swap shows on the legs before the
+    face, whose left and right points are only a few pixels apart.
     """
     points = points.copy()
     weights = weights.copy()
-    found: dict[str, np.ndarray] = {}
     cap = 3.0 * threshold
-    for part, (left, right) in lr_pairs(names).items():
-        pl, pr = points[:, :, left], points[:, :, right]
-        wl = np.where(np.isfinite(pl).all(-1), weights[:, :, left], 0.0)
-        wr = np.where(np.isfinite(pr).all(-1), weights[:, :, right], 0.0)
-        C, F = wl.shape[:2]
-        _, per_cam = _part_cost(pl, pr, wl, wr, P, cap)
-        suspect = np.flatnonzero((per_cam > threshold).any(0))
+    parts = lr_pairs(names)
+    C, F = weights.shape[:2]
+    suspect = np.zeros(F, bool)
+    for left, right in parts.values():
+        suspect |= (_part_cost(*_part_arrays(points, weights, left, right), P, cap)[1] > threshold).any(0)
+    sus = np.flatnonzero(suspect)
+    found: dict[str, np.ndarray] = {}
+    for part, (left, right) in parts.items():
+        pl, pr, wl, wr = _part_arrays(points, weights, left, right)
         s = np.zeros((C, F), bool)
-        if suspect.size:
-            s[:, suspect] = _greedy_flips(pl[:, suspect], pr[:, suspect], wl[:, suspect], wr[:, suspect], P, cap)
+        if sus.size:
+            s[:, sus] = _greedy_flips(pl[:, sus], pr[:, sus], wl[:, sus], wr[:, sus], P, cap)
         seen = ((wl > 0) | (wr > 0)).any(-1)
         s = _resolve_mirror(s, seen, lambda flips: _axis(pl, pr, wl, wr, P, flips))
         if s.any():
