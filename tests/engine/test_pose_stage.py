@@ -153,7 +153,7 @@ def test_empty_camera_folder_and_image_folders(tmp_path, caplog):
     kp, numbers, _ = read_openpose_dir(paths.pose / "cam02_json")
     assert list(numbers) == [0, 1, 2, 3]
     assert np.isfinite(kp[:3, 0, :, 0]).all(axis=1).sum() >= 2 and not np.isfinite(kp[3]).any()
-    assert "unreadable image" in caplog.text
+    assert "cam02: 1 unreadable frame(s) (first 3)" in caplog.text
 
 
 def test_no_input_at_all(tmp_path):

@@ -103,9 +103,12 @@ _QUEUE = None
 
 
 def _init_worker(q) -> None:
+    import cv2
+
     global _QUEUE
     _QUEUE = q
     logging.getLogger().setLevel(logging.WARNING)
+    cv2.setNumThreads(1)  # one worker per core: OpenCV's own threads would only oversubscribe
 
 
 def _worker(cam: CameraInput, pose_dir: Path, s: PoseSettings) -> CameraResult:

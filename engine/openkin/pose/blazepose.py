@@ -50,20 +50,24 @@ def ssd_anchors(size: int = DET_SIZE, strides: tuple[int, ...] = _STRIDES) -> np
 ANCHORS = ssd_anchors()
 
 
-def letterbox(frame_rgb: np.ndarray, size: int = DET_SIZE) -> tuple[np.ndarray, float, np.ndarray]:
-    """Resize keeping aspect and pad to a centred square.
+def letterbox(frame_bgr: np.ndarray, size: int = DET_SIZE) -> tuple[np.ndarray, float, np.ndarray]:
+    """Resize keeping aspect and pad to a centred square (RGB network input).
 
-    frame_rgb: (H, W, 3) uint8 → (input (1, size, size, 3) float32 in [-1, 1],
+    frame_bgr: (H, W, 3) uint8 → (input (1, size, size, 3) float32 RGB in [-1, 1],
     side L of the padded square in pixels, offset (2,) of the frame inside it).
+    Colour order is swapped on the small image, not the full frame (speed).
     """
-    h, w = frame_rgb.shape[:2]
+    h, w = frame_bgr.shape[:2]
     side = max(h, w)
     scale = size / side
     nw, nh = round(w * scale), round(h * scale)
-    small = cv2.resize(frame_rgb, (nw, nh), interpolation=cv2.INTER_AREA)
+    k = int(side / size) // 2 * 2  # an even integer pre-shrink takes OpenCV's fast area path:
+    if k >= 2:                     # 3 ms instead of 7 for 1920 → 224 (same image within ~2 levels)
+        frame_bgr = cv2.resize(frame_bgr, (w // k, h // k), interpolation=cv2.INTER_AREA)
+    small = cv2.resize(frame_bgr, (nw, nh), interpolation=cv2.INTER_AREA)
     canvas = np.zeros((size, size, 3), np.uint8)
     ox, oy = (size - nw) // 2, (size - nh) // 2
-    canvas[oy:oy + nh, ox:ox + nw] = small
+    canvas[oy:oy + nh, ox:ox + nw] = small[..., ::-1]
     x = canvas.astype(np.float32) * (2.0 / 255.0) - 1.0
     offset = np.array([ox, oy], float) / scale
     return x[None], float(side), offset
@@ -135,21 +139,50 @@ def roi_matrix(roi: np.ndarray, out_size: int = LM_SIZE) -> np.ndarray:
     return np.array([[ax[0], ay[0], origin[0]], [ax[1], ay[1], origin[1]]])
 
 
-def crop_roi(frame_rgb: np.ndarray, roi: np.ndarray, out_size: int = LM_SIZE) -> np.ndarray:
-    """Upright crop of a ROI: (H, W, 3) uint8 → (1, out, out, 3) float32 in [0, 1]."""
+def crop_roi(frame_bgr: np.ndarray, roi: np.ndarray, out_size: int = LM_SIZE) -> np.ndarray:
+    """Upright crop of a ROI: (H, W, 3) BGR uint8 → (1, out, out, 3) float32 RGB in [0, 1]."""
     m = roi_matrix(roi, out_size)
-    crop = cv2.warpAffine(frame_rgb, m, (out_size, out_size),
+    crop = cv2.warpAffine(frame_bgr, m, (out_size, out_size),
                           flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT)
-    return (crop.astype(np.float32) * (1.0 / 255.0))[None]
+    return (crop[..., ::-1].astype(np.float32) * (1.0 / 255.0))[None]
 
 
-def decode_landmarks(raw: np.ndarray, roi: np.ndarray) -> np.ndarray:
+def refine_with_heatmap(xy: np.ndarray, heatmap: np.ndarray, kernel: int = 7, min_conf: float = 0.5) -> np.ndarray:
+    """Refine crop-pixel landmarks with the model's heatmap (MediaPipe's published step).
+
+    xy: (L, 2) crop pixels (256 scale); heatmap: (64, 64, L) logits. Each landmark
+    becomes the confidence-weighted mean of the ``kernel``² heatmap cells around it
+    when the best cell there has confidence ≥ ``min_conf``; else it is kept.
+    Returns (L, 2).
+    """
+    n = heatmap.shape[0]
+    stride = LM_SIZE / n
+    half = kernel // 2
+    conf = 1.0 / (1.0 + np.exp(-np.clip(heatmap.astype(float), -50, 50)))
+    padded = np.pad(conf, ((half, half), (half, half), (0, 0)))
+    cells = np.clip((xy / stride).astype(int), 0, n - 1)  # (L, 2) col, row
+    offs = np.arange(-half, half + 1)
+    rows = cells[:, 1, None, None] + offs[None, :, None]  # (L, k, 1)
+    cols = cells[:, 0, None, None] + offs[None, None, :]  # (L, 1, k)
+    win = padded[rows + half, cols + half, np.arange(len(xy))[:, None, None]]  # (L, k, k)
+    total = win.sum(axis=(1, 2))
+    ok = (win.max(axis=(1, 2)) >= min_conf) & (total > 0)
+    cx = (win * cols).sum(axis=(1, 2)) / np.maximum(total, 1e-9)
+    cy = (win * rows).sum(axis=(1, 2)) / np.maximum(total, 1e-9)
+    out = xy.astype(float).copy()
+    out[ok] = np.c_[cx, cy][ok] * stride
+    return out
+
+
+def decode_landmarks(raw: np.ndarray, roi: np.ndarray, heatmap: np.ndarray | None = None) -> np.ndarray:
     """Landmark output (195,) → (39, 5) image-frame (x, y, z, visibility, presence).
 
     x, y in image pixels; z in the same pixel scale (relative depth, weak
     perspective); visibility and presence as probabilities.
     """
     lm = raw.reshape(39, 5).astype(float)
+    if heatmap is not None:
+        lm[:, :2] = refine_with_heatmap(lm[:, :2], heatmap)
     m = roi_matrix(roi)
     out = np.empty_like(lm)
     out[:, :2] = lm[:, :2] @ m[:, :2].T + m[:, 2]

@@ -13,7 +13,6 @@ import logging
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from ..errors import OpenKinError
@@ -49,8 +48,9 @@ class BlazePoseTracker:
 
     def __init__(self, *, det_frequency: int = 4, multi_person: bool = False, max_people: int = 10,
                  min_detection: float = 0.5, min_presence: float = 0.5, threads: int = 1,
-                 providers: list[str] | None = None):
+                 providers: list[str] | None = None, refine: bool = True):
         self.det = onnx_session(DETECTOR, threads, providers)
+        self.refine = refine
         self.lm = onnx_session(LANDMARKS, threads, providers)
         self.det_frequency = max(1, int(det_frequency))
         self.max_people = max_people if multi_person else 1
@@ -65,9 +65,9 @@ class BlazePoseTracker:
         self.rois = []
         self.frame_index = 0
 
-    def detect(self, rgb: np.ndarray) -> list[np.ndarray]:
+    def detect(self, bgr: np.ndarray) -> list[np.ndarray]:
         """ROIs (4,) of people found by the detector, most prominent first."""
-        x, side, offset = bp.letterbox(rgb)
+        x, side, offset = bp.letterbox(bgr)
         t = time.perf_counter()
         raw, logits = self.det.run(None, {"input_1": x})
         self.infer_seconds += time.perf_counter() - t
@@ -77,13 +77,13 @@ class BlazePoseTracker:
         rois = [bp.roi_from_detection(d) for d in dets]
         return sorted(rois, key=lambda r: -r[2])
 
-    def landmarks(self, rgb: np.ndarray, roi: np.ndarray) -> tuple[np.ndarray, float]:
+    def landmarks(self, bgr: np.ndarray, roi: np.ndarray) -> tuple[np.ndarray, float]:
         """Landmarks (39, 5) in the image and the pose-presence flag for one ROI."""
-        x = bp.crop_roi(rgb, roi)
+        x = bp.crop_roi(bgr, roi)
         t = time.perf_counter()
-        raw, flag = self.lm.run(["Identity", "Identity_1"], {"input_1": x})
+        raw, flag, heatmap = self.lm.run(["Identity", "Identity_1", "Identity_3"], {"input_1": x})
         self.infer_seconds += time.perf_counter() - t
-        return bp.decode_landmarks(raw[0], roi), float(flag[0, 0])
+        return bp.decode_landmarks(raw[0], roi, heatmap[0] if self.refine else None), float(flag[0, 0])
 
     def _merge(self, tracked: list[np.ndarray], found: list[np.ndarray]) -> list[np.ndarray]:
         """Tracked ROIs plus detections that overlap none of them, up to max_people."""
@@ -95,13 +95,13 @@ class BlazePoseTracker:
                 rois.append(roi)
         return rois
 
-    def _estimate(self, rgb: np.ndarray, rois: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    def _estimate(self, frame: np.ndarray, rois: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Landmarks of people still present, and their ROIs for the next frame."""
         people, next_rois = [], []
         for roi in rois:
             if roi[2] < 8:
                 continue
-            lm, flag = self.landmarks(rgb, roi)
+            lm, flag = self.landmarks(frame, roi)
             if flag < self.min_presence:
                 continue
             nxt = bp.roi_from_landmarks(lm)
@@ -113,15 +113,15 @@ class BlazePoseTracker:
         return people, next_rois
 
     def __call__(self, frame_bgr: np.ndarray) -> np.ndarray:
-        rgb = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB)
+        frame = frame_bgr  # kernels swap colours on their small crops (faster than on the whole frame)
         detected = False
         rois = self.rois
         if not rois or self.frame_index % self.det_frequency == 0:
-            rois = self._merge(rois, self.detect(rgb))
+            rois = self._merge(rois, self.detect(frame))
             detected = True
-        people, self.rois = self._estimate(rgb, rois)
+        people, self.rois = self._estimate(frame, rois)
         if not people and not detected:
-            people, self.rois = self._estimate(rgb, self._merge([], self.detect(rgb)))
+            people, self.rois = self._estimate(frame, self._merge([], self.detect(frame)))
         self.frame_index += 1
         if not people:
             return np.zeros((0, 39, 5))

@@ -145,7 +145,7 @@ def _image_frames(folder: Path, start: int, stop: int | None, status: ReadStatus
         frame = cv2.imread(str(f), cv2.IMREAD_COLOR)
         if frame is None:
             status.unreadable.append(i)
-            log.warning("%s: unreadable image, frame %d written with nobody", f, i)
+            log.debug("%s: unreadable image, frame %d written with nobody", f, i)
         else:
             status.decoded += 1
         yield i, frame
