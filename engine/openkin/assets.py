@@ -226,7 +226,12 @@ def _extract_members(wheel: Path, dest: Path, progress: Progress | None) -> int:
 def _cache_lock() -> Iterator[None]:
     """An inter-process lock on the cache (POSIX ``flock``; elsewhere rename atomicity suffices)."""
     root = cache_root()
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        (root / ".lock").touch()
+    except OSError as e:
+        raise OpenKinError(f"cannot write the asset cache: {e.strerror}", path=root,
+                           fix=f"set {CACHE_ENV} to a writable folder") from None
     try:
         import fcntl
     except ImportError:  # Windows: the final rename is still atomic

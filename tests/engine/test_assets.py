@@ -132,3 +132,12 @@ def test_import_does_not_touch_the_cache(tmp_path):
     subprocess.run([sys.executable, "-c", "import openkin.assets, openkin.cli; openkin.cli.build_parser()"],
                    env=env, check=True)
     assert not cache.exists()
+
+
+def test_unwritable_cache_is_a_clear_error(tmp_path, monkeypatch, real_wheel):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv(assets.CACHE_ENV, str(blocker / "cache"))
+    monkeypatch.setenv(assets.WHEEL_ENV, str(real_wheel))
+    with pytest.raises(OpenKinError, match=assets.CACHE_ENV):
+        assets.ensure_assets()
