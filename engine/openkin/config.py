@@ -406,7 +406,7 @@ class Config:
     def with_overrides(self, overrides: dict, source: str = "overrides") -> Config:
         """A new Config with ``overrides`` (nested dict, TOML names) merged on top, checked."""
         layer = _check_section(Config, overrides, (), source)
-        merged = _merge(self.to_dict(), layer)
+        merged = _merge(_check_section(Config, self.to_dict(), (), "config"), layer)
         return dataclasses.replace(_instantiate(Config, merged), sources=self.sources + (source,))
 
 

@@ -191,6 +191,9 @@ def test_custom_skeleton_tree(tmp_path):
     assert sk.names == ("RKnee", "LKnee", "Hip") and sk.parents == (2, 2, -1)
     # Written back as the same tree.
     assert c.to_dict()["pose"]["MINE"][0]["children"][1] == {"name": "LKnee", "id": 1}
+    # Survives a round trip through to_dict and further overrides.
+    again = c.with_overrides({"pose": {"det_frequency": 2}})
+    assert again.pose.custom_skeleton("MINE") == sk and again.pose.det_frequency == 2
     bad = _session(tmp_path / "b", session=None, trial="[[pose.X]]\nname = 'Hip'\nidx = 2\n")
     with pytest.raises(OpenKinError, match="idx"):
         load_config(bad)
