@@ -78,7 +78,7 @@ def test_truth_is_anatomically_sane(clean):
     assert -15 < mot.column("hip_flexion_r").min() and mot.column("knee_angle_r").max() < 130
 
 
-def test_angles_reproduce_the_keypoints(clean):
+def test_angles_reproduce_the_keypoints(realistic):
     """The MOT (degrees) set on a freshly loaded OpenSim model gives the TRC back (independent of
     openkin.synth.forward: plain OpenSim API, Pose2Sim's model and marker file)."""
     import opensim as osim
@@ -88,13 +88,16 @@ def test_angles_reproduce_the_keypoints(clean):
     model = osim.Model(str(asset_path("OpenSim_Setup/Model_Pose2Sim_simple.osim")))
     model.updateMarkerSet(osim.MarkerSet(str(asset_path("OpenSim_Setup/Markers_Halpe26.xml"))))
     state = model.initSystem()
-    mot = read_mot(clean.path / "truth" / "angles.mot")
-    trc = read_trc(clean.path / "truth" / "keypoints.trc")
+    mot = read_mot(realistic.path / "truth" / "angles.mot")  # 400 frames: walk, squat, arm raise
+    trc = read_trc(realistic.path / "truth" / "keypoints.trc")
+    assert mot.column("pelvis_tilt").min() < -15  # the squat tilts the pelvis forward (degrees)
     markers = model.getMarkerSet()
     worst = 0.0
-    for f in range(0, 120, 15):
+    for f in range(0, len(mot.times), 15):
         for name, v in zip(mot.names, mot.values[f]):
-            model.getCoordinateSet().get(name).setValue(state, v if name.startswith("pelvis_t") else np.radians(v), False)
+            coord = model.getCoordinateSet().get(name)
+            rotational = coord.getMotionType() == 1  # degrees in the MOT, radians in OpenSim
+            coord.setValue(state, np.radians(v) if rotational else v, False)
         model.realizePosition(state)
         for j in range(markers.getSize()):
             m = markers.get(j)

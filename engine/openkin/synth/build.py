@@ -217,7 +217,7 @@ def _write_truth(folder: Path, info: SceneInfo, people: list[PersonTruth], frame
         write_trc(folder / _person_file("keypoints", p, ".trc"), trc)
         names = list(person.coords)
         values = np.stack([person.coords[n][keep] for n in names], axis=1)
-        rotational = np.array([not n.startswith("pelvis_t") for n in names])
+        rotational = np.array([not n.endswith(("_tx", "_ty", "_tz")) for n in names])
         values[:, rotational] = np.degrees(values[:, rotational])
         write_mot(folder / _person_file("angles", p, ".mot"), Motion(names, times, values, in_degrees=True))
 
