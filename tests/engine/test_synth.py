@@ -241,3 +241,21 @@ def test_cli(tmp_path, capsys):
     assert cli.main(["synth", str(tmp_path / "x"), "--set", "bogus=1"]) == 2
     assert cli.main(["synth", "unused", "--list"]) == 0
     assert "realistic" in capsys.readouterr().out
+
+
+def test_truth_angles_stay_within_the_model_ranges(realistic):
+    """IK cannot reach angles outside a clamped coordinate's range: the truth never goes there."""
+    import opensim as osim
+
+    from openkin.assets import asset_path
+
+    model = osim.Model(str(asset_path("OpenSim_Setup/Model_Pose2Sim_simple.osim")))
+    mot = read_mot(realistic.path / "truth" / "angles.mot")
+    coords = model.getCoordinateSet()
+    for name in mot.names:
+        c = coords.get(name)
+        if not c.get_clamped():
+            continue
+        lo, hi = np.degrees([c.getRangeMin(), c.getRangeMax()])
+        v = mot.column(name)
+        assert lo - 1e-6 <= v.min() and v.max() <= hi + 1e-6, name

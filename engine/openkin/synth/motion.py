@@ -23,7 +23,7 @@ radians / metres, ground Y-up, +X the model's forward, +Z its right.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -36,7 +36,7 @@ class MotionSpec:
 
     ``center``: (x, z) of the path centre in ground (metres); ``radii``: (a, b)
     semi-axes along ground x and z; ``start``: path angle at t=0 (radians);
-    ``direction``: +1 counter-clockwise seen from above, -1 clockwise;
+    ``direction``: +1 turns from +x towards +z (clockwise seen from above, Y up), -1 the other way;
     ``schedule``: (segment, seconds) repeated over the whole duration;
     ``variation``: relative random variation of the amplitudes (seeded).
     """
@@ -53,7 +53,6 @@ class MotionSpec:
     transition: float = 0.6         # seconds of blending between segments
     variation: float = 0.1
     seed: int = 0
-    extra: dict = field(default_factory=dict)  # reserved for per-scene tweaks
 
 
 SEGMENTS = ("walk", "squat", "arms", "stand")
