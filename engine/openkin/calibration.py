@@ -164,7 +164,14 @@ def _convert_stage(cfg, paths: ProjectPaths, progress: Progress | None) -> Path:
         _write_record(paths, {"type": "convert", "convert_from": kind, "output": path.name,
                               "sources": {path.name: _sha256(path)}, "reused": True})
         return path
-    sources = _convert_sources(calib_dir, kind)
+    try:
+        sources = _convert_sources(calib_dir, kind)
+    except OpenKinError:
+        existing = _existing_calibration(calib_dir)
+        if existing is None:
+            raise
+        log.info("no %s source file in %s: using the existing calibration %s", kind, calib_dir, existing.name)
+        return existing
     options = {"binning_factor": cfg.qualisys.binning_factor} if kind == "qualisys" else {}
     out = calib_dir / f"Calib_{kind}.toml"
     state = {"type": "convert", "convert_from": kind, "options": options,
@@ -182,6 +189,13 @@ def _convert_stage(cfg, paths: ProjectPaths, progress: Progress | None) -> Path:
     log.info("converted %s (%s) -> %s: %d cameras (%s)", ", ".join(s.name for s in sources), kind, out.name,
              len(cameras), ", ".join(c.name for c in cameras))
     return out
+
+
+def _existing_calibration(calib_dir: Path) -> Path | None:
+    try:
+        return find_calibration(calib_dir)
+    except OpenKinError:
+        return None
 
 
 def _reusable(paths: ProjectPaths, out: Path, state: dict) -> bool:

@@ -243,3 +243,11 @@ def test_scene_extrinsics_recover_the_qualisys_poses(converted):
     for cam, ref in zip(out, cams):
         np.testing.assert_allclose(cam.matrix, ref.matrix)
         np.testing.assert_allclose(cam.center, ref.center, atol=1e-3)
+
+
+def test_existing_calibration_used_when_the_source_is_gone(converted):
+    (converted / "calibration" / "Calib.qca.txt").unlink()
+    out = converted / "calibration" / "Calib_qualisys.toml"
+    stamp = out.stat().st_mtime_ns
+    _run(converted)
+    assert out.stat().st_mtime_ns == stamp
