@@ -2,8 +2,8 @@
 
 Semantics follow Pose2Sim's triangulation:
 
-* gaps (runs of NaN) shorter than ``interp_if_gap_smaller_than`` frames... strictly,
-  of at most that many frames, as Pose2Sim's ``len(seq) > N`` test, are interpolated
+* gaps (runs of NaN) of at most ``interp_if_gap_smaller_than`` frames (Pose2Sim
+  leaves a gap alone when ``len(gap) > N``) are interpolated
   with ``scipy.interpolate.interp1d`` (``linear``, ``slinear``, ``quadratic``,
   ``cubic``; ``none`` = no interpolation); longer gaps stay NaN; nothing is
   extrapolated before the first or after the last valid frame;
@@ -96,6 +96,8 @@ def fill_large_gaps(xyz: np.ndarray, how: str) -> np.ndarray:
     if how != "last_value":
         raise ValueError(f"fill_large_gaps_with {how!r} not in ('last_value', 'nan', 'zeros')")
     F = xyz.shape[0]
+    if F == 0:
+        return xyz
     good = np.isfinite(xyz).all(-1)                                           # (F,K)
     idx = np.where(good, np.arange(F)[:, None], -1)
     prev = np.maximum.accumulate(idx, axis=0)

@@ -39,6 +39,9 @@ MIN_GAIN = 0.75
 # A point whose error stays above the threshold without any clear outlier to drop is kept
 # up to this multiple of the threshold (noisy but consistent views), NaN beyond.
 ACCEPT_FACTOR = 2.0
+# Views of a point must spread over at least this angle (two cameras nearly in line with the
+# point give no depth): below it the point is NaN, a gap, rather than a wild guess.
+MIN_PARALLAX_DEG = 2.0
 
 
 @dataclass
@@ -94,6 +97,21 @@ def _drop_largest_residual(points, weights, P, used, view_err):
     return new_used, X, _mean_error(res, new_used), res
 
 
+def _parallax_too_small(X: np.ndarray, used: np.ndarray, P: np.ndarray) -> np.ndarray:
+    """Points whose used views see them along nearly the same line (cameras nearly collinear
+    with the point): depth is then unreliable. ``X (N,3)``, ``used (C,N)`` → ``(N,)``.
+
+    The length of the mean unit ray is cos(θ/2) for two rays θ apart.
+    """
+    M = P[:, :, :3]
+    centers = -np.linalg.solve(M, P[:, :, 3:])[..., 0]                        # (C,3)
+    d = X[None] - centers[:, None]                                            # (C,N,3)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        d /= np.linalg.norm(d, axis=-1, keepdims=True)
+        m = np.where(used[..., None], d, 0.0).sum(0) / used.sum(0)[:, None]
+    return np.nan_to_num(np.linalg.norm(m, axis=-1)) > np.cos(np.radians(MIN_PARALLAX_DEG / 2))
+
+
 def _is_bad(mean, res, used, threshold, max_view_error, min_cameras):
     worst = np.where(used, np.nan_to_num(res, nan=np.inf), 0.0).max(0)
     return ((mean > threshold) | (worst > max_view_error)) & (used.sum(0) > min_cameras)
@@ -121,6 +139,7 @@ def _robust_block(points, weights, P, threshold, min_cameras, max_view_error):
         used[:, todo], X[todo], err[todo], res[:, todo] = u, x, e, r
         todo = todo[_is_bad(e, r, u, threshold, max_view_error, min_cameras)]
     failed = ~(err <= ACCEPT_FACTOR * threshold) | (used.sum(0) < max(min_cameras, 2))
+    failed |= _parallax_too_small(X, used, P)
     X[failed] = np.nan
     err = np.where(failed, np.nan, err)
     return X, err, used & ~failed[None], valid

@@ -37,6 +37,9 @@ STEP_GAIN = 0.05  # a greedy flip must lower the part's error by 5% ...
 REL_GAIN = 0.3    # ... and all flips of a frame together by 30% ...
 ABS_GAIN = 2.0    # ... and by 2 px per observation, to be kept
 MAX_REF_GAP = 30  # frames: how far a swap-free frame may be to orient a labelling
+# Parts whose left and right points are too close for their own decision (eyes and ears
+# are a few pixels apart, under detector noise): they flip where both legs and arms flip.
+FOLLOWERS = ("face",)
 
 
 def lr_pairs(names: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -170,8 +173,9 @@ def correct_lr_swaps(points: np.ndarray, weights: np.ndarray, P: np.ndarray, nam
     ``points (C,F,K,2)``, ``weights (C,F,K)``, ``P (C,3,4)``, ``names (K,)``, ``threshold``
     px (frames where no camera's error on any part exceeds it are not suspected) →
     corrected copies of ``points`` and ``weights``, and ``{part: swapped (C,F) bool}``.
-    Suspicion is shared between parts: a whole-body swap shows on the legs before the
-    face, whose left and right points are only a few pixels apart.
+    Suspicion is shared between parts, and the face follows the body (``FOLLOWERS``):
+    a whole-body swap shows on the legs and arms, while the eyes and ears are only a
+    few pixels apart.
     """
     points = points.copy()
     weights = weights.copy()
@@ -183,13 +187,18 @@ def correct_lr_swaps(points: np.ndarray, weights: np.ndarray, P: np.ndarray, nam
         suspect |= (_part_cost(*_part_arrays(points, weights, left, right), P, cap)[1] > threshold).any(0)
     sus = np.flatnonzero(suspect)
     found: dict[str, np.ndarray] = {}
-    for part, (left, right) in parts.items():
+    body = [p for p in ("legs", "arms") if p in parts]
+    for part in body + [p for p in parts if p not in body]:
+        left, right = parts[part]
         pl, pr, wl, wr = _part_arrays(points, weights, left, right)
-        s = np.zeros((C, F), bool)
-        if sus.size:
-            s[:, sus] = _greedy_flips(pl[:, sus], pr[:, sus], wl[:, sus], wr[:, sus], P, cap)
-        seen = ((wl > 0) | (wr > 0)).any(-1)
-        s = _resolve_mirror(s, seen, lambda flips: _axis(pl, pr, wl, wr, P, flips))
+        if part in FOLLOWERS and len(body) == 2:
+            s = found["legs"] & found["arms"]
+        else:
+            s = np.zeros((C, F), bool)
+            if sus.size:
+                s[:, sus] = _greedy_flips(pl[:, sus], pr[:, sus], wl[:, sus], wr[:, sus], P, cap)
+            seen = ((wl > 0) | (wr > 0)).any(-1)
+            s = _resolve_mirror(s, seen, lambda flips: _axis(pl, pr, wl, wr, P, flips))
         if s.any():
             a, b, wa, wb = _labelled(pl, pr, weights[:, :, left], weights[:, :, right], s)
             points[:, :, left], points[:, :, right] = a, b

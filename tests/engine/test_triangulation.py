@@ -1,0 +1,322 @@
+"""Triangulation: kernels on small synthetic rigs, the stage on synth ground-truth scenes."""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from recon_rig import project_distorted, ring_rig, walking_points  # noqa: E402
+
+from openkin import association, triangulation  # noqa: E402
+from openkin.config import load_config  # noqa: E402
+from openkin.errors import OpenKinError  # noqa: E402
+from openkin.evaluate import evaluate_trial  # noqa: E402
+from openkin.formats.c3d import read_c3d  # noqa: E402
+from openkin.formats.trc import read_trc, zup_to_yup  # noqa: E402
+from openkin.project import ProjectPaths  # noqa: E402
+from openkin.skeletons import HALPE_26  # noqa: E402
+from openkin.synth.build import build_scene  # noqa: E402
+from openkin.triangulation import gaps, geometry, swaps  # noqa: E402
+from openkin.triangulation.core import Rig, TriangulationParams, prepare_points, reconstruct_person  # noqa: E402
+from openkin.triangulation.robust import triangulate_robust  # noqa: E402
+
+NAMES = list(HALPE_26.names)
+
+
+def _rig(n=4, dist=None):
+    K, R, t, d = ring_rig(n, dist=dist)
+    return K, R, t, d, geometry.projection_matrices(K, R, t)
+
+
+def _points(n=500, seed=0):
+    return np.random.default_rng(seed).uniform([-0.5, -0.5, 0.0], [0.5, 0.5, 1.8], (n, 3))
+
+
+# ------------------------------------------------------------------ kernels
+def test_dlt_is_exact_without_noise_and_matches_svd_with_noise():
+    *_, P = _rig(4)
+    X = _points()
+    uv = geometry.project(P, X)
+    w = np.ones(uv.shape[:2])
+    assert np.abs(geometry.triangulate_dlt(uv, w, P) - X).max() < 1e-9
+    noisy = uv + np.random.default_rng(1).normal(0, 2.0, uv.shape)
+    a = geometry.triangulate_dlt(noisy, w, P)
+    b = geometry.triangulate_dlt_svd(noisy, w, P)
+    assert np.abs(a - b).max() < 1e-3  # 1 mm: same estimator up to its normalisation
+    assert np.abs(a - X).mean() < 0.01
+
+
+def test_zero_weight_and_nan_views_are_ignored():
+    *_, P = _rig(4)
+    X = _points(50)
+    uv = geometry.project(P, X)
+    uv[0] += 400.0          # garbage in camera 0 ...
+    w = np.ones(uv.shape[:2])
+    w[0] = 0.0              # ... carrying no weight
+    uv[1, :10] = np.nan     # and missing points in camera 1
+    assert np.abs(geometry.triangulate_dlt(uv, w, P) - X).max() < 1e-9
+
+
+def test_undistorted_points_triangulate_exactly():
+    K, R, t, d, P = _rig(4, dist=[-0.25, 0.08, 0.001, -0.001, 0.0])
+    X = _points(200)
+    uv = project_distorted(K, R, t, d, X)
+    und = geometry.undistort_points(uv, K, d)
+    w = np.ones(uv.shape[:2])
+    assert np.abs(geometry.triangulate_dlt(und, w, P) - X).max() < 1e-5
+    assert np.abs(geometry.triangulate_dlt(uv, w, P) - X).max() > 1e-3  # distortion matters here
+
+
+def test_points_seen_by_one_camera_or_parallel_rays_are_nan():
+    *_, P = _rig(4)
+    X = _points(20)
+    uv = geometry.project(P, X)
+    w = np.zeros(uv.shape[:2])
+    w[0] = 1.0  # one view only
+    assert np.isnan(geometry.triangulate_dlt(uv, w, P)).all()
+    # two cameras nearly in line with the point (0.5° apart): no depth → NaN, not a wild guess
+    K, R, t, _ = ring_rig(2)
+    target = np.array([0.0, 0.0, 0.9])
+    c0 = -R[0].T @ t[0]
+    away = (c0 - target) / np.linalg.norm(c0 - target)
+    side = np.cross(away, [0.0, 0.0, 1.0])
+    c1 = c0 + 0.5 * away + np.tan(np.radians(0.5)) * (np.linalg.norm(c0 - target) + 0.5) * side
+    R[1] = R[0]
+    t[1] = -R[1] @ c1
+    P2 = geometry.projection_matrices(K, R, t)
+    uv2 = geometry.project(P2, target[None]) + [[[0.3, -0.2]], [[0.0, 0.0]]]
+    r = triangulate_robust(uv2, np.ones((2, 1)), P2, threshold=15.0)
+    assert np.isnan(r.X).all() and not r.used.any()
+
+
+@pytest.mark.parametrize("n_cams", [4, 16])
+def test_robust_rejects_confident_outliers(n_cams):
+    *_, P = _rig(n_cams)
+    X = _points(3000, seed=2)
+    rng = np.random.default_rng(3)
+    uv = geometry.project(P, X) + rng.normal(0, 1.0, (n_cams, len(X), 2))
+    out = rng.random((n_cams, len(X))) < 0.05
+    angle = rng.uniform(0, 2 * np.pi, out.sum())
+    uv[out] += np.stack([np.cos(angle), np.sin(angle)], 1) * rng.uniform(60, 300, out.sum())[:, None]
+    w = np.ones((n_cams, len(X)))
+    plain = np.linalg.norm(geometry.triangulate_dlt(uv, w, P) - X, axis=1)
+    r = triangulate_robust(uv, w, P, threshold=15.0, min_cameras=2)
+    err = np.linalg.norm(r.X - X, axis=1)
+    single = out.sum(0) == 1
+    assert np.nanmean(plain[single]) > 0.03
+    assert np.nanmax(err[single]) < 0.02               # every single outlier was caught
+    assert (~r.used[out]).mean() > 0.95                # and its view dropped
+    assert r.used[~out].mean() > 0.98                  # good views kept
+    assert np.isfinite(r.X).all(1).mean() > 0.99
+
+
+def _swap_scene(F=240, seed=0):
+    K, R, t, d, P = _rig(4)
+    X = walking_points(F, 26, seed=3)
+    for i, n in enumerate(NAMES):  # put every left keypoint 25 cm to the side of its right one
+        if n[0] == "L" and n[1].isupper():
+            X[:, i, 1] = X[:, NAMES.index("R" + n[1:]), 1] + 0.25
+    uv = geometry.project(P, X.reshape(-1, 3)).reshape(4, F, 26, 2)
+    uv += np.random.default_rng(seed).normal(0, 2.0, uv.shape)
+    return X, uv, P, K, R, t, d
+
+
+def _apply_swaps(uv, swapped):
+    mirror = np.arange(26)
+    for part, (left, right) in swaps.lr_pairs(NAMES).items():
+        mirror[left], mirror[right] = right, left
+    out = uv.copy()
+    for c in range(uv.shape[0]):
+        out[c, swapped[c]] = uv[c, swapped[c]][:, mirror]
+    return out
+
+
+def test_lr_swaps_in_two_of_four_cameras_are_found_and_undone():
+    X, uv, P, *_ = _swap_scene()
+    rng = np.random.default_rng(4)
+    swapped = np.zeros((4, uv.shape[1]), bool)
+    frames = np.zeros(uv.shape[1], bool)
+    for start in rng.choice(np.arange(5, 230, 12), 8, replace=False):
+        frames[start:start + rng.integers(2, 8)] = True
+    swapped[1] = swapped[2] = frames                       # two cameras at once: a 2-2 tie
+    swapped[3, 100:104] = True                             # and one camera alone
+    bad = _apply_swaps(uv, swapped)
+    fixed, _, found = swaps.correct_lr_swaps(bad, np.ones(bad.shape[:3]), P, NAMES, 15.0)
+    for part in ("arms", "legs", "face"):
+        assert (found[part] == swapped).all(), part
+    assert np.nanmax(np.abs(fixed - uv)) < 1e-9
+
+
+def test_no_swap_found_on_clean_views():
+    _, uv, P, *_ = _swap_scene(F=120, seed=5)
+    _, _, found = swaps.correct_lr_swaps(uv, np.ones(uv.shape[:3]), P, NAMES, 15.0)
+    assert not any(s.any() for s in found.values())
+
+
+def test_lr_pairs_group_body_parts():
+    pairs = swaps.lr_pairs(NAMES)
+    assert set(pairs) == {"face", "arms", "legs"}
+    left, right = pairs["legs"]
+    assert [NAMES[i] for i in left][:3] == ["LHip", "LKnee", "LAnkle"]
+    assert all(NAMES[r] == "R" + NAMES[l][1:] for l, r in zip(left, right))
+
+
+# ------------------------------------------------------------------ gaps
+@pytest.mark.parametrize("kind", ["linear", "slinear", "quadratic", "cubic"])
+def test_small_gaps_interpolated_large_ones_kept(kind):
+    F = 100
+    tt = np.arange(F, dtype=float)
+    xyz = np.stack([tt, 2 * tt, -tt], axis=-1)[:, None, :].repeat(2, axis=1)   # linear: every kind is exact
+    xyz[10:15, 0] = np.nan      # 5 frames: filled
+    xyz[40:70, 0] = np.nan      # 30 frames: kept
+    xyz[:3, 1] = np.nan         # leading gap: never extrapolated
+    out, filled = gaps.interpolate_gaps(xyz, 20, kind)
+    assert np.allclose(out[10:15, 0], xyz[10:15, 0] if False else np.stack([tt, 2 * tt, -tt], -1)[10:15])
+    assert np.isnan(out[40:70, 0]).all() and np.isnan(out[:3, 1]).all()
+    assert filled[10:15, 0].all() and filled.sum() == 5
+    assert gaps.interpolate_gaps(xyz, 20, "none")[1].sum() == 0
+
+
+def test_sections_and_fill_policies():
+    valid = np.zeros(100, bool)
+    valid[5:20] = True      # 15
+    valid[30:35] = True     # 5 < min_chunk_size
+    valid[50:90] = True     # 40
+    assert gaps.keep_sections(valid, 10, "all") == (5, 90)
+    assert gaps.keep_sections(valid, 10, "largest") == (50, 90)
+    assert gaps.keep_sections(valid, 10, "first") == (5, 20)
+    assert gaps.keep_sections(valid, 10, "last") == (50, 90)
+    assert gaps.keep_sections(valid, 50, "all") == (0, 0)
+    xyz = np.arange(30, dtype=float).reshape(10, 1, 3)
+    xyz[0] = xyz[4:6] = np.nan
+    last = gaps.fill_large_gaps(xyz, "last_value")
+    assert (last[0] == xyz[1]).all() and (last[4] == xyz[3]).all() and (last[5] == xyz[3]).all()
+    assert (gaps.fill_large_gaps(xyz, "zeros")[4] == 0).all()
+    assert np.isnan(gaps.fill_large_gaps(xyz, "nan")[4]).all()
+
+
+def test_all_nan_keypoint_stays_empty_and_remove_incomplete_frames():
+    K, R, t, d, P = _rig(4)
+    F = 60
+    X = walking_points(F, 26, seed=1)
+    kp = np.concatenate([geometry.project(P, X.reshape(-1, 3)).reshape(4, F, 26, 2),
+                         np.full((4, F, 26, 1), 0.9)], axis=-1)
+    kp[:, :, 3] = np.nan                 # LEar never detected
+    kp[:, 20:25, 7] = np.nan             # LElbow missing 5 frames
+    rig = Rig(K, R, t, d)
+    pts, w = prepare_points(kp, rig, True, 0.3)
+    res = reconstruct_person(pts, w, rig, NAMES, TriangulationParams(fill_large_gaps_with="nan"))
+    assert (res.start, res.stop) == (0, F)
+    assert np.isnan(res.xyz[:, 3]).all()
+    assert np.abs(res.xyz[:, 7] - X[:, 7]).max() < 0.01 and res.interpolated[20:25, 7].all()
+    strict = reconstruct_person(pts, w, rig, NAMES, TriangulationParams(remove_incomplete_frames=True))
+    assert strict.empty                  # no frame has every keypoint
+
+
+# ------------------------------------------------------------------ stage on synth scenes
+def _run(scene: Path, **overrides):
+    cfg = load_config(scene, overrides=overrides or None)
+    paths = ProjectPaths(scene)
+    association.run_stage(cfg, paths)
+    triangulation.run_stage(cfg, paths)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def clean_scene(tmp_path_factory):
+    return build_scene(tmp_path_factory.mktemp("tri") / "clean", "clean", n_frames=90, seed=3).path
+
+
+@pytest.fixture(scope="module")
+def realistic_scene(tmp_path_factory):
+    return build_scene(tmp_path_factory.mktemp("tri") / "real", "realistic", n_frames=240, seed=5,
+                       max_offset_frames=0.0).path
+
+
+def test_clean_scene_is_exact_with_pose2sim_outputs(clean_scene):
+    paths = _run(clean_scene)
+    trc = paths.pose_3d / "clean_0-89.trc"
+    assert trc.exists() and trc.with_suffix(".c3d").exists()
+    rows = evaluate_trial("clean", trc, clean_scene)
+    assert rows[0].mpjpe < 1.0 and rows[0].frames_pct == 100.0       # mm
+    truth = read_trc(clean_scene / "truth" / "keypoints.trc")
+    out = read_trc(trc)
+    assert out.marker_names == NAMES and out.rate == truth.rate
+    assert np.nanmax(np.abs(out.xyz - truth.xyz)) < 0.005             # Y-up like the truth (Pose2Sim)
+    c3d = read_c3d(trc.with_suffix(".c3d"))
+    assert np.nanmax(np.abs(c3d.xyz - out.xyz)) < 1e-4
+    rep = json.loads((paths.pose_3d / "triangulation_report.json").read_text())
+    p = rep["persons"][0]
+    assert p["frame_range"] == [0, 89] and p["reprojection_error_px"] < 0.5
+    assert set(p["keypoints"]["LKnee"]) >= {"reprojection_error_px", "reprojection_error_mm",
+                                            "cameras_excluded_mean", "frames_interpolated"}
+    assert set(p["cameras"]) == {"cam01", "cam02", "cam03", "cam04"}
+    assert all(c["excluded_rate"] == 0 for c in p["cameras"].values())
+
+
+def test_realistic_scene_swaps_corrected_outliers_rejected(realistic_scene):
+    paths = _run(realistic_scene)
+    rep = json.loads((paths.pose_3d / "triangulation_report.json").read_text())
+    import toml
+    events = toml.load(realistic_scene / "truth" / "scene.toml")["events"]
+    for cam, ev in events.items():  # swaps while a camera has lost the person are invisible
+        n_true = len(set(f for f in ev["swapped_frames"] if f < 240) - set(ev["lost_frames"]))
+        assert rep["persons"][0]["cameras"][cam]["lr_swaps_corrected_frames"] == n_true, cam
+    assert rep["persons"][0]["cameras_excluded_mean"] > 0.05          # outliers were dropped
+    trc = next(p for p in paths.pose_3d.glob("real_*.trc"))
+    with_swaps = evaluate_trial("real", trc, realistic_scene)[0].mpjpe
+    assert with_swaps < 38.0  # mm, unfiltered (8 px correlated noise, perturbed calibration)
+    off = _run(realistic_scene, triangulation={"handle_LR_swap": False})
+    trc = next(p for p in off.pose_3d.glob("real_*.trc"))
+    assert evaluate_trial("real", trc, realistic_scene)[0].mpjpe > with_swaps + 5.0
+
+
+def test_triangulation_reads_pose_associated_from_disk(clean_scene, tmp_path):
+    paths = _run(clean_scene)
+    (paths.pose_associated / association.STAMP).write_text("changed\n")  # the in-memory copy is stale
+    cfg = load_config(clean_scene)
+    triangulation.run_stage(cfg, paths)
+    rep = json.loads((paths.pose_3d / "triangulation_report.json").read_text())
+    assert rep["source"] == "pose-associated" and rep["persons"][0]["reprojection_error_px"] < 0.5
+
+
+def _copy_scene(src: Path, dst: Path, keep_cams: list[str]) -> Path:
+    import shutil
+
+    shutil.copytree(src / "calibration", dst / "calibration")
+    shutil.copy(src / "Config.toml", dst / "Config.toml")
+    for cam in keep_cams:
+        shutil.copytree(src / "pose" / f"{cam}_json", dst / "pose" / f"{cam}_json")
+    return dst
+
+
+def test_one_camera_is_a_clear_error(clean_scene, tmp_path):
+    scene = _copy_scene(clean_scene, tmp_path / "one", ["cam01"])
+    cfg = load_config(scene)
+    with pytest.raises(OpenKinError, match="pose folders|at least two"):
+        triangulation.run_stage(cfg, ProjectPaths(scene))
+
+
+def test_camera_without_detections_is_ignored_with_a_warning(clean_scene, tmp_path, caplog):
+    scene = _copy_scene(clean_scene, tmp_path / "empty", ["cam01", "cam02", "cam03", "cam04"])
+    for f in (scene / "pose" / "cam02_json").glob("*.json"):
+        f.write_text('{"version": 1.3, "people": []}')
+    with caplog.at_level(logging.WARNING):
+        paths = _run(scene)
+    assert "no detection" in caplog.text
+    rows = evaluate_trial("empty", next(paths.pose_3d.glob("empty_*.trc")), clean_scene)
+    assert rows[0].mpjpe < 1.0
+
+
+def test_only_one_camera_with_detections_is_a_clear_error(clean_scene, tmp_path):
+    scene = _copy_scene(clean_scene, tmp_path / "blind", ["cam01", "cam02"])
+    for f in (scene / "pose" / "cam02_json").glob("*.json"):
+        f.write_text('{"version": 1.3, "people": []}')
+    cfg = load_config(scene)
+    with pytest.raises(OpenKinError):
+        triangulation.run_stage(cfg, ProjectPaths(scene))
