@@ -449,6 +449,26 @@ def format_table(rows: list[TrialResult]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def format_comparison(results: dict[str, list[TrialResult]]) -> str:
+    """Several methods on the same truth: one table, each trial's rows (one per method)
+    together, then each method's average. ``results``: method label → rows."""
+    cols = (("trial", "trial"), ("method", None)) + COLUMNS[1:]
+    by_trial: dict[str, list[tuple[str, TrialResult]]] = {}
+    for label, rows in results.items():
+        for r in rows:
+            by_trial.setdefault(r.trial, []).append((label, r))
+    body = [[r.trial, label] + [_cell(getattr(r, k)) for _, k in COLUMNS[1:]]
+            for group in by_trial.values() for label, r in group]
+    avgs = [["average", label] + [_cell(getattr(average(rows), k)) for _, k in COLUMNS[1:]]
+            for label, rows in results.items()]
+    table = [[h for h, _ in cols]] + body + avgs
+    widths = [max(len(line[c]) for line in table) for c in range(len(cols))]
+    lines = ["  ".join(cell.ljust(w) if c < 2 else cell.rjust(w) for c, (cell, w) in enumerate(zip(line, widths)))
+             for line in table]
+    rule = "-" * len(lines[0])
+    return "\n".join([lines[0], rule, *lines[1:1 + len(body)], rule, *lines[1 + len(body):]]) + "\n"
+
+
 def _jsonable(value):
     if isinstance(value, float) and not math.isfinite(value):
         return None
@@ -459,20 +479,31 @@ def _jsonable(value):
     return value
 
 
-def to_json(rows: list[TrialResult]) -> str:
-    doc = {"trials": [_jsonable(asdict(r)) for r in rows], "average": _jsonable(asdict(average(rows))),
-           "units": {"mpjpe": "mm", "pa_mpjpe": "mm", "mpjae": "deg", "frames_pct": "%"}}
+UNITS = {"mpjpe": "mm", "pa_mpjpe": "mm", "mpjae": "deg", "frames_pct": "%"}
+
+
+def to_json(rows: list[TrialResult] | dict[str, list[TrialResult]]) -> str:
+    """``{"trials": [...], "average": {...}, "units": ...}``; for several methods (a dict
+    label → rows) ``{"methods": {label: {"trials", "average"}}, "units": ...}``."""
+    def one(rs):
+        return {"trials": [_jsonable(asdict(r)) for r in rs], "average": _jsonable(asdict(average(rs)))}
+
+    doc = {"methods": {k: one(v) for k, v in rows.items()}} if isinstance(rows, dict) else one(rows)
+    doc["units"] = UNITS
     return json.dumps(doc, indent=1) + "\n"
 
 
-def to_csv(rows: list[TrialResult]) -> str:
+def to_csv(rows: list[TrialResult] | dict[str, list[TrialResult]]) -> str:
+    """One line per trial and an ``average`` line; with several methods a ``method`` column first."""
     keys = [k for _, k in COLUMNS] + ["truth_frames", "matched_frames", "time_shift_frames"]
+    methods = rows if isinstance(rows, dict) else {None: rows}
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(keys)
-    for r in rows + [average(rows)]:
-        writer.writerow(["" if isinstance(v, float) and not math.isfinite(v) else v
-                         for v in (getattr(r, k) for k in keys)])
+    writer.writerow((["method"] if isinstance(rows, dict) else []) + keys)
+    for label, rs in methods.items():
+        for r in rs + [average(rs)]:
+            cells = ["" if isinstance(v, float) and not math.isfinite(v) else v for v in (getattr(r, k) for k in keys)]
+            writer.writerow(([label] if label is not None else []) + cells)
     return buf.getvalue()
 
 
@@ -487,9 +518,10 @@ def _emit(text: str, dest: str) -> None:
 
 # ----------------------------------------------------------------------------- command line
 def add_arguments(parser) -> None:
-    parser.add_argument("result", help="result file (.trc/.c3d/.mot/.sto), project folder, or session folder")
-    parser.add_argument("truth", help="scene folder made by `openkin synth`, its truth/ folder, a truth file, "
-                                      "or a folder of scenes")
+    parser.add_argument("paths", nargs="+", metavar="RESULT... TRUTH",
+                        help="one or more results (.trc/.c3d/.mot/.sto file, project folder or session folder; "
+                             "several are compared in one table), then the truth (a scene folder made by "
+                             "`openkin synth`, its truth/ folder, a truth file, or a folder of scenes)")
     parser.add_argument("--json", metavar="PATH", help="also write the table as JSON ('-' for stdout)")
     parser.add_argument("--csv", metavar="PATH", help="also write the table as CSV ('-' for stdout)")
     parser.add_argument("--markers", help="comma-separated keypoint names to compare (default: all in common)")
@@ -510,11 +542,26 @@ def _shift(value: str) -> float | str:
         raise OpenKinError(f"--time-shift {value!r} is not a number or 'auto'", fix="e.g. --time-shift 12") from None
 
 
+def _labels(paths: list[str]) -> list[str]:
+    """Short distinct labels for result paths: their names, or the paths if names repeat."""
+    names = [Path(p).name or str(p) for p in paths]
+    return names if len(set(names)) == len(names) else [str(p) for p in paths]
+
+
 def main(args) -> int:
+    if len(args.paths) < 2:
+        raise OpenKinError("give a result and the truth: openkin evaluate RESULT [RESULT...] TRUTH",
+                           fix="e.g. openkin evaluate my_trial my_trial (a scene evaluates against its truth/)")
     split = (lambda s: [x.strip() for x in s.split(",") if x.strip()] if s else None)
-    rows = evaluate(args.result, args.truth, markers=split(args.markers), coordinates=split(args.coordinates),
-                    time_shift=_shift(args.time_shift), axes=args.axes)
-    sys.stdout.write(format_table(rows))
+    options = dict(markers=split(args.markers), coordinates=split(args.coordinates),
+                   time_shift=_shift(args.time_shift), axes=args.axes)
+    results, truth = args.paths[:-1], args.paths[-1]
+    if len(results) == 1:
+        rows = evaluate(results[0], truth, **options)
+        sys.stdout.write(format_table(rows))
+    else:
+        rows = {label: evaluate(r, truth, **options) for label, r in zip(_labels(results), results)}
+        sys.stdout.write(format_comparison(rows))
     if args.json:
         _emit(to_json(rows), args.json)
     if args.csv:

@@ -214,3 +214,17 @@ def test_cli_table_json_csv(scene, tmp_path, capsys):
     assert doc["trials"][0]["mpjpe"] == 0.0 and doc["average"]["frames_pct"] == 100.0
     assert out_csv.read_text().splitlines()[1].startswith("walk,0.0")
     assert cli.main(["evaluate", str(tmp_path / "missing"), str(scene)]) == 2
+
+
+def test_cli_compares_several_methods(scene, truth, tmp_path, capsys):
+    better = _write(tmp_path / "a" / "ours.trc", Trc(truth.marker_names, truth.rate, truth.xyz + [0.002, 0, 0]))
+    worse = _write(tmp_path / "b" / "theirs.trc", Trc(truth.marker_names, truth.rate, truth.xyz + [0.005, 0, 0]))
+    out_json = tmp_path / "cmp.json"
+    assert cli.main(["evaluate", str(better), str(worse), str(scene), "--json", str(out_json)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:2] == ["trial", "method"]
+    assert [ln.split()[1] for ln in lines if ln.startswith("average")] == ["ours.trc", "theirs.trc"]
+    doc = json.loads(out_json.read_text())
+    assert doc["methods"]["ours.trc"]["average"]["mpjpe"] == pytest.approx(2.0)
+    assert doc["methods"]["theirs.trc"]["trials"][0]["mpjpe"] == pytest.approx(5.0)
+    assert cli.main(["evaluate", str(scene)]) == 2  # the truth alone is not enough
