@@ -17,11 +17,13 @@ the report is written with its tables and a note instead of the plots.
 """
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import logging
 import time
 import tomllib
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,6 +68,14 @@ class Section:
 
     def image(self, relpath: str, caption: str) -> None:
         self.items.append(("img", relpath, caption))
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Silence numpy's warnings for all-NaN slices (a keypoint never seen: NaN is the answer)."""
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
 
 
 def _fmt(v) -> str:
@@ -503,7 +513,7 @@ def reprojection_errors(xyz: np.ndarray, frames_3d: np.ndarray, cameras: list,
         have = rows >= 0
         people = kp[rows[have], :, :, :2]  # (F', P, K, 2)
         d = np.linalg.norm(people - uv[have][:, None], axis=-1)  # (F', P, K)
-        with np.errstate(all="ignore"):
+        with _quiet():
             med = np.nanmedian(np.where(np.isfinite(d), d, np.nan), axis=-1)  # (F', P)
         med = np.where(np.isfinite(med), med, np.inf)
         best = np.argmin(med, axis=1)
@@ -610,7 +620,7 @@ def _section_reprojection(paths: ProjectPaths, out_dir: Path, cameras: list) -> 
         computed = None
     else:
         err, cams, keypoints, note = computed
-        with np.errstate(all="ignore"):
+        with _quiet():
             rows = [[c, *(float(np.nanpercentile(err[i], q)) if np.isfinite(err[i]).any() else float("nan")
                           for q in (50, 90)), float(np.nanmean(err[i]))] for i, c in enumerate(cams)]
         s.text(note + ":")
@@ -647,7 +657,7 @@ def _reprojection_plot(s: Section, out_dir: Path, per_kp: list, computed) -> Sec
 
 
 def _heatmap(fig, ax, err: np.ndarray, cams: list[str], keypoints: list[str]) -> None:
-    with np.errstate(all="ignore"):
+    with _quiet():
         med = np.nanmedian(err, axis=1)  # (C, K)
     vmax = max(float(np.nanpercentile(med, 95)) if np.isfinite(med).any() else 1.0, 1.0)
     im = ax.imshow(med, cmap="magma_r", vmin=0, vmax=vmax, aspect="auto")
