@@ -139,12 +139,14 @@ class SynchronizationConfig:
     synchronization_gui: bool = False  # OpenKin never opens windows; kept for Pose2Sim files
     display_sync_plots: bool = False
     save_sync_plots: bool = True
-    keypoints_to_consider: Literal["all"] | tuple[str, ...] = "all"
+    keypoints_to_consider: Literal["all", "right", "left"] | tuple[str, ...] = "all"
     approx_time_maxspeed: Literal["auto"] | tuple[float, ...] = "auto"  # s, one per camera
     time_range_around_maxspeed: float = 2.0  # s
     likelihood_threshold_synchronization: float = 0.4
     filter_cutoff: float = 6.0  # Hz
     filter_order: int = 4
+    # OpenKin only: 'auto' = epipolar consistency when a calibration exists, else speed correlation
+    sync_method: Literal["auto", "epipolar", "correlation"] = "auto"
 
 
 # --------------------------------------------------------------------------- [calibration]
