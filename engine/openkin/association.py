@@ -46,7 +46,8 @@ from .errors import OpenKinError
 from .formats.openpose import write_openpose_dir
 from .progress import Progress, report, scaled
 from .triangulation.core import Rig, prepare_points
-from .triangulation.geometry import camera_centers, project, ray_directions, ray_distance, triangulate_dlt
+from .triangulation.geometry import (camera_centers, fill_nan, project, ray_directions, ray_distance,
+                                     triangulate_dlt)
 from .triangulation.inputs import Views, camera_name, read_views, skeleton_of
 from .triangulation.robust import triangulate_robust
 
@@ -116,7 +117,7 @@ def _hypotheses(u, w, P_mat, params: AssociationParams):
     proj = project(P_mat, X).reshape(C, H, F, 1, 2)
     d = np.linalg.norm(proj - u[:, None], axis=-1)                             # (C,H,F,P)
     d = np.where(w[:, None] > 0, d, np.inf)
-    d = np.nan_to_num(d, nan=np.inf)
+    d = fill_nan(d, np.inf)
     slot = np.argmin(d, axis=-1)
     dmin = np.min(d, axis=-1)
     inl = dmin < params.reproj_error_threshold
@@ -212,34 +213,37 @@ class _Tracker:
         T, K = pred.shape[:2]
         proj = project(self.P, pred.reshape(-1, 3)).reshape(-1, T, 1, K, 2)     # (C,T,1,K,2)
         depth = np.linalg.norm(np.nanmean(pred, axis=1)[None] - self.centers[:, None], axis=-1)  # (C,T)
-        for c in range(self.w.shape[0]):
-            slots = np.flatnonzero(self.present[c, f])
-            if slots.size == 0:
-                continue
-            w = self.w[c, f, slots]                                             # (S,K)
-            d = np.linalg.norm(proj[c] - self.u[c, f, slots][None], axis=-1)    # (T,S,K)
-            ok = (w[None] > 0) & np.isfinite(d)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                cost = np.where(ok, d * w[None], 0.0).sum(-1) / np.where(ok, w[None], 0.0).sum(-1)
-            cost = cost * depth[c][:, None] / self.rig.K[c, 0, 0]                # px → m at the person
-            cost = np.where(ok.sum(-1) >= 3, np.nan_to_num(cost, nan=1e9), 1e9)
-            rows, cols = linear_sum_assignment(cost)
-            for r, s in zip(rows, cols):
-                if cost[r, s] < 0.5 * self.p.max_distance_m:
-                    out[self.tracks[r].id][c] = int(slots[s])
+        w = self.w[:, f][:, None]                                                # (C,1,P,K)
+        d = np.linalg.norm(proj - self.u[:, f][:, None], axis=-1)               # (C,T,P,K)
+        ok = (w > 0) & np.isfinite(d)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cost = np.where(ok, d * w, 0.0).sum(-1) / np.where(ok, w, 0.0).sum(-1)  # (C,T,P)
+        cost = cost * (depth / self.rig.K[:, 0, 0][:, None])[:, :, None]          # px → m at the person
+        cost = np.where((ok.sum(-1) >= 3) & self.present[:, f][:, None], fill_nan(cost, 1e9), 1e9)
+        for c in np.flatnonzero(self.present[:, f].any(-1)):
+            rows, cols = linear_sum_assignment(cost[c])
+            for r, sl in zip(rows, cols):
+                if cost[c, r, sl] < 0.5 * self.p.max_distance_m:
+                    out[self.tracks[r].id][int(c)] = int(sl)
         return out
 
-    def _triangulate(self, f: int, cams: dict[int, int]):
-        """3D skeleton ``(K,3)`` of one person from ``{cam: slot}`` (robust), or None."""
-        if len(cams) < self.p.min_cameras:
-            return None
+    def _triangulate(self, f: int, groups: list[dict[int, int]]) -> list:
+        """3D skeletons ``(K,3)`` (or None) of people given as ``{cam: slot}``, in one robust call."""
         C, K = self.w.shape[0], self.w.shape[-1]
-        pts = np.full((C, K, 2), np.nan)
-        wts = np.zeros((C, K))
-        for c, s in cams.items():
-            pts[c], wts[c] = self.u[c, f, s], self.w[c, f, s]
-        r = triangulate_robust(pts, wts, self.P, 3 * self.p.reproj_error_threshold, self.p.min_cameras)
-        return r.X if np.isfinite(r.X).all(-1).sum() >= 3 else None
+        n = len(groups)
+        if n == 0:
+            return []
+        pts = np.full((C, n, K, 2), np.nan)
+        wts = np.zeros((C, n, K))
+        for g, cams in enumerate(groups):
+            for c, s in cams.items():
+                pts[c, g], wts[c, g] = self.u[c, f, s], self.w[c, f, s]
+        r = triangulate_robust(pts.reshape(C, n * K, 2), wts.reshape(C, n * K), self.P,
+                               3 * self.p.reproj_error_threshold, self.p.min_cameras)
+        X = r.X.reshape(n, K, 3)
+        ok = [len(cams) >= self.p.min_cameras and np.isfinite(X[g]).all(-1).sum() >= 3
+              for g, cams in enumerate(groups)]
+        return [X[g] if ok[g] else None for g in range(n)]
 
     def _pair_distances(self, f: int, dets: list[tuple[int, int]]) -> np.ndarray:
         """Mean confidence-weighted ray distance (m) between leftover detections → ``(n,n)``."""
@@ -259,7 +263,7 @@ class _Tracker:
         ok = np.isfinite(d) & (w > 0)
         with np.errstate(invalid="ignore", divide="ignore"):
             mean = np.where(ok, d * w, 0.0).sum(-1) / np.where(ok, w, 0.0).sum(-1)
-        mean = np.where(ok.sum(-1) >= 3, np.nan_to_num(mean, nan=np.inf), np.inf)
+        mean = np.where(ok.sum(-1) >= 3, fill_nan(mean, np.inf), np.inf)
         D[ia, ib] = mean
         D[ib, ia] = mean
         return D
@@ -309,15 +313,15 @@ class _Tracker:
         self._update(track, f, X, cams)
 
     def step(self, f: int) -> None:
-        for t_id, cams in self._assign(f).items():
-            track = next(t for t in self.tracks if t.id == t_id)
-            X = self._triangulate(f, cams)
+        assigned = self._assign(f)
+        ids = list(assigned)
+        for t_id, X in zip(ids, self._triangulate(f, [assigned[i] for i in ids])):
             if X is not None:
-                self._update(track, f, X, cams)
+                self._update(next(t for t in self.tracks if t.id == t_id), f, X, assigned[t_id])
         taken = {(c, s) for t in self.tracks if t.last == f for c, s in
                  ((c, int(self.choice[t.id][c, f])) for c in range(self.w.shape[0])) if s >= 0}
-        for cams in self._group(f, taken):
-            X = self._triangulate(f, cams)
+        groups = self._group(f, taken)
+        for cams, X in zip(groups, self._triangulate(f, groups)):
             if X is not None:
                 self._spawn(f, X, cams)
         self.tracks = [t for t in self.tracks if f - t.last <= self.p.max_unseen_frames]

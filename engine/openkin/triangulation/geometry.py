@@ -55,9 +55,27 @@ _M3 = [0, 1, 2, 4, 5, 7]    # positions of 00,01,02,11,12,22 among them
 _B3 = [3, 6, 8]             # positions of 03,13,23
 
 
+_COEF_CACHE: dict[bytes, np.ndarray] = {}
+
+
+def fill_nan(x: np.ndarray, value: float) -> np.ndarray:
+    """``x`` with NaN replaced by ``value`` (cheaper than ``np.nan_to_num`` on small arrays)."""
+    return np.where(np.isnan(x), value, x)
+
+
 def _camera_coefficients(P: np.ndarray) -> np.ndarray:
     """``P (C,3,4)`` → ``(4, C, 10)``: with rows ``a_r = P_r - u_r P_2`` (r = 0, 1), the weighted
-    Gram matrix ``Σ_r a_r a_rᵀ`` of a camera is ``α + x β + y γ + (x² + y²) δ``."""
+    Gram matrix ``Σ_r a_r a_rᵀ`` of a camera is ``α + x β + y γ + (x² + y²) δ``.
+    Cached per rig: the tracker calls the kernels once per frame."""
+    key = P.tobytes()
+    if key not in _COEF_CACHE:
+        if len(_COEF_CACHE) > 32:
+            _COEF_CACHE.clear()
+        _COEF_CACHE[key] = _coefficients(P)
+    return _COEF_CACHE[key]
+
+
+def _coefficients(P: np.ndarray) -> np.ndarray:
     p0, p1, p2 = P[:, 0], P[:, 1], P[:, 2]
     outer = lambda a, b: (a[:, :, None] * b[:, None, :])[:, _IU[0], _IU[1]]  # noqa: E731
     alpha = outer(p0, p0) + outer(p1, p1)

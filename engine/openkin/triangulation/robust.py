@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .geometry import _gram_per_camera, _gram_sum, _solve_gram, reprojection_errors
+from .geometry import _gram_per_camera, _gram_sum, _solve_gram, fill_nan, reprojection_errors
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def _mean_error(err: np.ndarray, used: np.ndarray) -> np.ndarray:
     s = np.where(used, err, 0.0).sum(-2)
     with np.errstate(divide="ignore", invalid="ignore"):
         m = s / n
-    return np.where(n >= 2, np.nan_to_num(m, nan=np.inf), np.inf)
+    return np.where(n >= 2, fill_nan(m, np.inf), np.inf)
 
 
 def _drop_worst(points, weights, P, used) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -77,8 +77,8 @@ def _drop_worst(points, weights, P, used) -> tuple[np.ndarray, np.ndarray, np.nd
     keep = used[None] & ~np.eye(C, dtype=bool)[:, :, None]                   # (drop, view, M)
     n = keep.sum(1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(keep, np.nan_to_num(err, nan=1e9), 0.0).sum(1) / n
-    mean = np.where(used & (n >= 2), np.nan_to_num(mean, nan=np.inf), np.inf)  # (drop, M)
+        mean = np.where(keep, fill_nan(err, 1e9), 0.0).sum(1) / n
+    mean = np.where(used & (n >= 2), fill_nan(mean, np.inf), np.inf)  # (drop, M)
     best = np.argmin(mean, axis=0)
     cols = np.arange(used.shape[1])
     new_used = used.copy()
@@ -89,12 +89,25 @@ def _drop_worst(points, weights, P, used) -> tuple[np.ndarray, np.ndarray, np.nd
 def _drop_largest_residual(points, weights, P, used, view_err):
     """Cheaper round for many cameras: drop the view with the largest residual and refit.
     ``view_err (C,M)`` residuals of the current fit → (new used, X (M,3), mean (M,), residuals (C,M))."""
-    worst = np.argmax(np.where(used, np.nan_to_num(view_err, nan=1e9), -1.0), axis=0)
+    worst = np.argmax(np.where(used, fill_nan(view_err, 1e9), -1.0), axis=0)
     new_used = used.copy()
     new_used[worst, np.arange(used.shape[1])] = False
     X = _solve_gram(_gram_sum(points, np.where(new_used, weights, 0.0), P))
     res = reprojection_errors(P, X, points)
     return new_used, X, _mean_error(res, new_used), res
+
+
+_CENTERS: dict[bytes, np.ndarray] = {}
+
+
+def _centers(P: np.ndarray) -> np.ndarray:
+    """Camera centres ``(C,3)`` of ``P (C,3,4)`` (cached per rig)."""
+    key = P.tobytes()
+    if key not in _CENTERS:
+        if len(_CENTERS) > 32:
+            _CENTERS.clear()
+        _CENTERS[key] = -np.linalg.solve(P[:, :, :3], P[:, :, 3:])[..., 0]
+    return _CENTERS[key]
 
 
 def _parallax_too_small(X: np.ndarray, used: np.ndarray, P: np.ndarray) -> np.ndarray:
@@ -103,17 +116,16 @@ def _parallax_too_small(X: np.ndarray, used: np.ndarray, P: np.ndarray) -> np.nd
 
     The length of the mean unit ray is cos(θ/2) for two rays θ apart.
     """
-    M = P[:, :, :3]
-    centers = -np.linalg.solve(M, P[:, :, 3:])[..., 0]                        # (C,3)
+    centers = _centers(P)                                                     # (C,3)
     d = X[None] - centers[:, None]                                            # (C,N,3)
     with np.errstate(invalid="ignore", divide="ignore"):
         d /= np.linalg.norm(d, axis=-1, keepdims=True)
         m = np.where(used[..., None], d, 0.0).sum(0) / used.sum(0)[:, None]
-    return np.nan_to_num(np.linalg.norm(m, axis=-1)) > np.cos(np.radians(MIN_PARALLAX_DEG / 2))
+    return fill_nan(np.linalg.norm(m, axis=-1), 0.0) > np.cos(np.radians(MIN_PARALLAX_DEG / 2))
 
 
 def _is_bad(mean, res, used, threshold, max_view_error, min_cameras):
-    worst = np.where(used, np.nan_to_num(res, nan=np.inf), 0.0).max(0)
+    worst = np.where(used, fill_nan(res, np.inf), 0.0).max(0)
     return ((mean > threshold) | (worst > max_view_error)) & (used.sum(0) > min_cameras)
 
 
@@ -133,7 +145,7 @@ def _robust_block(points, weights, P, threshold, min_cameras, max_view_error):
             r = reprojection_errors(P, x, pts)
         else:
             u, x, e, r = _drop_largest_residual(pts, wt, P, us, res[:, todo])
-        worst = np.where(us, np.nan_to_num(res[:, todo], nan=np.inf), 0.0).max(0)
+        worst = np.where(us, fill_nan(res[:, todo], np.inf), 0.0).max(0)
         take = (e < (1.0 - MIN_GAIN) * err[todo]) | (worst > max_view_error)
         todo, u, x, e, r = todo[take], u[:, take], x[take], e[take], r[:, take]
         used[:, todo], X[todo], err[todo], res[:, todo] = u, x, e, r
