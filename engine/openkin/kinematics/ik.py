@@ -17,7 +17,6 @@ import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -184,13 +183,12 @@ def solve_all(jobs: list[IkJob], workers, on_done=None) -> list[IkResult]:
     with ProcessPoolExecutor(max_workers=min(cpus, len(flat)), mp_context=ctx, initializer=_worker_init) as pool:
         futures = [pool.submit(solve, c) for _, c in flat]
         results: dict[int, list[IkResult]] = {i: [] for i in range(len(jobs))}
-        for (i, _), fut in zip(flat, futures):
-            results[i].append(fut.result())
-            if on_done and len(results[i]) == len(chunks[i]):
-                on_done(i)
+        try:
+            for (i, _), fut in zip(flat, futures):
+                results[i].append(fut.result())
+                if on_done and len(results[i]) == len(chunks[i]):
+                    on_done(i)
+        except BaseException:  # cancelled or failed: do not start the remaining chunks
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
     return [merge(results[i]) for i in range(len(jobs))]
-
-
-def save_model_copy(model, path: Path) -> None:
-    """Write a model to ``path`` (OpenSim prints the file itself)."""
-    model.printToXML(str(path))
