@@ -248,3 +248,16 @@ def test_pose2sim_modes_resolve_to_rtmlib_tables():
     rtmo = rtm.resolve_models("Body_with_feet", "{'pose_class': 'RTMO', 'pose_model': 'x.onnx', 'pose_input_size': [640, 640]}")
     assert rtmo["det_class"] is None and rtmo["keypoints"] == "COCO_17"
     assert len(COCO_17.names) == 17
+
+
+@pytest.mark.parametrize("match_by", ["keypoints", "centroid", "bbox"])
+def test_tracker_match_modes_follow_two_people_crossing_order(match_by):
+    a = np.zeros((2, 5, 3))
+    a[..., 2] = 1.0
+    a[0, :, :2] = np.arange(5)[:, None] * 10.0
+    a[1] = a[0] + [200, 0, 0]
+    t = PersonTracker(match_by=match_by, max_distance_px=50, min_iou=0.2)
+    assert list(t.update(a)) == [0, 1]
+    assert list(t.update(a[::-1] + [3, 0, 0])) == [1, 0]
+    far = a[:1] + [600, 0, 0]
+    assert list(t.update(far)) == [2], "too far / no overlap: someone new"

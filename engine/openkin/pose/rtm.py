@@ -62,10 +62,11 @@ def resolve_models(pose_model: str, mode: str) -> dict:
     ``det_class`` is None for one-stage models (RTMO).
     """
     key = pose_model.upper()
-    if key not in SOLUTIONS:
+    if key not in SOLUTIONS and mode in MODES:
         raise OpenKinError(f"pose_model {pose_model!r} is not one rtmlib provides here",
-                           fix=f"choose among: {', '.join(sorted(SOLUTIONS))}")
-    solution, keypoints = SOLUTIONS[key]
+                           fix=f"choose among: {', '.join(sorted(SOLUTIONS))}, or give a model dictionary "
+                               "in [pose] mode for a custom skeleton")
+    solution, keypoints = SOLUTIONS.get(key, (None, pose_model))  # custom skeleton: its own name
     if mode in MODES:
         import rtmlib
 

@@ -14,13 +14,12 @@ MIN_CONF = 0.3  # keypoints below this confidence do not count for matching
 
 def _boxes(people: np.ndarray) -> np.ndarray:
     """(P, K, 3) → (P, 4) x0, y0, x1, y1 of the confident keypoints (NaN if none)."""
-    xy = np.where((people[..., 2:3] >= MIN_CONF) & np.isfinite(people[..., :2]), people[..., :2], np.nan)
-    with np.errstate(all="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            return np.concatenate([np.nanmin(xy, axis=1), np.nanmax(xy, axis=1)], axis=1)
+    ok = (people[..., 2:3] >= MIN_CONF) & np.isfinite(people[..., :2])
+    lo = np.where(ok, people[..., :2], np.inf).min(axis=1)
+    hi = np.where(ok, people[..., :2], -np.inf).max(axis=1)
+    none = ~ok.any(axis=1)
+    lo[none], hi[none] = np.nan, np.nan
+    return np.concatenate([lo, hi], axis=1)
 
 
 def cost_matrix(prev: np.ndarray, new: np.ndarray, match_by: str = "keypoints") -> np.ndarray:
@@ -33,8 +32,8 @@ def cost_matrix(prev: np.ndarray, new: np.ndarray, match_by: str = "keypoints") 
     if match_by == "bbox":
         a, b = _boxes(prev)[:, None], _boxes(new)[None]
         inter = np.clip(np.minimum(a[..., 2:], b[..., 2:]) - np.maximum(a[..., :2], b[..., :2]), 0, None).prod(-1)
-        area = lambda x: np.prod(x[..., 2:] - x[..., :2], axis=-1)  # noqa: E731
-        cost = 1.0 - inter / np.maximum(area(a) + area(b) - inter, 1e-9)
+        area_a, area_b = np.prod(a[..., 2:] - a[..., :2], axis=-1), np.prod(b[..., 2:] - b[..., :2], axis=-1)
+        cost = 1.0 - inter / np.maximum(area_a + area_b - inter, 1e-9)
         return np.where(np.isfinite(cost), cost, np.inf)
     ok_p = (prev[..., 2] >= MIN_CONF) & np.isfinite(prev[..., :2]).all(-1)
     ok_n = (new[..., 2] >= MIN_CONF) & np.isfinite(new[..., :2]).all(-1)
