@@ -423,7 +423,37 @@ def _section_trajectories(paths: ProjectPaths, out_dir: Path) -> Section:
     axes[-1].set_xlabel("time (s)")
     axes[0].set_title(path.name, fontsize=10)
     s.image(_save(fig, out_dir, "trajectories"), "Trajectories of a few keypoints, in the TRC file's axes.")
+    _stick_figures(s, out_dir, trc)
     return s
+
+
+def _stick_figures(s: Section, out_dir: Path, trc) -> None:
+    """The skeleton at a few instants, seen along two horizontal axes of the (Y-up) TRC."""
+    from .skeletons import SKELETONS
+
+    skeleton = next((sk for sk in SKELETONS.values() if set(sk.names) <= set(trc.marker_names)), None)
+    fig = _figure(10, 4.6)
+    if skeleton is None or fig is None:
+        return
+    index = [trc.marker_names.index(n) for n in skeleton.names]
+    xyz = trc.xyz[:, index]  # (F, K, 3)
+    frames = np.flatnonzero(np.isfinite(xyz).all(axis=(1, 2)))
+    if len(frames) < 2:
+        return
+    picks = frames[np.linspace(0, len(frames) - 1, 5).round().astype(int)]
+    colours = ["#4878a8", "#6a9fb5", "#55a868", "#dd8452", "#c44e52"]
+    for v, (h, title) in enumerate(((0, "X"), (2, "Z"))):
+        ax = fig.add_subplot(1, 2, v + 1)
+        for f, colour in zip(picks, colours):
+            for a, b in skeleton.bones:
+                ax.plot(xyz[f, [a, b], h], xyz[f, [a, b], 1], "-", color=colour, lw=1.5)
+            ax.plot([], [], "-", color=colour, label=f"{trc.times[f] if trc.times is not None else f:.2f} s")
+        ax.set_aspect("equal", adjustable="datalim")
+        ax.set_xlabel(f"{title} (m)")
+        ax.set_ylabel("Y (m, up)")
+        ax.grid(alpha=0.3)
+    fig.axes[0].legend(fontsize=8, loc="best")
+    s.image(_save(fig, out_dir, "skeleton"), "The 3D keypoints at five instants, seen along Z (left) and X (right).")
 
 
 # =========================================================================== joint angles

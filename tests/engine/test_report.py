@@ -31,7 +31,7 @@ def test_full_report_on_ground_truth(scene):
     html = write_report(paths, {"pose": 12.5, "triangulation": 1.25})
     assert html == scene / "openkin" / "report.html"
     pngs = {p.stem for p in (scene / "openkin" / "report").glob("*.png")}
-    assert pngs == {"cameras", "detections", "trajectories", "angles", "reprojection", "timings"}
+    assert pngs == {"cameras", "detections", "trajectories", "skeleton", "angles", "reprojection", "timings"}
     text = html.read_text()
     for title in ("Summary", "Calibration", "2D detections", "3D keypoints", "Joint angles", "Reprojection error",
                   "Time per stage"):
@@ -41,7 +41,7 @@ def test_full_report_on_ground_truth(scene):
                for line in lines)  # the truth reprojects exactly
     assert any("100%" in line and "cam01" in line for line in lines)
     assert load_timings(paths) == {"pose": 12.5, "triangulation": 1.25}
-    assert (scene / "openkin" / "report.md").read_text().count("![") == 6
+    assert (scene / "openkin" / "report.md").read_text().count("![") == 7
 
 
 def test_reprojection_errors_measure_a_known_shift(scene):
