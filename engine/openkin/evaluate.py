@@ -411,7 +411,13 @@ def evaluate_trial(name: str, result: Path | None, truth: Path, *, markers: list
 def evaluate(result: str | Path, truth: str | Path, **options) -> list[TrialResult]:
     """Rows for every trial (see the module doc for what RESULT and TRUTH may be)."""
     rows: list[TrialResult] = []
-    for name, res, tru in find_trials(Path(result).expanduser(), Path(truth).expanduser()):
+    trials = find_trials(Path(result).expanduser(), Path(truth).expanduser())
+    if len(trials) == 1 and trials[0][1] is not None:
+        found = result_sources(trials[0][1])
+        if not found.markers and not found.angles:
+            raise OpenKinError("no results to evaluate (no pose-3d/*.trc or .c3d, no kinematics/*.mot)",
+                               path=trials[0][1], fix="run the pipeline first (openkin run PROJECT), or give a file")
+    for name, res, tru in trials:
         rows += evaluate_trial(name, res, tru, **options)
     return rows
 

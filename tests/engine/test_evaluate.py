@@ -199,6 +199,9 @@ def test_bad_inputs_are_clear(scene, tmp_path):
                                               frame_numbers=np.arange(5000, 5010)))
     with pytest.raises(OpenKinError, match="time-shift"):
         evaluate(late, scene)
+    (tmp_path / "empty_project").mkdir()
+    with pytest.raises(OpenKinError, match="run the pipeline first"):
+        evaluate(tmp_path / "empty_project", scene)
     (tmp_path / "x.txt").write_text("hi")
     with pytest.raises(OpenKinError, match=r"\.txt"):
         evaluate(tmp_path / "x.txt", scene)
