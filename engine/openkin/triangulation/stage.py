@@ -17,7 +17,7 @@ from ..fileio import atomic_write
 from ..formats.c3d import write_c3d
 from ..formats.trc import Trc, write_trc, zup_to_yup
 from ..progress import Progress, report, scaled
-from .core import PersonResult, Rig, TriangulationParams, prepare_points, reconstruct_person
+from .core import PersonResult, Rig, TriangulationParams, prepare_points, reconstruct_person, shift_subframe
 from .gaps import runs
 from .inputs import Views, pose_folders, read_views, skeleton_of
 
@@ -83,6 +83,20 @@ def load_people(config, paths, progress: Progress | None = None) -> tuple[Views,
     assoc = association.associate(views, association.params_from_config(config, names),
                                   config.project.multi_person)
     return views, [assoc.person_keypoints(t) for t in range(assoc.choice.shape[0])], src.name
+
+
+def subframe_residuals(paths, views: Views, source: str) -> np.ndarray | None:
+    """Per-camera sub-frame offsets left by synchronisation (``pose-sync/offsets.toml``), ``(C,)``,
+    or None when the input is not synchronised or frames are not consecutive."""
+    table = paths.pose_sync / "offsets.toml"
+    if source == "pose" or not table.is_file() or np.any(np.diff(views.frame_numbers) != 1):
+        return None
+    from ..synchronization import read_offsets
+
+    res = read_offsets(table)
+    names = [f.name.replace("_json", "") for f in views.folders]
+    r = np.array([res.get(n, 0.0) for n in names], float)
+    return r if np.any(np.abs(r) > 1e-3) else None
 
 
 def _check(views: Views, names: list[str], config) -> None:
@@ -195,7 +209,14 @@ def run_stage(config, paths, progress: Progress | None = None) -> None:
            "cameras": cams, "keypoints": names, "settings": {k: v for k, v in vars(params).items()},
            "undistort_points": bool(config.triangulation.undistort_points), "persons": []}
     written: list[Path] = []
+    residual = subframe_residuals(paths, views, source)
+    if residual is not None:
+        log.info("sub-frame offsets from synchronisation applied: %s",
+                 ", ".join(f"{c} {r:+.2f}" for c, r in zip(cams, residual)))
+        doc["subframe_offsets"] = dict(zip(cams, residual.round(4).tolist()))
     for t, kp in enumerate(people):
+        if residual is not None:
+            kp = shift_subframe(kp, residual)
         pts, w = prepare_points(kp, rig, config.triangulation.undistort_points, params.likelihood_threshold)
         res = reconstruct_person(pts, w, rig, names, params)
         report(progress, 0.3 + 0.6 * (t + 1) / len(people), f"person {t}")
