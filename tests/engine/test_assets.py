@@ -72,6 +72,11 @@ def test_fetch_from_local_wheel_then_detect_modified_file(real_wheel, empty_cach
     assert assets.verify_assets() == []
     osim.write_text("tampered")
     assert any("modified" in p and "Model_Pose2Sim_simple.osim" in p for p in assets.verify_assets())
+    osim.unlink()
+    with pytest.raises(OpenKinError, match="fetch --force"):
+        assets.asset_path("OpenSim_Setup/Model_Pose2Sim_simple.osim")
+    assets.ensure_assets(force=True)
+    assert assets.verify_assets() == []
 
 
 def test_wrong_hash_is_refused_and_cache_untouched(empty_cache, monkeypatch, tmp_path):
