@@ -259,3 +259,14 @@ def test_truth_angles_stay_within_the_model_ranges(realistic):
         lo, hi = np.degrees([c.getRangeMin(), c.getRangeMax()])
         v = mot.column(name)
         assert lo - 1e-6 <= v.min() and v.max() <= hi + 1e-6, name
+
+
+def test_degenerate_rigs_for_later_stages(tmp_path):
+    """One camera, and a camera that never sees the person (lost for the whole clip)."""
+    one = build_scene(tmp_path / "one", "clean", n_frames=20, cameras=1)
+    assert [c.name for c in read_calibration(one.path / "calibration" / "Calib_scene.toml")] == ["cam01"]
+    blind = build_scene(tmp_path / "blind", "clean", n_frames=20, lost_cameras=1, lost_seconds=100.0)
+    (name,) = [c for c, s in blind.stats.items() if s["lost_frames"]]
+    assert blind.stats[name]["lost_frames"] == 20
+    kp, _ = _json(blind, name)
+    assert np.isnan(kp).all()

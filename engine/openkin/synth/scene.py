@@ -196,6 +196,9 @@ def _event_frames(spec: SceneSpec, cam_names: list[str]) -> tuple[dict[str, np.n
     lost = {n: np.zeros(F, dtype=bool) for n in cam_names}
     n_lost = min(int(round(spec.lost_seconds * spec.rate)), F)
     for i in rng.choice(len(cam_names), spec.lost_cameras, replace=False):
-        start = int(rng.integers(int(0.1 * F), max(int(0.9 * F) - n_lost, int(0.1 * F) + 1)))
+        if n_lost >= F:  # the whole clip: a camera that never sees the person
+            start = 0
+        else:
+            start = int(rng.integers(int(0.1 * F), max(int(0.9 * F) - n_lost, int(0.1 * F) + 1)))
         lost[cam_names[i]][start:start + n_lost] = True
     return swap, lost
