@@ -222,7 +222,9 @@ def _section_calibration(paths: ProjectPaths, out_dir: Path) -> tuple[Section, l
     rows = [[c.name, f"{c.width}×{c.height}", float(c.matrix[0, 0]), *(float(v) for v in c.center),
              intr.get(c.name, {}).get("rms_px", float("nan")), extr.get(c.name, {}).get("rms_px", float("nan"))]
             for c in cameras]
-    s.table(["camera", "size px", "focal px", "x m", "y m", "z m", "intrinsics RMS px", "extrinsics RMS px"], rows)
+    header = ["camera", "size px", "focal px", "x m", "y m", "z m", "intrinsics RMS px", "extrinsics RMS px"]
+    keep = [j for j in range(len(header)) if j < 6 or any(np.isfinite(r[j]) for r in rows)]
+    s.table([header[j] for j in keep], [[r[j] for j in keep] for r in rows])
     fig = _figure(5, 5)
     if fig is None:
         _no_plot(s)
@@ -378,6 +380,28 @@ def _draw_camera(ax, paths: ProjectPaths, cam: str, kp: np.ndarray, frames: np.n
         ax.scatter(person[:, 0], person[:, 1], c=person[:, 2], cmap="viridis", vmin=0, vmax=1, s=9, zorder=3)
 
 
+# =========================================================================== synchronization
+def _section_sync(paths: ProjectPaths, out_dir: Path) -> Section:
+    s = Section("Synchronization")
+    offsets = _read_toml(paths.pose_sync / "offsets.toml")
+    cams = offsets.get("cameras", {})
+    if not cams:
+        s.note("No time offsets in pose-sync/ (synchronization has not run or is not built).")
+        return s
+    rate = offsets.get("frame_rate")
+    s.text(f"Offsets relative to {offsets.get('reference', 'the reference camera')} "
+           f"(method: {offsets.get('method', '?')}" + (f", {rate:g} fps)." if rate else ")."))
+    s.table(["camera", "offset frames", "offset ms", "confidence", "synchronized"],
+            [[c, float(v.get("offset_frames", float("nan"))), 1e3 * float(v.get("offset_seconds", float("nan"))),
+              float(v.get("confidence", float("nan"))), "yes" if v.get("synchronized") else "no"]
+             for c, v in cams.items()])
+    s.summary.append("Time offsets: " + ", ".join(f"{c} {float(v.get('offset_frames', float('nan'))):+.2f}"
+                                                  for c, v in cams.items()) + " frames.")
+    for png in sorted(paths.pose_sync.glob("*.png")):
+        s.image(Path("..", png.relative_to(paths.root)).as_posix(), f"{png.name}, from the synchronization stage.")
+    return s
+
+
 # =========================================================================== 3D keypoints
 def _pick_trc(pose3d: Path) -> Path | None:
     """The filtered TRC if there is one, else the newest raw TRC (augmented files last)."""
@@ -457,6 +481,21 @@ def _stick_figures(s: Section, out_dir: Path, trc) -> None:
 
 
 # =========================================================================== joint angles
+def _ik_summary(s: Section, mot: Path) -> None:
+    """Marker errors and scaling from the kinematics stage's ``<stem>_kinematics.toml``, if there."""
+    info = _read_toml(mot.with_name(f"{mot.stem}_kinematics.toml"))
+    rms, worst = info.get("marker_rms_mean_m"), info.get("marker_error_max_m")
+    if rms is None:
+        return
+    height = info.get("height_m")
+    model = Path(str(info.get("model", ""))).name
+    s.text(f"Inverse kinematics with {model or 'the OpenSim model'}: marker RMS error {1e3 * rms:.1f} mm on average, "
+           f"largest marker error {1e3 * (worst or float('nan')):.0f} mm"
+           + (f"; participant height {height:.2f} m" if isinstance(height, float) and np.isfinite(height) else "")
+           + f"; {info.get('frames', '?')} frames.")
+    s.summary.append(f"Inverse kinematics: marker RMS {1e3 * rms:.1f} mm (max {1e3 * (worst or float('nan')):.0f} mm).")
+
+
 def _angle_panels(names: list[str]) -> list[tuple[str, list[str]]]:
     """(title, coordinate names) per panel: known coordinates (right and left together), else the first 9."""
     panels = []
@@ -487,6 +526,7 @@ def _section_angles(paths: ProjectPaths, out_dir: Path) -> Section:
     column = {n: motion.values[:, motion.names.index(n)] for n in names}
     ranges = [[n, float(np.nanmin(column[n])), float(np.nanmax(column[n]))] for n in names]
     s.text(f"{path.name}: {len(motion.names)} coordinates, {len(motion.times)} frames.")
+    _ik_summary(s, path)
     s.table(["coordinate", f"min {unit}", f"max {unit}"], ranges)
     ncols = 3
     nrows = (len(panels) + ncols - 1) // ncols
@@ -737,7 +777,7 @@ def write_report(paths: ProjectPaths, timings: dict[str, float] | None = None,
     failures = failures or {}
     calib, cameras = _section_calibration(paths, out_dir)
     detections, _ = _section_detections(paths, out_dir)
-    sections = [_section_overview(paths, timings, failures), calib, detections,
+    sections = [_section_overview(paths, timings, failures), calib, detections, _section_sync(paths, out_dir),
                 _section_trajectories(paths, out_dir), _section_angles(paths, out_dir),
                 _section_reprojection(paths, out_dir, cameras), _section_timings(timings, failures, out_dir)]
     summary = Section("Summary")

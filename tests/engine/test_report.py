@@ -72,6 +72,7 @@ def test_report_degrades_with_nothing_run(tmp_path):
     assert "No calibration to show" in html
     assert "No 2D poses in pose/" in html
     assert "No 3D keypoints in pose-3d/" in html
+    assert "No time offsets in pose-sync/" in html
     assert "No joint angles in kinematics/" in html
     assert "No timings recorded" in html
     assert not list((tmp_path / "openkin").glob("report/*.png"))
