@@ -270,3 +270,8 @@ def test_degenerate_rigs_for_later_stages(tmp_path):
     assert blind.stats[name]["lost_frames"] == 20
     kp, _ = _json(blind, name)
     assert np.isnan(kp).all()
+    pair = build_scene(tmp_path / "pair", "clean", n_frames=20, cameras=2, collinear_pair=True)
+    a, b = read_calibration(pair.path / "calibration" / "Calib_scene.toml")
+    assert np.linalg.norm(b.center - a.center) == pytest.approx(1.0)
+    assert np.degrees(np.arccos(min(1.0, b.R[2] @ (a.center - b.center)))) < 1e-3  # cam01 sits on cam02's line of sight
+    assert pair.stats["cam02"]["detected"] > 0.9

@@ -35,7 +35,7 @@ from ..formats.trc import Trc, write_trc, yup_to_zup, zup_to_yup
 from ..progress import Progress, report, scaled
 from ..skeletons import get_skeleton
 from . import corrupt
-from .cameras import look_at_point, perturb_cameras, scene_cameras
+from .cameras import camera_looking_at, look_at_point, perturb_cameras, scene_cameras
 from .forward import forward_kinematics, load_body
 from .scene import (CameraDetections, PersonTruth, SceneInfo, _event_frames, camera_offsets, detect, sample_at,
                     simulate_people)
@@ -102,7 +102,12 @@ def _rig(spec: SceneSpec):
     demo = demo_cameras()
     target = look_at_point(demo, height=TARGET_HEIGHT)
     target[2] = 0.0  # the path lies on the floor under the aim point
-    cams = scene_cameras(spec.cameras, target + [0, 0, TARGET_HEIGHT])
+    aim = target + [0, 0, TARGET_HEIGHT]
+    cams = scene_cameras(spec.cameras, aim)
+    if spec.collinear_pair and len(cams) > 1:
+        # the second camera 1 m behind the first on its line of sight: a degenerate pair
+        back = cams[0].center + (cams[0].center - aim) / np.linalg.norm(cams[0].center - aim)
+        cams[1] = camera_looking_at(cams[1].name, back, aim, cams[0])
     return cams, target
 
 

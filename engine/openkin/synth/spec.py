@@ -46,6 +46,7 @@ class SceneSpec:
     fractional_offsets: bool = True
     calib_translation_cm: float = 0.0  # error of the WRITTEN calibration (truth uses the exact one)
     calib_rotation_deg: float = 0.0
+    collinear_pair: bool = False       # second camera 1 m behind the first on its line of sight
     description: str = ""
 
 
