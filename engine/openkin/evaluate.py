@@ -287,7 +287,8 @@ def truth_sources(path: Path) -> Sources:
         src.markers = [p for p in src.markers if p.is_file()]
         src.angles = [p for p in src.angles if p.is_file()]
     else:
-        src = Sources(sorted(folder.glob("keypoints*.trc"), key=_natural), sorted(folder.glob("angles*.mot"), key=_natural))
+        src = Sources(sorted(folder.glob("keypoints*.trc"), key=_natural),
+                      sorted(folder.glob("angles*.mot"), key=_natural))
     if not src.markers and not src.angles:
         raise OpenKinError("no truth found (keypoints*.trc / angles*.mot / truth/scene.toml)", path=path,
                            fix="give a scene made by `openkin synth`, its truth/ folder, or a .trc/.mot file")

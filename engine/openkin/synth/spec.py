@@ -75,7 +75,8 @@ def make_spec(preset: str = "clean", **overrides) -> SceneSpec:
     if preset not in PRESETS:
         close = difflib.get_close_matches(preset, PRESETS, n=1)
         raise OpenKinError(f"unknown scene preset {preset!r}",
-                           fix=f"choose one of: {', '.join(PRESETS)}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+                           fix=f"choose one of: {', '.join(PRESETS)}"
+                           + (f" (did you mean {close[0]!r}?)" if close else ""))
     valid = {f.name for f in dataclasses.fields(SceneSpec)}
     for key in overrides:
         if key not in valid:
