@@ -17,7 +17,10 @@ built ran, 2 when one failed.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -29,6 +32,27 @@ log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEMO_CONFIG = REPO_ROOT / "demo" / "Config.toml"
 CONFIG_STAMP = "demo_config.sha256"
+BLEND_NAME = "demo.blend"
+ADDON_DIR = REPO_ROOT / "blender_addon"
+# Run in a child process (the engine never imports bpy): build the project's scene with the
+# add-on's own importer and save it. argv: repo root, JSON of {project, out, cache, geometry}.
+_BLEND_SCRIPT = """
+import json, sys
+from pathlib import Path
+try:
+    import bpy
+except ImportError:
+    sys.exit(3)
+sys.path.insert(0, sys.argv[1])
+from blender_addon.core.capture import find_project
+from blender_addon.scene.build import BuildOptions, import_files
+job = json.loads(sys.argv[2])
+bpy.ops.wm.read_factory_settings(use_empty=True)
+bpy.context.preferences.filepaths.save_version = 0
+options = BuildOptions(cache_dir=Path(job["cache"]), geometry_dirs=[Path(p) for p in job["geometry"]])
+import_files(bpy.context, find_project(job["project"]), options)
+bpy.ops.wm.save_as_mainfile(filepath=job["out"], check_existing=False, relative_remap=True)
+"""
 
 
 def default_destination() -> Path:
@@ -82,6 +106,49 @@ def _install_config(paths: ProjectPaths, source: Path | None, fresh: bool) -> No
     with atomic_write(stamp) as f:
         f.write(_digest(target) + "\n")
     log.info("demo: configuration %s -> %s", source, target)
+
+
+class _BlendFailed(Exception):
+    """The child process building the .blend exited with an error (code, stderr)."""
+
+
+def save_blend(project: Path, out: Path | None = None, timeout: float = 1200) -> Path | None:
+    """Build the project's Blender scene with the add-on and save it (``openkin/demo.blend``).
+
+    Runs in a child process with this interpreter's ``bpy`` module; returns None (with a
+    log line) when bpy or the add-on is not available or the build fails. The demo
+    goes on either way.
+    """
+    from .fileio import atomic_path
+
+    paths = ProjectPaths(Path(project))
+    out = out or paths.reports / BLEND_NAME
+    if not (ADDON_DIR / "scene" / "build.py").is_file():
+        log.info("demo: no Blender add-on next to the engine (not running from the repository): no .blend")
+        return None
+    from .assets import assets_dir, is_ready
+
+    geometry = [str(assets_dir() / "OpenSim_Setup" / "Geometry")] if is_ready() else []
+    job = {"project": str(paths.root), "cache": str(paths.reports / "blender_cache"), "geometry": geometry}
+    try:
+        with atomic_path(out) as tmp:
+            job["out"] = str(tmp)
+            result = subprocess.run([sys.executable, "-c", _BLEND_SCRIPT, str(REPO_ROOT), json.dumps(job)],
+                                    capture_output=True, text=True, timeout=timeout)
+            if result.returncode != 0:
+                raise _BlendFailed(result.returncode, result.stderr)
+    except _BlendFailed as e:
+        code, stderr = e.args
+        if code == 3:
+            log.info("demo: the bpy module is not installed in this Python: no .blend (pip install bpy)")
+        else:
+            log.warning("demo: building the Blender scene failed (exit %s): %s", code, stderr.strip()[-2000:])
+        return None
+    except subprocess.TimeoutExpired:
+        log.warning("demo: building the Blender scene took more than %.0f s: stopped, no .blend", timeout)
+        return None
+    log.info("demo: Blender scene saved to %s", out)
+    return out
 
 
 def run_pipeline(project: Path, names: list[str], overrides: dict | None = None,
@@ -141,6 +208,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
                         help="override a config value, TOML syntax (repeatable)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--no-blend", action="store_true", help="do not save the Blender scene (demo.blend)")
 
 
 def _log_to_project(paths: ProjectPaths) -> logging.Handler:
@@ -165,6 +233,10 @@ def main(args) -> int:
     handler = _log_to_project(paths)
     try:
         timings, failures = run_pipeline(project, names, overrides, progress_bars=not args.no_progress)
+        if not args.no_blend and not failures:
+            t1 = time.perf_counter()
+            if save_blend(project) is not None:
+                timings["blender scene"] = time.perf_counter() - t1
         html = write_report(paths, timings, failures)
     finally:
         logging.getLogger().removeHandler(handler)

@@ -758,6 +758,10 @@ def _section_overview(paths: ProjectPaths, timings: dict, failures: dict) -> Sec
                                         if k not in ("executable", "platform")) + ".")
     if resolved.is_file():
         s.text(f"Configuration used: {resolved.relative_to(paths.root)}.")
+    blends = sorted(paths.reports.glob("*.blend"))
+    if blends:
+        s.text("Blender scene (cameras with their videos, 3D keypoints, the animated OpenSim skeleton): "
+               + ", ".join(str(b.relative_to(paths.root)) for b in blends) + "; open it with Blender 5.1 or later.")
     return s
 
 

@@ -28,7 +28,8 @@ def openkin(*args: str, timeout: float = 280) -> subprocess.CompletedProcess:
 def demo_run(tmp_path_factory):
     dest = tmp_path_factory.mktemp("demo") / "project"
     t0 = time.perf_counter()
-    result = openkin("demo", "--out", str(dest), "--no-progress", *OFFLINE)
+    # The .blend step is tested on its own below (it takes a minute with the demo's videos).
+    result = openkin("demo", "--out", str(dest), "--no-progress", "--no-blend", *OFFLINE)
     return dest, result, time.perf_counter() - t0
 
 
@@ -112,3 +113,24 @@ def test_demo_unknown_stage_is_a_clear_error(tmp_path):
     result = openkin("demo", "--out", str(tmp_path / "x"), "--stages", "triangulaton")
     assert result.returncode == 2 and "triangulaton" in result.stderr and "choose among" in result.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_blend_of_a_ground_truth_scene(tmp_path):
+    """The demo's Blender step (child process with bpy, the add-on's importer) on a small scene."""
+    import shutil
+
+    from openkin.demo import save_blend
+    from openkin.synth import build_scene
+
+    root = tmp_path / "trial"
+    info = build_scene(root, "clean", n_frames=20, seed=2)
+    (root / "pose-3d").mkdir()
+    shutil.copy(info.truth_trc[0], root / "pose-3d" / "trial_0-20.trc")
+    out = save_blend(root)
+    assert out == root / "openkin" / "demo.blend"
+    check = subprocess.run([sys.executable, "-c", (
+        "import bpy, sys; bpy.ops.wm.open_mainfile(filepath=sys.argv[1]); "
+        "print(sorted(o.name for o in bpy.data.objects if o.type == 'CAMERA'), bpy.context.scene.frame_end)"),
+        str(out)], capture_output=True, text=True, timeout=120)
+    assert "['cam01', 'cam02', 'cam03', 'cam04']" in check.stdout, check.stderr[-2000:]
+    assert not list((root / "openkin").glob("*.blend1")) and not list((root / "openkin").glob(".*.blend"))
