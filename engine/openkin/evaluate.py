@@ -77,6 +77,7 @@ class TrialResult:
     per_marker_mm: dict[str, float] = field(default_factory=dict)
     per_coordinate_deg: dict[str, dict[str, float]] = field(default_factory=dict)
     time_shift_frames: float = 0.0
+    id_switches: int = 0             # multi-person: identity switches of all result tracks in the trial
     axes: str = "as is"
     result_files: list[str] = field(default_factory=list)
     truth_files: list[str] = field(default_factory=list)
@@ -196,6 +197,43 @@ def compare_markers(result, truth, *, markers: list[str] | None = None, time_shi
            "per_marker_mm": {n: float(np.nanmean(errors[:, k])) if np.isfinite(errors[:, k]).any() else math.nan
                              for k, n in enumerate(names)},
            "time_shift_frames": float(time_shift), "axes": used_axes}
+    return out
+
+
+def track_labels(results: list, truths: list, shift_frames: float = 0.0, max_error: float = 0.5) -> np.ndarray:
+    """Which truth person each result track is closest to, frame by frame.
+
+    For every truth frame, result track ``i`` gets the truth person whose keypoints
+    are nearest on average (common names), or -1 if none is within ``max_error``
+    metres or the track is absent. → (R, Ft) int.
+    """
+    ref = truths[0]
+    labels = np.full((len(results), len(ref.times)), -1)
+    for i, res in enumerate(results):
+        dist = np.full((len(truths), len(ref.times)), np.nan)
+        for j, tru in enumerate(truths):
+            names = [n for n in tru.marker_names if n in res.marker_names]
+            if not names:
+                continue
+            ri, ti = match_frames(res.times, tru.times, tru.rate, shift_frames)
+            r = res.xyz[ri][:, [res.marker_names.index(n) for n in names]]
+            t = tru.xyz[ti][:, [tru.marker_names.index(n) for n in names]]
+            dist[j, ti] = metrics.mpjpe(r, t)
+        ok = np.isfinite(dist).any(axis=0)
+        best = np.argmin(np.where(np.isfinite(dist), dist, np.inf), axis=0)
+        close = ok & (np.take_along_axis(np.where(np.isfinite(dist), dist, np.inf), best[None], 0)[0] <= max_error)
+        labels[i, close] = best[close]
+    return labels
+
+
+def identity_switches(results: list, truths: list, shift_frames: float = 0.0) -> np.ndarray:
+    """Times each result track changes the truth person it follows (absent frames
+    skipped). → (R,) int."""
+    labels = track_labels(results, truths, shift_frames)
+    out = np.zeros(len(results), dtype=int)
+    for i, lab in enumerate(labels):
+        seen = lab[lab >= 0]
+        out[i] = int(np.count_nonzero(np.diff(seen)))
     return out
 
 
@@ -391,6 +429,11 @@ def evaluate_trial(name: str, result: Path | None, truth: Path, *, markers: list
         for i, j in _pair(len(results), len(truths), lambda i, j: run(i, j)["mpjpe"][0]):
             _fill_markers(rows[j], run(i, j))
             rows[j].result_files.append(str(rsrc.markers[i]))
+        if len(results) > 1 or len(truths) > 1:
+            shift = next((r.time_shift_frames for r in rows if r.markers), 0.0)
+            switches = int(sum(identity_switches(results, truths, shift)))
+            for row in rows:
+                row.id_switches = switches
     if tsrc.angles and rsrc.angles:
         truths = [_read_angles(p) for p in tsrc.angles]
         results = [_read_angles(p) for p in rsrc.angles]
@@ -429,6 +472,7 @@ def average(rows: list[TrialResult]) -> TrialResult:
     for key in ("mpjpe", "mpjpe_std", "pa_mpjpe", "pa_mpjpe_std", "mpjae", "mpjae_std", "frames_pct"):
         vals = np.array([getattr(r, key) for r in rows], dtype=float)
         setattr(avg, key, float(np.nanmean(vals)) if np.isfinite(vals).any() else math.nan)
+    avg.id_switches = sum({r.trial.split("/")[0]: r.id_switches for r in rows}.values())  # once per trial
     avg.truth_frames = sum(r.truth_frames for r in rows)
     avg.matched_frames = sum(r.matched_frames for r in rows)
     return avg
@@ -502,7 +546,7 @@ def to_json(rows: list[TrialResult] | dict[str, list[TrialResult]]) -> str:
 
 def to_csv(rows: list[TrialResult] | dict[str, list[TrialResult]]) -> str:
     """One line per trial and an ``average`` line; with several methods a ``method`` column first."""
-    keys = [k for _, k in COLUMNS] + ["truth_frames", "matched_frames", "time_shift_frames"]
+    keys = [k for _, k in COLUMNS] + ["truth_frames", "matched_frames", "time_shift_frames", "id_switches"]
     methods = rows if isinstance(rows, dict) else {None: rows}
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")

@@ -9,7 +9,7 @@ import pytest
 
 from openkin import cli, metrics
 from openkin.errors import OpenKinError
-from openkin.evaluate import evaluate, format_table, match_frames, to_csv
+from openkin.evaluate import average, evaluate, format_table, match_frames, to_csv
 from openkin.formats.c3d import write_c3d
 from openkin.formats.mot import Motion, read_mot, write_mot
 from openkin.formats.trc import Trc, read_trc, write_trc, yup_to_zup
@@ -170,6 +170,15 @@ def test_people_are_paired_with_the_truth(tmp_path):
     rows = evaluate(res, tmp_path / "scene")
     assert [r.trial for r in rows] == ["scene/P1", "scene/P2"]
     assert rows[0].mpjpe == pytest.approx(2.0) and rows[1].mpjpe == pytest.approx(np.sqrt(3))
+    assert rows[0].id_switches == 0
+    swapped = np.concatenate([a[:20], b[20:]])  # the tracks exchange people at frame 20
+    other = np.concatenate([b[:20], a[20:]])
+    _write(res / "pose-3d" / "t_P1.trc", Trc(names, 60, swapped))
+    _write(res / "pose-3d" / "t_P2.trc", Trc(names, 60, other))
+    rows = evaluate(res, tmp_path / "scene")
+    assert rows[0].id_switches == 2 and rows[1].id_switches == 2  # one switch per track, per trial
+    assert "id_switches" in to_csv(rows).splitlines()[0]
+    assert average(rows).id_switches == 2
 
 
 def test_session_of_trials_with_average_row(scene, tmp_path):
