@@ -20,6 +20,8 @@ What is compared:
   files may be Z-up, so by default both readings are tried and the closer kept.
 - A truth frame counts as reconstructed when the result has that frame with at
   least one compared keypoint (or coordinate) present.
+- Multi-person: ``id_switches`` counts, over all result tracks of a trial, how often
+  a track changes the truth person it is nearest to (JSON/CSV only).
 """
 from __future__ import annotations
 
