@@ -261,3 +261,14 @@ def test_tracker_match_modes_follow_two_people_crossing_order(match_by):
     assert list(t.update(a[::-1] + [3, 0, 0])) == [1, 0]
     far = a[:1] + [600, 0, 0]
     assert list(t.update(far)) == [2], "too far / no overlap: someone new"
+
+
+def test_heatmap_refinement_moves_to_the_peak_and_keeps_low_confidence_points():
+    rows, cols = np.mgrid[0:64, 0:64]
+    peak = np.array([20.3, 40.6])  # (col, row) in heatmap cells
+    hm = np.full((64, 64, 2), -10.0, np.float32)
+    hm[..., 0] = 4.0 - ((cols - peak[0]) ** 2 + (rows - peak[1]) ** 2)  # logits, sharp peak
+    xy = np.array([[21.5 * 4, 39.0 * 4], [100.0, 100.0]])
+    out = bp.refine_with_heatmap(xy, hm)
+    assert np.allclose(out[0], peak * 4, atol=0.6), out[0]
+    assert np.allclose(out[1], xy[1]), "no confident cell nearby: unchanged"

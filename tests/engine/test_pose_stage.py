@@ -163,3 +163,16 @@ def test_no_input_at_all(tmp_path):
     with pytest.raises(OpenKinError, match="cannot produce pose_model"):
         _, cfg = make_project(tmp_path / "t2", cams=("cam01",), pose_model="Whole_body")
         run_stage(cfg, ProjectPaths(tmp_path / "t2"))
+
+
+def test_cancel_leaves_earlier_output_and_no_temporary_files(tmp_path):
+    from openkin.progress import Cancelled
+
+    paths, config = make_project(tmp_path / "trial", cams=("cam01",), overwrite_pose=True)
+    earlier = paths.pose / "cam01_json"
+    earlier.mkdir(parents=True)
+    (earlier / "cam01_000000.json").write_text('{"version": 1.3, "people": []}')
+    with pytest.raises(Cancelled):
+        run_stage(config, paths, progress=lambda fraction, message="": fraction < 0.3)
+    assert [p.name for p in earlier.iterdir()] == ["cam01_000000.json"]
+    assert [p.name for p in paths.pose.iterdir()] == ["cam01_json"]

@@ -15,6 +15,7 @@ import logging
 import multiprocessing as mp
 import os
 import queue
+import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
@@ -145,6 +146,11 @@ def run_cameras(cams: list[CameraInput], pose_dir: Path, s: PoseSettings, worker
                 f.cancel()
             for p in list(pool._processes.values()):  # stop workers now (their outputs are temporary)
                 p.terminate()
+            for p in list(pool._processes.values()):
+                p.join(5)
+            for cam in cams:  # what the stopped workers were writing
+                for tmp in pose_dir.glob(f".{cam.name}.partial-*"):
+                    shutil.rmtree(tmp, ignore_errors=True)
             raise
         return [f.result() for f in futures]
 

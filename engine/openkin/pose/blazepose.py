@@ -158,13 +158,13 @@ def refine_with_heatmap(xy: np.ndarray, heatmap: np.ndarray, kernel: int = 7, mi
     n = heatmap.shape[0]
     stride = LM_SIZE / n
     half = kernel // 2
-    conf = 1.0 / (1.0 + np.exp(-np.clip(heatmap.astype(float), -50, 50)))
-    padded = np.pad(conf, ((half, half), (half, half), (0, 0)))
+    padded = np.pad(heatmap, ((half, half), (half, half), (0, 0)), constant_values=-50.0)
     cells = np.clip((xy / stride).astype(int), 0, n - 1)  # (L, 2) col, row
     offs = np.arange(-half, half + 1)
     rows = cells[:, 1, None, None] + offs[None, :, None]  # (L, k, 1)
     cols = cells[:, 0, None, None] + offs[None, None, :]  # (L, 1, k)
-    win = padded[rows + half, cols + half, np.arange(len(xy))[:, None, None]]  # (L, k, k)
+    logits = padded[rows + half, cols + half, np.arange(len(xy))[:, None, None]]  # (L, k, k)
+    win = 1.0 / (1.0 + np.exp(-np.clip(logits.astype(float), -50, 50)))  # sigmoid on the windows only
     total = win.sum(axis=(1, 2))
     ok = (win.max(axis=(1, 2)) >= min_conf) & (total > 0)
     cx = (win * cols).sum(axis=(1, 2)) / np.maximum(total, 1e-9)
