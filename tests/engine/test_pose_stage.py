@@ -176,3 +176,30 @@ def test_cancel_leaves_earlier_output_and_no_temporary_files(tmp_path):
         run_stage(config, paths, progress=lambda fraction, message="": fraction < 0.3)
     assert [p.name for p in earlier.iterdir()] == ["cam01_000000.json"]
     assert [p.name for p in paths.pose.iterdir()] == ["cam01_json"]
+
+
+def rotated_copy(src, dest) -> None:
+    """Copy an mp4 with its track's display matrix set to a 90° rotation (as phones write it)."""
+    import struct
+
+    data = bytearray(src.read_bytes())
+    box = data.find(b"tkhd") - 4
+    matrix = box + (48 if data[box + 8] == 0 else 60)
+    data[matrix:matrix + 36] = struct.pack(">9i", 0, 1 << 16, 0, -(1 << 16), 0, 0, 0, 0, 1 << 30)
+    dest.write_bytes(bytes(data))
+
+
+def test_rotation_metadata_frames_are_upright_and_keypoints_follow(tmp_path, caplog):
+    paths, config = make_project(tmp_path / "trial", cams=("cam01",))
+    rotated_copy(demo_video("cam01"), paths.videos / "cam05.mp4")
+    config = config.with_overrides({"project": {"frame_range": [0, 2]}})
+    with caplog.at_level(logging.INFO):
+        run_stage(config, paths)
+    assert "cam05.mp4: rotation metadata 90°" in caplog.text
+    plain = read_openpose_dir(paths.pose / "cam01_json")[0][:, 0]
+    turned = read_openpose_dir(paths.pose / "cam05_json")[0][:, 0]
+    height = cv2.VideoCapture(str(demo_video("cam01"))).get(cv2.CAP_PROP_FRAME_HEIGHT)
+    expected = np.stack([height - 1 - plain[..., 1], plain[..., 0]], axis=-1)  # 90° clockwise
+    good = (plain[..., 2] > 0.5) & (turned[..., 2] > 0.5)
+    dist = np.linalg.norm(turned[..., :2] - expected, axis=-1)[good]
+    assert good.sum() > 30 and np.median(dist) < 15, f"median {np.median(dist):.1f} px"

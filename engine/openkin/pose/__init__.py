@@ -76,11 +76,22 @@ def _workers(value, n_cams: int) -> int:
     return max(1, min(int(value), n_cams))
 
 
+def _warn_unsupported(pc) -> None:
+    formats = {pc.output_format} if isinstance(pc.output_format, str) else set(pc.output_format)
+    if formats - {"openpose"}:
+        log.warning("pose: output_format %s: only 'openpose' JSON is written", sorted(formats))
+    if pc.tracking_mode != "sports2d":
+        log.warning("pose: tracking_mode %r is not available: using OpenKin's keypoint tracker", pc.tracking_mode)
+    if pc.handle_LR_swap or pc.undistort_points:
+        log.warning("pose: handle_LR_swap / undistort_points are not implemented (as in Pose2Sim): ignored")
+
+
 def settings_from_config(config, n_cams: int = 1, *, check_network: bool = True) -> tuple[PoseSettings, int]:
     """(PoseSettings, number of worker processes) from a :class:`openkin.config.Config`."""
     from .rtm import runtime
 
     pc = config.pose
+    _warn_unsupported(pc)
     estimator, models = choose_backend(pc.pose_backend, pc.pose_model, pc.mode, check_network=check_network)
     skeleton = models["keypoints"] if models else _offline_set(pc.pose_model)
     rt = runtime(pc.backend, pc.device) if estimator == "rtmlib" else runtime("onnxruntime", pc.device)
