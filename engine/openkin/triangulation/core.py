@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .gaps import fill_large_gaps, interpolate_gaps, keep_sections
-from .geometry import projection_matrices, undistort_points
+from .geometry import finite_xy, projection_matrices, undistort_points
 from .robust import triangulate_robust
 from .swaps import correct_lr_swaps
 
@@ -108,7 +108,7 @@ def prepare_points(keypoints: np.ndarray, rig: Rig, undistort: bool, likelihood_
     if undistort:
         pts = undistort_points(pts, rig.K, rig.dist)
     conf = keypoints[..., 2]
-    ok = np.isfinite(pts).all(-1) & np.isfinite(conf) & (conf >= likelihood_threshold) & (conf > 0)
+    ok = finite_xy(pts) & np.isfinite(conf) & (conf >= likelihood_threshold) & (conf > 0)
     return pts, np.where(ok, conf, 0.0)
 
 

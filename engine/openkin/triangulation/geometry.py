@@ -58,6 +58,12 @@ _B3 = [3, 6, 8]             # positions of 03,13,23
 _COEF_CACHE: dict[bytes, np.ndarray] = {}
 
 
+def finite_xy(points: np.ndarray) -> np.ndarray:
+    """``points (...,2)`` → ``(...)`` both coordinates finite (a reduction over a length-2 axis
+    is several times slower than this)."""
+    return np.isfinite(points[..., 0]) & np.isfinite(points[..., 1])
+
+
 def fill_nan(x: np.ndarray, value: float) -> np.ndarray:
     """``x`` with NaN replaced by ``value`` (cheaper than ``np.nan_to_num`` on small arrays)."""
     return np.where(np.isnan(x), value, x)
@@ -162,7 +168,7 @@ def triangulate_dlt(points: np.ndarray, weights: np.ndarray, P: np.ndarray) -> n
     for s in range(0, N, CHUNK):  # blocks that stay in cache: ~3× faster than one pass
         sl = slice(s, s + CHUNK)
         X[sl] = _solve_gram(_gram_sum(points[:, sl], weights[:, sl], P))
-    n_views = ((weights > 0) & np.isfinite(points).all(-1)).sum(0)
+    n_views = ((weights > 0) & finite_xy(points)).sum(0)
     X[n_views < 2] = np.nan
     return X
 
@@ -170,7 +176,7 @@ def triangulate_dlt(points: np.ndarray, weights: np.ndarray, P: np.ndarray) -> n
 def triangulate_dlt_svd(points: np.ndarray, weights: np.ndarray, P: np.ndarray) -> np.ndarray:
     """Reference DLT by batched SVD of the (2C×4) homogeneous systems (slower; for checks
     and the benchmark). Same shapes as :func:`triangulate_dlt`."""
-    w = np.where(np.isfinite(points).all(-1), weights, 0.0)
+    w = np.where(finite_xy(points), weights, 0.0)
     u = np.nan_to_num(points)
     rows = (P[:, None, :2, :] - u[..., :, None] * P[:, None, 2:3, :]) * w[..., None, None]  # (C,N,2,4)
     A = rows.transpose(1, 0, 2, 3).reshape(points.shape[1], -1, 4)

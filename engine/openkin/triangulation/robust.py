@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .geometry import _gram_per_camera, _gram_sum, _solve_gram, fill_nan, reprojection_errors
+from .geometry import _gram_per_camera, _gram_sum, _solve_gram, fill_nan, finite_xy, reprojection_errors
 
 log = logging.getLogger(__name__)
 
@@ -111,17 +111,24 @@ def _centers(P: np.ndarray) -> np.ndarray:
 
 
 def _parallax_too_small(X: np.ndarray, used: np.ndarray, P: np.ndarray) -> np.ndarray:
-    """Points whose used views see them along nearly the same line (cameras nearly collinear
-    with the point): depth is then unreliable. ``X (N,3)``, ``used (C,N)`` → ``(N,)``.
+    """Points seen by two views along nearly the same line (cameras nearly collinear with the
+    point): depth is then unreliable. ``X (N,3)``, ``used (C,N)`` → ``(N,)``.
 
-    The length of the mean unit ray is cos(θ/2) for two rays θ apart.
+    Checked for points with exactly two views (three or more views all in line with a point
+    do not happen with real rigs). The length of the mean of two unit rays θ apart is cos(θ/2).
     """
+    out = np.zeros(X.shape[0], bool)
+    two = np.flatnonzero(used.sum(0) == 2)
+    if two.size == 0:
+        return out
     centers = _centers(P)                                                     # (C,3)
-    d = X[None] - centers[:, None]                                            # (C,N,3)
+    u = used[:, two]
+    d = X[two][None] - centers[:, None]                                       # (C,M,3)
     with np.errstate(invalid="ignore", divide="ignore"):
         d /= np.linalg.norm(d, axis=-1, keepdims=True)
-        m = np.where(used[..., None], d, 0.0).sum(0) / used.sum(0)[:, None]
-    return fill_nan(np.linalg.norm(m, axis=-1), 0.0) > np.cos(np.radians(MIN_PARALLAX_DEG / 2))
+        m = np.where(u[..., None], d, 0.0).sum(0) / 2.0
+    out[two] = fill_nan(np.linalg.norm(m, axis=-1), 0.0) > np.cos(np.radians(MIN_PARALLAX_DEG / 2))
+    return out
 
 
 def _is_bad(mean, res, used, threshold, max_view_error, min_cameras):
@@ -130,7 +137,7 @@ def _is_bad(mean, res, used, threshold, max_view_error, min_cameras):
 
 
 def _robust_block(points, weights, P, threshold, min_cameras, max_view_error):
-    valid = (weights > 0) & np.isfinite(points).all(-1)
+    valid = (weights > 0) & finite_xy(points)
     w = np.where(valid, weights, 0.0)
     X = _solve_gram(_gram_sum(points, w, P))
     used = valid.copy()

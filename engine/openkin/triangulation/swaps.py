@@ -24,7 +24,7 @@ import logging
 
 import numpy as np
 
-from .geometry import reprojection_errors, triangulate_dlt
+from .geometry import finite_xy, reprojection_errors, triangulate_dlt
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,24 @@ def _part_cost(pa, pb, wa, wb, P, cap):
         per_cam = out_sum / out_n
         total = out_sum.sum(0) / out_n.sum(0)
     return np.nan_to_num(total, nan=0.0), np.nan_to_num(per_cam, nan=0.0)
+
+
+def _suspects(pl, pr, wl, wr, P, threshold):
+    """Frames where some camera's *median* error over a part's left and right points exceeds
+    ``threshold`` → ``(F,)`` bool. A swap moves every point of the part in that camera; a
+    lone outlier keypoint does not raise the median, so it is left to the robust DLT."""
+    C, F, L = wl.shape
+    errs = []
+    for pts, w in ((pl, wl), (pr, wr)):
+        flat = pts.reshape(C, F * L, 2)
+        X = triangulate_dlt(flat, w.reshape(C, F * L), P)
+        e = reprojection_errors(P, X, flat).reshape(C, F, L)
+        errs.append(np.where(w > 0, e, np.nan))
+    e = np.concatenate(errs, axis=-1)                                          # (C,F,2L)
+    n = np.isfinite(e).sum(-1)
+    e = np.sort(np.where(np.isfinite(e), e, np.inf), axis=-1)                 # median of the finite ones
+    med = np.take_along_axis(e, np.maximum((n - 1) // 2, 0)[..., None], axis=-1)[..., 0]
+    return ((n >= 2) & (med > threshold)).any(0)
 
 
 def _labelled(pl, pr, wl, wr, s):
@@ -150,7 +168,11 @@ def _resolve_mirror(s, seen, axis_fn):
     mirror = 2 * n_flip > n_seen
     flipped = n_flip > 0
     if flipped.any():
-        axis = axis_fn(s)                                                      # (F,3)
+        F = s.shape[1]
+        near_flip = np.convolve(flipped.astype(float), np.ones(2 * MAX_REF_GAP + 1), "same") > 0
+        idx = np.flatnonzero(near_flip)                                        # frames that matter
+        axis = np.full((F, 3), np.nan)
+        axis[idx] = axis_fn(s[:, idx], idx)
         ref_ok = ~flipped & np.isfinite(axis).all(-1)
         ref = _nearest(ref_ok)
         near = (ref >= 0) & (np.abs(ref - np.arange(len(ref))) <= MAX_REF_GAP)
@@ -161,8 +183,8 @@ def _resolve_mirror(s, seen, axis_fn):
 
 def _part_arrays(points, weights, left, right):
     pl, pr = points[:, :, left], points[:, :, right]
-    wl = np.where(np.isfinite(pl).all(-1), weights[:, :, left], 0.0)
-    wr = np.where(np.isfinite(pr).all(-1), weights[:, :, right], 0.0)
+    wl = np.where(finite_xy(pl), weights[:, :, left], 0.0)
+    wr = np.where(finite_xy(pr), weights[:, :, right], 0.0)
     return pl, pr, wl, wr
 
 
@@ -184,7 +206,7 @@ def correct_lr_swaps(points: np.ndarray, weights: np.ndarray, P: np.ndarray, nam
     C, F = weights.shape[:2]
     suspect = np.zeros(F, bool)
     for left, right in parts.values():
-        suspect |= (_part_cost(*_part_arrays(points, weights, left, right), P, cap)[1] > threshold).any(0)
+        suspect |= _suspects(*_part_arrays(points, weights, left, right), P, threshold)
     sus = np.flatnonzero(suspect)
     found: dict[str, np.ndarray] = {}
     body = [p for p in ("legs", "arms") if p in parts]
@@ -198,7 +220,8 @@ def correct_lr_swaps(points: np.ndarray, weights: np.ndarray, P: np.ndarray, nam
             if sus.size:
                 s[:, sus] = _greedy_flips(pl[:, sus], pr[:, sus], wl[:, sus], wr[:, sus], P, cap)
             seen = ((wl > 0) | (wr > 0)).any(-1)
-            s = _resolve_mirror(s, seen, lambda flips: _axis(pl, pr, wl, wr, P, flips))
+            s = _resolve_mirror(s, seen, lambda flips, idx: _axis(pl[:, idx], pr[:, idx], wl[:, idx],
+                                                                  wr[:, idx], P, flips))
         if s.any():
             a, b, wa, wb = _labelled(pl, pr, weights[:, :, left], weights[:, :, right], s)
             points[:, :, left], points[:, :, right] = a, b

@@ -1,0 +1,332 @@
+"""Reconstruction benchmark: triangulation throughput, whole-reconstruction speed and accuracy
+against Pose2Sim 0.10.49, side by side in one run. Prints its figures (not a test).
+
+    .venv/bin/python tests/bench/bench_reconstruction.py            # everything
+    .venv/bin/python tests/bench/bench_reconstruction.py --only throughput
+    .venv/bin/python tests/bench/bench_reconstruction.py --only speed,accuracy --frames 300 --scenes mild,multi
+
+Sections:
+
+1. throughput: frames/s of the triangulation kernels on a synthetic ring rig (4 and 16
+   cameras × 26 keypoints) with detector-like corruption (2-3 px noise, 4% confident
+   outliers, left/right swaps in two cameras): plain weighted DLT (normal equations vs
+   batched SVD), robust DLT (drop-worst-view), and the whole person reconstruction
+   (undistortion, swap correction, robust DLT, gap filling). Goals: ≥ 50,000 frames/s
+   with 4 cameras, ≥ 5,000 with 16.
+2. speed: association → triangulation → filtering on a 600-frame 4-camera synth scene
+   ('mild'), OpenKin's stages in this process (JSON reading and writing included) vs
+   Pose2Sim's ``personAssociation()``, ``triangulation()``, ``filtering()`` in its own
+   venv (see ``pose2sim_env.py``; interpreter start-up not counted). Goal: ≥ 50×.
+3. accuracy: both pipelines (synchronisation first on scenes with time offsets) on the
+   synth scenes; MPJPE / PA-MPJPE (mm) of the filtered TRC on the keypoints both write
+   (Pose2Sim's 22), raw (unfiltered) MPJPE, % frames, offsets error (frames), identity
+   switches. Goals: never worse than Pose2Sim, ≤ 0.7× on realistic scenes, offsets within
+   ±0.5 frame, 0 identity switches.
+
+Scenes are built in ``--work`` (default: a temporary folder) with fixed seeds.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "engine"))
+
+from pose2sim_env import copy_project, run_pose2sim  # noqa: E402
+from recon_rig import ring_rig, walking_points  # noqa: E402
+
+from openkin import association, filtering, synchronization, triangulation  # noqa: E402
+from openkin.config import load_config  # noqa: E402
+from openkin.evaluate import evaluate_trial  # noqa: E402
+from openkin.formats.trc import read_trc  # noqa: E402
+from openkin.project import ProjectPaths  # noqa: E402
+from openkin.skeletons import HALPE_26  # noqa: E402
+from openkin.synth.build import build_scene  # noqa: E402
+from openkin.synth import PRESETS  # noqa: E402
+from openkin.triangulation import geometry, swaps  # noqa: E402
+from openkin.triangulation.core import Rig, TriangulationParams, prepare_points, reconstruct_person  # noqa: E402
+from openkin.triangulation.robust import triangulate_robust  # noqa: E402
+
+log = logging.getLogger("bench_reconstruction")
+P2S_MARKERS = ["Hip", "RHip", "RKnee", "RAnkle", "RBigToe", "RSmallToe", "RHeel", "LHip", "LKnee", "LAnkle",
+               "LBigToe", "LSmallToe", "LHeel", "Neck", "Head", "Nose", "RShoulder", "RElbow", "RWrist",
+               "LShoulder", "LElbow", "LWrist"]
+SCENES = ("clean", "mild", "realistic", "multi", "desync", "realistic_multi")
+REALISTIC = ("realistic", "realistic_multi")
+SEED = 11
+
+
+def out(text: str = "") -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def best_of(fn, repeat: int = 3) -> float:
+    """Smallest wall time of ``repeat`` calls (the machine is shared: the minimum is the least noisy)."""
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+# ============================================================================ 1. throughput
+def corrupted_views(n_cams: int, n_frames: int, seed: int = 0):
+    """Synthetic detections ``(C,F,26,3)`` of a HALPE_26-like body on a ring rig, corrupted."""
+    K, R, t, d = ring_rig(n_cams, dist=[-0.05, 0.01, 0.0, 0.0, 0.0])
+    P = geometry.projection_matrices(K, R, t)
+    names = list(HALPE_26.names)
+    X = walking_points(n_frames, 26, seed=seed)
+    for i, n in enumerate(names):
+        if n[0] == "L" and n[1].isupper():
+            X[:, i, 1] = X[:, names.index("R" + n[1:]), 1] + 0.25
+    rng = np.random.default_rng(seed)
+    from recon_rig import project_distorted
+
+    uv = project_distorted(K, R, t, d, X.reshape(-1, 3)).reshape(n_cams, n_frames, 26, 2)
+    uv += rng.normal(0, 2.5, uv.shape)
+    out_mask = rng.random(uv.shape[:3]) < 0.04
+    ang = rng.uniform(0, 2 * np.pi, out_mask.sum())
+    uv[out_mask] += np.stack([np.cos(ang), np.sin(ang)], 1) * rng.uniform(50, 300, out_mask.sum())[:, None]
+    mirror = np.arange(26)
+    for left, right in swaps.lr_pairs(names).values():
+        mirror[left], mirror[right] = right, left
+    frames = rng.random(n_frames) < 0.07
+    for c in (1, 2):
+        uv[c, frames] = uv[c, frames][:, mirror]
+    conf = np.clip(rng.normal(0.9, 0.05, uv.shape[:3]), 0, 1)
+    kp = np.concatenate([uv, conf[..., None]], axis=-1)
+    return kp, Rig(K, R, t, d), names, X
+
+
+def throughput(frames4: int, frames16: int) -> dict:
+    out("\n== 1. Triangulation throughput (26 keypoints, detector-like corruption; best of 3)")
+    out(f"{'cameras':>8} {'frames':>7} {'DLT normal eq.':>15} {'DLT batched SVD':>16} {'robust DLT':>11} "
+        f"{'whole person':>13} {'goal':>7}")
+    res = {}
+    for C, F, goal in ((4, frames4, 50_000), (16, frames16, 5_000)):
+        kp, rig, names, X = corrupted_views(C, F)
+        P = rig.P
+        pts, w = prepare_points(kp, rig, True, 0.3)
+        flat, wf = pts.reshape(C, -1, 2), w.reshape(C, -1)
+        n_svd = min(F, 2000) * 26
+        t_dlt = best_of(lambda: geometry.triangulate_dlt(flat, wf, P))
+        t_svd = best_of(lambda: geometry.triangulate_dlt_svd(flat[:, :n_svd], wf[:, :n_svd], P)) * (F * 26 / n_svd)
+        t_rob = best_of(lambda: triangulate_robust(flat, wf, P, 15.0, 2))
+        params = TriangulationParams()
+        t_all = best_of(lambda: reconstruct_person(*prepare_points(kp, rig, True, 0.3), rig, names, params))
+        r = reconstruct_person(pts, w, rig, names, params)
+        err = np.nanmean(np.linalg.norm(r.xyz - X, axis=-1)) * 1000
+        row = {k: F / v for k, v in (("dlt", t_dlt), ("svd", t_svd), ("robust", t_rob), ("person", t_all))}
+        row["error_mm"] = err
+        res[C] = row
+        out(f"{C:>8} {F:>7} {row['dlt']:>15,.0f} {row['svd']:>16,.0f} {row['robust']:>11,.0f} "
+            f"{row['person']:>13,.0f} {goal:>7,} {'met' if row['person'] >= goal else 'NOT met'}"
+            f"   (whole-person error {err:.1f} mm)")
+    return res
+
+
+# ============================================================================ pipelines
+def openkin_pipeline(scene: Path, sync: bool) -> dict[str, float]:
+    """OpenKin's stages in this process; seconds per stage."""
+    cfg = load_config(scene, overrides={"filtering": {"save_filt_plots": False}})
+    paths = ProjectPaths(scene)
+    for d in (paths.pose_sync, paths.pose_associated, paths.pose_3d):
+        shutil.rmtree(d, ignore_errors=True)
+    stages = ([("synchronization", synchronization)] if sync else []) + [
+        ("association", association), ("triangulation", triangulation), ("filtering", filtering)]
+    times = {}
+    for name, mod in stages:
+        t0 = time.perf_counter()
+        mod.run_stage(cfg, paths)
+        times[name] = time.perf_counter() - t0
+    return times
+
+
+def pose2sim_pipeline(scene: Path, dest: Path, sync: bool, multi: bool, rate: float) -> dict[str, float]:
+    copy_project(scene, dest, keep=("calibration", "pose"))
+    stages = (["synchronization"] if sync else []) + ["personAssociation", "triangulation", "filtering"]
+    overrides = {"project": {"multi_person": multi, "frame_rate": rate, "frame_range": "all"},
+                 "pose": {"pose_model": "Body_with_feet"}}
+    return run_pose2sim(dest, stages, overrides=overrides)
+
+
+# ============================================================================ 2. speed
+def speed(work: Path, frames: int) -> dict:
+    out(f"\n== 2. Whole reconstruction (association → triangulation → filtered TRC), {frames} frames, 4 cameras")
+    scene = build_scene(work / "speed_mild", "mild", n_frames=frames, seed=SEED, overwrite=True).path
+    ok = openkin_pipeline(scene, sync=False)
+    ok_total = sum(ok.values())
+    p2s = pose2sim_pipeline(scene, work / "speed_mild_pose2sim", sync=False, multi=False, rate=60.0)
+    p2s_total = sum(p2s.values())
+    out(f"{'stage':<16} {'OpenKin s':>10} {'Pose2Sim s':>11} {'ratio':>7}")
+    for a, b in (("association", "personAssociation"), ("triangulation", "triangulation"), ("filtering", "filtering")):
+        out(f"{a:<16} {ok[a]:>10.3f} {p2s[b]:>11.2f} {p2s[b] / ok[a]:>6.0f}×")
+    ratio = p2s_total / ok_total
+    out(f"{'total':<16} {ok_total:>10.3f} {p2s_total:>11.2f} {ratio:>6.0f}×   goal ≥ 50×: "
+        f"{'met' if ratio >= 50 else 'NOT met'}")
+    return {"openkin": ok, "pose2sim": p2s, "ratio": ratio}
+
+
+# ============================================================================ 3. accuracy
+def _result_trcs(pose3d: Path, filtered: bool) -> list[Path]:
+    return sorted(p for p in pose3d.glob("*.trc") if ("_filt_" in p.name) == filtered)
+
+
+def _evaluate(scene: Path, trcs: list[Path]) -> list:
+    if not trcs:
+        return []
+    tmp = Path(tempfile.mkdtemp(prefix="bench_eval_"))
+    (tmp / "pose-3d").mkdir()
+    for p in trcs:
+        shutil.copy(p, tmp / "pose-3d" / p.name)
+    try:
+        return evaluate_trial(scene.name, tmp, scene, markers=P2S_MARKERS)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def id_switches(scene: Path, trcs: list[Path]) -> int:
+    """Identity changes: for each output person, how often the nearest truth person changes."""
+    truths = [read_trc(p) for p in sorted((scene / "truth").glob("keypoints*.trc"))]
+    if len(truths) < 2:
+        return 0
+    switches = 0
+    for p in trcs:
+        res = read_trc(p)
+        names = [n for n in P2S_MARKERS if n in res.marker_names]
+        ri = [res.marker_names.index(n) for n in names]
+        dists = []
+        for t in truths:
+            ti = [t.marker_names.index(n) for n in names]
+            common, a, b = np.intersect1d(res.frame_numbers, t.frame_numbers, return_indices=True)
+            d = np.full(len(res.frame_numbers), np.nan)
+            with np.errstate(invalid="ignore"):
+                d[a] = np.nanmean(np.linalg.norm(res.xyz[a][:, ri] - t.xyz[b][:, ti], axis=-1), axis=1)
+            dists.append(d)
+        D = np.stack(dists)
+        ok = np.isfinite(D).all(0)
+        who = np.argmin(np.where(np.isfinite(D), D, np.inf), axis=0)[ok]
+        switches += int((np.diff(who) != 0).sum())
+    return switches
+
+
+def offsets_error(scene: Path, sync_dir: Path | None, pose2sim_log: Path | None = None) -> float | None:
+    """Largest |recovered - true| offset (frames) relative to the first camera."""
+    import toml
+
+    truth = toml.load(scene / "truth" / "offsets.toml")["frames"]
+    cams = sorted(truth)
+    if sync_dir is not None and (sync_dir / "offsets.toml").is_file():
+        got = {c: v["offset_frames"] for c, v in toml.load(sync_dir / "offsets.toml")["cameras"].items()}
+    elif pose2sim_log is not None and pose2sim_log.is_file():
+        got = {}
+        for m in re.finditer(r"Camera (\S+) and (\S+): (-?\d+) frames offset", pose2sim_log.read_text()):
+            got[m.group(1)] = 0.0
+            got[m.group(2)] = -float(m.group(3))  # Pose2Sim: file k of cam becomes k - offset
+    else:
+        return None
+    if not got:
+        return None
+    ref = cams[0]
+    if ref not in got:
+        return None
+    return max(abs((got.get(c, np.nan) - got[ref]) - (truth[c] - truth[ref])) for c in cams)
+
+
+def accuracy(work: Path, frames: int, scenes: list[str]) -> list[dict]:
+    out(f"\n== 3. Accuracy on synth ground-truth scenes ({frames} frames; filtered TRC, Pose2Sim's 22 keypoints)")
+    out(f"{'scene':<16} {'pipeline':<9} {'MPJPE':>7} {'PA-MPJPE':>9} {'raw MPJPE':>10} {'frames':>7} "
+        f"{'offsets':>8} {'ID sw.':>6} {'time s':>7}   ratio / goal")
+    rows = []
+    for name in scenes:
+        if name not in PRESETS:
+            out(f"{name:<16} (no such preset in this version)")
+            continue
+        spec = PRESETS[name]
+        sync = bool(spec.get("max_offset_frames", 0))
+        multi = spec.get("people", 1) > 1
+        scene = build_scene(work / name, name, n_frames=frames, seed=SEED, overwrite=True).path
+        t_ok = sum(openkin_pipeline(scene, sync).values())
+        paths = ProjectPaths(scene)
+        try:
+            t_p2s = sum(pose2sim_pipeline(scene, work / f"{name}_pose2sim", sync, multi, 60.0).values())
+            p2s_dir = work / f"{name}_pose2sim"
+        except RuntimeError as exc:
+            out(f"{name:<16} Pose2Sim failed: {str(exc).splitlines()[-1]}")
+            p2s_dir, t_p2s = None, float("nan")
+        entry = {"scene": name}
+        for label, pose3d, sync_dir, logf, secs in (
+                ("OpenKin", paths.pose_3d, paths.pose_sync if sync else None, None, t_ok),
+                ("Pose2Sim", p2s_dir / "pose-3d" if p2s_dir else None, None,
+                 p2s_dir / "logs.txt" if (p2s_dir and sync) else None, t_p2s)):
+            if pose3d is None or not pose3d.is_dir():
+                continue
+            filt = _evaluate(scene, _result_trcs(pose3d, True))
+            raw = _evaluate(scene, _result_trcs(pose3d, False))
+            m = float(np.nanmean([r.mpjpe for r in filt])) if filt else float("nan")
+            pa = float(np.nanmean([r.pa_mpjpe for r in filt])) if filt else float("nan")
+            rm = float(np.nanmean([r.mpjpe for r in raw])) if raw else float("nan")
+            fr = float(np.nanmean([r.frames_pct for r in filt])) if filt else float("nan")
+            off = offsets_error(scene, sync_dir, logf) if sync else None
+            sw = id_switches(scene, _result_trcs(pose3d, True)) if multi else 0
+            entry[label] = {"mpjpe": m, "pa_mpjpe": pa, "raw_mpjpe": rm, "frames_pct": fr, "offsets": off,
+                            "id_switches": sw, "seconds": secs}
+        rows.append(entry)
+        for label in ("OpenKin", "Pose2Sim"):
+            e = entry.get(label)
+            if not e:
+                continue
+            verdict = ""
+            if label == "Pose2Sim" and "OpenKin" in entry:
+                ratio = entry["OpenKin"]["mpjpe"] / e["mpjpe"]
+                goal = 0.7 if name in REALISTIC else 1.0
+                verdict = f"OpenKin/Pose2Sim {ratio:.2f} (goal ≤ {goal}): {'met' if ratio <= goal else 'NOT met'}"
+            off = "-" if e["offsets"] is None else f"{e['offsets']:.2f}"
+            out(f"{name:<16} {label:<9} {e['mpjpe']:>7.1f} {e['pa_mpjpe']:>9.1f} {e['raw_mpjpe']:>10.1f} "
+                f"{e['frames_pct']:>6.0f}% {off:>8} {e['id_switches']:>6} {e['seconds']:>7.1f}   {verdict}")
+    return rows
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", default="throughput,speed,accuracy")
+    ap.add_argument("--frames", type=int, default=600, help="frames of the synth scenes")
+    ap.add_argument("--scenes", default=",".join(SCENES))
+    ap.add_argument("--work", type=Path, default=None, help="folder for scenes and results (kept)")
+    ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    ap.add_argument("-v", "--verbose", action="store_true")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
+    only = set(args.only.split(","))
+    work = args.work or Path(tempfile.mkdtemp(prefix="openkin_bench_recon_"))
+    work.mkdir(parents=True, exist_ok=True)
+    out(f"OpenKin reconstruction benchmark — work folder {work}")
+    figures = {}
+    if "throughput" in only:
+        figures["throughput"] = throughput(20_000, 4_000)
+    if "speed" in only:
+        figures["speed"] = speed(work, args.frames)
+    if "accuracy" in only:
+        figures["accuracy"] = accuracy(work, args.frames, [s for s in args.scenes.split(",") if s])
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=1, default=float))
+    if args.work is None:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
