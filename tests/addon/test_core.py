@@ -1,0 +1,98 @@
+"""bpy-free core: axes, rig maths, rotations, mesh readers, project discovery."""
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from addon_helpers import ROOT  # noqa: F401  (puts the repository on sys.path)
+
+
+def test_yup_to_zup_matches_engine_convention():
+    from blender_addon.core import axes
+    from openkin.formats.trc import yup_to_zup
+
+    p = np.random.default_rng(0).normal(size=(10, 3))
+    assert np.allclose(axes.yup_to_zup_points(p), yup_to_zup(p))
+    assert np.isclose(np.linalg.det(axes.YUP_TO_ZUP), 1.0)
+
+
+def test_quaternions_and_euler_match_scipy():
+    from blender_addon.core.osim_model import body_xyz_to_matrix
+    from blender_addon.core.rig import matrix_to_quat
+
+    rots = Rotation.random(500, random_state=1)
+    q = matrix_to_quat(rots.as_matrix())
+    ref = rots.as_quat(scalar_first=True)
+    ref[ref[:, 0] < 0] *= -1
+    assert np.allclose(q, ref, atol=1e-12)
+    ang = np.random.default_rng(2).uniform(-3, 3, (100, 3))
+    assert np.allclose(body_xyz_to_matrix(ang), Rotation.from_euler("XYZ", ang).as_matrix(), atol=1e-12)
+
+
+def test_pose_channels_reproduce_body_motion():
+    """Blender's pose composition with the computed channels gives back W_b · B_b."""
+    from blender_addon.core import rig
+    from blender_addon.core.axes import homogeneous
+
+    rng = np.random.default_rng(3)
+    parents = [-1, 0, 1, 0]
+    rest_world = homogeneous(Rotation.random(4, random_state=4).as_matrix(), rng.normal(size=(4, 3)))
+    bone_rest = homogeneous(Rotation.random(4, random_state=5).as_matrix(), rng.normal(size=(4, 3)))
+    world = homogeneous(Rotation.random(6 * 4, random_state=6).as_matrix().reshape(6, 4, 3, 3), rng.normal(size=(6, 4, 3)))
+    ch = rig.pose_channels(world, rest_world, bone_rest, parents)
+    for f in range(6):
+        pose = [None] * 4
+        for b in (0, 1, 2, 3):
+            p = parents[b]
+            base = bone_rest[b] if p < 0 else pose[p] @ np.linalg.inv(bone_rest[p]) @ bone_rest[b]
+            pose[b] = base @ ch[f, b]
+            assert np.allclose(pose[b], world[f, b] @ np.linalg.inv(rest_world[b]) @ bone_rest[b])
+    loc, quat = rig.loc_quat(ch)
+    assert np.all(np.einsum("fbi,fbi->fb", quat[1:], quat[:-1]) >= 0)   # no sign flips between frames
+
+
+def test_vtp_reader_matches_the_stl_of_the_same_bone(tmp_path):
+    from blender_addon.core import meshes
+    from openkin.assets import asset_path
+
+    v_vtp, t_vtp = meshes.read_mesh(asset_path("OpenSim_Setup/Geometry/femur_r.vtp"), tmp_path)
+    v_stl, t_stl = meshes.read_stl(asset_path("OpenSim_Setup/Geometry/femur_r.stl"))
+    assert len(t_vtp) == 908 and t_vtp.max() < len(v_vtp)
+    assert np.allclose(v_vtp.min(0), v_stl.min(0), atol=1e-4) and np.allclose(v_vtp.max(0), v_stl.max(0), atol=1e-4)
+    assert list(tmp_path.glob("femur_r-*.npz"))           # converted once, cached
+    v2, t2 = meshes.read_mesh(asset_path("OpenSim_Setup/Geometry/femur_r.vtp"), tmp_path)
+    assert np.array_equal(v2, v_vtp) and np.array_equal(t2, t_vtp)
+
+
+def test_fan_triangles_of_mixed_polygons():
+    from blender_addon.core.meshes import fan_triangles
+
+    tris = fan_triangles(np.array([0, 1, 2, 3, 4, 5, 6]), np.array([3, 7]))
+    assert tris.tolist() == [[0, 1, 2], [3, 4, 5], [3, 5, 6]]
+
+
+def test_video_matching_by_camera_name(tmp_path):
+    from blender_addon.core.capture import match_videos
+    from openkin.errors import OpenKinError
+
+    vids = [tmp_path / n for n in ("cam01.mp4", "cam02.mp4", "cam03.mp4")]
+    assert match_videos(["cam_01", "Cam2", "cam_04"], vids) == {"cam_01": vids[0], "Cam2": vids[1]}
+    with pytest.raises(OpenKinError, match="matches a video"):
+        match_videos(["left", "right"], vids)
+
+
+def test_find_project_picks_most_processed_results(tmp_path):
+    from blender_addon.core.capture import find_project
+
+    for sub in ("calibration", "videos", "pose-3d", "kinematics"):
+        (tmp_path / sub).mkdir()
+    (tmp_path / "calibration" / "Calib_x.toml").write_text("")
+    for name in ("t_0-9.trc", "t_0-9_filt_butterworth.trc", "t_0-9_filt_butterworth_LSTM.trc",
+                 "t_P1_0-9.trc", "t_P2_0-9.trc"):
+        (tmp_path / "pose-3d" / name).write_text("")
+    for name in ("t_0-9_filt_butterworth_LSTM.mot", "t_0-9_filt_butterworth_LSTM_scaled.osim"):
+        (tmp_path / "kinematics" / name).write_text("")
+    files = find_project(tmp_path)
+    assert [p.name for p in files.people] == ["P0", "P1", "P2"]
+    assert files.people[0].trc.name == "t_0-9_filt_butterworth_LSTM.trc"
+    assert files.people[0].osim.name == "t_0-9_filt_butterworth_LSTM_scaled.osim"
+    assert files.people[1].mot is None
