@@ -313,7 +313,12 @@ def main(argv=None) -> int:
     only = set(args.only.split(","))
     work = args.work or Path(tempfile.mkdtemp(prefix="openkin_bench_recon_"))
     work.mkdir(parents=True, exist_ok=True)
+    import os
+
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
     out(f"OpenKin reconstruction benchmark — work folder {work}")
+    out(f"machine: {os.cpu_count()} CPUs, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} "
+        "(1/5/15 min; figures scale with it)")
     figures = {}
     if "throughput" in only:
         figures["throughput"] = throughput(20_000, 4_000)

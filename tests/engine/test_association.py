@@ -58,8 +58,6 @@ def test_multi_person_ids_stable_through_the_crossing(multi):
         per_frame = np.array([np.bincount(w[w >= 0], minlength=2).argmax() if (w >= 0).any() else -1
                               for w in who[t].T])
         assert set(per_frame[per_frame >= 0]) == {person}
-    assert set(np.bincount(who[0][who[0] >= 0]).nonzero()[0]) != set(np.bincount(who[1][who[1] >= 0]).nonzero()[0]) \
-        or True
     assert {np.bincount(who[t][who[t] >= 0]).argmax() for t in range(2)} == {0, 1}
 
 
@@ -104,8 +102,8 @@ def test_stage_writes_pose2sim_layout_and_keeps_memory_copy(multi):
     assert len(frames) == 240 and kp.shape[1] == 2 and set(np.unique(ids)) <= {-1, 0, 1}
     cached = association.cached(paths.pose_associated)
     assert cached is not None
-    np.testing.assert_array_equal(kp, cached.person_keypoints(0)[0][:, None].repeat(1, 1) if False else
-                                  np.stack([cached.person_keypoints(t)[0] for t in range(2)], axis=1))
+    np.testing.assert_allclose(kp, np.stack([cached.person_keypoints(t)[0] for t in range(2)], axis=1),
+                               atol=1e-3)  # written with 3 decimals (px) and 4 (confidence)
     (paths.pose_associated / association.STAMP).unlink()
     assert association.cached(paths.pose_associated) is None
 

@@ -121,16 +121,49 @@ def _error_mm(P, rig: Rig, X, err_px):
         return err_px * np.where(ok, scale, 0.0).sum(0) / ok.sum(0) * 1000.0
 
 
+def swap_suspects(used: np.ndarray, valid: np.ndarray, names: list[str]) -> np.ndarray:
+    """Frames where a camera lost at least half of a left/right body part's points to the robust
+    rejection (or the points failed): where left/right swaps may be. ``(C,F,K)`` → ``(F,)``."""
+    from .swaps import lr_pairs
+
+    rejected = valid & ~used
+    out = np.zeros(used.shape[1], bool)
+    for left, right in lr_pairs(names).values():
+        idx = np.concatenate([left, right])
+        n_valid = valid[:, :, idx].sum(-1)
+        out |= ((2 * rejected[:, :, idx].sum(-1) >= n_valid) & (n_valid >= 2)).any(0)
+    return out
+
+
+def _merge(r, sub, frames, F: int, K: int):
+    """Replace the frames ``frames`` of robust result ``r`` (F*K points) by ``sub``."""
+    C = r.used.shape[0]
+    X, err = r.X.reshape(F, K, 3), r.error.reshape(F, K)
+    used, valid = r.used.reshape(C, F, K), r.valid.reshape(C, F, K)
+    X[frames] = sub.X.reshape(-1, K, 3)
+    err[frames] = sub.error.reshape(-1, K)
+    used[:, frames] = sub.used.reshape(C, -1, K)
+    valid[:, frames] = sub.valid.reshape(C, -1, K)
+    return r
+
+
 def reconstruct_person(points: np.ndarray, weights: np.ndarray, rig: Rig, names: list[str],
                        params: TriangulationParams) -> PersonResult:
     """Triangulate one person. ``points (C,F,K,2)`` undistorted px, ``weights (C,F,K)`` → :class:`PersonResult`."""
     C, F, K = weights.shape
     P = rig.P
     swaps = {}
-    if params.handle_lr_swap and C >= 3:
-        points, weights, swaps = correct_lr_swaps(points, weights, P, names, params.reproj_error_threshold)
     r = triangulate_robust(points.reshape(C, F * K, 2), weights.reshape(C, F * K), P,
                            params.reproj_error_threshold, params.min_cameras, params.max_view_error)
+    if params.handle_lr_swap and C >= 3:
+        suspect = swap_suspects(r.used.reshape(C, F, K), r.valid.reshape(C, F, K), names)
+        points, weights, swaps = correct_lr_swaps(points, weights, P, names, params.reproj_error_threshold,
+                                                  suspect=suspect)
+        redo = np.flatnonzero(np.any([s.any(0) for s in swaps.values()], axis=0)) if swaps else []
+        if len(redo):  # re-triangulate the frames whose labels changed
+            sub = triangulate_robust(points[:, redo].reshape(C, -1, 2), weights[:, redo].reshape(C, -1), P,
+                                     params.reproj_error_threshold, params.min_cameras, params.max_view_error)
+            r = _merge(r, sub, redo, F, K)
     raw = r.X.reshape(F, K, 3)
     err_px = r.error.reshape(F, K)
     err_mm = _error_mm(P, rig, r.X, r.error).reshape(F, K)

@@ -189,7 +189,8 @@ def _part_arrays(points, weights, left, right):
 
 
 def correct_lr_swaps(points: np.ndarray, weights: np.ndarray, P: np.ndarray, names: list[str],
-                     threshold: float) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+                     threshold: float, suspect: np.ndarray | None = None
+                     ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """Detect and undo left/right swaps.
 
     ``points (C,F,K,2)``, ``weights (C,F,K)``, ``P (C,3,4)``, ``names (K,)``, ``threshold``
@@ -197,17 +198,21 @@ def correct_lr_swaps(points: np.ndarray, weights: np.ndarray, P: np.ndarray, nam
     corrected copies of ``points`` and ``weights``, and ``{part: swapped (C,F) bool}``.
     Suspicion is shared between parts, and the face follows the body (``FOLLOWERS``):
     a whole-body swap shows on the legs and arms, while the eyes and ears are only a
-    few pixels apart.
+    few pixels apart. ``suspect (F,)``: frames to examine, if already known (e.g. from
+    the views a robust triangulation rejected); else found here from median errors.
     """
     points = points.copy()
     weights = weights.copy()
     cap = 3.0 * threshold
     parts = lr_pairs(names)
     C, F = weights.shape[:2]
-    suspect = np.zeros(F, bool)
-    for left, right in parts.values():
-        suspect |= _suspects(*_part_arrays(points, weights, left, right), P, threshold)
+    if suspect is None:
+        suspect = np.zeros(F, bool)
+        for left, right in parts.values():
+            suspect |= _suspects(*_part_arrays(points, weights, left, right), P, threshold)
     sus = np.flatnonzero(suspect)
+    if sus.size == 0:
+        return points, weights, {part: np.zeros((C, F), bool) for part in parts}
     found: dict[str, np.ndarray] = {}
     body = [p for p in ("legs", "arms") if p in parts]
     for part in body + [p for p in parts if p not in body]:
