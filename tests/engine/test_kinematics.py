@@ -220,3 +220,20 @@ def test_trc_roundtrip_units_mm_header_is_fine(tmp_path):
     markers, xyz, *_ = scene(150)
     trc = _write(tmp_path / "mm_ok.trc", markers, xyz[:5].copy(), units="mm")
     checks.check_units(read_trc(trc).xyz, trc)
+
+
+def test_augmented_trc_markers_are_registered_on_the_scaled_model(tmp_path):
+    """LSTM markers sit where the augmenter's training subjects had them, not where the generic model
+    has them: placing them from keypoint-IK poses keeps their offsets out of the joint angles."""
+    from openkin.augmentation import augment
+
+    markers, xyz, coords, truth, _ = scene(150)
+    names, extra = augment(list(markers), xyz, 1.85, 75.0)
+    trc = _write(tmp_path / "walk_LSTM.trc", list(markers) + names, np.concatenate([xyz, extra], axis=1))
+    mot = read_mot(run_trials([trc], tmp_path / "kin", KinematicsOptions(marker_set="LSTM", use_simple_model=True))[0])
+    for c, tol in {"hip_flexion_r": 3.0, "pelvis_tilt": 2.0, "knee_angle_l": 4.0, "ankle_angle_r": 4.0}.items():
+        assert _rmse(mot, coords, truth, c) < tol, c
+    import toml
+    summary = toml.load(tmp_path / "kin" / "walk_LSTM_kinematics.toml")
+    assert summary["markers_registered_mm"]["r.ASIS_study"] > 10  # it did move
+    assert "RKnee" in summary["markers"] and "r_knee_study" in summary["markers"]  # keypoints + augmented

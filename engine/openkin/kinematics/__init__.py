@@ -28,7 +28,7 @@ from ..fileio import atomic_path, atomic_write
 from ..progress import Progress, report
 from . import checks, measure
 from .ik import IkJob, IkResult, n_workers, solve_all
-from .scaling import estimate_factors, scaled_model
+from .scaling import estimate_factors, register_markers, scaled_model
 from .setup import (FULL_MODEL, SIMPLE_MODEL, IkTasks, load_model, model_body_names, model_marker_names,
                     read_ik_tasks,
                     read_measurements, setup_files)
@@ -73,34 +73,88 @@ class Prepared:
     summary: dict
 
 
-def _model_files(opts: KinematicsOptions) -> tuple[Path, Path | None, IkTasks, list]:
-    """(model, marker file or None, IK tasks, scaling measurements) for the options."""
-    marker_file, ik_file, scale_file = setup_files(opts.marker_set)
-    tasks, measurements = read_ik_tasks(ik_file), read_measurements(scale_file)
-    if opts.osim_model:
-        return Path(opts.osim_model).expanduser(), None, tasks, measurements
-    from ..assets import asset_path
-    return asset_path(SIMPLE_MODEL if opts.use_simple_model else FULL_MODEL), marker_file, tasks, measurements
+KEYPOINT_SETS = ("HALPE_26", "COCO_17", "BLAZEPOSE")
 
 
-def _load_target(opts: KinematicsOptions):
-    """Target model with markers, its IK tasks and measurements, and the model scaling is
-    estimated on (the simple model for Pose2Sim's full model: same bodies, 10× faster IK)."""
-    path, marker_file, tasks, measurements = _model_files(opts)
-    model, state = load_model(path, marker_file)
-    if opts.osim_model:
-        own = model_marker_names(model)
-        if not own:
-            marker_file = setup_files(opts.marker_set)[0]
-            model, state = load_model(path, marker_file)
-            own = model_marker_names(model)
-        weights = {m: tasks.marker_weights.get(m, 1.0) for m in own}
-        tasks = IkTasks(weights, tasks.coordinate_tasks)
-        return path, model, state, tasks, measurements, (model, state)
-    if opts.use_simple_model:
-        return path, model, state, tasks, measurements, (model, state)
+@dataclass
+class _Setup:
+    """Models and tasks of one trial. ``model``: the target (markers attached); ``smodel``: the
+    model the scaling passes pose (Pose2Sim's simple model for its full one: same bodies, 10×
+    faster IK); ``scale_tasks``/``measurements``: keypoint markers used for scaling;
+    ``register``: augmented markers placed on the scaled model from keypoint-IK poses."""
+
+    path: Path
+    model: object
+    state: object
+    tasks: IkTasks
+    scale_tasks: IkTasks
+    measurements: list
+    smodel: object
+    sstate: object
+    register: list
+
+
+def _keypoint_set(trc_names: list[str]) -> str:
+    """The keypoint set whose OpenSim markers best match the TRC's names (for augmented TRCs,
+    which keep the keypoints they were made from)."""
+    best, score = "HALPE_26", -1
+    for name in KEYPOINT_SETS:
+        n = len(set(_marker_file_names(setup_files(name)[0])) & set(trc_names))
+        if n > score:
+            best, score = name, n
+    return best
+
+
+def _marker_file_names(marker_file: Path) -> list[str]:
+    from .setup import import_opensim
+    ms = import_opensim().MarkerSet(str(marker_file))
+    return [ms.get(i).getName() for i in range(ms.getSize())]
+
+
+def _merge_markers(model, marker_file: Path):
+    """Add (or replace) the markers of ``marker_file`` in ``model``; returns the new state."""
+    from .setup import import_opensim
+    osim = import_opensim()
+    extra = osim.MarkerSet(str(marker_file))
+    ms = model.updMarkerSet()
+    for i in range(extra.getSize()):
+        mk = extra.get(i)
+        if ms.contains(mk.getName()):
+            ms.remove(ms.getIndex(mk.getName()))
+        model.addMarker(mk.clone())
+    return model.initSystem()
+
+
+def _load_setup(opts: KinematicsOptions, trc_names: list[str]) -> _Setup:
+    """Models, markers, IK tasks and scaling measurements for one trial."""
     from ..assets import asset_path
-    return path, model, state, tasks, measurements, load_model(asset_path(SIMPLE_MODEL), marker_file)
+
+    augmented = opts.marker_set.upper() == "LSTM"
+    kp_set = _keypoint_set(trc_names) if augmented else opts.marker_set
+    kp_markers, kp_ik, kp_scale = setup_files(kp_set)
+    kp_tasks, measurements = read_ik_tasks(kp_ik), read_measurements(kp_scale)
+    tasks = kp_tasks
+    if augmented:
+        lstm_markers, lstm_ik, _ = setup_files("LSTM")
+        lstm_tasks = read_ik_tasks(lstm_ik)
+        tasks = IkTasks({**lstm_tasks.marker_weights, **kp_tasks.marker_weights}, lstm_tasks.coordinate_tasks)
+    path = Path(opts.osim_model).expanduser() if opts.osim_model else \
+        asset_path(SIMPLE_MODEL if opts.use_simple_model else FULL_MODEL)
+    model, state = load_model(path, None if opts.osim_model else (lstm_markers if augmented else kp_markers))
+    if opts.osim_model and not model_marker_names(model):
+        model, state = load_model(path, lstm_markers if augmented else kp_markers)
+    if opts.osim_model:
+        tasks = IkTasks({m: tasks.marker_weights.get(m, 1.0) for m in model_marker_names(model)},
+                        tasks.coordinate_tasks)
+    register = []
+    if augmented:
+        state = _merge_markers(model, kp_markers)
+        kp_names = set(_marker_file_names(kp_markers))
+        register = [m for m in model_marker_names(model) if m in trc_names and m not in kp_names]
+    smodel, sstate = model, state
+    if not opts.osim_model and not opts.use_simple_model:
+        smodel, sstate = load_model(asset_path(SIMPLE_MODEL), kp_markers)
+    return _Setup(path, model, state, tasks, kp_tasks, measurements, smodel, sstate, register)
 
 
 def prepare(trc_path: Path, out_dir: Path, opts: KinematicsOptions, height: float | None = None,
@@ -111,35 +165,36 @@ def prepare(trc_path: Path, out_dir: Path, opts: KinematicsOptions, height: floa
     t0 = time.perf_counter()
     trc = read_trc(trc_path)
     checks.check_units(trc.xyz, trc_path)
-    model_path, model, state, tasks, measurements, (smodel, sstate) = _load_target(opts)
-    label = Path(model_path).name
-    used = checks.match_markers(trc.marker_names, model_marker_names(model), tasks.marker_weights, trc_path, label)
-    cols = [trc.marker_names.index(m) for m in used]
-    xyz, keep, never = checks.handle_missing(trc.xyz[:, cols], used, trc.frame_numbers, opts.missing_markers,
-                                             opts.interp_gap_max, trc_path)
+    st = _load_setup(opts, trc.marker_names)
+    used = checks.match_markers(trc.marker_names, model_marker_names(st.model), st.tasks.marker_weights, trc_path,
+                                st.path.name)
+    xyz, keep, never = checks.handle_missing(trc.xyz[:, [trc.marker_names.index(m) for m in used]], used,
+                                             trc.frame_numbers, opts.missing_markers, opts.interp_gap_max, trc_path)
     kept_cols = [i for i, m in enumerate(used) if m not in never]
     used = [used[i] for i in kept_cols]
-    xyz = xyz[keep][:, kept_cols]
-    times = trc.times[keep]
+    xyz, times = xyz[keep][:, kept_cols], trc.times[keep]
     factors, details = estimate_factors(
-        xyz, times, used, smodel, sstate, measurements, tasks, symmetric=opts.right_left_symmetry,
+        xyz, times, used, st.smodel, st.sstate, st.measurements, st.scale_tasks, symmetric=opts.right_left_symmetry,
         trimmed_extrema_percent=opts.trimmed_extrema_percent, large_hip_knee_angles=opts.large_hip_knee_angles,
-        refine=2 if opts.refine_scaling else 0, target=None if smodel is model else (model, state))
-    bodies = model_body_names(model)
+        refine=2 if opts.refine_scaling else 0, target=None if st.smodel is st.model else (st.model, st.state))
     median = float(np.median(list(factors.values())))
-    scaled, _ = scaled_model(model, state, {b: factors.get(b, median) for b in bodies}, opts.mass)
+    scaled, sstate = scaled_model(st.model, st.state, {b: factors.get(b, median) for b in model_body_names(st.model)},
+                                  opts.mass)
+    moved = register_markers(scaled, sstate, [m for m in st.register if m in used], st.scale_tasks, used, xyz,
+                             times, opts.large_hip_knee_angles) if st.register else {}
     stem = out_dir / (name or trc_path.stem)
     osim_path = stem.with_suffix(".osim")
     with atomic_path(osim_path) as tmp:
         scaled.printToXML(str(tmp))
     if height is None:
         height = measure.participant_height(xyz, used, opts.large_hip_knee_angles, opts.trimmed_extrema_percent)
-    summary = {"trc": str(trc_path), "model": str(model_path), "scaled_model": str(osim_path),
+    summary = {"trc": str(trc_path), "model": str(st.path), "scaled_model": str(osim_path),
                "markers": used, "frames": int(keep.sum()), "frames_dropped": int((~keep).sum()),
                "height_m": float(height), "mass_kg": float(opts.mass),
                "scale_factors": {b: round(f, 5) for b, f in sorted(factors.items())},
+               "markers_registered_mm": {m: round(1e3 * d, 1) for m, d in moved.items()},
                "scaling_frames": details["frames_used"], "scaling_seconds": time.perf_counter() - t0}
-    job = IkJob(str(osim_path), used, xyz, times, tasks.marker_weights, tasks.coordinate_tasks)
+    job = IkJob(str(osim_path), used, xyz, times, st.tasks.marker_weights, st.tasks.coordinate_tasks)
     return Prepared(trc_path, stem, job, trc.frame_numbers[keep], trc.rate, summary)
 
 

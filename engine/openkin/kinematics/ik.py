@@ -164,6 +164,17 @@ def n_workers(setting, n_tasks: int) -> int:
     return max(1, min(wanted, cpus, n_tasks))
 
 
+def _context():
+    """forkserver where available: a clean single-threaded server (onnxruntime and OpenSim start
+    native threads, and fork() of a threaded process can deadlock) that has imported OpenSim once,
+    so each worker starts in milliseconds; spawn elsewhere."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["opensim", "openkin.kinematics.ik"])
+    return ctx
+
+
 def solve_all(jobs: list[IkJob], workers, on_done=None) -> list[IkResult]:
     """Solve trials (one job each), split in time chunks over ``workers`` processes.
     ``on_done(i_trial)`` is called as each trial completes. Returns one merged result per job."""
@@ -177,9 +188,7 @@ def solve_all(jobs: list[IkJob], workers, on_done=None) -> list[IkResult]:
             if on_done:
                 on_done(i)
         return out
-    # fork: the workers inherit the imported modules (no second OpenSim import); spawn elsewhere
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    ctx = multiprocessing.get_context(method)
+    ctx = _context()
     with ProcessPoolExecutor(max_workers=min(cpus, len(flat)), mp_context=ctx, initializer=_worker_init) as pool:
         futures = [pool.submit(solve, c) for _, c in flat]
         results: dict[int, list[IkResult]] = {i: [] for i in range(len(jobs))}

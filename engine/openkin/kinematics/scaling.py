@@ -206,3 +206,43 @@ def estimate_factors(xyz: np.ndarray, times: np.ndarray, names: list[str], model
             _refine(factors, groups, pairs, bodies, target[0], target[1], tasks, names, xyz[few], times[few],
                     refine, details)
     return body_factors(groups, factors, bodies), details
+
+
+def register_markers(model, state, markers: list[str], tasks: IkTasks, names: list[str], xyz: np.ndarray,
+                     times: np.ndarray, large_hip_knee_angles: float = 90.0) -> dict[str, float]:
+    """Place augmented markers on the scaled model where the data put them (no static trial).
+
+    The keypoint markers (``tasks``: joint centres, whose places on the model are known) pose the
+    model by IK on well-measured frames; each augmented marker of ``markers`` is then moved, in its
+    body's frame, to the median of where the data put it in those poses. The LSTM augmenter's
+    markers sit where its training subjects had them, not where the generic model has them; without
+    this their offsets turn into joint-angle offsets (OpenSim's MarkerPlacer does the same on a
+    static trial). ``model`` is changed in place. Returns marker -> distance moved (m)."""
+    osim = import_opensim()
+    frames = measure.select_frames(xyz, names, large_hip_knee_angles)
+    sample = frames[np.linspace(0, len(frames) - 1, min(REFINE_FRAMES, len(frames))).astype(int)]
+    kp = [n for n in names if tasks.marker_weights.get(n, 0) > 0 and model.getMarkerSet().contains(n)]
+    job = IkJob("", kp, xyz[sample][:, [names.index(n) for n in kp]], times[sample], tasks.marker_weights,
+                tasks.coordinate_tasks)
+    solver = make_solver(osim, model, job)
+    ms, ground = model.updMarkerSet(), model.getGround()
+    local = np.full((len(sample), len(markers), 3), np.nan)
+    for k, t in enumerate(times[sample]):
+        state.setTime(float(t))
+        solver.assemble(state) if k == 0 else solver.track(state)
+        model.realizePosition(state)
+        for j, m in enumerate(markers):
+            p = xyz[sample[k], names.index(m)]
+            if np.isfinite(p).all():
+                frame = ms.get(m).getParentFrame()
+                local[k, j] = ground.findStationLocationInAnotherFrame(state, osim.Vec3(*map(float, p)),
+                                                                       frame).to_numpy()
+    moved = {}
+    for j, m in enumerate(markers):
+        if np.isfinite(local[:, j]).all(axis=1).sum() < 3:
+            continue
+        new = np.nanmedian(local[:, j], axis=0)
+        marker = ms.get(m)
+        moved[m] = float(np.linalg.norm(new - marker.get_location().to_numpy()))
+        marker.set_location(osim.Vec3(*map(float, new)))
+    return moved
