@@ -102,11 +102,12 @@ def keep_likely(people: np.ndarray, threshold: float) -> np.ndarray:
     return people[np.nanmean(np.nan_to_num(people[..., 2]), axis=1) >= threshold]
 
 
-def frame_range(settings: PoseSettings, n_frames: int) -> tuple[int, int]:
-    if settings.frame_range is None:
-        return 0, n_frames
-    start, stop = settings.frame_range
-    return max(0, start), min(stop, n_frames) if n_frames else stop
+def frame_range(settings: PoseSettings, n_frames: int) -> tuple[int, int | None]:
+    """[start, stop) frames to read; stop None = to the end (frame count unknown: 0)."""
+    start, stop = settings.frame_range if settings.frame_range is not None else (0, None)
+    if n_frames > 0:
+        stop = n_frames if stop is None else min(stop, n_frames)
+    return max(0, start), stop
 
 
 def stack_people(per_frame: list[tuple[np.ndarray, np.ndarray]], n_kpt: int) -> tuple[np.ndarray, np.ndarray]:
@@ -159,7 +160,7 @@ def process_camera(cam: CameraInput, pose_dir: Path, s: PoseSettings,
     try:
         info = probe(cam)
         start, stop = frame_range(s, info["frames"])
-        result.expected_frames = stop - start
+        result.expected_frames = None if stop is None else stop - start
         _run(cam, pose_dir, s, info, start, stop, result, tick or (lambda done, total: None))
     except OpenKinError as e:
         result.error = str(e)
@@ -172,13 +173,14 @@ def _run(cam, pose_dir, s, info, start, stop, result, tick) -> None:
     estimator = get_estimator(s)
     infer0 = estimator.infer_seconds
     result.backend = estimator.name
-    status = ReadStatus(expected=stop - start)
+    total = result.expected_frames
+    status = ReadStatus(expected=total)
     tmp = Path(tempfile.mkdtemp(prefix=f".{cam.name}.partial-", dir=pose_dir))
     try:
         overlay = OverlayWriter(tmp, cam.name, info["fps"] or 30.0, s.to_video, s.to_images)
         try:
             per_frame, frames = _estimate_all(cam, s, estimator, start, stop, status, overlay,
-                                              lambda n: tick(n, stop - start))
+                                              lambda n: tick(n, total or max(n, 1)))
         finally:
             overlay.close()
         if status.decoded == 0:
@@ -205,7 +207,8 @@ def _summarise(result: CameraResult, per_frame: list, status: ReadStatus, cam: C
     if status.unreadable:
         result.warnings.append(f"{cam.path.name}: {len(status.unreadable)} unreadable frame(s) "
                                f"(first {status.unreadable[0]}) written with nobody")
-    if status.truncated_at is not None:
+    missing = 0 if status.truncated_at is None else (status.expected or 0) - len(per_frame)
+    if missing > max(2, 0.01 * (status.expected or 0)):  # frame counts from headers can be off by 1-2
         result.warnings.append(f"{cam.path.name}: decoding stopped at frame {status.truncated_at} of "
                                f"{status.expected} announced (truncated or corrupt file); frames after it "
                                f"are missing")

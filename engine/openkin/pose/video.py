@@ -133,7 +133,7 @@ def _video_frames(path: Path, start: int, stop: int | None, status: ReadStatus) 
             status.decoded += 1
             yield index, frame
             index += 1
-        if failures:
+        if failures and stop is not None:
             status.truncated_at = failures[0]
     finally:
         cap.release()
