@@ -263,12 +263,12 @@ def _homogeneous(xy: np.ndarray) -> np.ndarray:
 
 
 def _sample(xy: np.ndarray, positions: np.ndarray) -> np.ndarray:
-    """xy (F, K, 2) linearly interpolated at fractional frame ``positions`` (T,) -> (T, K, 2).
+    """xy (F, ..., 2) linearly interpolated at fractional frame ``positions`` (T,) -> (T, ..., 2).
 
     Positions outside [0, F-1] give NaN; NaN neighbours give NaN.
     """
     lo = np.floor(positions).astype(int)
-    frac = (positions - lo)[:, None, None]
+    frac = (positions - lo).reshape((-1,) + (1,) * (xy.ndim - 1))
     inside = (lo >= 0) & (lo <= len(xy) - 1) & (positions <= len(xy) - 1)
     lo_c = np.clip(lo, 0, len(xy) - 1)
     hi_c = np.clip(lo + 1, 0, len(xy) - 1)
@@ -277,27 +277,50 @@ def _sample(xy: np.ndarray, positions: np.ndarray) -> np.ndarray:
     return out
 
 
+def _algebraic(xy_j: np.ndarray, li: np.ndarray) -> np.ndarray:
+    """``x_j . l_i`` for every person pair: xy_j (T, P_j, K, 2), li (T, P_i, K, 3) -> (T, P_j, P_i, K).
+    (Explicit products: several times faster than the equivalent einsum.)"""
+    xj = xy_j[:, :, None]
+    lt = li[:, None]
+    return xj[..., 0] * lt[..., 0] + xj[..., 1] * lt[..., 1] + lt[..., 2]
+
+
 def signed_epipolar_distances(xy_i: np.ndarray, xy_j: np.ndarray, F: np.ndarray, lag: float) -> np.ndarray:
     """Signed symmetric point-to-epipolar-line distances (px) when camera j's frame k shows
     camera i's frame k + lag (camera i linearly interpolated in time).
 
-    xy_i: (F_i, K, 2), xy_j: (F_j, K, 2) undistorted px, NaN = missing; F from
-    :func:`fundamental_matrix`. Returns (F_j, K), NaN where a point is missing.
+    xy_i: (F_i, P_i, K, 2), xy_j: (F_j, P_j, K, 2) undistorted px of the people seen,
+    NaN = missing; F from :func:`fundamental_matrix`. Returns (F_j, P_j, P_i, K):
+    every person of j against every person of i, NaN where a point is missing.
     """
     pi = _sample(xy_i, np.arange(len(xy_j)) + lag)
     xi, xj = _homogeneous(pi), _homogeneous(xy_j)
-    li = xi @ F.T  # epipolar lines in j of i's points: (T, K, 3)
-    lj = xj @ F  # epipolar lines in i of j's points
-    e = np.sum(xj * li, axis=-1)
+    li = xi @ F.T  # epipolar lines in j of i's points: (T, P_i, K, 3)
+    lj = xj @ F  # epipolar lines in i of j's points: (T, P_j, K, 3)
+    e = _algebraic(xy_j, li)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return 0.5 * e * (1.0 / np.hypot(li[..., 0], li[..., 1]) + 1.0 / np.hypot(lj[..., 0], lj[..., 1]))
+        inv_i = 1.0 / np.hypot(li[..., 0], li[..., 1])[:, None, :, :]
+        inv_j = 1.0 / np.hypot(lj[..., 0], lj[..., 1])[:, :, None, :]
+        return 0.5 * e * (inv_i + inv_j)
 
 
-def _truncated_cost(d: np.ndarray, tau: float) -> tuple[float, int]:
-    d = np.abs(d[np.isfinite(d)])
-    if len(d) == 0:
-        return np.nan, 0
-    return float(np.mean(np.minimum(d, tau) ** 2)), len(d)
+def _truncated_cost(d: np.ndarray, tau: float, min_points: int = 3) -> tuple[float, int]:
+    """Mean of ``min(|d|, tau)^2`` over d (T, P_j, P_i, K), each person of j matched to the
+    person of i that fits it best in that frame. Returns (cost, number of distances)."""
+    ok = np.isfinite(d)
+    c = np.minimum(np.abs(np.where(ok, d, 0.0)), tau) ** 2
+    total, count = c.sum(axis=-1), ok.sum(axis=-1)  # (T, P_j, P_i)
+    if d.shape[2] == 1:  # one person in camera i: nothing to match
+        use = count[..., 0] >= min_points
+        n = int(count[..., 0][use].sum())
+        return (float(total[..., 0][use].sum() / n), n) if n else (np.nan, 0)
+    mean = np.where(count >= min_points, total / np.maximum(count, 1), np.inf)
+    best = np.argmin(mean, axis=-1)[..., None]  # the matching person of i
+    total = np.take_along_axis(total, best, -1)[..., 0]
+    count = np.take_along_axis(count, best, -1)[..., 0]
+    use = np.isfinite(np.take_along_axis(mean, best, -1)[..., 0])
+    n = int(count[use].sum())
+    return (float(total[use].sum() / n), n) if n else (np.nan, 0)
 
 
 def epipolar_cost(xy_i: np.ndarray, xy_j: np.ndarray, F: np.ndarray, lag: float, tau: float,
@@ -305,14 +328,14 @@ def epipolar_cost(xy_i: np.ndarray, xy_j: np.ndarray, F: np.ndarray, lag: float,
     """Robust mean epipolar distance at ``lag`` (see :func:`signed_epipolar_distances`).
 
     Each distance d (px) costs ``min(|d|, tau)^2`` (truncated: outliers and swaps
-    cost at most tau^2). With ``detrend_frames``, each keypoint's moving median
-    over that many frames is subtracted first: a calibration error biases the
-    distances slowly as the person moves around, a time offset makes them follow
-    the fast limb motion. Returns (mean cost, number of point pairs).
+    cost at most tau^2). With ``detrend_frames`` (one person per camera only), each
+    keypoint's moving median over that many frames is subtracted first: a
+    calibration error biases the distances slowly as the person moves around, a
+    time offset makes them follow the fast limb motion. Returns (mean cost, count).
     """
     d = signed_epipolar_distances(xy_i, xy_j, F, lag)
-    if detrend_frames > 1:
-        d = d - _moving_median(d, detrend_frames)
+    if detrend_frames > 1 and d.shape[1] == d.shape[2] == 1:
+        d = d - _moving_median(d[:, 0, 0], detrend_frames)[:, None, None, :]
     return _truncated_cost(d, tau)
 
 
@@ -355,18 +378,21 @@ def _integer_lag_costs(xy_i: np.ndarray, xy_j: np.ndarray, F: np.ndarray, lags: 
     """:func:`epipolar_cost` at integer ``lags`` (L,), epipolar lines computed once. -> (L,) (NaN: too few pairs)."""
     xi, xj = _homogeneous(xy_i), _homogeneous(xy_j)
     li, lj = xi @ F.T, xj @ F
-    inv_ni = 1.0 / np.hypot(li[..., 0], li[..., 1])  # (F_i, K)
-    inv_nj = 1.0 / np.hypot(lj[..., 0], lj[..., 1])  # (F_j, K)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inv_ni = 1.0 / np.hypot(li[..., 0], li[..., 1])[:, None, :, :]  # (F_i, 1, P_i, K)
+        inv_nj = 1.0 / np.hypot(lj[..., 0], lj[..., 1])[:, :, None, :]  # (F_j, P_j, 1, K)
     costs = np.full(len(lags), np.nan)
-    for n, lag in enumerate(lags):  # per lag: one vectorised pass over all frames and keypoints
+    # the integer scan only has to find the right frame: every other frame suffices on long takes
+    stride = 2 if min(len(xi), len(xj)) > 400 else 1
+    for n, lag in enumerate(lags):  # per lag: one vectorised pass over all frames, people and keypoints
         t0, t1 = max(0, -lag), min(len(xj), len(xi) - lag)
         if t1 - t0 <= 0:
             continue
-        e = np.abs(np.einsum("tkc,tkc->tk", xj[t0:t1], li[t0 + lag:t1 + lag]))
-        d = 0.5 * e * (inv_ni[t0 + lag:t1 + lag] + inv_nj[t0:t1])
-        d = d[np.isfinite(d)]
-        if len(d) >= min_pairs:
-            costs[n] = np.mean(np.minimum(d, tau) ** 2)
+        ti, tj = slice(t0 + lag, t1 + lag, stride), slice(t0, t1, stride)
+        e = _algebraic(xy_j[tj], li[ti])
+        cost, count = _truncated_cost(0.5 * e * (inv_ni[ti] + inv_nj[tj]), tau)
+        if count * stride >= min_pairs:
+            costs[n] = cost
     return costs
 
 
@@ -382,6 +408,8 @@ def geometric_offset(xy_i: np.ndarray, xy_j: np.ndarray, F: np.ndarray, max_lag:
     height above the best other local optimum, in the same units.
     Returns (peak or None, lags (L,), scores (L,)).
     """
+    xy_i = xy_i[:, None] if xy_i.ndim == 3 else xy_i
+    xy_j = xy_j[:, None] if xy_j.ndim == 3 else xy_j
     lags = np.arange(-int(max_lag), int(max_lag) + 1)
     costs = _integer_lag_costs(xy_i, xy_j, F, lags, tau, min_pairs)
     if not np.isfinite(costs).any():
@@ -456,6 +484,14 @@ def prepare_tracks(keypoints: np.ndarray, keypoint_ids: list[int], rate: float, 
     return cols.reshape(person.shape)
 
 
+def prepare_people(keypoints: np.ndarray, keypoint_ids: list[int], likelihood_threshold: float) -> np.ndarray:
+    """Every person's considered keypoints, for the epipolar method with several people:
+    (F, P, K, 3) -> (F, P, K', 2) px, NaN under the likelihood threshold. No smoothing
+    in time: person slots need not be the same person from frame to frame."""
+    kp = np.asarray(keypoints, dtype=float)[:, :, keypoint_ids]
+    return np.where((kp[..., 2] >= likelihood_threshold)[..., None], kp[..., :2], np.nan)
+
+
 def image_height(keypoints: np.ndarray, likelihood_threshold: float, window: int = 31) -> np.ndarray:
     """The main person's height in the image (px), over time: (F, P, K, 3) -> (F,).
 
@@ -503,7 +539,8 @@ def motion_level(xy: np.ndarray) -> float:
 
 
 def synchronize(tracks: list[np.ndarray], starts, max_lag: int, reference: int, cameras: list | None = None,
-                heights: list[np.ndarray] | None = None, rate: float = 60.0) -> SyncResult:
+                heights: list[np.ndarray] | None = None, rate: float = 60.0,
+                people: list[np.ndarray] | None = None) -> SyncResult:
     """Offsets of N cameras from their cleaned tracks (:func:`prepare_tracks`).
 
     tracks: N arrays (F_c, K, 2) px whose first row is frame ``starts[c]`` of camera
@@ -512,7 +549,9 @@ def synchronize(tracks: list[np.ndarray], starts, max_lag: int, reference: int, 
     epipolar consistency (:func:`geometric_offset`; robust to noise, outliers and
     views that see the motion differently); without, from the correlation of
     vertical speeds (:func:`speed_signal`, Pose2Sim's signal, divided by the image
-    heights (F_c,) of the person when ``heights`` are given).
+    heights (F_c,) of the person when ``heights`` are given). ``people``: N arrays
+    (F_c, P, K, 2) of everybody seen (:func:`prepare_people`), used instead of the
+    tracks by the epipolar method when several people are in view.
     """
     n = len(tracks)
     starts = np.asarray(starts, dtype=float)
@@ -520,7 +559,8 @@ def synchronize(tracks: list[np.ndarray], starts, max_lag: int, reference: int, 
     if cameras is not None:
         from .formats.calibration import undistort_points
 
-        und = [undistort_points(cam, t.reshape(-1, 2)).reshape(t.shape) for cam, t in zip(cameras, tracks)]
+        views = people if people is not None else tracks
+        und = [undistort_points(cam, t.reshape(-1, 2)).reshape(t.shape) for cam, t in zip(cameras, views)]
 
         def measure(i, j):
             return geometric_offset(und[i], und[j], fundamental_matrix(cameras[i], cameras[j]), max_lag,
@@ -751,7 +791,11 @@ def run_stage(config, paths, progress=None) -> None:
         cameras = _calibrated_cameras(paths, folders, cfg.sync_method)
         heights = None if cameras else [
             image_height(kp[a:b], cfg.likelihood_threshold_synchronization) for (kp, _), (a, b) in zip(per_cam, windows)]
-        result = synchronize(tracks, starts, max_lag, reference, cameras, heights, rate)
+        people = None
+        if cameras and max(kp.shape[1] for kp, _ in per_cam) > 1:  # several people: match them per frame
+            people = [prepare_people(kp[a:b], ids, cfg.likelihood_threshold_synchronization)
+                      for (kp, _), (a, b) in zip(per_cam, windows)]
+        result = synchronize(tracks, starts, max_lag, reference, cameras, heights, rate, people)
     _warn(names, result)
     write_outputs(paths, folders, names, result, rate, progress)
     if cfg.save_sync_plots and len(folders) > 1:

@@ -200,3 +200,27 @@ def test_rerun_replaces_earlier_output_whole(tmp_path):
     S.run_stage(load_config(tmp_path, {"synchronization": {"save_sync_plots": False}}), paths)
     assert not stale.exists()
     assert not [p for p in paths.pose_sync.iterdir() if p.name.startswith(".")]
+
+
+def test_search_windows_around_given_times():
+    windows, max_lag = S.search_windows([600, 600, 580], 60.0, (2.0, 3.0, 2.5), 1.0)
+    assert windows == [(60, 180), (120, 240), (90, 210)] and max_lag == 60
+    windows, _ = S.search_windows([600, 600], 60.0, (5.0,), 1.0)  # one time for all cameras
+    assert windows == [(240, 360), (240, 360)]
+    with pytest.raises(OpenKinError, match="approx_time_maxspeed"):
+        S.search_windows([600, 600, 600], 60.0, (2.0, 3.0), 1.0)
+
+
+def test_windowed_search_finds_offsets_relative_to_camera_frames(tmp_path):
+    """approx_time_maxspeed: each camera searched around its own time; offsets still in frames."""
+    paths = _still_project(tmp_path, 2, moving=True)
+    # camera 2 sees everything 7 frames later than camera 1: its frame k shows cam01's k - 7
+    cam2 = paths.pose / "cam02_json"
+    for f in sorted(cam2.glob("*.json"), reverse=True):
+        f.rename(cam2 / S.shifted_name(f.name, 7))
+    config = load_config(tmp_path, {"synchronization": {"save_sync_plots": False, "sync_method": "correlation",
+                                                        "approx_time_maxspeed": [1.0, 1.1],
+                                                        "time_range_around_maxspeed": 0.8}})
+    S.run_stage(config, paths)
+    found = toml.load(paths.pose_sync / "offsets.toml")["cameras"]
+    assert found["cam02"]["offset_frames"] - found["cam01"]["offset_frames"] == pytest.approx(-7.0, abs=0.3)
