@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +38,9 @@ def check_units(xyz: np.ndarray, path: str | Path | None = None) -> None:
 
     A person spans 0.3-3 m between their extreme keypoints; the median span over frames
     decides (1000× → mm, 100× → cm)."""
-    span = np.linalg.norm(np.nanmax(xyz, axis=1) - np.nanmin(xyz, axis=1), axis=-1)
+    with warnings.catch_warnings():  # all-NaN frames are expected here
+        warnings.simplefilter("ignore", RuntimeWarning)
+        span = np.linalg.norm(np.nanmax(xyz, axis=1) - np.nanmin(xyz, axis=1), axis=-1)
     span = span[np.isfinite(span)]
     if span.size == 0:
         return

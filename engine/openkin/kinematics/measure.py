@@ -11,6 +11,7 @@ position is repeated), as Pose2Sim's documentation describes.
 from __future__ import annotations
 
 import logging
+import warnings
 
 import numpy as np
 
@@ -84,7 +85,9 @@ def select_frames(xyz: np.ndarray, names: list[str], large_hip_knee_angles: floa
         complete = np.isfinite(xyz).any(axis=2).mean(axis=1) >= 0.8
     speed = np.full(len(xyz), np.nan)
     if len(xyz) > 1:
-        step = np.nanmean(np.linalg.norm(np.diff(xyz, axis=0), axis=2), axis=1)
+        with warnings.catch_warnings():  # frames without any marker give NaN, as intended
+            warnings.simplefilter("ignore", RuntimeWarning)
+            step = np.nanmean(np.linalg.norm(np.diff(xyz, axis=0), axis=2), axis=1)
         speed[1:] = step
         speed[0] = step[0]
     ok = complete.copy()
