@@ -11,7 +11,6 @@ from openkin.config import load_config
 from openkin.formats.openpose import read_openpose_dir
 from openkin.project import ProjectPaths
 from openkin.synth.build import build_scene
-from openkin.triangulation.core import Rig, prepare_points
 from openkin.triangulation.inputs import read_views, skeleton_of
 from openkin.calibration import find_calibration
 

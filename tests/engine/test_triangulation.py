@@ -17,7 +17,7 @@ from openkin.config import load_config  # noqa: E402
 from openkin.errors import OpenKinError  # noqa: E402
 from openkin.evaluate import evaluate_trial  # noqa: E402
 from openkin.formats.c3d import read_c3d  # noqa: E402
-from openkin.formats.trc import read_trc, zup_to_yup  # noqa: E402
+from openkin.formats.trc import read_trc  # noqa: E402
 from openkin.project import ProjectPaths  # noqa: E402
 from openkin.skeletons import HALPE_26  # noqa: E402
 from openkin.synth.build import build_scene  # noqa: E402
@@ -176,7 +176,7 @@ def test_small_gaps_interpolated_large_ones_kept(kind):
     xyz[40:70, 0] = np.nan      # 30 frames: kept
     xyz[:3, 1] = np.nan         # leading gap: never extrapolated
     out, filled = gaps.interpolate_gaps(xyz, 20, kind)
-    assert np.allclose(out[10:15, 0], xyz[10:15, 0] if False else np.stack([tt, 2 * tt, -tt], -1)[10:15])
+    assert np.allclose(out[10:15, 0], np.stack([tt, 2 * tt, -tt], -1)[10:15])
     assert np.isnan(out[40:70, 0]).all() and np.isnan(out[:3, 1]).all()
     assert filled[10:15, 0].all() and filled.sum() == 5
     assert gaps.interpolate_gaps(xyz, 20, "none")[1].sum() == 0

@@ -46,5 +46,7 @@ valid frames is not written (warning); nobody written → ``OpenKinError``.
 """
 from __future__ import annotations
 
-from .core import PersonResult, Rig, TriangulationParams, reconstruct_person  # noqa: F401
-from .stage import run_stage  # noqa: F401
+from .core import PersonResult, Rig, TriangulationParams, reconstruct_person
+from .stage import run_stage
+
+__all__ = ["PersonResult", "Rig", "TriangulationParams", "reconstruct_person", "run_stage"]
