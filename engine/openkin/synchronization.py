@@ -306,14 +306,14 @@ def signed_epipolar_distances(xy_i: np.ndarray, xy_j: np.ndarray, F: np.ndarray,
 
 def _truncated_cost(d: np.ndarray, tau: float, min_points: int = 3) -> tuple[float, int]:
     """Mean of ``min(|d|, tau)^2`` over d (T, P_j, P_i, K), each person of j matched to the
-    person of i that fits it best in that frame. Returns (cost, number of distances)."""
+    person of i that fits it best in that frame (on at least ``min_points`` keypoints).
+    Returns (cost, number of distances)."""
     ok = np.isfinite(d)
     c = np.minimum(np.abs(np.where(ok, d, 0.0)), tau) ** 2
     total, count = c.sum(axis=-1), ok.sum(axis=-1)  # (T, P_j, P_i)
     if d.shape[2] == 1:  # one person in camera i: nothing to match
-        use = count[..., 0] >= min_points
-        n = int(count[..., 0][use].sum())
-        return (float(total[..., 0][use].sum() / n), n) if n else (np.nan, 0)
+        n = int(count.sum())
+        return (float(total.sum() / n), n) if n else (np.nan, 0)
     mean = np.where(count >= min_points, total / np.maximum(count, 1), np.inf)
     best = np.argmin(mean, axis=-1)[..., None]  # the matching person of i
     total = np.take_along_axis(total, best, -1)[..., 0]
