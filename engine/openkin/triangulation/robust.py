@@ -86,12 +86,18 @@ def _drop_worst(points, weights, P, used) -> tuple[np.ndarray, np.ndarray, np.nd
     return new_used, X_loo[best, cols], mean[best, cols]
 
 
-def _drop_largest_residual(points, weights, P, used, view_err):
-    """Cheaper round for many cameras: drop the view with the largest residual and refit.
+def _drop_largest_residual(points, weights, P, used, view_err, max_view_error, min_cameras):
+    """Cheaper round for many cameras: drop the view with the largest residual, or at once every
+    view beyond ``max_view_error`` and half the largest residual when enough views remain (many
+    views: gross outliers barely move the fit, so one round finds most of them), and refit.
     ``view_err (C,M)`` residuals of the current fit → (new used, X (M,3), mean (M,), residuals (C,M))."""
-    worst = np.argmax(np.where(used, fill_nan(view_err, 1e9), -1.0), axis=0)
+    r = np.where(used, fill_nan(view_err, 1e9), -1.0)
+    worst = np.argmax(r, axis=0)
     new_used = used.copy()
     new_used[worst, np.arange(used.shape[1])] = False
+    gross = used & (r > np.maximum(max_view_error, 0.5 * r.max(0)))
+    bulk = (used.sum(0) - gross.sum(0)) >= max(min_cameras, 2)
+    new_used = np.where(bulk[None] & gross.any(0)[None], used & ~gross, new_used)
     X = _solve_gram(_gram_sum(points, np.where(new_used, weights, 0.0), P))
     res = reprojection_errors(P, X, points)
     return new_used, X, _mean_error(res, new_used), res
@@ -151,7 +157,7 @@ def _robust_block(points, weights, P, threshold, min_cameras, max_view_error):
             u, x, e = _drop_worst(pts, wt, P, us)
             r = reprojection_errors(P, x, pts)
         else:
-            u, x, e, r = _drop_largest_residual(pts, wt, P, us, res[:, todo])
+            u, x, e, r = _drop_largest_residual(pts, wt, P, us, res[:, todo], max_view_error, min_cameras)
         worst = np.where(us, fill_nan(res[:, todo], np.inf), 0.0).max(0)
         take = (e < (1.0 - MIN_GAIN) * err[todo]) | (worst > max_view_error)
         todo, u, x, e, r = todo[take], u[:, take], x[take], e[take], r[:, take]
