@@ -603,6 +603,19 @@ def search_windows(n_frames: list[int], rate: float, approx_time_maxspeed, time_
     return windows, max(1, half)
 
 
+def clip_to_frame_range(windows: list[tuple[int, int]], firsts: list[int], frame_range) -> list[tuple[int, int]]:
+    """Search windows (row indices of each camera) kept within ``[project] frame_range``
+    (frame numbers ``[start, stop)``; 'auto'/'all' keep everything)."""
+    if isinstance(frame_range, str) or not frame_range:
+        return windows
+    start, stop = int(frame_range[0]), int(frame_range[1])
+    out = [(max(a, start - f), min(b, stop - f)) for (a, b), f in zip(windows, firsts)]
+    if any(b - a < 10 for a, b in out):
+        raise OpenKinError(f"frame_range {list(frame_range)} leaves fewer than 10 frames to synchronise on",
+                           fix="widen [project] frame_range, or set it to 'auto'")
+    return out
+
+
 def keypoint_ids(names: list[str], keypoints_to_consider) -> list[int]:
     """Indices of the keypoints to use: 'all', 'right', 'left' or a list of names (Pose2Sim's values)."""
     if isinstance(keypoints_to_consider, str):
@@ -777,6 +790,7 @@ def run_stage(config, paths, progress=None) -> None:
     per_cam = _read_cameras(folders, len(skeleton.names), progress)
     windows, max_lag = search_windows([len(kp) for kp, _ in per_cam], rate, cfg.approx_time_maxspeed,
                                       cfg.time_range_around_maxspeed)
+    windows = clip_to_frame_range(windows, [first for _, first in per_cam], config.project.frame_range)
     tracks = [prepare_tracks(kp[a:b], ids, rate, likelihood_threshold=cfg.likelihood_threshold_synchronization,
                              cutoff=cfg.filter_cutoff, order=cfg.filter_order)
               for (kp, _), (a, b) in zip(per_cam, windows)]

@@ -224,3 +224,11 @@ def test_windowed_search_finds_offsets_relative_to_camera_frames(tmp_path):
     S.run_stage(config, paths)
     found = toml.load(paths.pose_sync / "offsets.toml")["cameras"]
     assert found["cam02"]["offset_frames"] - found["cam01"]["offset_frames"] == pytest.approx(-7.0, abs=0.3)
+
+
+def test_frame_range_limits_the_search():
+    windows = S.clip_to_frame_range([(0, 600), (0, 590)], [0, 10], (100, 400))
+    assert windows == [(100, 400), (90, 390)]
+    assert S.clip_to_frame_range([(0, 600)], [0], "auto") == [(0, 600)]
+    with pytest.raises(OpenKinError, match="frame_range"):
+        S.clip_to_frame_range([(0, 600)], [0], (700, 800))
