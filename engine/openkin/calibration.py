@@ -80,7 +80,8 @@ def find_calibration(calib_dir: str | Path | ProjectPaths) -> Path:
     calib_dir = Path(calib_dir)
     if not calib_dir.is_dir():
         raise OpenKinError("no calibration folder", path=calib_dir,
-                           fix="create it with the calibration file (e.g. Calib.qca.txt), then run `openkin calibration`")
+                           fix="create it with the calibration file (e.g. Calib.qca.txt), "
+                               "then run `openkin calibration`")
     ours = sorted(calib_dir.glob("Calib*.toml"), key=lambda p: p.stat().st_mtime)
     if ours:
         if len(ours) > 1:
@@ -92,7 +93,8 @@ def find_calibration(calib_dir: str | Path | ProjectPaths) -> Path:
     raise OpenKinError("no calibration TOML" if not others else
                        f"several calibration TOMLs and none named Calib*.toml: {[p.name for p in others]}",
                        path=calib_dir,
-                       fix="run `openkin calibration` (convert or calculate), or keep one TOML named Calib_<something>.toml")
+                       fix="run `openkin calibration` (convert or calculate), "
+                           "or keep one TOML named Calib_<something>.toml")
 
 
 # =========================================================================== stage
@@ -323,8 +325,8 @@ def _frames(folder: Path, extension: str, every_s: float):
     ext = extension.lower().lstrip(".")
     files = sorted((p for p in folder.iterdir() if p.suffix.lower().lstrip(".") == ext), key=_numeric_key)
     if not files:
-        files = sorted((p for p in folder.iterdir() if p.suffix.lower().lstrip(".") in IMAGE_EXTENSIONS + VIDEO_EXTENSIONS),
-                       key=_numeric_key)
+        media = IMAGE_EXTENSIONS + VIDEO_EXTENSIONS
+        files = sorted((p for p in folder.iterdir() if p.suffix.lower().lstrip(".") in media), key=_numeric_key)
         if files:
             log.info("%s: no .%s files, using %s", folder.name, ext, ", ".join(sorted({p.suffix for p in files})))
     if not files:
@@ -485,7 +487,8 @@ def _extrinsics(cfg, calib_dir: Path, intrinsics: list[Intrinsics],
             obj, img = _board_correspondences(cfg.board, image)
         else:
             if image.name not in scene:
-                raise OpenKinError(f"no points for {image.name} in Image_points.json", path=calib_dir / "Image_points.json",
+                raise OpenKinError(f"no points for {image.name} in Image_points.json",
+                                   path=calib_dir / "Image_points.json",
                                    fix=f'add {{"cam_name": "{image.name}", "image_points_2d": [...]}} to "extrinsics"')
             obj, img = _scene_correspondences(scene[image.name], default_obj, calib_dir / "Image_points.json")
         rvec, tvec, res = solve_pose(obj, img, intr.matrix, intr.distortions)

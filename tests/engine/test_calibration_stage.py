@@ -120,7 +120,8 @@ def test_board_extrinsics_on_real_checkerboard(intrinsics_project, tmp_path):
     shutil.rmtree(ext)
     for cam in ("cam01", "cam02", "cam03", "cam04"):  # a checkerboard view of each camera as its extrinsics image
         (ext / cam).mkdir(parents=True)
-        shutil.copy(project / "calibration" / "intrinsics" / f"int_{cam}_img" / f"{cam}_01_int.jpg", ext / cam / "board.jpg")
+        board = project / "calibration" / "intrinsics" / f"int_{cam}_img" / f"{cam}_01_int.jpg"
+        shutil.copy(board, ext / cam / "board.jpg")
     _run(project, {"calibration": {"calibration_type": "calculate", "calculate": {"extrinsics": {
         "extrinsics_method": "board", "extrinsics_extension": "jpg"}}}})
     out = read_calibration(project / "calibration" / "Calib_board.toml")
