@@ -49,6 +49,7 @@ DEFAULT_CONFIG_PATH = Path(__file__).parent / "data" / CONFIG_NAME
 FilterType = Literal["butterworth", "acc_minimizing", "kalman", "one_euro", "gcv_spline",
                      "gaussian", "LOESS", "median", "butterworth_on_speed"]
 Workers = Literal["auto"] | int | bool  # 'auto', a number of workers, or false (sequential)
+SaveVideo = Literal["to_video", "to_images", "none"]
 
 
 # --------------------------------------------------------------------------- [project]
@@ -85,7 +86,8 @@ class SkeletonNode:
 class PoseConfig:
     """``[pose]``: 2D pose estimation and 2D tracking."""
 
-    pose_model: str = "Body_with_feet"  # Body_with_feet (HALPE_26), Whole_body, Body (COCO_17), ... or a custom skeleton's name
+    # Body_with_feet (HALPE_26), Whole_body, Body (COCO_17), ... or a custom skeleton's name
+    pose_model: str = "Body_with_feet"
     mode: str = "balanced"  # 'lightweight', 'balanced', 'performance', or a """{dict}""" of rtmlib models
     det_frequency: int = 4  # person detection every N frames, tracking in between
     device: Literal["auto", "CPU", "CUDA", "MPS", "ROCM"] = "auto"
@@ -93,7 +95,7 @@ class PoseConfig:
     parallel_workers_pose: Workers = "auto"
     display_detection: bool = False  # OpenKin never opens windows; kept for Pose2Sim files
     overwrite_pose: bool = False
-    save_video: Literal["to_video", "to_images", "none"] | tuple[Literal["to_video", "to_images", "none"], ...] = "to_video"
+    save_video: SaveVideo | tuple[SaveVideo, ...] = "to_video"
     output_format: Literal["openpose", "mmpose", "deeplabcut", "none"] | tuple[str, ...] = "openpose"
     handle_LR_swap: bool = False
     undistort_points: bool = False
@@ -569,7 +571,8 @@ def _check_skeleton(nodes: list, keypath: tuple[str, ...], source: str) -> tuple
                                fix='e.g. name = "RKnee" and id = 14')
         children = node.get("children", [])
         if not isinstance(children, list):
-            raise OpenKinError(f"custom skeleton {'.'.join(keypath)}: children of {name!r} must be [[...children]] tables",
+            raise OpenKinError(f"custom skeleton {'.'.join(keypath)}: children of {name!r} must be "
+                               "[[...children]] tables",
                                path=source, fix="see the CUSTOM example in the default Config.toml")
         out.append(SkeletonNode(name, id_, _check_skeleton(children, keypath + (name,), source)))
     return tuple(out)
