@@ -42,6 +42,7 @@ class CaptureFiles:
     calibration: Path | None = None
     videos: list[Path] = field(default_factory=list)
     people: list[PersonFiles] = field(default_factory=list)
+    sync: Path | None = None    # pose-sync/offsets.toml: per-camera time offsets (synchronization stage)
 
 
 @dataclass
@@ -62,6 +63,7 @@ class Person:
 class Capture:
     cameras: list = field(default_factory=list)              # openkin.formats.calibration.Camera
     videos: dict[str, Path] = field(default_factory=dict)   # camera name → video
+    video_offsets: dict[str, int] = field(default_factory=dict)  # camera name → video frame − reference frame
     people: list[Person] = field(default_factory=list)
     fps: float = 30.0
     frame_range: tuple[int, int] = (1, 1)
@@ -96,8 +98,8 @@ def find_project(root: str | Path) -> CaptureFiles:
     kin = root / "kinematics"
     for mot in sorted(kin.glob("*.mot")) if kin.is_dir() else []:
         person = people.setdefault(_person_key(mot), PersonFiles(_person_key(mot)))
-        osim = kin / f"{mot.stem}_scaled.osim"
-        if not osim.is_file():
+        osim = next((o for o in (kin / f"{mot.stem}_scaled.osim", kin / f"{mot.stem}.osim") if o.is_file()), None)
+        if osim is None:
             same = [o for o in kin.glob("*.osim") if _person_key(o) == person.name]
             osim = same[0] if len(same) == 1 else None
         if osim is not None:
@@ -106,7 +108,9 @@ def find_project(root: str | Path) -> CaptureFiles:
         raise OpenKinError("no calibration TOML (calibration/*.toml) and no results (pose-3d/*.trc, "
                            "kinematics/*.mot) in the project folder", path=root,
                            fix="run the pipeline first, or import single files")
-    return CaptureFiles(root, _pick_calibration(calibs), videos, [people[k] for k in sorted(people)])
+    sync = root / "pose-sync" / "offsets.toml"
+    return CaptureFiles(root, _pick_calibration(calibs), videos, [people[k] for k in sorted(people)],
+                        sync if sync.is_file() else None)
 
 
 def _pick_calibration(calibs: list[Path]) -> Path | None:
@@ -156,6 +160,7 @@ def load_capture(files: CaptureFiles, *, fps: float | None = None, progress: Pro
             raise OpenKinError("calibration file not found", path=files.calibration, fix="choose an existing .toml")
         cap.cameras = read_calibration(files.calibration)
         cap.videos = match_videos([c.name for c in cap.cameras], list(files.videos), files.calibration)
+        cap.video_offsets = read_video_offsets(files.sync, list(cap.videos)) if files.sync else {}
     rates = []
     n = max(1, len(files.people))
     for i, pf in enumerate(files.people):
@@ -166,6 +171,23 @@ def load_capture(files: CaptureFiles, *, fps: float | None = None, progress: Pro
     _assign_frames(cap)
     report(progress, 1.0, "files read")
     return cap
+
+
+def read_video_offsets(path: Path, camera_names: list[str]) -> dict[str, int]:
+    """Camera name → how many frames its video runs ahead of the reference timeline.
+
+    The synchronization stage renames camera frame k to reference frame k + shift_frames,
+    so at reference frame r the camera's video shows frame r − shift_frames.
+    """
+    import tomllib
+
+    try:
+        doc = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise OpenKinError(f"cannot read the synchronization offsets ({e})", path=path,
+                           fix="run the synchronization stage again, or delete this file") from None
+    cams = {_norm(k): v for k, v in doc.get("cameras", {}).items()}
+    return {c: -int(cams[_norm(c)].get("shift_frames", 0)) for c in camera_names if _norm(c) in cams}
 
 
 def _video_fps(videos: dict[str, Path]) -> float | None:

@@ -112,18 +112,31 @@ def _parents(model, names: list[str]) -> list[int]:
 
 
 def _coordinate_layout(model, state) -> tuple[dict[str, int], set[str]]:
-    """Coordinate name → index in the state's Q, found by perturbing each coordinate once."""
+    """Coordinate name → index in the state's Q, found by perturbing each coordinate once
+    (locked coordinates are unlocked for that: a locked one does not move its Q)."""
     coords = model.getCoordinateSet()
     q0 = state.getQ().to_numpy().copy()
     index, rotational = {}, set()
     for i in range(coords.getSize()):
         c = coords.get(i)
+        locked = c.getLocked(state)
+        if locked:
+            c.setLocked(state, False)
         v = c.getValue(state)
         c.setValue(state, v + 0.125, False)
-        index[c.getName()] = int(np.argmax(np.abs(state.getQ().to_numpy() - q0)))
+        moved = np.abs(state.getQ().to_numpy() - q0)
         c.setValue(state, v, False)
+        if locked:
+            c.setLocked(state, True)
+        if moved.max() == 0:
+            raise OpenKinError(f"cannot find the state variable of coordinate {c.getName()!r}",
+                               fix="check the model in OpenSim (is this coordinate prescribed?)")
+        index[c.getName()] = int(np.argmax(moved))
         if c.getMotionType() == ROTATIONAL:
             rotational.add(c.getName())
+    if len(set(index.values())) != len(index):
+        raise OpenKinError("two coordinates share one state variable in this model",
+                           fix="check the model's joints in OpenSim")
     return index, rotational
 
 

@@ -93,7 +93,8 @@ def build_capture(context, cap, options: BuildOptions, root: Path | None = None,
         _set_time(scene, cap)
         if cap.cameras:
             cams = _child(top, "Cameras")
-            objs = [cameras.build_camera(c, cams, videos.get(c.name), cap.frame_range[0]) for c in cap.cameras]
+            objs = [cameras.build_camera(c, cams, videos.get(c.name), 1, cap.video_offsets.get(c.name, 0))
+                    for c in cap.cameras]   # scene frame 1 = video frame 0 (see core.capture)
             scene.camera = objs[0]
             cameras.sync_active_camera(scene)
         for person in cap.people:

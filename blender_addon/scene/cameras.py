@@ -22,8 +22,11 @@ log = logging.getLogger(__name__)
 PLANE_DEPTH = 12.0  # m: image planes sit this far in front of their camera (behind the subject)
 
 
-def build_camera(cam, collection, video: Path | None, frame_start: int):
-    """One Blender camera from an ``openkin.formats.calibration.Camera``; returns the object."""
+def build_camera(cam, collection, video: Path | None, frame_start: int, frame_offset: int = 0):
+    """One Blender camera from an ``openkin.formats.calibration.Camera``; returns the object.
+
+    ``frame_offset``: the video frame shown at scene frame ``f`` is ``f - frame_start + frame_offset``
+    (0-based), so synchronised cameras show the same instant."""
     p = axes.blender_camera_params(cam.matrix, cam.size)
     data = bpy.data.cameras.new(cam.name)
     data.sensor_fit = "HORIZONTAL"
@@ -42,44 +45,44 @@ def build_camera(cam, collection, video: Path | None, frame_start: int):
     obj["openkin_translation"] = np.asarray(cam.translation, float).ravel().tolist()
     collection.objects.link(obj)
     if video is not None:
-        image = _movie(video, cam.name, frame_start)
-        _background(data, image, frame_start)
-        _image_plane(obj, cam, image, collection, frame_start)
+        image = _movie(video, cam.name)
+        _background(data, image, frame_start, frame_offset)
+        _image_plane(obj, cam, image, collection, frame_start, frame_offset)
     return obj
 
 
-def _movie(path: Path, name: str, frame_start: int):
+def _movie(path: Path, name: str):
     image = bpy.data.images.load(str(path), check_existing=False)
     image.name = f"{name} video"
     image.source = "MOVIE"
     return image
 
 
-def _frame_sync(image_user, image, frame_start: int) -> None:
+def _frame_sync(image_user, image, frame_start: int, frame_offset: int) -> None:
     image_user.frame_start = frame_start
-    image_user.frame_offset = 0
+    image_user.frame_offset = frame_offset
     image_user.frame_duration = max(1, image.frame_duration)
     image_user.use_auto_refresh = True
 
 
-def _background(data, image, frame_start: int) -> None:
+def _background(data, image, frame_start: int, frame_offset: int) -> None:
     bg = data.background_images.new()
     bg.source = "IMAGE"
     bg.image = image
     bg.frame_method = "STRETCH"  # the undistorted video has the calibration's size: stretch == exact
     bg.alpha = 1.0
-    _frame_sync(bg.image_user, image, frame_start)
+    _frame_sync(bg.image_user, image, frame_start, frame_offset)
     data.show_background_images = True
 
 
-def _image_plane(cam_obj, cam, image, collection, frame_start: int):
+def _image_plane(cam_obj, cam, image, collection, frame_start: int, frame_offset: int):
     """A textured quad filling the camera's view exactly at :data:`PLANE_DEPTH` (for renders)."""
     corners = axes.image_plane_corners(cam.matrix, cam.size, PLANE_DEPTH)
     mesh = bpy.data.meshes.new(f"{cam.name} image plane")
     mesh.from_pydata(corners.tolist(), [], [(0, 1, 2, 3)])
     uv = mesh.uv_layers.new(name="UVMap")
     uv.data.foreach_set("uv", [0, 0, 1, 0, 1, 1, 0, 1])
-    mesh.materials.append(_plane_material(cam.name, image, frame_start))
+    mesh.materials.append(_plane_material(cam.name, image, frame_start, frame_offset))
     plane = bpy.data.objects.new(f"{cam.name} image plane", mesh)
     plane.parent = cam_obj
     plane.hide_select = True
@@ -90,14 +93,14 @@ def _image_plane(cam_obj, cam, image, collection, frame_start: int):
     return plane
 
 
-def _plane_material(name: str, image, frame_start: int):
+def _plane_material(name: str, image, frame_start: int, frame_offset: int):
     mat = bpy.data.materials.new(f"{name} video")
     nodes, links = mat.node_tree.nodes, mat.node_tree.links
     nodes.clear()
     tex = nodes.new("ShaderNodeTexImage")
     tex.image = image
     tex.interpolation = "Closest"
-    _frame_sync(tex.image_user, image, frame_start)
+    _frame_sync(tex.image_user, image, frame_start, frame_offset)
     emit = nodes.new("ShaderNodeEmission")
     out = nodes.new("ShaderNodeOutputMaterial")
     links.new(tex.outputs["Color"], emit.inputs["Color"])

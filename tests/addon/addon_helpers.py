@@ -61,6 +61,10 @@ def demo_project(tmp_path_factory, synth_project) -> Path:
     write_calibration(root / "calibration" / "Calib_qualisys.toml", cams)
     for sub in ("pose-3d", "kinematics"):
         shutil.copytree(synth_project / sub, root / sub)
+    # as the synchronization stage writes it: cam02's frame k is reference frame k - 1
+    (root / "pose-sync").mkdir()
+    (root / "pose-sync" / "offsets.toml").write_text(
+        'reference = "cam01"\n[cameras.cam01]\nshift_frames = 0\n[cameras.cam02]\nshift_frames = -1\n')
     return root
 
 

@@ -86,11 +86,16 @@ def test_per_camera_resolution_follows_active_camera(addon, demo_project):
 
 
 def test_demo_videos_undistorted_and_frame_synced(addon, demo_project):
-    """The 1080-px-wide demo videos are shown as undistorted 1088×1920 movies, frame-synced."""
+    """The 1080-px-wide demo videos are shown as undistorted 1088×1920 movies, frame-synced
+    (with the synchronization stage's per-camera shifts)."""
     assert bpy.ops.openkin.import_project(directory=str(demo_project)) == {"FINISHED"}
     cam = bpy.context.scene.objects["cam01"]
     bg = cam.data.background_images[0]
     assert bg.image.source == "MOVIE" and tuple(bg.image.size) == (1088, 1920)
     assert "undist" in bg.image.filepath
-    assert bg.image_user.frame_start == bpy.context.scene.frame_start and bg.image_user.use_auto_refresh
+    assert bg.image_user.frame_start == 1 and bg.image_user.use_auto_refresh   # scene frame 1 = video frame 0
     assert bg.image_user.frame_duration == 100
+    # synchronization offsets (pose-sync/offsets.toml) shift each camera's video
+    assert bg.image_user.frame_offset == 0
+    cam2 = bpy.context.scene.objects["cam02"].data.background_images[0]
+    assert cam2.image_user.frame_offset == 1

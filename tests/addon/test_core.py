@@ -96,3 +96,14 @@ def test_find_project_picks_most_processed_results(tmp_path):
     assert files.people[0].trc.name == "t_0-9_filt_butterworth_LSTM.trc"
     assert files.people[0].osim.name == "t_0-9_filt_butterworth_LSTM_scaled.osim"
     assert files.people[1].mot is None
+
+
+def test_locked_coordinates_get_their_own_state_variable():
+    """The full Pose2Sim model locks some coordinates (Abs_t1, Abs_t2); writing their MOT
+    columns must not overwrite another coordinate (it did: the skeleton was turned)."""
+    from blender_addon.core.osim_model import load_model
+    from openkin.assets import asset_path
+
+    model = load_model(asset_path("OpenSim_Setup/Model_Pose2Sim_muscles_flex.osim"))
+    assert len(set(model.q_index.values())) == len(model.q_index) == model.state.getNQ()
+    assert model.q_index["Abs_t1"] != model.q_index["pelvis_tilt"]

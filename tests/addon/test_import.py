@@ -132,3 +132,28 @@ def test_failure_while_building_rolls_back(addon, synth_project, monkeypatch):
     with pytest.raises(RuntimeError, match="simulated failure"):
         bpy.ops.openkin.import_project(directory=str(synth_project))
     assert scene_snapshot() == before
+
+
+def test_several_people(addon, tmp_path):
+    """Two people (synth 'multi' preset): one marker set, one skeleton and one bone mesh each."""
+    import shutil
+
+    from openkin.assets import asset_path
+    from openkin.synth import build_scene
+
+    root = tmp_path / "duo"
+    build_scene(root, "multi", n_frames=30, seed=1)
+    (root / "pose-3d").mkdir()
+    (root / "kinematics").mkdir()
+    for p, suffix in ((1, ""), (2, "_P2")):
+        stem = f"duo_P{p}_0-30"
+        shutil.copy(root / "truth" / f"keypoints{suffix}.trc", root / "pose-3d" / f"{stem}.trc")
+        shutil.copy(root / "truth" / f"angles{suffix}.mot", root / "kinematics" / f"{stem}.mot")
+        shutil.copy(asset_path("OpenSim_Setup/Model_Pose2Sim_simple.osim"), root / "kinematics" / f"{stem}_scaled.osim")
+    assert bpy.ops.openkin.import_project(directory=str(root)) == {"FINISHED"}
+    objs = bpy.context.scene.objects
+    assert {o.name for o in objs if o.type == "ARMATURE"} == {"P1 skeleton", "P2 skeleton"}
+    assert len([o for o in objs if "openkin_marker" in o]) == 52
+    bpy.context.scene.frame_set(15)
+    a, b = (np.array(objs[f"P{p} skeleton"].pose.bones["pelvis"].matrix.translation) for p in (1, 2))
+    assert np.linalg.norm(a - b) > 0.3   # two different people, not one duplicated
