@@ -252,3 +252,29 @@ def test_existing_calibration_used_when_the_source_is_gone(converted):
     stamp = out.stat().st_mtime_ns
     _run(converted)
     assert out.stat().st_mtime_ns == stamp
+
+
+def test_intrinsics_from_a_checkerboard_video(demo, tmp_path):
+    """A camera's checkerboard video (here made of the demo's images, 2 s each) is sampled every second."""
+    project = _demo_calib_only(tmp_path / "p", demo)
+    intr = project / "calibration" / "intrinsics"
+    for folder in sorted(intr.iterdir())[1:]:
+        shutil.rmtree(folder)
+    folder = intr / "int_cam01_img"
+    images = sorted(folder.glob("*.jpg"))
+    first = cv2.imread(str(images[0]))
+    writer = cv2.VideoWriter(str(folder / "board.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 2.0,
+                             (first.shape[1], first.shape[0]))
+    for img in images:
+        frame = cv2.imread(str(img))
+        writer.write(frame)
+        writer.write(frame)
+        img.unlink()
+    writer.release()
+    _run(project, {"calibration": {"calibration_type": "calculate", "calculate": {
+        "intrinsics": {"intrinsics_extension": "avi", "extract_every_N_sec": 1.0},
+        "extrinsics": {"calculate_extrinsics": False}}}})
+    cam = read_calibration(project / "calibration" / "Calib_scene.toml")[0]
+    record = tomllib.loads((project / "openkin" / "calibration.toml").read_text())
+    assert record["intrinsics"]["cam01"]["images"] == 6  # 7 sampled frames, one without a detectable board
+    assert cam.matrix[0, 0] == pytest.approx(QUALISYS_FX["cam01"], rel=0.03)
