@@ -1,25 +1,39 @@
 """Synchronization: per-camera time offsets from the motion of 2D keypoints.
 
-Pose2Sim's idea -- cameras see the same vertical movements at the same instants,
-so the vertical keypoint speeds of two cameras correlate best at their time
-offset -- done with more of the signal and less luck:
+Two ways to measure the offset of each pair of cameras, both sub-frame:
 
-- every considered keypoint is its own channel (signed vertical speed, px/frame,
-  low-pass filtered), pooled into one normalised cross-correlation per camera
-  pair, computed for all lags at once by FFT with NaN gaps masked out;
-- sub-frame precision from a parabola through the correlation peak;
-- every camera pair is measured, and offsets are the weighted least-squares
-  solution of all pair differences (robust to one bad pair, unlike a single
-  reference camera), with pairs that disagree with it dropped;
-- a confidence per camera (correlation at the peak) and a warning when the
-  motion gives too little signal.
+- **epipolar** (default when ``calibration/`` has a calibration): at the right
+  offset every keypoint of camera j lies on the epipolar line of the same
+  keypoint of camera i. Every lag is scored by the robust (truncated) mean
+  point-to-line distance, all frames and keypoints at once; the best integer
+  lag is refined on quarter frames (camera i interpolated in time) with the
+  distances detrended per keypoint (a calibration error biases them slowly, an
+  offset makes them follow the limbs). Several people: each person of j is
+  matched to the person of i that fits it best, frame by frame. Robust to
+  detector noise, outliers, left/right swaps and to views that see a movement
+  differently.
+- **correlation** (Pose2Sim's idea, used without a calibration): cameras see
+  the same vertical movements at the same instants. Signal: the sum over
+  keypoints of |vertical speed| (Pose2Sim's), divided by the person's image
+  height (walking towards a camera no longer looks like speeding up); pooled
+  Pearson correlation at every lag by FFT with gaps masked; a parabola through
+  the peak.
+
+Both: 2D tracks cleaned first (likelihood threshold, short gaps interpolated,
+Hampel spikes removed, Butterworth ``filter_cutoff``/``filter_order``); every
+camera pair measured and the offsets solved by weighted least squares over all
+pairs, dropping pairs that disagree (more robust than one reference camera); a
+confidence per camera; warnings when a camera sees too little motion or its
+offset is uncertain.
 
 Convention (as ``truth/offsets.toml`` of ``openkin synth``): camera c's frame k
 shows the same instant as reference frame ``k + offset_c``; synchronising
 renames frame k to ``k + round(offset_c)`` (Pose2Sim renames and copies the
-JSON files the same way). The reference camera (offset 0) is the one with the
-fewest frames, as in Pose2Sim. ``pose-sync/offsets.toml`` keeps the fractional
-offset and the integer shift applied, so later stages may interpolate the rest.
+JSON files the same way; frames that would become negative are dropped). The
+reference camera (offset 0) is the one with the fewest frames, as in Pose2Sim.
+``pose-sync/offsets.toml`` keeps the fractional offset, the integer shift
+applied and the residual, so later stages may interpolate the rest
+(:func:`read_offsets`).
 """
 from __future__ import annotations
 
@@ -194,7 +208,6 @@ def solve_offsets(d: np.ndarray, weights: np.ndarray, reference: int, max_residu
     cameras stay connected. Returns offsets (N,) (NaN for cameras no pair reaches)
     and the inlier mask (N, N).
     """
-    n = len(d)
     use = np.isfinite(d) & (weights > 0)
     np.fill_diagonal(use, False)
     while True:

@@ -1,7 +1,6 @@
 """Synchronization: offset kernels on known signals, and the stage on ground-truth desync scenes."""
 from __future__ import annotations
 
-import dataclasses
 import logging
 from pathlib import Path
 
