@@ -18,6 +18,7 @@ import queue
 import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict
 from pathlib import Path
 
@@ -140,8 +141,24 @@ def run_cameras(cams: list[CameraInput], pose_dir: Path, s: PoseSettings, worker
         done[name] = n / max(total, 1)
         report(progress, sum(done.values()) / len(cams), f"{name} frame {n}/{total}")
 
-    if workers <= 1 or len(cams) == 1:
-        return [process_camera(c, pose_dir, s, lambda n, t, name=c.name: tick(name, n, t)) for c in cams]
+    if workers > 1 and len(cams) > 1:
+        try:
+            return _run_parallel(cams, pose_dir, s, workers, tick)
+        except BrokenProcessPool:
+            _remove_partials(pose_dir, cams)
+            log.warning("pose: worker processes could not start (a script calling OpenKin needs "
+                        "`if __name__ == '__main__':`): processing the videos one after another")
+    return [process_camera(c, pose_dir, s, lambda n, t, name=c.name: tick(name, n, t)) for c in cams]
+
+
+def _remove_partials(pose_dir: Path, cams: list[CameraInput]) -> None:
+    """Delete what stopped workers were writing (hidden ``.<cam>.partial-*`` folders)."""
+    for cam in cams:
+        for tmp in pose_dir.glob(f".{cam.name}.partial-*"):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _run_parallel(cams: list[CameraInput], pose_dir: Path, s: PoseSettings, workers: int, tick) -> list[CameraResult]:
     ctx = mp.get_context("spawn")  # onnxruntime and threads do not survive fork safely
     q = ctx.Queue()
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(q,)) as pool:
@@ -159,9 +176,7 @@ def run_cameras(cams: list[CameraInput], pose_dir: Path, s: PoseSettings, worker
                 p.terminate()
             for p in list(pool._processes.values()):
                 p.join(5)
-            for cam in cams:  # what the stopped workers were writing
-                for tmp in pose_dir.glob(f".{cam.name}.partial-*"):
-                    shutil.rmtree(tmp, ignore_errors=True)
+            _remove_partials(pose_dir, cams)
             raise
         return [f.result() for f in futures]
 
