@@ -116,3 +116,14 @@ def test_triangulation_report_is_shown(scene, tmp_path):
     assert "mean reprojection error 12.50 px" in html and "misses" in html
     assert any("Triangulation reprojection error 12.50 px" in line for line in summary_lines(paths))
     assert (project / "openkin" / "report" / "reprojection.png").is_file()
+
+
+def test_report_without_matplotlib_keeps_tables(scene, tmp_path, monkeypatch):
+    project = tmp_path / "p"
+    shutil.copytree(scene, project, ignore=shutil.ignore_patterns("openkin"))
+    monkeypatch.setitem(__import__("sys").modules, "matplotlib", None)
+    monkeypatch.setitem(__import__("sys").modules, "matplotlib.figure", None)
+    html = write_report(ProjectPaths(project), {"pose": 1.0}).read_text()
+    assert html.count("matplotlib is not installed") == 6
+    assert "<table>" in html and "person found" in html
+    assert not list((project / "openkin").glob("report/*.png"))
