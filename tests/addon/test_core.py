@@ -107,3 +107,20 @@ def test_locked_coordinates_get_their_own_state_variable():
     model = load_model(asset_path("OpenSim_Setup/Model_Pose2Sim_muscles_flex.osim"))
     assert len(set(model.q_index.values())) == len(model.q_index) == model.state.getNQ()
     assert model.q_index["Abs_t1"] != model.q_index["pelvis_tilt"]
+
+
+def test_make_project_from_videos_and_calibration(tmp_path):
+    from blender_addon.core.project_setup import make_project
+    from openkin.assets import asset_path
+    from openkin.config import load_config
+    from openkin.errors import OpenKinError
+
+    demo = asset_path("Demo_SinglePerson")
+    root = make_project(tmp_path / "new", demo / "videos", demo / "calibration" / "Calib.qca.txt")
+    assert len(list((root / "videos").glob("*.mp4"))) == 4
+    config = load_config(root)
+    assert config.calibration.calibration_type == "convert" and config.calibration.convert.convert_from == "qualisys"
+    with pytest.raises(OpenKinError, match="not empty"):
+        make_project(root, demo / "videos", demo / "calibration" / "Calib.qca.txt")
+    with pytest.raises(OpenKinError, match="no video"):
+        make_project(tmp_path / "other", tmp_path, demo / "calibration" / "Calib.qca.txt")

@@ -71,3 +71,14 @@ def test_run_operator_reports_stage_error(addon, tmp_path):
     with pytest.raises(RuntimeError):
         bpy.ops.openkin.run(stages="ONE")
     assert "fix:" in s.last_error, s.last_error
+
+
+def test_get_demo_project_operator(addon, tmp_path):
+    """'Get Demo Project' copies Pose2Sim's demo (videos + calibration) in a child and selects it."""
+    from pathlib import Path
+
+    dest = tmp_path / "Demo"
+    assert bpy.ops.openkin.demo(directory=str(dest)) == {"FINISHED"}, bpy.context.scene.openkin.last_error
+    assert Path(bpy.context.scene.openkin.project_dir) == dest
+    assert sorted(p.name for p in (dest / "videos").iterdir()) == ["cam01.mp4", "cam02.mp4", "cam03.mp4", "cam04.mp4"]
+    assert (dest / "Config.toml").is_file()
