@@ -228,6 +228,23 @@ def test_rtmlib_top_down_path_detects_every_n_frames(tmp_path):
     assert np.all(np.abs(kp[:, 1] - cy) <= max(hh, hw / 0.75) + 1)
 
 
+def test_rtmlib_one_stage_rtmo_path(tmp_path):
+    """RTMO interface: (1, N, 5) boxes + (1, N, 17, 3) keypoints in its 640² input, NMS by rtmlib."""
+    kpts = np.zeros((1, 2, 17, 3))
+    kpts[0, :, :, :2] = np.array([[100.0, 200.0], [300.0, 400.0]])[:, None] + np.arange(17)[:, None] * [2.0, 5.0]
+    kpts[0, :, :, 2] = [[0.9], [0.8]]
+    dets = np.array([[[50, 150, 200, 400, 0.95], [250, 350, 420, 600, 0.9]]])
+    const_model(tmp_path / "rtmo.onnx", [1, 3, 640, 640], {"dets": dets, "keypoints": kpts})
+    mode = f"{{'pose_class': 'RTMO', 'pose_model': '{tmp_path / 'rtmo.onnx'}', 'pose_input_size': [640, 640]}}"
+    _, models = choose_backend("rtmlib", "Body", mode)
+    b = rtm.RtmlibBackend(models)
+    people = b(demo_frames("cam01", FRAME, 1)[0])
+    ratio = 640 / 1920  # the frame is letterboxed into 640²
+    assert people.shape == (2, 17, 3) and b.skeleton_name == "COCO_17"
+    assert np.allclose(people[..., :2], kpts[0, :, :, :2] / ratio, atol=1e-3)
+    assert np.allclose(people[..., 2], kpts[0, :, :, 2])
+
+
 def test_auto_falls_back_to_offline_when_rtmlib_weights_unreachable(caplog):
     mode = """{'pose_class': 'RTMPose', 'pose_model': 'http://127.0.0.1:9/none.onnx', 'pose_input_size': [192, 256]}"""
     with caplog.at_level(logging.INFO):
