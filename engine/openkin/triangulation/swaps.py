@@ -169,16 +169,26 @@ def _resolve_mirror(s, seen, axis_fn):
     flipped = n_flip > 0
     if flipped.any():
         F = s.shape[1]
-        near_flip = np.convolve(flipped.astype(float), np.ones(2 * MAX_REF_GAP + 1), "same") > 0
-        idx = np.flatnonzero(near_flip)                                        # frames that matter
+        r = _runs(flipped)
+        refs = np.concatenate([r[:, 0] - 1, r[:, 1]])
+        refs = refs[(refs >= 0) & (refs < F)]
+        idx = np.union1d(np.flatnonzero(flipped), refs)                      # frames that matter
         axis = np.full((F, 3), np.nan)
         axis[idx] = axis_fn(s[:, idx], idx)
-        ref_ok = ~flipped & np.isfinite(axis).all(-1)
+        ref_ok = np.zeros(F, bool)
+        ref_ok[refs] = np.isfinite(axis[refs]).all(-1)
         ref = _nearest(ref_ok)
-        near = (ref >= 0) & (np.abs(ref - np.arange(len(ref))) <= MAX_REF_GAP)
+        near = (ref >= 0) & (np.abs(ref - np.arange(F)) <= MAX_REF_GAP)
         agree = (axis * axis[np.maximum(ref, 0)]).sum(-1) >= 0
         mirror = np.where(flipped & near & np.isfinite(axis).all(-1), ~agree, mirror)
     return np.where(mirror[None] & seen, ~s, s)
+
+
+def _runs(mask: np.ndarray) -> np.ndarray:
+    """Runs of True in ``mask (F,)`` → ``(R,2)`` [start, stop)."""
+    m = np.concatenate([[False], mask, [False]]).astype(np.int8)
+    d = np.diff(m)
+    return np.stack([np.flatnonzero(d == 1), np.flatnonzero(d == -1)], axis=1)
 
 
 def _part_arrays(points, weights, left, right):
@@ -201,8 +211,6 @@ def correct_lr_swaps(points: np.ndarray, weights: np.ndarray, P: np.ndarray, nam
     few pixels apart. ``suspect (F,)``: frames to examine, if already known (e.g. from
     the views a robust triangulation rejected); else found here from median errors.
     """
-    points = points.copy()
-    weights = weights.copy()
     cap = 3.0 * threshold
     parts = lr_pairs(names)
     C, F = weights.shape[:2]
@@ -211,26 +219,33 @@ def correct_lr_swaps(points: np.ndarray, weights: np.ndarray, P: np.ndarray, nam
         for left, right in parts.values():
             suspect |= _suspects(*_part_arrays(points, weights, left, right), P, threshold)
     sus = np.flatnonzero(suspect)
+    found: dict[str, np.ndarray] = {part: np.zeros((C, F), bool) for part in parts}
     if sus.size == 0:
-        return points, weights, {part: np.zeros((C, F), bool) for part in parts}
-    found: dict[str, np.ndarray] = {}
+        return points, weights, found
+    points, weights = points.copy(), weights.copy()
     body = [p for p in ("legs", "arms") if p in parts]
     for part in body + [p for p in parts if p not in body]:
         left, right = parts[part]
-        pl, pr, wl, wr = _part_arrays(points, weights, left, right)
         if part in FOLLOWERS and len(body) == 2:
             s = found["legs"] & found["arms"]
         else:
             s = np.zeros((C, F), bool)
-            if sus.size:
-                s[:, sus] = _greedy_flips(pl[:, sus], pr[:, sus], wl[:, sus], wr[:, sus], P, cap)
-            seen = ((wl > 0) | (wr > 0)).any(-1)
-            s = _resolve_mirror(s, seen, lambda flips, idx: _axis(pl[:, idx], pr[:, idx], wl[:, idx],
-                                                                  wr[:, idx], P, flips))
+            s[:, sus] = _greedy_flips(*_part_arrays(points[:, sus], weights[:, sus], left, right), P, cap)
+            seen = (weights[:, :, left] > 0).any(-1) | (weights[:, :, right] > 0).any(-1)
+            s = _resolve_mirror(s, seen, lambda flips, idx, lr=(left, right):
+                                _axis(*_part_arrays(points[:, idx], weights[:, idx], *lr), P, flips))
         if s.any():
-            a, b, wa, wb = _labelled(pl, pr, weights[:, :, left], weights[:, :, right], s)
-            points[:, :, left], points[:, :, right] = a, b
-            weights[:, :, left], weights[:, :, right] = wa, wb
+            _relabel(points, weights, left, right, s)
         found[part] = s
         log.debug("left/right swaps in %s: %d camera-frames", part, int(s.sum()))
     return points, weights, found
+
+
+def _relabel(points, weights, left, right, s) -> None:
+    """Exchange left and right of a part where ``s (C,F)`` (in place, on the frames concerned)."""
+    fr = np.flatnonzero(s.any(0))
+    pts, w = points[:, fr], weights[:, fr]
+    a, b, wa, wb = _labelled(pts[:, :, left], pts[:, :, right], w[:, :, left], w[:, :, right], s[:, fr])
+    pts[:, :, left], pts[:, :, right] = a, b
+    w[:, :, left], w[:, :, right] = wa, wb
+    points[:, fr], weights[:, fr] = pts, w
