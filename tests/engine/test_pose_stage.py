@@ -53,7 +53,7 @@ def write_avi(path, frames) -> None:
 
 
 def test_stage_writes_pose2sim_json_with_person_ids(tmp_path):
-    paths, config = make_project(tmp_path / "trial", save_video="to_video")
+    paths, config = make_project(tmp_path / "trial", save_video=["to_video", "to_images"])
     run_stage(config, paths)
     for cam in ("cam01", "cam02"):
         kp, frames, ids = read_openpose_dir(paths.pose / f"{cam}_json")
@@ -61,6 +61,7 @@ def test_stage_writes_pose2sim_json_with_person_ids(tmp_path):
         assert (ids == 0).all()
         assert np.isfinite(kp[..., :2]).mean() > 0.95
         assert (paths.pose / f"{cam}_pose.mp4").stat().st_size > 10_000
+        assert len(list((paths.pose / f"{cam}_img").glob("*.jpg"))) == N
     assert not [p for p in paths.pose.iterdir() if p.name.startswith(".")], "temporary folders left behind"
     assert (paths.reports / "pose_summary.json").is_file()
 

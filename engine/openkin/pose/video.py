@@ -112,8 +112,12 @@ def probe(cam: CameraInput) -> dict:
     return {"frames": max(frames, 0), "fps": fps, "rotation": rotation}
 
 
-def _video_frames(path: Path, start: int, stop: int | None, status: ReadStatus) -> Iterator[tuple[int, np.ndarray | None]]:
-    cap = cv2.VideoCapture(str(path))
+def _video_frames(path: Path, start: int, stop: int | None, status: ReadStatus,
+                 threads: int = 0) -> Iterator[tuple[int, np.ndarray | None]]:
+    # threads: FFmpeg decoder threads (0 = its default, all cores); one worker per core
+    # decodes with less CPU on a single thread (measured 3.3 vs 3.7 ms per 1080p frame)
+    params = [cv2.CAP_PROP_N_THREADS, int(threads)] if threads else []
+    cap = cv2.VideoCapture(str(path), cv2.CAP_ANY, params)
     try:
         if start:
             cap.set(cv2.CAP_PROP_POS_FRAMES, start)
@@ -139,7 +143,8 @@ def _video_frames(path: Path, start: int, stop: int | None, status: ReadStatus) 
         cap.release()
 
 
-def _image_frames(folder: Path, start: int, stop: int | None, status: ReadStatus) -> Iterator[tuple[int, np.ndarray | None]]:
+def _image_frames(folder: Path, start: int, stop: int | None, status: ReadStatus,
+                 threads: int = 0) -> Iterator[tuple[int, np.ndarray | None]]:
     files = image_files(folder)[start:stop]
     for i, f in enumerate(files, start):
         frame = cv2.imread(str(f), cv2.IMREAD_COLOR)
@@ -155,10 +160,11 @@ _END = object()
 
 
 def read_frames(cam: CameraInput, start: int = 0, stop: int | None = None, *, prefetch: int = 8,
-                status: ReadStatus | None = None) -> Iterator[tuple[int, np.ndarray | None]]:
+                status: ReadStatus | None = None, threads: int = 0) -> Iterator[tuple[int, np.ndarray | None]]:
     """Yield ``(frame_index, frame (H, W, 3) BGR uint8 or None)`` decoded in a background thread.
 
-    ``status`` (if given) collects unreadable frames and where a video ended early.
+    ``status`` (if given) collects unreadable frames and where a video ended early;
+    ``threads``: decoder threads (0 = FFmpeg's default).
     """
     status = status if status is not None else ReadStatus()
     status.unreadable = []
@@ -169,7 +175,7 @@ def read_frames(cam: CameraInput, start: int = 0, stop: int | None = None, *, pr
 
     def produce() -> None:
         try:
-            for item in source(cam.path, start, stop, status):
+            for item in source(cam.path, start, stop, status, threads):
                 while not stop_flag.is_set():
                     try:
                         q.put(item, timeout=0.1)
