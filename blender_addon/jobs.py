@@ -73,11 +73,13 @@ class Job:
         job_file = self.dir / "job.json"
         job_file.write_text(json.dumps({**self.spec, "events": str(self.events_path)}), encoding="utf-8")
         self.events_path.write_text("", encoding="utf-8")
-        flags = getattr(subprocess, "CREATE_NO_WINDOW", 0)
+        # own process group: cancel stops the stage's worker processes too
+        flags = getattr(subprocess, "CREATE_NO_WINDOW", 0) | getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)
         with open(self.log_path, "wb") as out:
             self.proc = subprocess.Popen([self.python, "-u", str(RUNNER), str(job_file)], stdout=out,
                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=self.dir,
-                                         env=child_env(), creationflags=flags)
+                                         env=child_env(), creationflags=flags,
+                                         start_new_session=os.name == "posix")
         self.status = "running"
         log.info("job %s started (pid %d)", self.dir.name, self.proc.pid)
         return self
@@ -110,17 +112,30 @@ class Job:
         return self.status
 
     def cancel(self) -> None:
-        """Terminate the child (then kill it if it does not stop within 3 s)."""
+        """Terminate the child and its workers (killed if they do not stop within 3 s)."""
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
+            self._signal(kill=False)
             try:
                 self.proc.wait(3.0)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                self._signal(kill=True)
                 self.proc.wait()
         self.status = "cancelled"
         self.message = "cancelled"
         log.info("job %s cancelled", self.dir.name)
+
+    def _signal(self, kill: bool) -> None:
+        """Stop the child's process group (POSIX) or process tree (Windows), started by us."""
+        if os.name == "posix":
+            import signal
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL if kill else signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        elif kill:
+            self.proc.kill()
+        else:
+            subprocess.run(["taskkill", "/T", "/F", "/PID", str(self.proc.pid)], capture_output=True)
 
     def _read_events(self) -> list[dict]:
         try:

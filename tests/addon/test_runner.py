@@ -3,6 +3,7 @@
 Real work in the child: a synthetic scene (``openkin.synth``) and pipeline stages.
 """
 import json
+import os
 import time
 
 import bpy
@@ -43,6 +44,9 @@ def test_cancel_terminates_the_child(tmp_path):
     assert job.status == "running", (job.status, job.error)
     job.cancel()
     assert job.status == "cancelled" and job.proc.poll() is not None
+    if os.name == "posix":   # nothing left in the child's process group (workers included)
+        with pytest.raises(ProcessLookupError):
+            os.killpg(job.proc.pid, 0)
     assert not (tmp_path / "big" / "truth").exists()   # no half-written output
 
 
