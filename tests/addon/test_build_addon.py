@@ -96,3 +96,13 @@ def test_zip_installs_and_enables_headless(linux_zip, tmp_path):
     iso = subprocess.run([sys.executable, "-I", "-c", ISOLATED, str(site), str(numpy_only)],
                          capture_output=True, text=True, timeout=120)
     assert iso.stdout.startswith("OK"), iso.stderr[-3000:]
+
+
+def test_source_manifest_is_valid():
+    """The development manifest passes Blender's own validator (no build needed)."""
+    sys.path.insert(0, str(ROOT))
+    import build_addon
+
+    cmd = build_addon.blender_builder()
+    out = subprocess.run([*cmd, "validate", str(ROOT / "blender_addon")], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "Success" in out.stdout, out.stdout + out.stderr
