@@ -157,3 +157,19 @@ def test_several_people(addon, tmp_path):
     bpy.context.scene.frame_set(15)
     a, b = (np.array(objs[f"P{p} skeleton"].pose.bones["pelvis"].matrix.translation) for p in (1, 2))
     assert np.linalg.norm(a - b) > 0.3   # two different people, not one duplicated
+
+
+def test_rays_from_selected_marker_follow_it(addon, synth_project):
+    _import_project(synth_project)
+    scene = bpy.context.scene
+    nose = scene.objects["P0 Nose"]
+    bpy.context.view_layer.objects.active = nose
+    assert bpy.ops.openkin.marker_rays() == {"FINISHED"}
+    rays = scene.objects["Rays P0 Nose"]
+    for frame in (10, 60):
+        scene.frame_set(frame)
+        co = np.array([v.co for v in rays.data.vertices]).reshape(-1, 2, 3)
+        assert len(co) == 4
+        assert np.allclose(co[:, 0], np.array(nose.matrix_world.translation), atol=1e-5)
+        centres = [np.array(scene.objects[n].matrix_world.translation) for n in rays["openkin_cameras"]]
+        assert np.allclose(co[:, 1], centres, atol=1e-5)
