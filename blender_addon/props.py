@@ -19,8 +19,35 @@ FILTER_ITEMS = [(v, v.replace("_", " ").capitalize(), "") for v in (
     "butterworth_on_speed")]
 
 
+def _load_project_options(self, context) -> None:
+    """When a project is chosen, show its own Config.toml choices (so Run does not silently
+    override them with the panel's defaults)."""
+    import logging
+    from pathlib import Path
+
+    from openkin.config import load_config
+    from openkin.errors import OpenKinError
+
+    root = Path(bpy.path.abspath(self.project_dir)) if self.project_dir else None
+    if root is None or not (root / "Config.toml").is_file() and not (root.parent / "Config.toml").is_file():
+        return
+    try:
+        config = load_config(root)
+    except OpenKinError as e:
+        logging.getLogger(__name__).warning("cannot read %s: %s", root, e)
+        return
+    values = {"pose_mode": config.pose.mode, "pose_backend": config.pose.backend,
+              "multi_person": config.project.multi_person, "filter_type": config.filtering.type,
+              "simple_model": config.kinematics.use_simple_model}
+    for key, value in values.items():
+        try:
+            setattr(self, key, value)
+        except TypeError:  # e.g. a custom pose mode the panel does not list: keep the panel's
+            pass
+
+
 class OPENKIN_PG_settings(bpy.types.PropertyGroup):
-    project_dir: StringProperty(name="Project", subtype="DIR_PATH",
+    project_dir: StringProperty(name="Project", subtype="DIR_PATH", update=_load_project_options,
                                 description="Trial folder (holds Config.toml, calibration/, videos/)")
     new_videos_dir: StringProperty(name="Videos", subtype="DIR_PATH",
                                    description="Folder of the videos of a new project (one per camera)")

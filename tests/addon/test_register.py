@@ -39,3 +39,11 @@ def test_panel_options_become_config_overrides(addon):
     assert config.project.multi_person is True
     assert config.kinematics.use_simple_model is False
     assert config.pose.mode == "lightweight"
+
+
+def test_choosing_a_project_shows_its_config(addon, tmp_path):
+    (tmp_path / "Config.toml").write_text("[project]\nmulti_person = true\n[filtering]\ntype = 'kalman'\n")
+    s = bpy.context.scene.openkin
+    s.project_dir = str(tmp_path)
+    assert s.multi_person is True and s.filter_type == "kalman"
+    assert s.overrides()["project"]["multi_person"] is True
