@@ -26,6 +26,7 @@ of these (``Literal['auto'] | float``: the word 'auto' or a number).
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import importlib.metadata
@@ -409,7 +410,7 @@ class Config:
 
     def with_overrides(self, overrides: dict, source: str = "overrides") -> Config:
         """A new Config with ``overrides`` (nested dict, TOML names) merged on top, checked."""
-        layer = _check_section(Config, overrides, (), source)
+        layer = _check_layer(overrides, source)
         merged = _merge(_check_section(Config, self.to_dict(), (), "config"), layer)
         return dataclasses.replace(_instantiate(Config, merged), sources=self.sources + (source,))
 
@@ -535,7 +536,8 @@ def _check_section(cls, raw, keypath: tuple[str, ...], source: str) -> dict:
     out: dict = {}
     for key, value in raw.items():
         if cls is PoseConfig and key not in fields and _looks_like_skeleton(value):
-            out.setdefault("custom_skeletons", {})[key] = _check_skeleton(value, keypath + (key,), source)
+            roots = [value] if isinstance(value, dict) else value  # [pose.X] (older Pose2Sim) or [[pose.X]]
+            out.setdefault("custom_skeletons", {})[key] = _check_skeleton(roots, keypath + (key,), source)
             continue
         if key not in fields:
             raise _unknown_key(cls, key, keypath, source)
@@ -561,7 +563,108 @@ def _check_skeleton(nodes: list, keypath: tuple[str, ...], source: str) -> tuple
     out = []
     for node in nodes:
         extra = set(node) - {"name", "id", "children"}
+# Keys of other Pose2Sim versions (older, or newer than 0.10.49), found across the history of
+# Pose2Sim's demo Config.toml files: old name -> current name, or None when it has no effect
+# here (accepted with a warning so such files load as they are).
+LEGACY_KEYS: dict[str, str | None] = {
+    "filtering.LOESS": "filtering.loess",
+    "calibration.calculate.extrinsics.board.extrinsics_extension": "calibration.calculate.extrinsics.extrinsics_extension",
+    "calibration.calculate.extrinsics.scene.extrinsics_extension": "calibration.calculate.extrinsics.extrinsics_extension",
+    "calibration.calculate.extrinsics.board.show_reprojection_error":
+        "calibration.calculate.extrinsics.show_reprojection_error",
+    "calibration.calculate.extrinsics.scene.show_reprojection_error":
+        "calibration.calculate.extrinsics.show_reprojection_error",
+    "calibration.calculate.extrinsics.board_position": "calibration.calculate.extrinsics.board.board_position",
+    "personAssociation.likelihood_threshold_association":
+        "personAssociation.single_person.likelihood_threshold_association",
+    "personAssociation.reproj_error_threshold_association":
+        "personAssociation.single_person.reproj_error_threshold_association",
+    "personAssociation.tracked_keypoint": "personAssociation.single_person.tracked_keypoint",
+    "synchronization.likelihood_threshold": "synchronization.likelihood_threshold_synchronization",
+    "triangulation.likelihood_threshold": "triangulation.likelihood_threshold_triangulation",
+    "kinematics.remove_individual_IK_setup": "kinematics.remove_individual_ik_setup",
+    "pose.average_likelihood_threshold_pose": "pose.average_likelihood_threshold",
+    "markerAugmentation.participant_height": "project.participant_height",
+    "markerAugmentation.participant_mass": "project.participant_mass",
+    **dict.fromkeys((
+        "pose.vid_img_extension", "pose.parallel_pose", "pose.tracking", "pose.pose_framework", "pose.openpose_path",
+        "pose.frametoframe_px_dist_threshold", "project.nb_persons_to_detect", "synchronization.reset_sync",
+        "synchronization.display_corr", "triangulation.reorder_trc", "filtering.filter_ik",
+        "calibration.convert.caliscope.binning_factor", "markerAugmentation.close_to_zero_speed_m",
+        "markerAugmentation.fastest_frames_to_remove_percent", "markerAugmentation.large_hip_knee_angles",
+        "markerAugmentation.trimmed_extrema_percent", "kinematics.close_to_zero_speed_m",
+        "kinematics.fastest_frames_to_remove_percent", "kinematics.slowest_frames_to_remove_percent",
+        "kinematics.use_contacts_muscles", "kinematics.make_bvh", "logging.id", "logging.name")),
+    # Pose2Sim 0.9's [opensim] section became [kinematics].
+    "opensim.use_augmentation": "kinematics.use_augmentation",
+    "opensim.right_left_symmetry": "kinematics.right_left_symmetry",
+    "opensim.remove_individual_scaling_setup": "kinematics.remove_individual_scaling_setup",
+    "opensim.remove_individual_IK_setup": "kinematics.remove_individual_ik_setup",
+    "opensim": None,  # what is left of it: static_trial, opensim_bin_path, IK_timeRange, load_trc_name
+}
+_MISSING = object()
+
+
+def _pop(tree: dict, parts: list[str]):
+    node = tree
+    for p in parts[:-1]:
+        node = node.get(p)
+        if not isinstance(node, dict):
+            return _MISSING
+    return node.pop(parts[-1], _MISSING)
+
+
+def _has(tree: dict, parts: list[str]) -> bool:
+    node = tree
+    for p in parts:
+        if not isinstance(node, dict) or p not in node:
+            return False
+        node = node[p]
+    return True
+
+
+def _put(tree: dict, parts: list[str], value) -> bool:
+    node = tree
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            return False
+    node[parts[-1]] = value
+    return True
+
+
+def _upgrade_legacy(raw: dict, source: str) -> dict:
+    """``raw`` with other Pose2Sim versions' keys renamed to the current ones (or dropped), logged."""
+    if not isinstance(raw, dict):
+        return raw
+    raw = copy.deepcopy(raw)
+    project = raw.get("project")
+    if isinstance(project, dict) and project.get("frame_range") == []:
+        project["frame_range"] = "all"  # Pose2Sim before 0.10: [] meant every frame
+        log.info("%s: frame_range = [] read as 'all'", source)
+    for old, new in LEGACY_KEYS.items():
+        value = _pop(raw, old.split("."))
+        if value is _MISSING:
+            continue
+        if new is None:
+            log.warning("%s: %s is a key of another Pose2Sim version with no effect in OpenKin: ignored", source, old)
+        elif _has(raw, new.split(".")):
+            log.warning("%s: %s (another Pose2Sim version's name) ignored: %s is set too", source, old, new)
+        elif not _put(raw, new.split("."), value):
+            log.warning("%s: %s (another Pose2Sim version's name) ignored: no table for %s", source, old, new)
+        else:
+            log.info("%s: %s read as %s (its name in this Pose2Sim version)", source, old, new)
+    return raw
+
+
+def _check_layer(raw, source: str) -> dict:
+    """One whole file (or overrides dict) checked against :class:`Config`, legacy keys upgraded."""
+    return _check_section(Config, _upgrade_legacy(raw, source), (), source)
+
+
         if extra:
+    if isinstance(value, dict):
+        return "name" in value
             raise OpenKinError(f"custom skeleton {'.'.join(keypath)}: unknown key(s) {sorted(extra)}",
                                path=source, fix="a skeleton node has only name, id and children")
         name, id_ = node.get("name"), node.get("id")
@@ -574,6 +677,8 @@ def _check_skeleton(nodes: list, keypath: tuple[str, ...], source: str) -> tuple
             raise OpenKinError(f"custom skeleton {'.'.join(keypath)}: children of {name!r} must be "
                                "[[...children]] tables",
                                path=source, fix="see the CUSTOM example in the default Config.toml")
+        if isinstance(id_, str):  # older Pose2Sim files quote ids ("19") or write "None"
+            id_ = int(id_) if id_.strip().isdigit() else None if id_.strip() in ("", "None") else id_
         out.append(SkeletonNode(name, id_, _check_skeleton(children, keypath + (name,), source)))
     return tuple(out)
 
@@ -686,12 +791,12 @@ def load_config(trial_dir: str | Path, overrides: dict | None = None) -> Config:
     merged: dict = {}
     sources = []
     for path in config_files(trial):
-        merged = _merge(merged, _check_section(Config, read_toml(path), (), str(path)))
+        merged = _merge(merged, _check_layer(read_toml(path), str(path)))
         sources.append(str(path))
     if not sources:
         log.warning("no Config.toml in %s or its parent: using the defaults", trial)
     if overrides:
-        merged = _merge(merged, _check_section(Config, overrides, (), "overrides"))
+        merged = _merge(merged, _check_layer(overrides, "overrides"))
         sources.append("overrides")
     project_dir = Path(merged.get("project", {}).get("project_dir", "."))
     merged = _merge(merged, {"project": {"project_dir": str((trial / project_dir).resolve())}})

@@ -220,3 +220,33 @@ def test_resolved_config_and_versions_written(tmp_path):
     v = tomllib.loads(versions.read_text())
     assert {"python", "openkin", "numpy", "scipy", "opencv", "onnxruntime", "opensim"} <= set(v)
     assert not list(out.glob(".*.tmp"))  # atomic writes left no temporaries
+
+
+def test_keys_of_other_pose2sim_versions(tmp_path, caplog):
+    """Older (and newer) Pose2Sim files load: renamed keys are read under their current name,
+    keys with no effect here are dropped with a warning; a current key set too wins."""
+    trial = _session(tmp_path, session=None, trial=(
+        "[project]\nframe_range = []\n"
+        "[pose]\nvid_img_extension = 'mp4'\naverage_likelihood_threshold_pose = 0.6\n"
+        "[synchronization]\nlikelihood_threshold = 0.45\n"
+        "[personAssociation]\ntracked_keypoint = 'RHip'\n"
+        "[triangulation]\nlikelihood_threshold = 0.2\nlikelihood_threshold_triangulation = 0.35\n"
+        "[filtering.LOESS]\nnb_values_used = 9\n"
+        "[calibration.calculate.extrinsics.scene]\nextrinsics_extension = 'jpg'\n"
+        "[opensim]\nstatic_trial = ['S00_P00_T00_StaticTrial']\nuse_augmentation = false\n"
+        "[kinematics]\nmake_bvh = true\n"
+        "[pose.CUSTOM]\nname = 'Hip'\nid = '19'\n  [[pose.CUSTOM.children]]\n  name = 'RHip'\n  id = 12\n"))
+    c = load_config(trial)
+    assert c.project.frame_range == "all"
+    assert c.pose.average_likelihood_threshold == 0.6
+    assert c.synchronization.likelihood_threshold_synchronization == 0.45
+    assert c.personAssociation.single_person.tracked_keypoint == "RHip"
+    assert c.triangulation.likelihood_threshold_triangulation == 0.35  # the current name wins
+    assert c.filtering.loess.nb_values_used == 9
+    assert c.calibration.calculate.extrinsics.extrinsics_extension == "jpg"
+    assert c.kinematics.use_augmentation is False
+    assert c.pose.custom_skeletons["CUSTOM"][0].id == 19
+    assert c.pose.custom_skeletons["CUSTOM"][0].children[0].name == "RHip"
+    warned = " ".join(r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+    for key in ("pose.vid_img_extension", "kinematics.make_bvh", "opensim", "triangulation.likelihood_threshold"):
+        assert key in warned
