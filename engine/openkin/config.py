@@ -554,15 +554,6 @@ def _check_section(cls, raw, keypath: tuple[str, ...], source: str) -> dict:
     return out
 
 
-def _looks_like_skeleton(value) -> bool:
-    return isinstance(value, list) and bool(value) and all(isinstance(v, dict) and "name" in v for v in value)
-
-
-def _check_skeleton(nodes: list, keypath: tuple[str, ...], source: str) -> tuple[SkeletonNode, ...]:
-    """``[[pose.NAME]]`` tree (name, id, children) -> SkeletonNode roots."""
-    out = []
-    for node in nodes:
-        extra = set(node) - {"name", "id", "children"}
 # Keys of other Pose2Sim versions (older, or newer than 0.10.49), found across the history of
 # Pose2Sim's demo Config.toml files: old name -> current name, or None when it has no effect
 # here (accepted with a warning so such files load as they are).
@@ -662,12 +653,23 @@ def _check_layer(raw, source: str) -> dict:
     return _check_section(Config, _upgrade_legacy(raw, source), (), source)
 
 
-        if extra:
+def _looks_like_skeleton(value) -> bool:
     if isinstance(value, dict):
         return "name" in value
+    return isinstance(value, list) and bool(value) and all(isinstance(v, dict) and "name" in v for v in value)
+
+
+def _check_skeleton(nodes: list, keypath: tuple[str, ...], source: str) -> tuple[SkeletonNode, ...]:
+    """``[[pose.NAME]]`` tree (name, id, children) -> SkeletonNode roots."""
+    out = []
+    for node in nodes:
+        extra = set(node) - {"name", "id", "children"}
+        if extra:
             raise OpenKinError(f"custom skeleton {'.'.join(keypath)}: unknown key(s) {sorted(extra)}",
                                path=source, fix="a skeleton node has only name, id and children")
         name, id_ = node.get("name"), node.get("id")
+        if isinstance(id_, str):  # older Pose2Sim files quote ids ("19") or write "None"
+            id_ = int(id_) if id_.strip().isdigit() else None if id_.strip() in ("", "None") else id_
         if not isinstance(name, str) or not (id_ is None or (isinstance(id_, int) and not isinstance(id_, bool))):
             raise OpenKinError(f"custom skeleton {'.'.join(keypath)}: node {node.get('name')!r} needs a "
                                f"string name and a whole-number id", path=source,
@@ -677,8 +679,6 @@ def _check_layer(raw, source: str) -> dict:
             raise OpenKinError(f"custom skeleton {'.'.join(keypath)}: children of {name!r} must be "
                                "[[...children]] tables",
                                path=source, fix="see the CUSTOM example in the default Config.toml")
-        if isinstance(id_, str):  # older Pose2Sim files quote ids ("19") or write "None"
-            id_ = int(id_) if id_.strip().isdigit() else None if id_.strip() in ("", "None") else id_
         out.append(SkeletonNode(name, id_, _check_skeleton(children, keypath + (name,), source)))
     return tuple(out)
 
