@@ -769,10 +769,14 @@ def _calibrated_cameras(paths, folders: list[Path], method: str):
 
 def _read_cameras(folders: list[Path], n_keypoints: int, progress) -> list[tuple[np.ndarray, int]]:
     """(keypoints (F, P, K, 3) on consecutive frames, first frame number) per camera folder."""
-    from .formats.openpose import read_openpose_dir
+    from .formats.openpose import list_json, read_openpose_dir
 
     out = []
     for i, folder in enumerate(folders):
+        if not list_json(folder)[0]:
+            log.warning("synchronization: %s has no JSON file: that camera cannot be synchronised", folder)
+            out.append((np.full((1, 1, n_keypoints, 3), np.nan), 0))
+            continue
         kp, frames, _ = read_openpose_dir(folder)
         if not np.isfinite(kp).any():  # nobody detected: an all-NaN camera of the right shape
             kp = np.full((len(frames), 1, n_keypoints, 3), np.nan)
@@ -808,7 +812,9 @@ def run_stage(config, paths, progress=None) -> None:
                              cutoff=cfg.filter_cutoff, order=cfg.filter_order)
               for (kp, _), (a, b) in zip(per_cam, windows)]
     starts = [first + a for (_, first), (a, _) in zip(per_cam, windows)]
-    reference = int(np.argmin([len(kp) for kp, _ in per_cam]))  # Pose2Sim: the camera with fewest frames
+    # Pose2Sim's reference: the camera with the fewest frames (among those that saw someone)
+    seen = [np.isfinite(t).any() for t in tracks]
+    reference = int(np.argmin([len(kp) if ok else np.inf for (kp, _), ok in zip(per_cam, seen)]))
     report(progress, 0.45, "measuring offsets")
     if len(folders) == 1:
         log.warning("synchronization: only one camera (%s): nothing to synchronise, copied as is", names[0])

@@ -231,3 +231,14 @@ def test_frame_range_limits_the_search():
     assert S.clip_to_frame_range([(0, 600)], [0], "auto") == [(0, 600)]
     with pytest.raises(OpenKinError, match="frame_range"):
         S.clip_to_frame_range([(0, 600)], [0], (700, 800))
+
+
+def test_camera_folder_without_files_does_not_stop_the_others(tmp_path, caplog):
+    paths = _still_project(tmp_path, 3, moving=True)
+    for f in (paths.pose / "cam03_json").glob("*.json"):
+        f.unlink()
+    with caplog.at_level(logging.WARNING, logger="openkin.synchronization"):
+        S.run_stage(load_config(tmp_path, {"synchronization": {"save_sync_plots": False}}), paths)
+    found = toml.load(paths.pose_sync / "offsets.toml")["cameras"]
+    assert not found["cam03"]["synchronized"] and found["cam02"]["synchronized"]
+    assert "cam03_json has no JSON file" in caplog.text
