@@ -152,7 +152,7 @@ def test_person_tracker_assigns_and_recycles_ids():
 # ------------------------------------------------------------ rtmlib path with a local model file
 def const_model(path, input_shape: list[int], outputs: dict[str, np.ndarray]) -> None:
     """Write a tiny ONNX whose outputs are fixed arrays (plus 0 × mean(input), so the input is used)."""
-    import onnx
+    onnx = pytest.importorskip("onnx", reason="building the test ONNX models needs the onnx package")
     from onnx import TensorProto, helper, numpy_helper
 
     nodes = [helper.make_node("ReduceMean", ["input"], ["m"], keepdims=0),
