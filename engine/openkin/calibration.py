@@ -149,9 +149,11 @@ def _convert_sources(calib_dir: Path, kind: str) -> list[Path]:
     found = [sorted(calib_dir.glob(p)) for p in patterns]
     missing = [p for p, f in zip(patterns, found) if not f]
     if missing:
-        raise OpenKinError(f"no {' and '.join(missing)} file for convert_from = '{kind}'", path=calib_dir,
-                           fix="put the calibration file exported by that system in this folder, "
-                               "or set [calibration.convert] convert_from to the system that made it")
+        others = [k for k, pats in CONVERT_SOURCES.items() if k != kind and all(any(calib_dir.glob(p)) for p in pats)]
+        hint = (f"this folder holds a {others[0]} calibration: set [calibration.convert] convert_from = "
+                f"'{others[0]}'" if others else "put the calibration file exported by that system in this folder, "
+                "or set [calibration.convert] convert_from to the system that made it")
+        raise OpenKinError(f"no {' and '.join(missing)} file for convert_from = '{kind}'", path=calib_dir, fix=hint)
     return sorted({f for group in found for f in group})
 
 

@@ -134,3 +134,16 @@ def test_blend_of_a_ground_truth_scene(tmp_path):
         str(out)], capture_output=True, text=True, timeout=120)
     assert "['cam01', 'cam02', 'cam03', 'cam04']" in check.stdout, check.stderr[-2000:]
     assert not list((root / "openkin").glob("*.blend1")) and not list((root / "openkin").glob(".*.blend"))
+
+
+def test_a_failing_stage_stops_the_run_and_is_reported(tmp_path):
+    dest = tmp_path / "p"
+    assert openkin("demo", "--out", str(dest), "--no-progress", "--stages", "calibration").returncode == 0
+    for f in (dest / "calibration").glob("Calib*"):
+        f.unlink()
+    result = openkin("demo", "--out", str(dest), "--no-progress", "--stages", "calibration,pose", *OFFLINE)
+    assert result.returncode == 2
+    assert "stage calibration failed" in result.stderr and "*.qca.txt" in result.stderr
+    assert not (dest / "pose").exists()  # the stages after it did not run
+    md = (dest / "openkin" / "report.md").read_text()
+    assert "Stage calibration failed" in md and "| calibration | yes | failed |" in md

@@ -278,3 +278,11 @@ def test_intrinsics_from_a_checkerboard_video(demo, tmp_path):
     record = tomllib.loads((project / "openkin" / "calibration.toml").read_text())
     assert record["intrinsics"]["cam01"]["images"] == 6  # 7 sampled frames, one without a detectable board
     assert cam.matrix[0, 0] == pytest.approx(QUALISYS_FX["cam01"], rel=0.03)
+
+
+def test_missing_source_suggests_the_kind_present(converted):
+    (converted / "calibration" / "Calib_qualisys.toml").unlink()
+    (converted / "Config.toml").write_text("[calibration.convert]\nconvert_from = 'vicon'\n")
+    with pytest.raises(OpenKinError) as e:
+        _run(converted)
+    assert "convert_from = 'qualisys'" in e.value.fix
