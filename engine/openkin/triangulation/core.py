@@ -126,18 +126,18 @@ def _error_mm(P, rig: Rig, X, err_px):
     return out
 
 
-def swap_suspects(used: np.ndarray, valid: np.ndarray, names: list[str]) -> np.ndarray:
-    """Frames where a camera lost at least half of a left/right body part's points to the robust
-    rejection (or the points failed): where left/right swaps may be. ``(C,F,K)`` → ``(F,)``."""
+def swap_suspects(used: np.ndarray, valid: np.ndarray, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Where left/right swaps may be: cameras that lost at least half of a left/right body part's
+    points to the robust rejection. ``used, valid (C,F,K)`` → frames ``(F,)``, cameras ``(C,F)``."""
     from .swaps import lr_pairs
 
     rejected = valid & ~used
-    out = np.zeros(used.shape[1], bool)
+    hint = np.zeros(used.shape[:2], bool)
     for left, right in lr_pairs(names).values():
         idx = np.concatenate([left, right])
         n_valid = valid[:, :, idx].sum(-1)
-        out |= ((2 * rejected[:, :, idx].sum(-1) >= n_valid) & (n_valid >= 2)).any(0)
-    return out
+        hint |= (2 * rejected[:, :, idx].sum(-1) >= n_valid) & (n_valid >= 2)
+    return hint.any(0), hint
 
 
 def _merge(r, sub, frames, F: int, K: int):
@@ -161,9 +161,9 @@ def reconstruct_person(points: np.ndarray, weights: np.ndarray, rig: Rig, names:
     r = triangulate_robust(points.reshape(C, F * K, 2), weights.reshape(C, F * K), P,
                            params.reproj_error_threshold, params.min_cameras, params.max_view_error)
     if params.handle_lr_swap and C >= 3:
-        suspect = swap_suspects(r.used.reshape(C, F, K), r.valid.reshape(C, F, K), names)
+        suspect, hint = swap_suspects(r.used.reshape(C, F, K), r.valid.reshape(C, F, K), names)
         points, weights, swaps = correct_lr_swaps(points, weights, P, names, params.reproj_error_threshold,
-                                                  suspect=suspect)
+                                                  suspect=suspect, hint=hint)
         redo = np.flatnonzero(np.any([s.any(0) for s in swaps.values()], axis=0)) if swaps else []
         if len(redo):  # re-triangulate the frames whose labels changed
             sub = triangulate_robust(points[:, redo].reshape(C, -1, 2), weights[:, redo].reshape(C, -1), P,

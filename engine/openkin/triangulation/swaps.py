@@ -106,28 +106,47 @@ def _labelled(pl, pr, wl, wr, s):
     return (np.where(s4, pr, pl), np.where(s4, pl, pr), np.where(s3, wr, wl), np.where(s3, wl, wr))
 
 
-def _greedy_flips(pl, pr, wl, wr, P, cap):
-    """Greedy flips on suspicious frames. Arrays ``(C,S,L,...)`` → flips ``(C,S)`` bool."""
+def _greedy_flips(pl, pr, wl, wr, P, cap, threshold, init=None):
+    """Greedy flips on suspicious frames. Arrays ``(C,S,L,...)`` → flips ``(C,S)`` bool.
+
+    Each round tries, per frame, flipping each camera whose error on the part is above
+    ``threshold`` (a camera that fits is not swapped), and keeps the best flip if it lowers
+    the part's error by ``STEP_GAIN``. ``init (C,S)``: a first guess (the cameras the robust
+    pass rejected), used where it fits better than no flip; with many cameras it leaves
+    little for the rounds to do."""
     C, S = wl.shape[:2]
     s = np.zeros((C, S), bool)
-    cost, _ = _part_cost(pl, pr, wl, wr, P, cap)
+    cost, per_cam = _part_cost(pl, pr, wl, wr, P, cap)
     cost0 = cost.copy()
+    if init is not None and init.any():
+        c_init, pc_init = _part_cost(*_labelled(pl, pr, wl, wr, init), P, cap)
+        better = c_init < cost
+        s = init & better[None]
+        cost = np.where(better, c_init, cost)
+        per_cam = np.where(better[None], pc_init, per_cam)
     active = np.ones(S, bool)
     for _ in range(C // 2 + 1):
-        idx = np.flatnonzero(active)
-        if idx.size == 0:
-            break
-        trial = np.empty((C, idx.size))
-        for c in range(C):  # C hypotheses, each vectorised over frames
+        trial = np.full((C, S), np.inf)
+        trial_cam = np.zeros((C, C, S))
+        for c in range(C):  # C hypotheses, each vectorised over the frames where c is a candidate
+            idx = np.flatnonzero(active & (per_cam[c] > threshold))
+            if idx.size == 0:
+                continue
             s_try = s[:, idx].copy()
             s_try[c] = ~s_try[c]
-            trial[c], _ = _part_cost(*_labelled(pl[:, idx], pr[:, idx], wl[:, idx], wr[:, idx], s_try), P, cap)
+            trial[c, idx], trial_cam[c][:, idx] = _part_cost(
+                *_labelled(pl[:, idx], pr[:, idx], wl[:, idx], wr[:, idx], s_try), P, cap)
         best = np.argmin(trial, axis=0)
-        new = trial[best, np.arange(idx.size)]
-        gain = new < cost[idx] * (1 - STEP_GAIN)
-        s[best[gain], idx[gain]] = ~s[best[gain], idx[gain]]
-        cost[idx[gain]] = new[gain]
-        active[idx[~gain]] = False
+        cols = np.arange(S)
+        new = trial[best, cols]
+        gain = active & (new < cost * (1 - STEP_GAIN))
+        if not gain.any():
+            break
+        g = np.flatnonzero(gain)
+        s[best[g], g] = ~s[best[g], g]
+        cost[g] = new[g]
+        per_cam[:, g] = trial_cam[best[g], :, g].T
+        active = gain
     keep = (cost < cost0 * (1 - REL_GAIN)) & (cost < cost0 - ABS_GAIN)
     return s & keep[None]
 
@@ -199,7 +218,7 @@ def _part_arrays(points, weights, left, right):
 
 
 def correct_lr_swaps(points: np.ndarray, weights: np.ndarray, P: np.ndarray, names: list[str],
-                     threshold: float, suspect: np.ndarray | None = None
+                     threshold: float, suspect: np.ndarray | None = None, hint: np.ndarray | None = None
                      ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """Detect and undo left/right swaps.
 
@@ -210,6 +229,7 @@ def correct_lr_swaps(points: np.ndarray, weights: np.ndarray, P: np.ndarray, nam
     a whole-body swap shows on the legs and arms, while the eyes and ears are only a
     few pixels apart. ``suspect (F,)``: frames to examine, if already known (e.g. from
     the views a robust triangulation rejected); else found here from median errors.
+    ``hint (C,F)``: cameras likely swapped there (the ones that lost most of a part).
     """
     cap = 3.0 * threshold
     parts = lr_pairs(names)
@@ -230,7 +250,8 @@ def correct_lr_swaps(points: np.ndarray, weights: np.ndarray, P: np.ndarray, nam
             s = found["legs"] & found["arms"]
         else:
             s = np.zeros((C, F), bool)
-            s[:, sus] = _greedy_flips(*_part_arrays(points[:, sus], weights[:, sus], left, right), P, cap)
+            s[:, sus] = _greedy_flips(*_part_arrays(points[:, sus], weights[:, sus], left, right), P, cap,
+                                      threshold, init=None if hint is None else hint[:, sus])
             seen = (weights[:, :, left] > 0).any(-1) | (weights[:, :, right] > 0).any(-1)
             s = _resolve_mirror(s, seen, lambda flips, idx, lr=(left, right):
                                 _axis(*_part_arrays(points[:, idx], weights[:, idx], *lr), P, flips))
