@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
+import logging
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +20,7 @@ from openkin.formats.trc import Trc, read_trc, write_trc
 from openkin.project import ProjectPaths
 
 RATE = 60.0
+HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None  # optional: plots only
 
 
 def human_like(n_frames: int = 300, n_markers: int = 4, seed: int = 0) -> np.ndarray:
@@ -163,7 +167,10 @@ def test_stage_writes_filtered_trc_c3d_and_plot(tmp_path):
     c3d = read_c3d(out.with_suffix(".c3d"))
     np.testing.assert_allclose(c3d.xyz, filtered.xyz, atol=1e-4)
     png = paths.pose_3d / "plots" / f"{out.stem}.png"
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    if HAS_MATPLOTLIB:
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    else:
+        assert not png.exists()
     # a second run does not filter the filtered file again
     run_stage(_config(save_filt_plots=False, type="kalman"), paths)
     assert sorted(p.name for p in paths.pose_3d.glob("*.trc")) == sorted(
@@ -197,3 +204,13 @@ def test_stage_failure_keeps_earlier_output(tmp_path):
 def test_stage_without_trc_says_what_to_do(tmp_path):
     with pytest.raises(OpenKinError, match="triangulation"):
         run_stage(_config(), ProjectPaths(tmp_path))
+
+
+def test_stage_without_matplotlib_still_filters(tmp_path, monkeypatch, caplog):
+    for name in [m for m in sys.modules if m.split(".")[0] == "matplotlib"] + ["matplotlib"]:
+        monkeypatch.setitem(sys.modules, name, None)  # as if it were not installed
+    paths, _ = _project(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="openkin.filtering"):
+        run_stage(_config(save_filt_plots=True, make_c3d=False), paths)
+    assert (paths.pose_3d / f"{tmp_path.name}_0-179_filt_butterworth.trc").exists()
+    assert "matplotlib is not installed" in caplog.text

@@ -1,6 +1,7 @@
 """Synchronization: offset kernels on known signals, and the stage on ground-truth desync scenes."""
 from __future__ import annotations
 
+import importlib.util
 import logging
 from pathlib import Path
 
@@ -114,7 +115,9 @@ def test_offsets_recovered_within_half_a_frame(desync_scene):
 
 def test_pose_sync_files_are_renamed_by_the_shift(desync_scene):
     root, found = desync_scene
-    assert (root / "pose-sync" / "synchronization.png").read_bytes()[:4] == b"\x89PNG"
+    png = root / "pose-sync" / "synchronization.png"
+    if importlib.util.find_spec("matplotlib") is not None:  # optional: plots only
+        assert png.read_bytes()[:4] == b"\x89PNG"
     for cam, v in found["cameras"].items():
         _, src = list_json(root / "pose" / f"{cam}_json")
         _, dst = list_json(root / "pose-sync" / f"{cam}_json")
