@@ -16,6 +16,7 @@ import multiprocessing
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -188,6 +189,15 @@ def solve_all(jobs: list[IkJob], workers, on_done=None) -> list[IkResult]:
             if on_done:
                 on_done(i)
         return out
+    try:
+        return _solve_pool(jobs, chunks, flat, cpus, on_done)
+    except BrokenProcessPool:  # e.g. an unguarded __main__ re-run by the worker start-up
+        log.warning("IK worker processes failed to start: solving in this process instead "
+                    "(guard your script's top level with `if __name__ == '__main__':`)")
+        return [merge([solve(c) for c in cs]) for cs in chunks]
+
+
+def _solve_pool(jobs, chunks, flat, cpus, on_done) -> list[IkResult]:
     ctx = _context()
     with ProcessPoolExecutor(max_workers=min(cpus, len(flat)), mp_context=ctx, initializer=_worker_init) as pool:
         futures = [pool.submit(solve, c) for _, c in flat]
