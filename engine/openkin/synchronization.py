@@ -174,10 +174,22 @@ def correlation_pair(a: np.ndarray, b: np.ndarray, max_lag: int) -> tuple[Peak |
     return find_peak(lags, r), lags, r
 
 
+MAX_PARTNERS = 4  # with many cameras each is measured against this many others (all pairs up to 2 x this + 1)
+
+
+def camera_pairs(n: int, partners: int = MAX_PARTNERS) -> list[tuple[int, int]]:
+    """Pairs (i < j) to measure: all of them for few cameras; else each camera with the
+    ``partners`` next ones in a ring (N x partners pairs, every camera in 2 x partners of
+    them, the graph connected), so 16 cameras cost 64 measurements instead of 120."""
+    if n <= 2 * partners + 1:
+        return [(i, j) for i in range(n) for j in range(i + 1, n)]
+    return sorted({tuple(sorted((i, (i + k) % n))) for i in range(n) for k in range(1, partners + 1)})
+
+
 def pairwise_offsets(measure, n: int, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
-    """Offsets of every camera pair. ``measure(i, j)`` -> (Peak | None, lags, curve) gives the
-    offset of j's signal relative to i's; ``starts`` (N,): first frame of each signal in its
-    camera's numbering.
+    """Offsets of camera pairs (:func:`camera_pairs`). ``measure(i, j)`` -> (Peak | None,
+    lags, curve) gives the offset of j's signal relative to i's; ``starts`` (N,): first
+    frame of each signal in its camera's numbering.
 
     Returns d (N, N) with d[i, j] = offset of camera j relative to camera i (frames;
     ``d[i, j] ~= o[j] - o[i]``), r (N, N) peak scores, prominence (N, N) (NaN where
@@ -185,17 +197,16 @@ def pairwise_offsets(measure, n: int, starts: np.ndarray) -> tuple[np.ndarray, n
     """
     d, r, prom = (np.full((n, n), np.nan) for _ in range(3))
     curves = {}
-    for i in range(n):
-        for j in range(i + 1, n):
-            peak, lags, curve = measure(i, j)
-            curves[(i, j)] = (lags, curve)
-            if peak is None:
-                continue
-            # j's signal frame k' (camera frame k' + starts[j]) shows i's signal frame k' + lag
-            offset = peak.lag + starts[i] - starts[j]
-            d[i, j], d[j, i] = offset, -offset
-            r[i, j] = r[j, i] = peak.r
-            prom[i, j] = prom[j, i] = peak.prominence
+    for i, j in camera_pairs(n):
+        peak, lags, curve = measure(i, j)
+        curves[(i, j)] = (lags, curve)
+        if peak is None:
+            continue
+        # j's signal frame k' (camera frame k' + starts[j]) shows i's signal frame k' + lag
+        offset = peak.lag + starts[i] - starts[j]
+        d[i, j], d[j, i] = offset, -offset
+        r[i, j] = r[j, i] = peak.r
+        prom[i, j] = prom[j, i] = peak.prominence
     return d, r, prom, curves
 
 
@@ -864,7 +875,8 @@ def save_plot(png: Path, names: list[str], result: SyncResult) -> Path | None:
     fig = Figure(figsize=(9, 4.5))
     FigureCanvasAgg(fig)
     ax = fig.subplots()
-    for (i, j), (lags, curve) in result.curves.items():
+    shown = sorted(result.curves.items(), key=lambda item: result.reference not in item[0])[:10]
+    for (i, j), (lags, curve) in shown:  # pairs with the reference first, at most 10 curves
         line, = ax.plot(lags, curve, lw=1, label=f"{names[j]} vs {names[i]}")
         if np.isfinite(result.pair_offsets[i, j]):
             ax.axvline(result.pair_offsets[i, j], color=line.get_color(), ls="--", lw=0.8)

@@ -245,3 +245,13 @@ def test_camera_folder_without_files_does_not_stop_the_others(tmp_path, caplog):
     found = toml.load(paths.pose_sync / "offsets.toml")["cameras"]
     assert not found["cam03"]["synchronized"] and found["cam02"]["synchronized"]
     assert "cam03_json has no JSON file" in caplog.text
+
+
+def test_many_cameras_measure_a_connected_subset_of_pairs():
+    assert len(S.camera_pairs(4)) == 6
+    pairs = S.camera_pairs(16)
+    assert len(pairs) == 64
+    use = np.zeros((16, 16), bool)
+    for i, j in pairs:
+        use[i, j] = use[j, i] = True
+    assert S._connected(use, 0).all() and (use.sum(1) == 8).all()
