@@ -96,12 +96,16 @@ def fill_large_gaps(xyz: np.ndarray, how: str) -> np.ndarray:
     if how != "last_value":
         raise ValueError(f"fill_large_gaps_with {how!r} not in ('last_value', 'nan', 'zeros')")
     F = xyz.shape[0]
-    if F == 0:
+    good = np.isfinite(xyz[..., 0]) & np.isfinite(xyz[..., 1]) & np.isfinite(xyz[..., 2])  # (F,K)
+    holes = np.flatnonzero(~good.all(0))
+    if F == 0 or holes.size == 0:
         return xyz
-    good = np.isfinite(xyz).all(-1)                                           # (F,K)
-    idx = np.where(good, np.arange(F)[:, None], -1)
+    out = xyz.copy()
+    g = good[:, holes]
+    idx = np.where(g, np.arange(F)[:, None], -1)
     prev = np.maximum.accumulate(idx, axis=0)
-    first = np.where(good.any(0), np.argmax(good, axis=0), 0)
+    first = np.where(g.any(0), np.argmax(g, axis=0), 0)
     src = np.where(prev >= 0, prev, first[None])
-    out = np.take_along_axis(xyz, src[:, :, None], axis=0)
-    return np.nan_to_num(out, nan=0.0)
+    filled = np.take_along_axis(xyz[:, holes], src[:, :, None], axis=0)
+    out[:, holes] = np.where(np.isnan(filled), 0.0, filled)
+    return out
