@@ -280,6 +280,10 @@ class TriangulationConfig:
     fill_large_gaps_with: Literal["last_value", "nan", "zeros"] = "last_value"
     show_interp_indices: bool = True
     make_c3d: bool = True
+    # OpenKin: Pose2Sim 0.10.49's triangulation reads these two from [triangulation] (its
+    # Config.toml lists them under [pose], where they have no effect); OpenKin does them by default.
+    handle_LR_swap: bool = True
+    undistort_points: bool = True
 
 
 # --------------------------------------------------------------------------- [filtering]
