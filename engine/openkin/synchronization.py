@@ -406,8 +406,9 @@ def _integer_lag_costs(xy_i: np.ndarray, xy_j: np.ndarray, F: np.ndarray, lags: 
         inv_ni = 1.0 / np.hypot(li[..., 0], li[..., 1])[:, None, :, :]  # (F_i, 1, P_i, K)
         inv_nj = 1.0 / np.hypot(lj[..., 0], lj[..., 1])[:, :, None, :]  # (F_j, P_j, 1, K)
     costs = np.full(len(lags), np.nan)
-    # the integer scan only has to find the right frame: every other frame suffices on long takes
-    stride = 2 if min(len(xi), len(xj)) > 400 else 1
+    # the integer scan only has to find the right frame: ~300 frames suffice, so long takes
+    # cost O(lags), not O(lags x frames)
+    stride = max(1, min(len(xi), len(xj)) // 300)
     for n, lag in enumerate(lags):  # per lag: one vectorised pass over all frames, people and keypoints
         t0, t1 = max(0, -lag), min(len(xj), len(xi) - lag)
         if t1 - t0 <= 0:
