@@ -18,7 +18,9 @@ Sections:
    Pose2Sim's ``personAssociation()``, ``triangulation()``, ``filtering()`` in its own
    venv (see ``pose2sim_env.py``; interpreter start-up not counted). Goal: ≥ 50×.
 3. accuracy: both pipelines (synchronisation first on scenes with time offsets) on the
-   synth scenes; MPJPE / PA-MPJPE (mm) of the filtered TRC on the keypoints both write
+   synth scenes (``*_synced``: the same scene without time offsets, so that association
+   and triangulation are compared rather than synchronisation); MPJPE / PA-MPJPE (mm) of
+   the filtered TRC on the keypoints both write
    (Pose2Sim's 22), raw (unfiltered) MPJPE, % frames, offsets error (frames), identity
    switches. Goals: never worse than Pose2Sim, ≤ 0.7× on realistic scenes, offsets within
    ±0.5 frame, 0 identity switches.
@@ -62,8 +64,15 @@ log = logging.getLogger("bench_reconstruction")
 P2S_MARKERS = ["Hip", "RHip", "RKnee", "RAnkle", "RBigToe", "RSmallToe", "RHeel", "LHip", "LKnee", "LAnkle",
                "LBigToe", "LSmallToe", "LHeel", "Neck", "Head", "Nose", "RShoulder", "RElbow", "RWrist",
                "LShoulder", "LElbow", "LWrist"]
-SCENES = ("clean", "mild", "realistic", "multi", "desync", "realistic_multi")
-REALISTIC = ("realistic", "realistic_multi")
+# name -> (synth preset, overrides). The '_synced' variants drop the time offsets so the
+# comparison measures association and triangulation rather than synchronisation.
+SCENES = {
+    "clean": ("clean", {}), "mild": ("mild", {}), "realistic": ("realistic", {}),
+    "realistic_synced": ("realistic", {"max_offset_frames": 0.0}), "multi": ("multi", {}),
+    "desync": ("desync", {}), "realistic_multi": ("realistic_multi", {}),
+    "realistic_multi_synced": ("realistic_multi", {"max_offset_frames": 0.0}),
+}
+REALISTIC = ("realistic", "realistic_synced", "realistic_multi", "realistic_multi_synced")
 SEED = 11
 
 
@@ -258,24 +267,25 @@ def offsets_error(scene: Path, sync_dir: Path | None, pose2sim_log: Path | None 
 
 def accuracy(work: Path, frames: int, scenes: list[str]) -> list[dict]:
     out(f"\n== 3. Accuracy on synth ground-truth scenes ({frames} frames; filtered TRC, Pose2Sim's 22 keypoints)")
-    out(f"{'scene':<16} {'pipeline':<9} {'MPJPE':>7} {'PA-MPJPE':>9} {'raw MPJPE':>10} {'frames':>7} "
+    out(f"{'scene':<22} {'pipeline':<9} {'MPJPE':>7} {'PA-MPJPE':>9} {'raw MPJPE':>10} {'frames':>7} "
         f"{'offsets':>8} {'ID sw.':>6} {'time s':>7}   ratio / goal")
     rows = []
     for name in scenes:
-        if name not in PRESETS:
-            out(f"{name:<16} (no such preset in this version)")
+        preset, overrides = SCENES.get(name, (name, {}))
+        if preset not in PRESETS:
+            out(f"{name:<22} (no such preset in this version)")
             continue
-        spec = PRESETS[name]
+        spec = {**PRESETS[preset], **overrides}
         sync = bool(spec.get("max_offset_frames", 0))
         multi = spec.get("people", 1) > 1
-        scene = build_scene(work / name, name, n_frames=frames, seed=SEED, overwrite=True).path
+        scene = build_scene(work / name, preset, n_frames=frames, seed=SEED, overwrite=True, **overrides).path
         t_ok = sum(openkin_pipeline(scene, sync).values())
         paths = ProjectPaths(scene)
         try:
             t_p2s = sum(pose2sim_pipeline(scene, work / f"{name}_pose2sim", sync, multi, 60.0).values())
             p2s_dir = work / f"{name}_pose2sim"
         except RuntimeError as exc:
-            out(f"{name:<16} Pose2Sim failed: {str(exc).splitlines()[-1]}")
+            out(f"{name:<22} Pose2Sim failed: {str(exc).splitlines()[-1]}")
             p2s_dir, t_p2s = None, float("nan")
         entry = {"scene": name}
         for label, pose3d, sync_dir, logf, secs in (
@@ -305,7 +315,7 @@ def accuracy(work: Path, frames: int, scenes: list[str]) -> list[dict]:
                 goal = 0.7 if name in REALISTIC else 1.0
                 verdict = f"OpenKin/Pose2Sim {ratio:.2f} (goal ≤ {goal}): {'met' if ratio <= goal else 'NOT met'}"
             off = "-" if e["offsets"] is None else f"{e['offsets']:.2f}"
-            out(f"{name:<16} {label:<9} {e['mpjpe']:>7.1f} {e['pa_mpjpe']:>9.1f} {e['raw_mpjpe']:>10.1f} "
+            out(f"{name:<22} {label:<9} {e['mpjpe']:>7.1f} {e['pa_mpjpe']:>9.1f} {e['raw_mpjpe']:>10.1f} "
                 f"{e['frames_pct']:>6.0f}% {off:>8} {e['id_switches']:>6} {e['seconds']:>7.1f}   {verdict}")
     return rows
 
@@ -314,7 +324,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", default="throughput,speed,accuracy")
     ap.add_argument("--frames", type=int, default=600, help="frames of the synth scenes")
-    ap.add_argument("--scenes", default=",".join(SCENES))
+    ap.add_argument("--scenes", default=",".join(SCENES), help=f"among {', '.join(SCENES)} or any synth preset")
     ap.add_argument("--work", type=Path, default=cache_dir() / "recon-work",
                     help="folder for scenes and results (kept; default in the OpenKin cache; avoid /tmp, "
                          "where creating files measured 40× slower on the benchmark machine)")
