@@ -45,6 +45,7 @@ COORDS = {  # printed label -> coordinates averaged (RMSE over both sides)
     "pelvis list": ("pelvis_list",), "pelvis rot": ("pelvis_rotation",), "lumbar flex": ("L5_S1_Flex_Ext",),
     "shoulder flex": ("arm_flex_r", "arm_flex_l"), "shoulder add": ("arm_add_r", "arm_add_l"),
     "elbow flex": ("elbow_flex_r", "elbow_flex_l"), "hip rot": ("hip_rotation_r", "hip_rotation_l"),
+    "shoulder rot": ("arm_rot_r", "arm_rot_l"),
 }
 FLEXION = ("hip flex", "knee flex", "ankle flex")
 
@@ -87,9 +88,10 @@ def accuracy(mot: Path, truth: Path) -> dict:
     """MPJAE (main coordinates) and RMSE per group of COORDS."""
     res, tru = read_mot(mot), read_mot(truth)
     main = compare_angles(res, tru, coordinates=["main"])
+    lower = compare_angles(res, tru, coordinates=["lower"])
     every = compare_angles(res, tru)["per_coordinate_deg"]
     rmse = {k: float(np.sqrt(np.mean([every[c]["rmse"] ** 2 for c in cs if c in every]))) for k, cs in COORDS.items()}
-    return {"mpjae": main["mpjae"][0], "rmse": rmse}
+    return {"mpjae": main["mpjae"][0], "mpjae_lower": lower["mpjae"][0], "rmse": rmse}
 
 
 def run_openkin(trc: Path, out: Path, simple: bool) -> dict:
@@ -136,16 +138,17 @@ def run_pose2sim_kinematics(trc: Path, project: Path, simple: bool, rate: float)
 def report(scene: str, model: str, frames: int, ours: dict, theirs: dict | None, solver: float) -> list[str]:
     acc_o = accuracy(ours["mot"], ours["truth"])
     lines = [f"\n=== {scene} scene, {model} model, {frames} frames ===",
-             f"{'':16s}{'OpenKin':>10s}{'Pose2Sim':>10s}"]
+             f"{'':18s}{'OpenKin':>10s}{'Pose2Sim':>10s}"]
     acc_p = accuracy(theirs["mot"], ours["truth"]) if theirs else None
     fmt = lambda v: f"{v:10.2f}" if v is not None and np.isfinite(v) else f"{'-':>10s}"  # noqa: E731
-    lines.append(f"{'MPJAE (deg)':16s}{fmt(acc_o['mpjae'])}{fmt(acc_p['mpjae'] if acc_p else None)}")
+    lines.append(f"{'MPJAE (deg)':18s}{fmt(acc_o['mpjae'])}{fmt(acc_p['mpjae'] if acc_p else None)}")
+    lines.append(f"{'MPJAE lower':18s}{fmt(acc_o['mpjae_lower'])}{fmt(acc_p['mpjae_lower'] if acc_p else None)}")
     for k in COORDS:
-        lines.append(f"{k + ' RMSE':16s}{fmt(acc_o['rmse'][k])}{fmt(acc_p['rmse'][k] if acc_p else None)}")
-    lines.append(f"{'wall s':16s}{fmt(ours['seconds'])}{fmt(theirs['seconds'] if theirs else None)}")
-    lines.append(f"{'frames/s':16s}{fmt(frames / ours['seconds'])}"
+        lines.append(f"{k + ' RMSE':18s}{fmt(acc_o['rmse'][k])}{fmt(acc_p['rmse'][k] if acc_p else None)}")
+    lines.append(f"{'wall s':18s}{fmt(ours['seconds'])}{fmt(theirs['seconds'] if theirs else None)}")
+    lines.append(f"{'frames/s':18s}{fmt(frames / ours['seconds'])}"
                  f"{fmt(frames / theirs['seconds'] if theirs else None)}")
-    lines.append(f"{'CPU s':16s}{fmt(ours['cpu'])}{fmt(theirs['cpu'] if theirs else None)}"
+    lines.append(f"{'CPU s':18s}{fmt(ours['cpu'])}{fmt(theirs['cpu'] if theirs else None)}"
                  "   (Pose2Sim's CPU includes its interpreter start and imports)")
     lines.append(f"OpenSim solver alone (assemble/track, 1 process): {solver:.2f} s = {frames / solver:.0f} frames/s; "
                  f"OpenKin scaling+IK wall / solver alone = {ours['seconds'] / solver:.2f}")
