@@ -210,17 +210,22 @@ def pairwise_offsets(measure, n: int, starts: np.ndarray) -> tuple[np.ndarray, n
     return d, r, prom, curves
 
 
-def solve_offsets(d: np.ndarray, weights: np.ndarray, reference: int, max_residual: float = 1.5
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """Camera offsets from pair differences d[i, j] ~= o[j] - o[i], weighted least squares.
+def solve_offsets(d: np.ndarray, weights: np.ndarray, reference: int, max_residual: float = 1.5,
+                  n_trees: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Camera offsets from pair differences d[i, j] ~= o[j] - o[i], robust weighted least squares.
 
-    d, weights: (N, N) (NaN / 0 = unmeasured); o[reference] = 0. Pairs whose
-    residual exceeds ``max_residual`` frames are dropped (worst first) while the
-    cameras stay connected. Returns offsets (N,) (NaN for cameras no pair reaches)
-    and the inlier mask (N, N).
+    d, weights: (N, N) (NaN / 0 = unmeasured); o[reference] = 0. Consensus first:
+    offsets implied by spanning trees of the measured pairs (the heaviest one and
+    ``n_trees`` random ones) are scored by how many pairs agree with them within
+    ``max_residual`` frames (weights only break ties: one confident but wrong pair
+    -- a false peak of periodic motion -- must not outvote the others); then least
+    squares over the pairs that agree with the best, dropping any left that
+    disagree while the cameras stay connected. Returns offsets (N,) (NaN for cameras
+    no pair reaches) and the inlier mask (N, N).
     """
     use = np.isfinite(d) & (weights > 0)
     np.fill_diagonal(use, False)
+    use &= _consensus(d, weights, use, reference, max_residual, n_trees)
     while True:
         offsets = _least_squares(d, weights, use, reference)
         resid = np.abs(d - (offsets[None, :] - offsets[:, None]))
@@ -233,6 +238,54 @@ def solve_offsets(d: np.ndarray, weights: np.ndarray, reference: int, max_residu
         if np.isnan(_least_squares(d, weights, trial, reference)).sum() > np.isnan(offsets).sum():
             return offsets, use  # dropping it would disconnect a camera: keep what we have
         use = trial
+
+
+def _consensus(d: np.ndarray, weights: np.ndarray, use: np.ndarray, reference: int, max_residual: float,
+               n_trees: int) -> np.ndarray:
+    """Pairs (N, N) agreeing with the spanning-tree solution most pairs agree with."""
+    pairs = [(i, j) for i in range(len(d)) for j in range(i + 1, len(d)) if use[i, j]]
+    if len(pairs) < 3:
+        return use
+    rng = np.random.default_rng(0)  # deterministic
+    orders = [sorted(pairs, key=lambda p: -weights[p])] + [
+        [pairs[k] for k in rng.permutation(len(pairs))] for _ in range(n_trees)]
+    best, best_score = use, (-1, -np.inf)
+    for order in orders:
+        offsets = _tree_offsets(d, order, len(d), reference)
+        agree = use & (np.abs(d - (offsets[None, :] - offsets[:, None])) <= max_residual)
+        score = (int(agree.sum()), float(weights[agree].sum()))
+        if score > best_score:
+            best, best_score = agree, score
+    return best
+
+
+def _tree_offsets(d: np.ndarray, order: list[tuple[int, int]], n: int, reference: int) -> np.ndarray:
+    """Offsets along the spanning tree Kruskal builds from pairs in ``order`` (NaN: unreached)."""
+    parent = list(range(n))
+
+    def root(a):
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    edges = {}
+    for i, j in order:
+        ri, rj = root(i), root(j)
+        if ri != rj:
+            parent[ri] = rj
+            edges.setdefault(i, []).append((j, d[i, j]))
+            edges.setdefault(j, []).append((i, -d[i, j]))
+    offsets = np.full(n, np.nan)
+    offsets[reference] = 0.0
+    stack = [reference]
+    while stack:
+        a = stack.pop()
+        for b, delta in edges.get(a, []):
+            if np.isnan(offsets[b]):
+                offsets[b] = offsets[a] + delta
+                stack.append(b)
+    return offsets
 
 
 def _least_squares(d: np.ndarray, weights: np.ndarray, use: np.ndarray, reference: int) -> np.ndarray:
