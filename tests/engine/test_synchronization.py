@@ -43,6 +43,7 @@ def test_least_squares_survives_one_bad_pair():
     d[1, 3] += 40.0  # a periodic-motion false peak
     d[3, 1] -= 40.0
     w = np.ones((4, 4))
+    w[1, 3] = w[3, 1] = 5.0  # and the most confident one
     offsets, inliers = S.solve_offsets(d, w, reference=0)
     np.testing.assert_allclose(offsets, truth, atol=1e-9)
     assert not inliers[1, 3]
