@@ -426,6 +426,9 @@ def _section_trajectories(paths: ProjectPaths, out_dir: Path) -> Section:
     except OpenKinError as e:
         s.note(f"Cannot read {path.name}: {e.problem}")
         return s
+    people = sorted({p.name for p in paths.pose_3d.glob("*_P*.trc") if "LSTM" not in p.name and "filt" not in p.name})
+    if len(people) > 1:
+        s.text(f"{len(people)} people were reconstructed ({', '.join(people)}); shown: {path.name}.")
     valid = np.isfinite(trc.xyz).all(axis=-1)  # (F, M)
     s.text(f"{path.name}: {len(trc.marker_names)} keypoints, {trc.xyz.shape[0]} frames at {trc.rate:g} Hz; "
            f"{100 * valid.all(axis=1).mean():.1f}% of frames have every keypoint, "
