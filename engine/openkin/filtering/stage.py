@@ -158,8 +158,11 @@ def save_plot(raw: Trc, filtered: Trc, png: Path, title: str = "") -> Path | Non
         ax.set_title(raw.marker_names[k], fontsize=9)
         ax.tick_params(labelsize=7)
     axes[0, 0].legend(fontsize=7, loc="upper right")
-    fig.subplots_adjust(left=0.04, right=0.99, bottom=0.03, top=1 - 0.5 / fig.get_figheight(), wspace=0.18, hspace=0.35)
-    fig.suptitle(f"{title}: raw (thin) vs filtered (thick), m over s", fontsize=10)
+    for ax in axes[-1]:
+        ax.set_xlabel("time (s)", fontsize=8)
+    fig.subplots_adjust(left=0.04, right=0.99, bottom=0.5 / fig.get_figheight(), top=1 - 0.75 / fig.get_figheight(),
+                        wspace=0.18, hspace=0.35)
+    fig.suptitle(f"{title}: raw (thin) vs filtered (thick), metres", fontsize=10)
     with atomic_path(png) as tmp:
         fig.savefig(tmp, dpi=80, format="png")
     return png
