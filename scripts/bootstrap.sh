@@ -43,7 +43,7 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
     echo "openkin: installing pinned dependencies into .venv (first run takes a few minutes)" >&2
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-        -c "$ROOT/constraints.txt" -e "$ROOT/engine[opensim,rtmlib]" pytest bpy
+        -c "$ROOT/constraints.txt" -e "$ROOT/engine[opensim,rtmlib]" pytest onnx bpy
     echo "$WANT" > "$STAMP"
 fi
 export PATH="$VENV/bin:$PATH"

@@ -70,7 +70,10 @@ def load_stage(stage: Stage):
         if e.name and (e.name == stage.module or stage.module.startswith(e.name + ".")):
             raise StageNotBuilt(stage.name) from None
         raise
-    return module.run_stage
+    run = getattr(module, "run_stage", None)
+    if run is None:
+        raise StageNotBuilt(stage.name)
+    return run
 
 
 def available_stages() -> dict[str, bool]:
@@ -172,6 +175,10 @@ def _cmd_run(args) -> int:
     timings = run_stages(args.project, names, overrides=_parse_set(args.set), progress_bars=not args.no_progress)
     if timings:
         log.info("timings: %s", ", ".join(f"{k} {v:.2f} s" for k, v in timings.items()))
+        if not args.no_report:
+            from .report import write_report
+
+            write_report(_project_paths(args.project), timings)
     if args.stages and missing:
         return 3
     return 0
@@ -210,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     project_args(sp)
     sp.add_argument("--stages", help="comma-separated subset, e.g. triangulation,filtering")
     sp.add_argument("--skip", help="comma-separated stages to skip")
+    sp.add_argument("--no-report", action="store_true", help="do not write openkin/report.html at the end")
     sp.set_defaults(func=_cmd_run)
     for stage in STAGES:
         sp = sub.add_parser(stage.name, help=stage.help)
