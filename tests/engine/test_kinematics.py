@@ -256,3 +256,13 @@ def test_filter_ik_smooths_angles_with_the_filtering_section(tmp_path):
     err = lambda v: np.sqrt(np.mean((v - np.degrees(clean))[20:-20] ** 2))  # noqa: E731
     assert err(mot.column("knee_angle_r")) < 0.6 * err(np.degrees(noisy))  # 6 Hz of 30 Hz: noise × ~0.45
     assert np.allclose(mot.column("pelvis_tx"), t, atol=1e-3)  # translations stay metres
+
+
+def test_two_people_solved_in_parallel_workers(tmp_path):
+    markers, xyz, coords, truth, _ = scene(150)
+    a = _write(tmp_path / "trial_P1.trc", markers, xyz[:40].copy())
+    b = _write(tmp_path / "trial_P2.trc", markers, xyz[40:80] + np.array([1.5, 0.0, -2.0]))
+    mots = run_trials([a, b], tmp_path / "kin", KinematicsOptions(use_simple_model=True, workers=2))
+    assert [m.name for m in mots] == ["trial_P1.mot", "trial_P2.mot"]
+    assert _rmse(read_mot(mots[0]), coords, truth[:40], "knee_angle_r") < 1.0
+    assert _rmse(read_mot(mots[1]), coords, truth[40:80], "knee_angle_r") < 1.0
