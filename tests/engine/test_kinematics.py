@@ -266,3 +266,15 @@ def test_two_people_solved_in_parallel_workers(tmp_path):
     assert [m.name for m in mots] == ["trial_P1.mot", "trial_P2.mot"]
     assert _rmse(read_mot(mots[0]), coords, truth[:40], "knee_angle_r") < 1.0
     assert _rmse(read_mot(mots[1]), coords, truth[40:80], "knee_angle_r") < 1.0
+
+
+@pytest.mark.parametrize("marker_set,marker_file", [("COCO_17", "Markers_Coco17.xml"),
+                                                    ("BLAZEPOSE", "Markers_BlazePose.xml")])
+def test_other_keypoint_sets(tmp_path, marker_set, marker_file):
+    markers, xyz, coords, truth, _ = scene(60, marker_file=marker_file)
+    keep = [i for i, m in enumerate(markers) if m != "Neck"]  # detectors give no neck: the TRC has none
+    trc = _write(tmp_path / "t.trc", [markers[i] for i in keep], xyz[:, keep])
+    mot = read_mot(run_trials([trc], tmp_path / "kin", KinematicsOptions(marker_set=marker_set, use_simple_model=True,
+                                                                         workers=1))[0])
+    for c in ("knee_angle_r", "elbow_flex_l", "hip_adduction_r"):
+        assert _rmse(mot, coords, truth, c) < 1.5, c
