@@ -162,7 +162,7 @@ def person_height(setting, i: int, names: list[str], xyz: np.ndarray, k) -> floa
     from .kinematics.measure import participant_height
 
     value = _per_person(setting, i, "auto", "participant_height")
-    if isinstance(value, str) and value.lower() == "auto" or not value:
+    if (isinstance(value, str) and value.lower() == "auto") or not value:
         names2, xyz2 = add_midpoints(names, xyz)
         h = participant_height(xyz2, names2, k.large_hip_knee_angles, k.trimmed_extrema_percent)
         if not np.isfinite(h):
