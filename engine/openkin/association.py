@@ -198,7 +198,9 @@ class _Tracker:
         self.next_id = 0
         C, F, Pn, _ = weights.shape
         self.choice: dict[int, np.ndarray] = {}
-        self.present = (weights > 0).sum(-1) >= 3                               # (C,F,P) usable detections
+        n_kpt = (weights > 0).sum(-1)                                           # (C,F,P)
+        self.seen = n_kpt >= 1      # may join a known person (a person at the image edge shows a few keypoints)
+        self.present = n_kpt >= 3   # may start a new person
 
     def _slot(self, track_id: int) -> np.ndarray:
         C, F = self.w.shape[:2]
@@ -221,8 +223,8 @@ class _Tracker:
         with np.errstate(invalid="ignore", divide="ignore"):
             cost = np.where(ok, d * w, 0.0).sum(-1) / np.where(ok, w, 0.0).sum(-1)  # (C,T,P)
         cost = cost * (depth / self.rig.K[:, 0, 0][:, None])[:, :, None]          # px → m at the person
-        cost = np.where((ok.sum(-1) >= 3) & self.present[:, f][:, None], fill_nan(cost, 1e9), 1e9)
-        for c in np.flatnonzero(self.present[:, f].any(-1)):
+        cost = np.where((ok.sum(-1) >= 1) & self.seen[:, f][:, None], fill_nan(cost, 1e9), 1e9)
+        for c in np.flatnonzero(self.seen[:, f].any(-1)):
             rows, cols = linear_sum_assignment(cost[c])
             for r, sl in zip(rows, cols):
                 if cost[c, r, sl] < 0.5 * self.p.max_distance_m:
