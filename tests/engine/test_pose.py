@@ -289,3 +289,22 @@ def test_heatmap_refinement_moves_to_the_peak_and_keeps_low_confidence_points():
     out = bp.refine_with_heatmap(xy, hm)
     assert np.allclose(out[0], peak * 4, atol=0.6), out[0]
     assert np.allclose(out[1], xy[1]), "no confident cell nearby: unchanged"
+
+
+def test_multi_person_finds_both_people_of_the_multi_person_demo():
+    """Demo_MultiPerson cam01, frame 50: the man (upper left) and the woman in front of him
+    (lower right); boxes read by eye, x0, y0, x1, y1."""
+    cap = cv2.VideoCapture(str(asset_path("Demo_MultiPerson/videos/cam01.mp4")))
+    cap.set(cv2.CAP_PROP_POS_FRAMES, 50)
+    frame = cap.read()[1]
+    b = OfflineBackend("HALPE_26", multi_person=True, threads=2)
+    people = b(frame)
+    assert people.shape[0] == 2
+    boxes = {"man": (90, 300, 810, 1250), "woman": (430, 800, 980, 1760)}
+    hip = people[:, HALPE_26.index("Hip"), :2]
+    owners = set()
+    for x, y in hip:
+        inside = [name for name, (x0, y0, x1, y1) in boxes.items() if x0 <= x <= x1 and y0 <= y <= y1]
+        assert len(inside) == 1, f"hip at {x:.0f}, {y:.0f} in {inside}"
+        owners.add(inside[0])
+    assert owners == {"man", "woman"}

@@ -4,8 +4,9 @@ Per frame: every ``det_frequency`` frames (and whenever nobody is tracked) the
 detector proposes people; in between each person's ROI comes from the previous
 frame's landmarks. A person whose pose flag drops below ``min_presence`` is
 lost; if everyone is lost the detector runs again on the same frame.
-Single-person projects follow the most prominent person (largest ROI);
-multi-person projects follow up to ``max_people``.
+Single-person projects use BlazePose's detector and follow the most
+prominent person (largest ROI); multi-person projects find people with MoveNet
+MultiPose (:mod:`openkin.pose.movenet`) and follow up to ``max_people``.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import numpy as np
 
 from ..errors import OpenKinError
 from . import blazepose as bp
+from . import movenet
 from .keypoint_maps import blazepose_to
 
 log = logging.getLogger(__name__)
@@ -24,6 +26,7 @@ log = logging.getLogger(__name__)
 MODELS_DIR = Path(__file__).resolve().parent.parent / "data" / "models"
 DETECTOR = MODELS_DIR / "pose_detection.onnx"
 LANDMARKS = MODELS_DIR / "pose_landmark_full.onnx"
+MULTI_DETECTOR = MODELS_DIR / "movenet-multipose.onnx"
 
 
 def onnx_session(path: Path, threads: int = 1, providers: list[str] | None = None):
@@ -49,7 +52,9 @@ class BlazePoseTracker:
     def __init__(self, *, det_frequency: int = 4, multi_person: bool = False, max_people: int = 10,
                  min_detection: float = 0.5, min_presence: float = 0.5, threads: int = 1,
                  providers: list[str] | None = None, refine: bool = True):
-        self.det = onnx_session(DETECTOR, threads, providers)
+        # multi-person: MoveNet MultiPose finds the people (BlazePose's detector favours one)
+        self.multi = multi_person
+        self.det = onnx_session(MULTI_DETECTOR if multi_person else DETECTOR, threads, providers)
         self.refine = refine
         self.lm = onnx_session(LANDMARKS, threads, providers)
         self.det_frequency = max(1, int(det_frequency))
@@ -67,6 +72,8 @@ class BlazePoseTracker:
 
     def detect(self, bgr: np.ndarray) -> list[np.ndarray]:
         """ROIs (4,) of people found by the detector, most prominent first."""
+        if self.multi:
+            return self._detect_many(bgr)
         x, side, offset = bp.letterbox(bgr)
         t = time.perf_counter()
         raw, logits = self.det.run(None, {"input_1": x})
@@ -75,6 +82,16 @@ class BlazePoseTracker:
         dets, scores = bp.decode_detections(raw[0], logits[0, :, 0], side, offset, self.min_detection)
         dets = dets[bp.nms(dets, scores)]
         rois = [bp.roi_from_detection(d) for d in dets]
+        return sorted(rois, key=lambda r: -r[2])
+
+    def _detect_many(self, bgr: np.ndarray) -> list[np.ndarray]:
+        x, scale = movenet.movenet_input(bgr)
+        t = time.perf_counter()
+        (out,) = self.det.run(None, {"input": x})
+        self.infer_seconds += time.perf_counter() - t
+        self.detections_run += 1
+        people = movenet.decode_people(out[0], x.shape[1:3], scale)
+        rois = [r for r in (movenet.roi_from_keypoints(kp) for kp in people) if r is not None]
         return sorted(rois, key=lambda r: -r[2])
 
     def landmarks(self, bgr: np.ndarray, roi: np.ndarray) -> tuple[np.ndarray, float]:
@@ -91,7 +108,7 @@ class BlazePoseTracker:
         for roi in found:
             if len(rois) >= self.max_people:
                 break
-            if all(_overlap(roi, r) < 0.4 for r in rois):
+            if not any(_same_person(roi, r, 0.1) for r in rois):
                 rois.append(roi)
         return rois
 
@@ -105,7 +122,7 @@ class BlazePoseTracker:
             if flag < self.min_presence:
                 continue
             nxt = bp.roi_from_landmarks(lm)
-            if any(_overlap(nxt, r) > 0.6 for r in next_rois):
+            if any(_same_person(nxt, r, 0.05) for r in next_rois):
                 continue  # two tracks converged on one person
             lm[:, 3:] *= flag
             people.append(lm)
@@ -128,9 +145,12 @@ class BlazePoseTracker:
         return np.stack(people)
 
 
-def _overlap(a: np.ndarray, b: np.ndarray) -> float:
-    """IoU of the axis-aligned boxes around two ROIs (4,)."""
-    return float(bp._iou(bp.roi_box(a), bp.roi_box(b)[None])[0])
+def _same_person(a: np.ndarray, b: np.ndarray, tolerance: float) -> bool:
+    """Whether two ROIs (4,) are centred on the same hips: centres closer than ``tolerance`` ×
+    their size and sizes within 1.5×. (Box overlap would merge people standing one behind
+    the other, whose large square ROIs overlap.)"""
+    size = min(a[2], b[2])
+    return bool(np.hypot(*(a[:2] - b[:2])) < tolerance * size and max(a[2], b[2]) < 1.5 * size)
 
 
 class OfflineBackend:
