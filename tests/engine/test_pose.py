@@ -308,3 +308,24 @@ def test_multi_person_finds_both_people_of_the_multi_person_demo():
         assert len(inside) == 1, f"hip at {x:.0f}, {y:.0f} in {inside}"
         owners.add(inside[0])
     assert owners == {"man", "woman"}
+
+
+def test_movenet_roi_is_upright_on_the_hips_and_covers_the_body():
+    from openkin.pose import movenet
+
+    kp = np.zeros((17, 3))
+    kp[:, 2] = 0.9
+    kp[:, :2] = [500, 600]
+    kp[[5, 6], :2] = [[480, 400], [520, 400]]  # shoulders above the hips
+    kp[[11, 12], :2] = [[480, 600], [520, 600]]
+    kp[[15, 16], :2] = [[480, 900], [520, 900]]  # ankles 300 px below
+    roi = movenet.roi_from_keypoints(kp)
+    assert np.allclose(roi[:2], [500, 600]) and abs(roi[3]) < 1e-9
+    assert np.isclose(roi[2], 2 * 1.15 * np.hypot(20, 300) * 1.25)
+    kp[:, 2] = 0.0
+    assert movenet.roi_from_keypoints(kp) is None
+    out = np.zeros((6, 56))
+    out[0, :51] = np.tile([0.5, 0.25, 0.8], 17)  # y, x, score
+    out[0, 55], out[1, 55] = 0.9, 0.1
+    people = movenet.decode_people(out, (256, 160), 256 / 1920)
+    assert people.shape == (1, 17, 3) and np.allclose(people[0, 0], [0.25 * 160 * 7.5, 0.5 * 256 * 7.5, 0.8])
