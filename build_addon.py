@@ -212,7 +212,7 @@ def build_zips(source: Path, out_dir: Path) -> list[Path]:
 
 
 def sources_digest(platforms: list[str]) -> str:
-    """Hash of the add-on, engine sources and wheel names: unchanged → the zips are reused."""
+    """Hash of the add-on, the engine, the pins and this script: unchanged → the zips are reused."""
     h = hashlib.sha256()
     for base in (ADDON, ROOT / "engine" / "openkin"):
         for p in sorted(base.rglob("*")):
@@ -220,6 +220,7 @@ def sources_digest(platforms: list[str]) -> str:
                 h.update(str(p.relative_to(ROOT)).encode())
                 h.update(p.read_bytes())
     h.update((ROOT / "constraints.txt").read_bytes())
+    h.update(Path(__file__).read_bytes())
     h.update(",".join(platforms).encode())
     return h.hexdigest()[:16]
 
