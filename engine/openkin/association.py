@@ -14,8 +14,9 @@ Multi-person: tracking in 3D with stable identities. Each frame, every live
 person's skeleton (last position, plus its velocity if ``predict_displacement``)
 is projected into each camera and matched to the detections with the Hungarian
 algorithm (cost: confidence-weighted mean keypoint distance in px, expressed in
-metres at the person's depth and gated at half ``max_distance_m``); matched
-people are re-triangulated. Detections left over in several cameras are grouped
+metres at the person's depth and gated at half ``max_distance_m``; a detection with
+a single usable keypoint may match, as a person at the image edge shows few); matched
+people are re-triangulated, all people of a frame in one robust DLT call. Detections left over in several cameras are grouped
 by the distance between their keypoint rays (mean ≤ (1 - ``min_affinity``) ×
 ``reconstruction_error_threshold`` m, one detection per camera per group); a
 group seen by ``min_cameras_for_triangulation`` cameras becomes a person: an
