@@ -405,15 +405,33 @@ def epipolar_cost(xy_i: np.ndarray, xy_j: np.ndarray, F: np.ndarray, lag: float,
     """Robust mean epipolar distance at ``lag`` (see :func:`signed_epipolar_distances`).
 
     Each distance d (px) costs ``min(|d|, tau)^2`` (truncated: outliers and swaps
-    cost at most tau^2). With ``detrend_frames`` (one person per camera only), each
-    keypoint's moving median over that many frames is subtracted first: a
-    calibration error biases the distances slowly as the person moves around, a
-    time offset makes them follow the fast limb motion. Returns (mean cost, count).
+    cost at most tau^2). With ``detrend_frames``, each keypoint's moving median over
+    that many frames is subtracted first (per person slot of camera j, matched
+    frame by frame to its best fitting person of camera i): a calibration error
+    biases the distances slowly as people move around, a time offset makes them
+    follow the fast limb motion. Returns (mean cost, count).
     """
     d = signed_epipolar_distances(xy_i, xy_j, F, lag)
-    if detrend_frames > 1 and d.shape[1] == d.shape[2] == 1:
-        d = d - _moving_median(d[:, 0, 0], detrend_frames)[:, None, None, :]
+    if detrend_frames > 1:
+        d = _matched(d, tau)  # (T, P_j, 1, K)
+        flat = d.reshape(len(d), -1)
+        d = (flat - _moving_median(flat, detrend_frames)).reshape(d.shape)
     return _truncated_cost(d, tau)
+
+
+def _matched(d: np.ndarray, tau: float, min_points: int = 3) -> np.ndarray:
+    """d (T, P_j, P_i, K) -> (T, P_j, 1, K): for each person of j, the distances to the
+    person of i that fits it best in that frame (NaN if none has ``min_points`` keypoints)."""
+    if d.shape[2] == 1:
+        return d
+    ok = np.isfinite(d)
+    c = np.minimum(np.abs(np.where(ok, d, 0.0)), tau) ** 2
+    count = ok.sum(axis=-1)
+    mean = np.where(count >= min_points, c.sum(axis=-1) / np.maximum(count, 1), np.inf)
+    best = np.argmin(mean, axis=-1)  # (T, P_j)
+    out = np.take_along_axis(d, best[:, :, None, None], axis=2)
+    out[~np.isfinite(np.take_along_axis(mean, best[..., None], -1)[..., 0])] = np.nan
+    return out
 
 
 def _moving_median(d: np.ndarray, window: int) -> np.ndarray:
