@@ -379,7 +379,7 @@ class KinematicsConfig:
     large_hip_knee_angles: float = 90.0  # degrees
     trimmed_extrema_percent: float = 50.0  # %
     # OpenKin only:
-    refine_scaling: bool = True  # correct scale factors on the model posed by IK (else Pose2Sim's default-pose ratios)
+    refine_scaling: bool = True  # scale factors refined on the IK-posed model, augmented markers placed (else as Pose2Sim)
     missing_markers: Literal["interpolate", "drop_frames", "error"] = "interpolate"
     interp_gap_max: int = 10  # frames: longest gap 'interpolate' fills; frames still missing markers are dropped
     osim_model: str = ""  # your own .osim (empty: Pose2Sim's models); its markers, else the keypoint set's

@@ -181,7 +181,7 @@ def prepare(trc_path: Path, out_dir: Path, opts: KinematicsOptions, height: floa
     scaled, sstate = scaled_model(st.model, st.state, {b: factors.get(b, median) for b in model_body_names(st.model)},
                                   opts.mass)
     moved = register_markers(scaled, sstate, [m for m in st.register if m in used], st.scale_tasks, used, xyz,
-                             times, opts.large_hip_knee_angles) if st.register else {}
+                             times, opts.large_hip_knee_angles) if st.register and opts.refine_scaling else {}
     stem = out_dir / (name or trc_path.stem)
     osim_path = stem.with_suffix(".osim")
     with atomic_path(osim_path) as tmp:
