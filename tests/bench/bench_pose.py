@@ -131,6 +131,21 @@ def _errors(err: np.ndarray, used: np.ndarray, ok: np.ndarray) -> tuple[float, f
     return float(err[used].mean()), float(np.median(err[used])), per_cam, float(ok.mean())
 
 
+def pipeline_triangulation(root: Path) -> tuple[float, float, float] | None:
+    """Run calibration → synchronization → association → triangulation on the bench project and
+    read person 0's mean reprojection error from ``pose-3d/triangulation_report.json``."""
+    from openkin.cli import available_stages, run_stages
+
+    needed = ["calibration", "synchronization", "association", "triangulation"]
+    if not all(available_stages()[s] for s in needed):
+        out("pipeline triangulation: skipped (stages not built)")
+        return None
+    run_stages(root, needed, progress_bars=False)
+    report = json.loads((root / "pose-3d" / "triangulation_report.json").read_text())
+    person = report["persons"][0]
+    return person["reprojection_error_px"], person["reprojection_error_mm"], person["cameras_excluded_mean"]
+
+
 def render(root: Path, dest: Path) -> None:
     tiles = []
     for cam in CAMS:
@@ -187,6 +202,11 @@ def main() -> int:
             out(f"reprojection error, {label}: mean {mean:.2f} px, median {median:.2f} px (goal < 10 px), "
                 f"{100 * kept:.0f} % of keypoint-frames; per camera: "
                 + ", ".join(f"{c} {e:.1f}" for c, e in zip(CAMS, per_cam)))
+    pipeline = pipeline_triangulation(root)
+    if pipeline is not None:
+        px, mm, excluded = pipeline
+        out(f"reprojection error, OpenKin triangulation stage (sync + association + swaps + view rejection): "
+            f"{px:.2f} px (~{mm:.0f} mm), {excluded:.2f} cameras excluded per point (goal < 10 px)")
     png = Path(args.out) / "pose_detections.png"
     render(root, png)
     out(f"detections drawn: {png}")
