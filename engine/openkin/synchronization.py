@@ -545,7 +545,8 @@ def combine_pairs(d: np.ndarray, r: np.ndarray, prom: np.ndarray, motion: np.nda
     correlation counts most); cameras whose ``motion`` is below
     :data:`MIN_SPEED_PX` carry no timing and get no weight. Confidence of a camera:
     weighted mean over its inlier pairs of score x min(1, prominence / 0.1) (an
-    ambiguous peak -- periodic motion -- lowers it), in [0, 1].
+    ambiguous peak -- periodic motion -- lowers it), times the share of its measured
+    pairs that agree with the solution, in [0, 1].
     """
     n = len(d)
     weights = np.nan_to_num(np.clip(r, 0, 1) * np.clip(prom, 0, 1) + 1e-3 * np.clip(r, 0, 1))
@@ -558,7 +559,8 @@ def combine_pairs(d: np.ndarray, r: np.ndarray, prom: np.ndarray, motion: np.nda
         pair = inliers[c] & np.isfinite(r[c])
         if pair.any():
             quality = r[c, pair] * np.clip(prom[c, pair] / 0.1, 0, 1)
-            confidence[c] = float(np.clip(np.average(quality, weights=weights[c, pair] + 1e-12), 0, 1))
+            agree = pair.sum() / max(int((np.isfinite(d[c]) & (weights[c] > 0)).sum()), 1)
+            confidence[c] = float(np.clip(agree * np.average(quality, weights=weights[c, pair] + 1e-12), 0, 1))
     return SyncResult(offsets, confidence, d, r, prom, inliers, motion, reference, curves or {}, method)
 
 
