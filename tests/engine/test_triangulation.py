@@ -351,3 +351,14 @@ def test_desynchronised_scene_end_to_end(tmp_path):
     assert rep["source"] == "pose-associated" and "subframe_offsets" in rep
     trc = next(paths.pose_3d.glob("desync_*.trc"))
     assert evaluate_trial("desync", trc, scene)[0].mpjpe < 3.0  # mm: offsets recovered, sub-frame applied
+
+
+def test_no_detection_anywhere_is_a_clear_error(clean_scene, tmp_path):
+    scene = _copy_scene(clean_scene, tmp_path / "nobody", ["cam01", "cam02", "cam03"])
+    for f in (scene / "pose").glob("*_json/*.json"):
+        f.write_text('{"version": 1.3, "people": []}')
+    cfg = load_config(scene)
+    with pytest.raises(OpenKinError, match="no person detected"):
+        association.run_stage(cfg, ProjectPaths(scene))
+    with pytest.raises(OpenKinError, match="no person detected"):
+        triangulation.run_stage(cfg, ProjectPaths(scene))

@@ -108,6 +108,9 @@ def read_views(pose_dir: Path, calib_path: Path, frame_range=None, progress: Pro
             raise OpenKinError(f"no frames within frame_range {list(frame_range)}", path=pose_dir,
                                fix="set [project] frame_range to frames that exist, or to 'auto'")
     kpts = _align(per_cam, frames, folders)
+    if kpts.shape[3] == 0 or not np.isfinite(kpts[..., 0]).any():
+        raise OpenKinError("no person detected in any camera's pose files", path=pose_dir,
+                           fix="check the videos and the pose stage (its overlays show what it detected)")
     return Views(cameras, folders, kpts, frames, pose_dir)
 
 
