@@ -10,6 +10,8 @@ import pytest
 import toml
 
 from openkin import synchronization as S
+from openkin.synchronization.epipolar import _sample
+from openkin.synchronization.solve import _connected
 from openkin.config import load_config
 from openkin.errors import OpenKinError
 from openkin.formats.openpose import list_json, write_openpose_dir
@@ -60,7 +62,7 @@ def test_epipolar_cost_is_lowest_at_the_true_lag():
 
     xy_i = project_points(cams[0], pts.reshape(-1, 3)).reshape(300, 1, 2)
     xy_j = project_points(cams[1], pts.reshape(-1, 3)).reshape(300, 1, 2)
-    xy_j = S._sample(xy_j, np.arange(300) - 4.4)  # camera j started 4.4 frames early: offset -4.4
+    xy_j = _sample(xy_j, np.arange(300) - 4.4)  # camera j started 4.4 frames early: offset -4.4
     F = S.fundamental_matrix(cams[0], cams[1])
     peak, _, _ = S.geometric_offset(xy_i, xy_j, F, 30, min_pairs=50)
     assert peak.lag == pytest.approx(-4.4, abs=0.15)
@@ -255,4 +257,4 @@ def test_many_cameras_measure_a_connected_subset_of_pairs():
     use = np.zeros((16, 16), bool)
     for i, j in pairs:
         use[i, j] = use[j, i] = True
-    assert S._connected(use, 0).all() and (use.sum(1) == 8).all()
+    assert _connected(use, 0).all() and (use.sum(1) == 8).all()

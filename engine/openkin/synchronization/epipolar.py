@@ -1,0 +1,201 @@
+"""Offsets from epipolar consistency (with a calibration): at the right offset every keypoint
+of one camera lies on the epipolar line of the same keypoint of the other."""
+from __future__ import annotations
+
+import numpy as np
+
+from .correlation import Peak, find_peak
+from .signals import fill_short_gaps
+
+EPIPOLAR_TAU_PX = 50.0  # epipolar distances are truncated here: above it a point is an outlier whatever the lag
+
+
+def fundamental_matrix(cam_i, cam_j) -> np.ndarray:
+    """F (3, 3) with ``x_j^T F x_i = 0`` for undistorted pixel points of cameras i and j."""
+    R = cam_j.R @ cam_i.R.T
+    t = cam_j.translation - R @ cam_i.translation
+    tx = np.array([[0.0, -t[2], t[1]], [t[2], 0.0, -t[0]], [-t[1], t[0], 0.0]])
+    return np.linalg.inv(cam_j.matrix).T @ tx @ R @ np.linalg.inv(cam_i.matrix)
+
+
+def _homogeneous(xy: np.ndarray) -> np.ndarray:
+    """(..., 2) -> (..., 3) with a last coordinate of 1."""
+    return np.concatenate([xy, np.ones(xy.shape[:-1] + (1,))], axis=-1)
+
+
+def _sample(xy: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """xy (F, ..., 2) linearly interpolated at fractional frame ``positions`` (T,) -> (T, ..., 2).
+
+    Positions outside [0, F-1] give NaN; NaN neighbours give NaN.
+    """
+    lo = np.floor(positions).astype(int)
+    frac = (positions - lo).reshape((-1,) + (1,) * (xy.ndim - 1))
+    inside = (lo >= 0) & (lo <= len(xy) - 1) & (positions <= len(xy) - 1)
+    lo_c = np.clip(lo, 0, len(xy) - 1)
+    hi_c = np.clip(lo + 1, 0, len(xy) - 1)
+    out = (1 - frac) * xy[lo_c] + frac * np.where(frac > 0, xy[hi_c], 0.0)
+    out[~inside] = np.nan
+    return out
+
+
+def _algebraic(xy_j: np.ndarray, li: np.ndarray) -> np.ndarray:
+    """``x_j . l_i`` for every person pair: xy_j (T, P_j, K, 2), li (T, P_i, K, 3) -> (T, P_j, P_i, K).
+    (Explicit products: several times faster than the equivalent einsum.)"""
+    xj = xy_j[:, :, None]
+    lt = li[:, None]
+    return xj[..., 0] * lt[..., 0] + xj[..., 1] * lt[..., 1] + lt[..., 2]
+
+
+def signed_epipolar_distances(xy_i: np.ndarray, xy_j: np.ndarray, F: np.ndarray, lag: float) -> np.ndarray:
+    """Signed symmetric point-to-epipolar-line distances (px) when camera j's frame k shows
+    camera i's frame k + lag (camera i linearly interpolated in time).
+
+    xy_i: (F_i, P_i, K, 2), xy_j: (F_j, P_j, K, 2) undistorted px of the people seen,
+    NaN = missing; F from :func:`fundamental_matrix`. Returns (F_j, P_j, P_i, K):
+    every person of j against every person of i, NaN where a point is missing.
+    """
+    pi = _sample(xy_i, np.arange(len(xy_j)) + lag)
+    xi, xj = _homogeneous(pi), _homogeneous(xy_j)
+    li = xi @ F.T  # epipolar lines in j of i's points: (T, P_i, K, 3)
+    lj = xj @ F  # epipolar lines in i of j's points: (T, P_j, K, 3)
+    e = _algebraic(xy_j, li)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        inv_i = 1.0 / np.hypot(li[..., 0], li[..., 1])[:, None, :, :]
+        inv_j = 1.0 / np.hypot(lj[..., 0], lj[..., 1])[:, :, None, :]
+        return 0.5 * e * (inv_i + inv_j)
+
+
+def _truncated_cost(d: np.ndarray, tau: float, min_points: int = 3) -> tuple[float, int]:
+    """Mean of ``min(|d|, tau)^2`` over d (T, P_j, P_i, K), each person of j matched to the
+    person of i that fits it best in that frame (on at least ``min_points`` keypoints).
+    Returns (cost, number of distances)."""
+    ok = np.isfinite(d)
+    c = np.minimum(np.abs(np.where(ok, d, 0.0)), tau) ** 2
+    total, count = c.sum(axis=-1), ok.sum(axis=-1)  # (T, P_j, P_i)
+    if d.shape[2] == 1:  # one person in camera i: nothing to match
+        n = int(count.sum())
+        return (float(total.sum() / n), n) if n else (np.nan, 0)
+    mean = np.where(count >= min_points, total / np.maximum(count, 1), np.inf)
+    best = np.argmin(mean, axis=-1)[..., None]  # the matching person of i
+    total = np.take_along_axis(total, best, -1)[..., 0]
+    count = np.take_along_axis(count, best, -1)[..., 0]
+    use = np.isfinite(np.take_along_axis(mean, best, -1)[..., 0])
+    n = int(count[use].sum())
+    return (float(total[use].sum() / n), n) if n else (np.nan, 0)
+
+
+def epipolar_cost(xy_i: np.ndarray, xy_j: np.ndarray, F: np.ndarray, lag: float, tau: float,
+                  detrend_frames: int = 0) -> tuple[float, int]:
+    """Robust mean epipolar distance at ``lag`` (see :func:`signed_epipolar_distances`).
+
+    Each distance d (px) costs ``min(|d|, tau)^2`` (truncated: outliers and swaps
+    cost at most tau^2). With ``detrend_frames``, each keypoint's moving median over
+    that many frames is subtracted first (per person slot of camera j, matched
+    frame by frame to its best fitting person of camera i): a calibration error
+    biases the distances slowly as people move around, a time offset makes them
+    follow the fast limb motion. Returns (mean cost, count).
+    """
+    d = signed_epipolar_distances(xy_i, xy_j, F, lag)
+    if detrend_frames > 1:
+        d = _matched(d, tau)  # (T, P_j, 1, K)
+        flat = d.reshape(len(d), -1)
+        d = (flat - _moving_median(flat, detrend_frames)).reshape(d.shape)
+    return _truncated_cost(d, tau)
+
+
+def _matched(d: np.ndarray, tau: float, min_points: int = 3) -> np.ndarray:
+    """d (T, P_j, P_i, K) -> (T, P_j, 1, K): for each person of j, the distances to the
+    person of i that fits it best in that frame (NaN if none has ``min_points`` keypoints)."""
+    if d.shape[2] == 1:
+        return d
+    ok = np.isfinite(d)
+    c = np.minimum(np.abs(np.where(ok, d, 0.0)), tau) ** 2
+    count = ok.sum(axis=-1)
+    mean = np.where(count >= min_points, c.sum(axis=-1) / np.maximum(count, 1), np.inf)
+    best = np.argmin(mean, axis=-1)  # (T, P_j)
+    out = np.take_along_axis(d, best[:, :, None, None], axis=2)
+    out[~np.isfinite(np.take_along_axis(mean, best[..., None], -1)[..., 0])] = np.nan
+    return out
+
+
+def _moving_median(d: np.ndarray, window: int) -> np.ndarray:
+    """Per-column moving median of d (T, K) over ``window`` frames, gaps interpolated first.
+
+    For speed it is taken on every ``window // 10``-th frame and interpolated back
+    (the baseline it estimates varies slowly by design): ~20x faster than a full
+    ``median_filter`` at 61 frames.
+    """
+    from scipy.ndimage import median_filter
+
+    filled = fill_short_gaps(d, max_gap=len(d))
+    filled[~np.isfinite(filled)] = 0.0  # columns never seen, or the ends: no baseline
+    step = max(1, window // 10)
+    coarse = median_filter(filled[::step], size=(max(1, window // step) | 1, 1), mode="nearest")
+    t = np.arange(len(d))
+    tc = t[::step]
+    return np.stack([np.interp(t, tc, coarse[:, k]) for k in range(d.shape[1])], axis=1)
+
+
+def _refine_lag(xy_i: np.ndarray, xy_j: np.ndarray, F: np.ndarray, lag: float, tau: float,
+                detrend_frames: int) -> float:
+    """Sub-frame lag: a least-squares parabola through the detrended costs (see
+    :func:`epipolar_cost`) at quarter-frame steps within +-1.5 frames of the integer
+    ``lag``, around the best of them."""
+    trial = lag + np.arange(-1.5, 1.51, 0.25)
+    costs = np.array([epipolar_cost(xy_i, xy_j, F, t, tau, detrend_frames)[0] for t in trial])
+    if not np.isfinite(costs).all():
+        return lag
+    k = int(np.argmin(costs))
+    near = slice(max(0, k - 3), k + 4)
+    a, b, _ = np.polyfit(trial[near], costs[near], 2)
+    best = -b / (2 * a) if a > 0 else trial[k]
+    return float(np.clip(best, trial[0], trial[-1]))
+
+
+def _integer_lag_costs(xy_i: np.ndarray, xy_j: np.ndarray, F: np.ndarray, lags: np.ndarray, tau: float,
+                       min_pairs: int) -> np.ndarray:
+    """:func:`epipolar_cost` at integer ``lags`` (L,), epipolar lines computed once. -> (L,) (NaN: too few pairs)."""
+    xi, xj = _homogeneous(xy_i), _homogeneous(xy_j)
+    li, lj = xi @ F.T, xj @ F
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inv_ni = 1.0 / np.hypot(li[..., 0], li[..., 1])[:, None, :, :]  # (F_i, 1, P_i, K)
+        inv_nj = 1.0 / np.hypot(lj[..., 0], lj[..., 1])[:, :, None, :]  # (F_j, P_j, 1, K)
+    costs = np.full(len(lags), np.nan)
+    # the integer scan only has to find the right frame: ~300 frames suffice, so long takes
+    # cost O(lags), not O(lags x frames)
+    stride = max(1, min(len(xi), len(xj)) // 300)
+    for n, lag in enumerate(lags):  # per lag: one vectorised pass over all frames, people and keypoints
+        t0, t1 = max(0, -lag), min(len(xj), len(xi) - lag)
+        if t1 - t0 <= 0:
+            continue
+        ti, tj = slice(t0 + lag, t1 + lag, stride), slice(t0, t1, stride)
+        e = _algebraic(xy_j[tj], li[ti])
+        cost, count = _truncated_cost(0.5 * e * (inv_ni[ti] + inv_nj[tj]), tau)
+        if count * stride >= min_pairs:
+            costs[n] = cost
+    return costs
+
+
+def geometric_offset(xy_i: np.ndarray, xy_j: np.ndarray, F: np.ndarray, max_lag: int, *, tau: float = EPIPOLAR_TAU_PX,
+                     min_pairs: int = 200, detrend_frames: int = 61) -> tuple[Peak | None, np.ndarray, np.ndarray]:
+    """Offset of camera j relative to camera i (j's frame k shows i's frame k + lag) by epipolar consistency.
+
+    Every integer lag in [-max_lag, max_lag] is scored by :func:`epipolar_cost`;
+    the best is refined to sub-frame by :func:`_refine_lag` (detrended costs,
+    camera i's points linearly interpolated in time). The returned
+    :class:`Peak` has ``r`` = 1 - best cost / median cost over lags (0: no
+    timing information, e.g. nobody moves; 1: perfect) and ``prominence`` = its
+    height above the best other local optimum, in the same units.
+    Returns (peak or None, lags (L,), scores (L,)).
+    """
+    xy_i = xy_i[:, None] if xy_i.ndim == 3 else xy_i
+    xy_j = xy_j[:, None] if xy_j.ndim == 3 else xy_j
+    lags = np.arange(-int(max_lag), int(max_lag) + 1)
+    costs = _integer_lag_costs(xy_i, xy_j, F, lags, tau, min_pairs)
+    if not np.isfinite(costs).any():
+        return None, lags, costs
+    scale = float(np.nanmedian(costs))
+    score = 1.0 - costs / scale if scale > 0 else np.zeros(len(costs))
+    peak = find_peak(lags, score)
+    lag = _refine_lag(xy_i, xy_j, F, float(np.round(peak.lag)), tau, detrend_frames)
+    return Peak(lag, float(np.nanmax(score)), peak.prominence), lags, score
