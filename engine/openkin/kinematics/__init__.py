@@ -226,7 +226,8 @@ def write_outputs(prep: Prepared, result: IkResult, flt: tuple[str, dict] | None
     summary.update({"marker_rms_mean_m": float(np.nanmean(result.rms)),
                     "marker_rms_max_m": float(np.nanmax(result.rms)),
                     "marker_error_max_m": float(np.nanmax(result.max_error)),
-                    "ik_solver_seconds": result.solver_seconds, "filtered": flt is not None})
+                    "ik_solver_seconds": result.solver_seconds, "ik_cpu_seconds": result.cpu_seconds,
+                    "filtered": flt is not None})
     with atomic_write(prep.out_stem.parent / f"{prep.out_stem.name}_kinematics.toml") as f:
         toml.dump(summary, f)
     log.info("%s: %d frames, marker RMS %.1f mm (max %.1f mm) -> %s", prep.trc_path.name, len(result.rms),

@@ -58,6 +58,7 @@ class IkResult:
     max_error: np.ndarray
     solver_seconds: float = 0.0
     load_seconds: float = 0.0
+    cpu_seconds: float = 0.0
     extra: dict = field(default_factory=dict)
 
 
@@ -99,7 +100,7 @@ def solve(job: IkJob, model=None, state=None) -> IkResult:
     """Solve one chunk: assemble at its first frame, track the rest. Loads the model from
     ``job.model_path`` unless ``model``/``state`` are given."""
     osim = import_opensim()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     if model is None:
         model, state = load_model(job.model_path)
     names, rotational = coordinate_info(model)
@@ -126,7 +127,8 @@ def solve(job: IkJob, model=None, state=None) -> IkResult:
         rms[f] = np.sqrt(np.mean(e ** 2)) if e.size else np.nan
         worst[f] = e.max() if e.size else np.nan
     k = job.keep_from
-    return IkResult(names, rotational, q[k:], rms[k:], worst[k:], solver_seconds, load_seconds)
+    return IkResult(names, rotational, q[k:], rms[k:], worst[k:], solver_seconds, load_seconds,
+                    time.process_time() - c0)
 
 
 def split_jobs(job: IkJob, n_chunks: int) -> list[IkJob]:
@@ -149,7 +151,8 @@ def merge(results: list[IkResult]) -> IkResult:
     return IkResult(first.coordinate_names, first.rotational,
                     np.concatenate([r.q for r in results]), np.concatenate([r.rms for r in results]),
                     np.concatenate([r.max_error for r in results]),
-                    sum(r.solver_seconds for r in results), max(r.load_seconds for r in results))
+                    sum(r.solver_seconds for r in results), max(r.load_seconds for r in results),
+                    sum(r.cpu_seconds for r in results))
 
 
 def _worker_init() -> None:
@@ -165,11 +168,23 @@ def n_workers(setting, n_tasks: int) -> int:
     return max(1, min(wanted, cpus, n_tasks))
 
 
+def _single_threaded() -> bool:
+    """True when this process has one OS thread (Linux /proc); False when unknown."""
+    try:
+        return len(os.listdir("/proc/self/task")) == 1
+    except OSError:
+        return False
+
+
 def _context():
-    """forkserver where available: a clean single-threaded server (onnxruntime and OpenSim start
-    native threads, and fork() of a threaded process can deadlock) that has imported OpenSim once,
-    so each worker starts in milliseconds; spawn elsewhere."""
-    if "forkserver" not in multiprocessing.get_all_start_methods():
+    """fork when this process is single-threaded (workers inherit OpenSim, already imported: the
+    cheapest start); else forkserver — a clean single-threaded server that has imported OpenSim
+    once (onnxruntime starts native threads, and fork() of a threaded process can deadlock);
+    spawn where neither exists."""
+    methods = multiprocessing.get_all_start_methods()
+    if "fork" in methods and _single_threaded():
+        return multiprocessing.get_context("fork")
+    if "forkserver" not in methods:
         return multiprocessing.get_context("spawn")
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["opensim", "openkin.kinematics.ik"])
