@@ -3,6 +3,7 @@ graceful notes when stages have not run."""
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -121,8 +122,13 @@ def test_triangulation_report_is_shown(scene, tmp_path):
 def test_report_without_matplotlib_keeps_tables(scene, tmp_path, monkeypatch):
     project = tmp_path / "p"
     shutil.copytree(scene, project, ignore=shutil.ignore_patterns("openkin"))
-    monkeypatch.setitem(__import__("sys").modules, "matplotlib", None)
-    monkeypatch.setitem(__import__("sys").modules, "matplotlib.figure", None)
+    # block matplotlib and every submodule: submodules an earlier test imported stay in
+    # sys.modules and would import without their parent; None makes each import fail.
+    # monkeypatch puts the real modules back after the test.
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.setitem(sys.modules, name, None)
+    for name in ("matplotlib", "matplotlib.figure", "matplotlib.pyplot", "matplotlib.backends.backend_agg"):
+        monkeypatch.setitem(sys.modules, name, None)
     html = write_report(ProjectPaths(project), {"pose": 1.0}).read_text()
     assert html.count("matplotlib is not installed") == 6
     assert "<table>" in html and "person found" in html
