@@ -2,12 +2,20 @@
 of one camera lies on the epipolar line of the same keypoint of the other."""
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from .correlation import Peak, find_peak
 from .signals import fill_short_gaps
 
+log = logging.getLogger(__name__)
+
 EPIPOLAR_TAU_PX = 50.0  # epipolar distances are truncated here: above it a point is an outlier whatever the lag
+# Real detectors (BlazePose on Pose2Sim's hardware-synchronised demo) leave biases that a lag of
+# a frame or two partly explains: near 0, lag 0 is always among the candidates (and see
+# solve.synchronised_rig_test).
+ZERO_WINDOW_FRAMES = 3.0
 
 
 def fundamental_matrix(cam_i, cam_j) -> np.ndarray:
@@ -137,11 +145,14 @@ def _moving_median(d: np.ndarray, window: int) -> np.ndarray:
 
 
 def _refine_lag(xy_i: np.ndarray, xy_j: np.ndarray, F: np.ndarray, lag: float, tau: float,
-                detrend_frames: int) -> float:
+                detrend_frames: int, zero_window: float = 0.0) -> float:
     """Sub-frame lag: a least-squares parabola through the detrended costs (see
     :func:`epipolar_cost`) at quarter-frame steps within +-1.5 frames of the integer
-    ``lag``, around the best of them."""
-    trial = lag + np.arange(-1.5, 1.51, 0.25)
+    ``lag``, around the best of them. When ``lag`` is within ``zero_window`` frames of 0
+    the steps reach 0 too: the raw costs of the integer scan carry the calibration bias,
+    which may pull a synchronised pair a frame or two away from 0."""
+    lo, hi = (min(lag, 0.0), max(lag, 0.0)) if abs(lag) <= zero_window else (lag, lag)
+    trial = np.arange(lo - 1.5, hi + 1.51, 0.25)
     costs = np.array([epipolar_cost(xy_i, xy_j, F, t, tau, detrend_frames)[0] for t in trial])
     if not np.isfinite(costs).all():
         return lag
@@ -149,7 +160,44 @@ def _refine_lag(xy_i: np.ndarray, xy_j: np.ndarray, F: np.ndarray, lag: float, t
     near = slice(max(0, k - 3), k + 4)
     a, b, _ = np.polyfit(trial[near], costs[near], 2)
     best = -b / (2 * a) if a > 0 else trial[k]
-    return float(np.clip(best, trial[0], trial[-1]))
+    return float(np.clip(best, max(trial[0], trial[k] - 1.0), min(trial[-1], trial[k] + 1.0)))
+
+
+def frame_costs(xy_i: np.ndarray, xy_j: np.ndarray, F: np.ndarray, lag: float, tau: float,
+                detrend_frames: int) -> np.ndarray:
+    """Per-frame robust cost at ``lag``: the mean of ``min(|d|, tau)^2`` over the (detrended,
+    matched) distances of each frame of camera j (see :func:`epipolar_cost`). -> (F_j,), NaN
+    where a frame has no distance."""
+    d = _matched(signed_epipolar_distances(xy_i, xy_j, F, lag), tau)  # (T, P_j, 1, K)
+    if detrend_frames > 1:
+        flat = d.reshape(len(d), -1)
+        d = (flat - _moving_median(flat, detrend_frames)).reshape(d.shape)
+    ok = np.isfinite(d)
+    c = np.minimum(np.abs(np.where(ok, d, 0.0)), tau) ** 2
+    count = ok.sum(axis=(1, 2, 3))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, c.sum(axis=(1, 2, 3)) / count, np.nan)
+
+
+def block_differences(xy_i: np.ndarray, xy_j: np.ndarray, F: np.ndarray, lag_a: float, lag_b: float,
+                      tau: float, detrend_frames: int, block_frames: int) -> tuple[np.ndarray, float, float]:
+    """Paired per-frame costs (:func:`frame_costs`) at ``lag_a`` and ``lag_b``, differences
+    (a - b) averaged over blocks of ``block_frames`` consecutive frames (the smoothed tracks
+    are correlated over a few frames: block means are closer to independent).
+
+    Returns (block means (B,) of blocks with enough frames, mean cost at a, mean cost at b).
+    """
+    ca = frame_costs(xy_i, xy_j, F, lag_a, tau, detrend_frames)
+    cb = frame_costs(xy_i, xy_j, F, lag_b, tau, detrend_frames)
+    ok = np.isfinite(ca) & np.isfinite(cb)
+    if not ok.any():
+        return np.zeros(0), np.nan, np.nan
+    block = max(1, int(block_frames))
+    n_blocks = len(ca) // block
+    diff = np.where(ok, ca - cb, 0.0)[:n_blocks * block].reshape(n_blocks, block)
+    count = ok[:n_blocks * block].reshape(n_blocks, block).sum(axis=1)
+    use = count >= max(2, block // 3)
+    return diff[use].sum(axis=1) / count[use], float(ca[ok].mean()), float(cb[ok].mean())
 
 
 def _integer_lag_costs(xy_i: np.ndarray, xy_j: np.ndarray, F: np.ndarray, lags: np.ndarray, tau: float,
@@ -182,7 +230,8 @@ def geometric_offset(xy_i: np.ndarray, xy_j: np.ndarray, F: np.ndarray, max_lag:
 
     Every integer lag in [-max_lag, max_lag] is scored by :func:`epipolar_cost`;
     the best is refined to sub-frame by :func:`_refine_lag` (detrended costs,
-    camera i's points linearly interpolated in time). The returned
+    camera i's points linearly interpolated in time; within
+    :data:`ZERO_WINDOW_FRAMES` of 0 the refinement reaches lag 0 too). The returned
     :class:`Peak` has ``r`` = 1 - best cost / median cost over lags (0: no
     timing information, e.g. nobody moves; 1: perfect) and ``prominence`` = its
     height above the best other local optimum, in the same units.
@@ -197,5 +246,5 @@ def geometric_offset(xy_i: np.ndarray, xy_j: np.ndarray, F: np.ndarray, max_lag:
     scale = float(np.nanmedian(costs))
     score = 1.0 - costs / scale if scale > 0 else np.zeros(len(costs))
     peak = find_peak(lags, score)
-    lag = _refine_lag(xy_i, xy_j, F, float(np.round(peak.lag)), tau, detrend_frames)
+    lag = _refine_lag(xy_i, xy_j, F, float(np.round(peak.lag)), tau, detrend_frames, ZERO_WINDOW_FRAMES)
     return Peak(lag, float(np.nanmax(score)), peak.prominence), lags, score

@@ -153,8 +153,11 @@ def offsets_table(names: list[str], result: SyncResult, shifts: np.ndarray, rate
                       "confidence": round(float(result.confidence[c]), 4),
                       "motion_px_per_frame": round(float(result.motion[c]), 3),
                       "synchronized": bool(np.isfinite(result.offsets[c]))}
-    return {"convention": CONVENTION, "method": result.method, "reference": names[result.reference],
-            "frame_rate": float(rate), "cameras": cams}
+    table = {"convention": CONVENTION, "method": result.method, "reference": names[result.reference],
+             "frame_rate": float(rate), "cameras": cams}
+    if result.rig_test is not None:  # small offsets tested against "the rig is in sync"
+        table["in_sync_test"] = dict(result.rig_test)
+    return table
 
 
 def read_offsets(path: str | Path) -> dict[str, float]:
