@@ -170,14 +170,15 @@ def _build_options(context):
                         cache_dir=paths.data_dir("cache"), geometry_dirs=geometry)
 
 
-def _import(op, context, files, pose_model: str | None = None):
+def _import(op, context, files, config=None):
     from openkin.errors import OpenKinError
 
     from .scene.build import import_files
 
     options = _build_options(context)
-    if pose_model:
-        options.pose_model = pose_model
+    if config is not None:  # the project's keypoint set and reprojection threshold
+        options.pose_model = config.pose.pose_model
+        options.reprojection_threshold_px = float(config.triangulation.reproj_error_threshold_triangulation)
     t0 = time.perf_counter()
     try:
         coll, cap = import_files(context, files, options)
@@ -209,17 +210,17 @@ class OPENKIN_OT_import_project(bpy.types.Operator):
             return _report_error(self, context, str(e))
         if files is None:
             return _report_error(self, context, "choose a project folder first")
-        return _import(self, context, files, _pose_model(root))
+        return _import(self, context, files, _project_config(root))
 
 
-def _pose_model(root: Path) -> str | None:
+def _project_config(root: Path):
     from openkin.config import load_config
     from openkin.errors import OpenKinError
 
     try:
-        return load_config(root).pose.pose_model
+        return load_config(root)
     except OpenKinError as e:
-        log.warning("no pose model from %s: %s", root, e)
+        log.warning("cannot read the configuration of %s: %s", root, e)
         return None
 
 
