@@ -36,8 +36,10 @@ LOO_MAX_CAMERAS = 6
 # noise every view is a few pixels off, and dropping good views costs more accuracy than
 # it gains (measured on the synth 'realistic' scenes: 0.75 → 26 mm, Pose2Sim's rule → 32 mm).
 MIN_GAIN = 0.75
-# A point whose error stays above the threshold without any clear outlier to drop is kept
-# up to this multiple of the threshold (noisy but consistent views), NaN beyond.
+# A point seen by three views or more whose error stays above the threshold without any clear
+# outlier to drop is kept up to this multiple of the threshold (noisy but consistent views),
+# NaN beyond; a two-view point must meet the threshold itself (a wrong match can still be
+# roughly epipolar, and two views cannot tell which one is wrong).
 ACCEPT_FACTOR = 2.0
 # Views of a point must spread over at least this angle (two cameras nearly in line with the
 # point give no depth): below it the point is NaN, a gap, rather than a wild guess.
@@ -163,7 +165,9 @@ def _robust_block(points, weights, P, threshold, min_cameras, max_view_error):
         todo, u, x, e, r = todo[take], u[:, take], x[take], e[take], r[:, take]
         used[:, todo], X[todo], err[todo], res[:, todo] = u, x, e, r
         todo = todo[_is_bad(e, r, u, threshold, max_view_error, min_cameras)]
-    failed = ~(err <= ACCEPT_FACTOR * threshold) | (used.sum(0) < max(min_cameras, 2))
+    n_used = used.sum(0)
+    limit = np.where(n_used >= 3, ACCEPT_FACTOR * threshold, threshold)  # two views cannot vouch for each other
+    failed = ~(err <= limit) | (n_used < max(min_cameras, 2))
     failed |= _parallax_too_small(X, used, P)
     X[failed] = np.nan
     err = np.where(failed, np.nan, err)
