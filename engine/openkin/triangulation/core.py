@@ -1,8 +1,10 @@
 """One person's reconstruction from associated 2D keypoints: the kernels put together.
 
-Order: undistort → confidence threshold → left/right swap correction → robust
-weighted DLT (drop-worst-view) → small-gap interpolation → section trimming →
-large-gap filling. Pure arrays in, arrays out; the stage shell reads and writes.
+Order: undistort → confidence threshold → robust weighted DLT (drop-worst-view) →
+left/right swap correction on the frames where the robust pass rejected most of a
+body part in some camera (those cameras are the first guess) → robust DLT again on
+the corrected frames → small-gap interpolation → section trimming → large-gap
+filling. Pure arrays in, arrays out; the stage shell reads and writes.
 """
 from __future__ import annotations
 
