@@ -53,7 +53,6 @@ TOOLS: dict[str, tuple[str, str]] = {
     "evaluate": ("openkin.evaluate", "compare results with truth: MPJPE, PA-MPJPE, MPJAE"),
     "assets": ("openkin.assets", "fetch, verify or locate the demo data, OpenSim models and augmenter"),
     "demo": ("openkin.demo", "obtain the demo project and run the whole pipeline on it, with a report"),
-    "bench": ("openkin.bench", "benchmarks that print speed and accuracy figures"),
     "report": ("openkin.report", "write the HTML/PNG report of a processed project"),
 }
 
