@@ -1,7 +1,7 @@
 """The ``openkin`` command line: one subcommand per stage, ``run`` for all of them.
 
 Stage modules expose ``run_stage(config, paths, progress=None)``; tool modules
-(synth, evaluate, assets, bench, demo) expose ``add_arguments(parser)`` and
+(synth, evaluate, assets, demo, report) expose ``add_arguments(parser)`` and
 ``main(args) -> int``. Modules are imported lazily so ``openkin --help`` is fast
 and a stage that is not built yet is reported plainly, not as a traceback.
 
