@@ -163,7 +163,7 @@ def test_small_offsets_beat_the_in_sync_test(tmp_path):
     """Offsets of 0.5-2 frames under realistic corruptions are significant: kept, within half a frame."""
     build_scene(tmp_path / "small", "realistic", n_frames=300, seed=3, max_offset_frames=2.0)
     found = _run(tmp_path / "small")
-    assert found["in_sync_test"]["kept"] and found["in_sync_test"]["t"] >= 3.0
+    assert found["in_sync_test"]["kept"] and found["in_sync_test"]["z"] >= 3.0
     errors = _errors(tmp_path / "small", found)
     assert max(abs(e) for e in errors.values()) < 0.5, errors
 

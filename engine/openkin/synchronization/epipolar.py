@@ -105,9 +105,7 @@ def epipolar_cost(xy_i: np.ndarray, xy_j: np.ndarray, F: np.ndarray, lag: float,
     """
     d = signed_epipolar_distances(xy_i, xy_j, F, lag)
     if detrend_frames > 1:
-        d = _matched(d, tau)  # (T, P_j, 1, K)
-        flat = d.reshape(len(d), -1)
-        d = (flat - _moving_median(flat, detrend_frames)).reshape(d.shape)
+        d = _detrended(_matched(d, tau), detrend_frames)  # (T, P_j, 1, K)
     return _truncated_cost(d, tau)
 
 
@@ -163,41 +161,45 @@ def _refine_lag(xy_i: np.ndarray, xy_j: np.ndarray, F: np.ndarray, lag: float, t
     return float(np.clip(best, max(trial[0], trial[k] - 1.0), min(trial[-1], trial[k] + 1.0)))
 
 
-def frame_costs(xy_i: np.ndarray, xy_j: np.ndarray, F: np.ndarray, lag: float, tau: float,
-                detrend_frames: int) -> np.ndarray:
-    """Per-frame robust cost at ``lag``: the mean of ``min(|d|, tau)^2`` over the (detrended,
-    matched) distances of each frame of camera j (see :func:`epipolar_cost`). -> (F_j,), NaN
-    where a frame has no distance."""
-    d = _matched(signed_epipolar_distances(xy_i, xy_j, F, lag), tau)  # (T, P_j, 1, K)
-    if detrend_frames > 1:
-        flat = d.reshape(len(d), -1)
-        d = (flat - _moving_median(flat, detrend_frames)).reshape(d.shape)
-    ok = np.isfinite(d)
-    c = np.minimum(np.abs(np.where(ok, d, 0.0)), tau) ** 2
-    count = ok.sum(axis=(1, 2, 3))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count > 0, c.sum(axis=(1, 2, 3)) / count, np.nan)
+def _detrended(d: np.ndarray, detrend_frames: int) -> np.ndarray:
+    """d (T, P, 1, K) minus each column's moving median over ``detrend_frames`` frames."""
+    if detrend_frames <= 1:
+        return d
+    flat = d.reshape(len(d), -1)
+    return (flat - _moving_median(flat, detrend_frames)).reshape(d.shape)
 
 
-def block_differences(xy_i: np.ndarray, xy_j: np.ndarray, F: np.ndarray, lag_a: float, lag_b: float,
+def block_differences(xy_i: np.ndarray, xy_j: np.ndarray, F: np.ndarray, lags_a: list[float], lag_b: float,
                       tau: float, detrend_frames: int, block_frames: int) -> tuple[np.ndarray, float, float]:
-    """Paired per-frame costs (:func:`frame_costs`) at ``lag_a`` and ``lag_b``, differences
-    (a - b) averaged over blocks of ``block_frames`` consecutive frames (the smoothed tracks
+    """Paired robust costs ``min(|d|, tau)^2`` of the distances :func:`epipolar_cost` scores
+    (matched to the best fitting person of camera i, each keypoint's moving median removed):
+    side a, the mean over ``lags_a``; side b, at ``lag_b``. Only the points present at every
+    lag count (a fractional lag loses the points beside a gap); the differences (a - b)
+    are averaged over blocks of ``block_frames`` consecutive frames (the smoothed tracks
     are correlated over a few frames: block means are closer to independent).
 
-    Returns (block means (B,) of blocks with enough frames, mean cost at a, mean cost at b).
+    Returns (block means (B,) of the blocks with enough points, mean cost a, mean cost b).
     """
-    ca = frame_costs(xy_i, xy_j, F, lag_a, tau, detrend_frames)
-    cb = frame_costs(xy_i, xy_j, F, lag_b, tau, detrend_frames)
-    ok = np.isfinite(ca) & np.isfinite(cb)
+    d = [_matched(signed_epipolar_distances(xy_i, xy_j, F, lag), tau) for lag in [*lags_a, lag_b]]
+    ok = np.logical_and.reduce([np.isfinite(x) for x in d])  # (T, P_j, 1, K)
     if not ok.any():
         return np.zeros(0), np.nan, np.nan
+    # the same points everywhere, before detrending too (a moving median over different
+    # points would differ near the ends)
+    cost = [np.minimum(np.abs(np.nan_to_num(_detrended(np.where(ok, x, np.nan), detrend_frames))), tau) ** 2
+            for x in d]
+    ca, cb = np.mean(cost[:-1], axis=0), cost[-1]
     block = max(1, int(block_frames))
-    n_blocks = len(ca) // block
-    diff = np.where(ok, ca - cb, 0.0)[:n_blocks * block].reshape(n_blocks, block)
-    count = ok[:n_blocks * block].reshape(n_blocks, block).sum(axis=1)
-    use = count >= max(2, block // 3)
-    return diff[use].sum(axis=1) / count[use], float(ca[ok].mean()), float(cb[ok].mean())
+    n_blocks = len(ok) // block
+    per_point = ok.sum() / max(int(ok.any(axis=(1, 2, 3)).sum()), 1)  # points in a frame that has some
+
+    def blocks(x):  # (T, P, 1, K) -> (B,) sums per block
+        return x[:n_blocks * block].reshape(n_blocks, -1).sum(axis=1)
+
+    count = blocks(ok.astype(float))
+    use = count >= max(2.0, per_point * block / 3)
+    n = ok.sum()
+    return blocks(np.where(ok, ca - cb, 0.0))[use] / count[use], float(ca[ok].sum() / n), float(cb[ok].sum() / n)
 
 
 def _integer_lag_costs(xy_i: np.ndarray, xy_j: np.ndarray, F: np.ndarray, lags: np.ndarray, tau: float,

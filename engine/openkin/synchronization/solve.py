@@ -12,7 +12,7 @@ from .epipolar import EPIPOLAR_TAU_PX as EPIPOLAR_TAU
 from .epipolar import ZERO_WINDOW_FRAMES, block_differences, fundamental_matrix, geometric_offset
 from .signals import MIN_SPEED_PX, motion_level, speed_signal
 
-ZERO_TEST_T = 3.0  # t-statistic (pooled block means) the offsets need over "all in sync"
+ZERO_TEST_Z = 3.0  # combined evidence (Stouffer's Z over pairs) the offsets need over "all in sync"
 ZERO_TEST_GAIN = 0.03  # and a relative gain in epipolar cost over "all in sync"
 log = logging.getLogger(__name__)
 
@@ -171,13 +171,16 @@ def synchronised_rig_test(und: list[np.ndarray], cameras: list, offsets: np.ndar
                           inliers: np.ndarray, detrend_frames: int, block_frames: int) -> tuple[float, float]:
     """How much better ``offsets`` (N,) explain the views than no offsets at all.
 
-    Over every inlier pair, paired per-frame epipolar costs (detrended, see
-    :func:`~.epipolar.block_differences`) with the found relative lag and with none,
-    block means pooled over pairs. Returns (t, gain): the t-statistic of the mean
-    pooled block difference and the relative cost gain ``1 - cost(found) / cost(0)``
-    ((0, 0) with fewer than 3 blocks). und: N arrays (F_c, P, K, 2) undistorted px.
+    For every inlier pair, paired epipolar costs (detrended, see
+    :func:`~.epipolar.block_differences`) with the found relative lag and with none, in
+    time blocks ("none" as the mean of lags +-phi, phi the found lag's distance to the
+    nearest whole frame: both sides interpolated alike); the pair's t-statistic of the mean block difference; the pairs'
+    t-statistics combined as Stouffer's Z = sum(t) / sqrt(pairs) (a pair whose costs are
+    noisy -- people crossing, swaps -- weighs in by its evidence, not by its cost scale).
+    Returns (Z, gain), gain = ``1 - cost(found) / cost(0)`` over all pairs; (0, 0) when
+    no pair has 3 blocks. und: N arrays (F_c, P, K, 2) or (F_c, K, 2) undistorted px.
     """
-    means, cost_zero, cost_found = [], [], []
+    ts, cost_zero, cost_found = [], 0.0, 0.0
     for i, j in zip(*np.nonzero(np.triu(inliers, 1))):
         if not (np.isfinite(offsets[i]) and np.isfinite(offsets[j])):
             continue
@@ -185,18 +188,21 @@ def synchronised_rig_test(und: list[np.ndarray], cameras: list, offsets: np.ndar
         xy_j = und[j][:, None] if und[j].ndim == 3 else und[j]
         F = fundamental_matrix(cameras[i], cameras[j])
         align = starts[j] - starts[i]  # signal lag that pairs equal camera frame numbers
-        m, c0, c1 = block_differences(xy_i, xy_j, F, align, offsets[j] - offsets[i] + align, EPIPOLAR_TAU,
-                                      detrend_frames, block_frames)
-        if np.isfinite(c0):
-            means.append(m)
-            cost_zero.append(c0)
-            cost_found.append(c1)
-    means = np.concatenate(means) if means else np.zeros(0)
-    if len(means) < 3:
+        lag = offsets[j] - offsets[i]
+        # "in sync" seen through the same linear interpolation as the fractional lag (which
+        # averages two frames, so lowers the noise whatever the timing): the mean cost at +-phi
+        phi = abs(lag - np.round(lag))
+        zero = [align] if phi < 1e-3 else [align - phi, align + phi]
+        m, c0, c1 = block_differences(xy_i, xy_j, F, zero, lag + align, EPIPOLAR_TAU, detrend_frames, block_frames)
+        if len(m) < 3:
+            continue
+        spread = m.std(ddof=1) / np.sqrt(len(m))
+        ts.append(float(np.clip(m.mean() / spread, -10, 10)) if spread > 0 else 0.0)
+        cost_zero += c0
+        cost_found += c1
+    if not ts:
         return 0.0, 0.0
-    spread = means.std(ddof=1) / np.sqrt(len(means))
-    t = float(means.mean() / spread) if spread > 0 else (np.inf if means.mean() > 0 else 0.0)
-    return t, 1.0 - float(np.mean(cost_found)) / max(float(np.mean(cost_zero)), 1e-12)
+    return float(np.sum(ts) / np.sqrt(len(ts))), 1.0 - cost_found / max(cost_zero, 1e-12)
 
 
 @dataclass
@@ -291,7 +297,7 @@ def prefer_synchronised(result: SyncResult, und: list[np.ndarray], cameras: list
                         rate: float) -> SyncResult:
     """All offsets set to 0 when they are small (within :data:`ZERO_WINDOW_FRAMES`) and do
     not explain the views significantly better than no offsets (:func:`synchronised_rig_test`:
-    t < :data:`ZERO_TEST_T` or gain < :data:`ZERO_TEST_GAIN`).
+    Z < :data:`ZERO_TEST_Z` or gain < :data:`ZERO_TEST_GAIN`).
 
     A hardware-synchronised rig must come out at 0; but real detectors' biases (BlazePose
     on Pose2Sim's demo: a few px per camera that follow the limbs) fit a lag of a frame
@@ -301,18 +307,19 @@ def prefer_synchronised(result: SyncResult, und: list[np.ndarray], cameras: list
     known = np.isfinite(o)
     if not known.any() or np.abs(o[known]).max() > ZERO_WINDOW_FRAMES or np.abs(o[known]).max() < 1e-3:
         return result
-    block = max(5, int(round(rate / 4)))  # ~0.25 s: the 6 Hz-smoothed tracks decorrelate within it
-    t, gain = synchronised_rig_test(und, cameras, o, starts, result.inliers, int(rate) | 1, block)
-    kept = t >= ZERO_TEST_T and gain >= ZERO_TEST_GAIN
-    result.rig_test = {"t": round(t, 3), "cost_gain": round(gain, 4), "kept": bool(kept),
+    # ~0.25 s: the 6 Hz-smoothed tracks decorrelate within it; at least 4 blocks in short takes
+    block = max(5, min(int(round(rate / 4)), min(len(u) for u in und) // 4))
+    z, gain = synchronised_rig_test(und, cameras, o, starts, result.inliers, int(rate) | 1, block)
+    kept = z >= ZERO_TEST_Z and gain >= ZERO_TEST_GAIN
+    result.rig_test = {"z": round(float(z), 3), "cost_gain": round(float(gain), 4), "kept": bool(kept),
                        "offsets_found": [round(float(v), 4) for v in o]}
     found = ", ".join(f"{v:+.2f}" for v in o)
     if kept:
-        log.info("synchronization: offsets [%s] frames explain the views better than none (t %.1f, epipolar "
-                 "cost -%.1f %%): kept", found, t, 100 * gain)
+        log.info("synchronization: offsets [%s] frames explain the views better than none (Z %.1f, epipolar "
+                 "cost -%.1f %%): kept", found, z, 100 * gain)
         return result
     log.info("synchronization: offsets [%s] frames do not explain the views significantly better than none "
-             "(t %.1f, needs %.1f; epipolar cost gain %.1f %%, needs %.0f %%): the cameras are taken as "
-             "synchronised", found, t, ZERO_TEST_T, 100 * gain, 100 * ZERO_TEST_GAIN)
+             "(Z %.1f, needs %.1f; epipolar cost gain %.1f %%, needs %.0f %%): the cameras are taken as "
+             "synchronised", found, z, ZERO_TEST_Z, 100 * gain, 100 * ZERO_TEST_GAIN)
     result.offsets = np.where(known, 0.0, o)
     return result
