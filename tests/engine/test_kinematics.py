@@ -96,9 +96,11 @@ def test_refined_scaling_beats_default_pose_ratios():
 def test_time_chunks_in_parallel_match_one_pass(stage_run):
     """Chunks solved in parallel give the one-pass solution within the solver's accuracy: the same
     values for well-determined coordinates, errors no worse for weakly determined ones (ankle/mtp)."""
+    from openkin.kinematics import with_priors
+
     paths, coords, truth, _ = stage_run
     markers, xyz, *_ = scene(150)
-    tasks = read_ik_tasks(setup_files("HALPE_26")[1])
+    tasks = with_priors(read_ik_tasks(setup_files("HALPE_26")[1]))
     job = ik.IkJob(str(paths.kinematics / "walk_filt_butterworth.osim"), list(markers), xyz,
                    np.arange(150) / 60.0, tasks.marker_weights, tasks.coordinate_tasks)
     one = ik.solve_all([job], 1)[0]
