@@ -1,0 +1,443 @@
+"""Refinement: camera extrinsics refined from the person's own keypoints (bundle adjustment).
+
+A calibration that is slightly off (a camera nudged after the checkerboard, a registration
+error) leaves a constant offset between where a camera sees a keypoint and where the other
+cameras put it. This stage fits every camera's pose (rotation, position) and the 3D keypoints
+of a well-spread subset of frames together, minimising the robust (soft-L1) reprojection
+error with :func:`scipy.optimize.least_squares` (trust-region, sparse Jacobian). Intrinsics
+stay fixed; the 2D points are undistorted first, so the fit is pinhole.
+
+Gauge: a Gaussian prior pulls each camera toward its calibrated pose (``prior_translation_mm``,
+``prior_rotation_deg``). Reprojections do not see a common rotation, translation or scale of
+the whole rig; the prior picks the least change from the calibration among those, and keeps
+a camera from wandering where the keypoints say little about it.
+
+Guards: the refinement is kept only if the mean reprojection error of all frames (DLT
+triangulation, every camera, same observations before and after) goes down, and no camera
+moved more than ``max_translation_mm`` / ``max_rotation_deg``; otherwise the calibration is
+left as it was and ``openkin/refinement.toml`` says why.
+
+Files: reads the newest ``calibration/Calib*.toml`` that is not ``Calib_refined.toml`` (the
+source) and writes ``calibration/Calib_refined.toml``: the newest calibration, hence the one
+:func:`openkin.calibration.find_calibration` gives triangulation. A refined calibration that
+is no longer current (stage disabled, refinement refused) is renamed aside to
+``Calib_refined.toml.unused`` so it never silently replaces the user's calibration; running
+the calibration stage again also makes the source newer than an old refined file.
+
+People: ``pose-associated/`` (every associated person, each a separate set of 3D points), else
+``pose-sync/`` or ``pose/`` when they hold one person per camera; with several unassociated
+detections per camera the stage skips (run association first), since slot 0 need not be the
+same person in every camera.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import toml
+from scipy.optimize import least_squares
+from scipy.sparse import lil_matrix
+
+from .errors import OpenKinError
+from .fileio import atomic_write
+from .formats.calibration import Camera, read_calibration, rotation_matrix, rotation_vector, write_calibration
+from .progress import Progress, report, scaled
+from .triangulation.geometry import reprojection_errors, triangulate_dlt, undistort_points
+
+log = logging.getLogger(__name__)
+
+REFINED_NAME = "Calib_refined.toml"
+UNUSED_SUFFIX = ".unused"
+REPORT_NAME = "refinement.toml"
+
+
+@dataclass(frozen=True)
+class RefineParams:
+    """Settings of :func:`refine_extrinsics` (``[refinement]`` keys of the same names)."""
+
+    likelihood_threshold: float = 0.5
+    max_frames: int = 200
+    loss_scale_px: float = 4.0
+    outlier_threshold_px: float = 40.0
+    prior_translation_mm: float = 30.0
+    prior_rotation_deg: float = 1.0
+    max_translation_mm: float = 100.0
+    max_rotation_deg: float = 5.0
+    max_iterations: int = 100
+
+
+@dataclass
+class RefineInfo:
+    """What :func:`refine_extrinsics` did. Per-camera arrays are ``(C,)``."""
+
+    accepted: bool
+    reason: str
+    moved_mm: np.ndarray
+    turned_deg: np.ndarray
+    error_before_px: np.ndarray
+    error_after_px: np.ndarray
+    mean_before_px: float
+    mean_after_px: float
+    frames_used: int
+    points_used: int
+    observations: np.ndarray  # (C,) observations of each camera in the fit
+    seconds: float = 0.0
+    cost: dict = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- observations
+def _undistorted(cameras: list[Camera], points2d: np.ndarray) -> np.ndarray:
+    """``points2d (C,F,K,3)`` → ``(C,F,K,2)`` undistorted px (keeps each camera's K)."""
+    out = np.empty(points2d.shape[:-1] + (2,))
+    for c, cam in enumerate(cameras):
+        from .formats.calibration import undistort_points as undistort_one
+
+        out[c] = undistort_one(cam, points2d[c, ..., :2].reshape(-1, 2)).reshape(points2d.shape[1:-1] + (2,))
+    return out
+
+
+def _confident(points2d: np.ndarray, threshold: float) -> np.ndarray:
+    """``(C,F,K,3)`` → ``(C,F,K)`` finite and at least ``threshold`` confident."""
+    conf = points2d[..., 2]
+    return np.isfinite(points2d[..., 0]) & np.isfinite(points2d[..., 1]) & np.isfinite(conf) & (conf >= threshold)
+
+
+def pick_frames(seen: np.ndarray, max_frames: int) -> np.ndarray:
+    """Indices of up to ``max_frames`` frames spread evenly over those with points.
+
+    ``seen (C,F,K)`` → ``(n,)`` frame indices whose (frame, keypoint) points are seen by >= 2 cameras.
+    """
+    useful = (seen.sum(0) >= 2).sum(1)                      # (F,) points seen twice
+    frames = np.flatnonzero(useful >= max(3, int(0.25 * useful.max(initial=0))))
+    if len(frames) > max_frames:
+        frames = frames[np.round(np.linspace(0, len(frames) - 1, max_frames)).astype(int)]
+    return frames
+
+
+# ---------------------------------------------------------------- model
+def _poses(x_cam: np.ndarray, R0: np.ndarray, c0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Camera parameters ``(C,6)`` [rotation delta (rad), centre delta (m)] → ``R (C,3,3)``, centres ``(C,3)``."""
+    R = np.stack([rotation_matrix(w) @ r for w, r in zip(x_cam[:, :3], R0)])
+    return R, c0 + x_cam[:, 3:]
+
+
+def _project(K: np.ndarray, R: np.ndarray, centre: np.ndarray, X: np.ndarray, cam: np.ndarray) -> np.ndarray:
+    """Pinhole projection of observation rows: ``X (M,3)`` seen by cameras ``cam (M,)`` → ``(M,2)`` px."""
+    Xc = np.einsum("mij,mj->mi", R[cam], X - centre[cam])
+    z = np.where(np.abs(Xc[:, 2]) > 1e-9, Xc[:, 2], 1e-9)
+    xy1 = np.stack([Xc[:, 0] / z, Xc[:, 1] / z, np.ones(len(z))], axis=1)
+    return np.einsum("mij,mj->mi", K[cam][:, :2], xy1)
+
+
+@dataclass
+class _Problem:
+    """Bundle adjustment data: ``uv (M,2)`` px, ``cam (M,)``, ``point (M,)``, ``sw (M,)`` sqrt weights."""
+
+    K: np.ndarray
+    R0: np.ndarray
+    c0: np.ndarray
+    uv: np.ndarray
+    cam: np.ndarray
+    point: np.ndarray
+    sw: np.ndarray
+    n_points: int
+    sigma_px: float
+    sigma_t: float
+    sigma_r: float
+
+    def residuals(self, x: np.ndarray) -> np.ndarray:
+        C = len(self.R0)
+        x_cam = x[:6 * C].reshape(C, 6)
+        X = x[6 * C:].reshape(self.n_points, 3)
+        R, centre = _poses(x_cam, self.R0, self.c0)
+        r = (_project(self.K, R, centre, X[self.point], self.cam) - self.uv) * (self.sw / self.sigma_px)[:, None]
+        prior = np.concatenate([x_cam[:, :3].ravel() / self.sigma_r, x_cam[:, 3:].ravel() / self.sigma_t])
+        return np.concatenate([r.ravel(), prior])
+
+    def sparsity(self) -> lil_matrix:
+        """Jacobian sparsity: an observation's two rows touch its camera's 6 and its point's 3 columns."""
+        C, M = len(self.R0), len(self.uv)
+        A = lil_matrix((2 * M + 6 * C, 6 * C + 3 * self.n_points), dtype=np.int8)
+        rows = np.arange(M)
+        for d in range(2):
+            for j in range(6):
+                A[2 * rows + d, 6 * self.cam + j] = 1
+            for j in range(3):
+                A[2 * rows + d, 6 * C + 3 * self.point + j] = 1
+        prior_rows = 2 * M + np.arange(6 * C)
+        cols = np.concatenate([6 * np.repeat(np.arange(C), 3) + np.tile(np.arange(3), C),
+                               6 * np.repeat(np.arange(C), 3) + 3 + np.tile(np.arange(3), C)])
+        A[prior_rows, cols] = 1
+        return A
+
+
+def _single_blas_thread():
+    """One BLAS thread during the solve: LSMR's many short dot products (vectors of ~10^4) ran
+    4x slower with OpenBLAS's threads than with one (16 s vs 3.9 s on the demo, 2 busy cores).
+    ``threadpoolctl`` is optional: without it, BLAS keeps its threads."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+# ---------------------------------------------------------------- evaluation
+def _P(cameras: list[Camera]) -> np.ndarray:
+    """``(C,3,4)`` pinhole ``K [R | t]``."""
+    return np.stack([c.matrix @ np.concatenate([c.R, c.translation[:, None]], axis=1) for c in cameras])
+
+
+def _triangulate(cameras: list[Camera], uv: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted DLT of undistorted ``uv (C,N,2)``, ``weights (C,N)`` → ``X (N,3)``, errors ``(C,N)`` px."""
+    P = _P(cameras)
+    X = triangulate_dlt(uv, weights, P)
+    return X, reprojection_errors(P, X, uv)
+
+
+def camera_errors(err: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, float]:
+    """Mean of ``err (C,N)`` over ``mask (C,N)`` per camera ``(C,)`` and overall (NaN where empty)."""
+    e = np.where(mask & np.isfinite(err), err, 0.0)
+    m = mask & np.isfinite(err)
+    n = m.sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per = e.sum(1) / n
+    return per, float(e.sum() / m.sum()) if m.any() else float("nan")
+
+
+def pose_change(before: list[Camera], after: list[Camera]) -> tuple[np.ndarray, np.ndarray]:
+    """How far each camera moved ``(C,)`` mm and turned ``(C,)`` degrees."""
+    moved = np.array([np.linalg.norm(a.center - b.center) * 1000 for a, b in zip(after, before)])
+    turned = np.array([np.degrees(np.linalg.norm(rotation_vector(a.R @ b.R.T))) for a, b in zip(after, before)])
+    return moved, turned
+
+
+# ---------------------------------------------------------------- kernel
+def _check_input(cameras: list[Camera], points2d: np.ndarray) -> None:
+    if len(cameras) < 2:
+        raise OpenKinError(f"refinement needs at least two cameras (got {len(cameras)})",
+                           fix="add cameras, or disable [refinement]")
+    if points2d.ndim != 4 or points2d.shape[-1] != 3 or points2d.shape[0] != len(cameras):
+        raise OpenKinError(f"2D points must be (C={len(cameras)}, F, K, 3), got {points2d.shape}",
+                           fix="pass one (F, K, 3) array of [x, y, confidence] per camera")
+
+
+def _build(cameras, uv, ok, conf, params: RefineParams) -> tuple[_Problem, np.ndarray, np.ndarray]:
+    """The bundle adjustment of the confident observations ``ok (C,N)`` of undistorted ``uv (C,N,2)``:
+    problem, start vector, and the points ``(N,)`` it uses."""
+    w = np.where(ok, conf, 0.0)
+    X, err = _triangulate(cameras, uv, w)
+    keep = ok & (err < params.outlier_threshold_px)
+    pts = np.flatnonzero((keep.sum(0) >= 2) & np.all(np.isfinite(X), axis=1))
+    keep = keep[:, pts]
+    cam, local = np.nonzero(keep)
+    prob = _Problem(K=np.stack([c.matrix for c in cameras]), R0=np.stack([c.R for c in cameras]),
+                    c0=np.stack([c.center for c in cameras]), uv=uv[cam, pts[local]], cam=cam, point=local,
+                    sw=np.sqrt(np.clip(conf[cam, pts[local]], 0.0, 1.0)), n_points=len(pts),
+                    sigma_px=params.loss_scale_px, sigma_t=params.prior_translation_mm / 1000.0,
+                    sigma_r=np.radians(params.prior_rotation_deg))
+    x0 = np.concatenate([np.zeros(6 * len(cameras)), X[pts].ravel()])
+    return prob, x0, pts
+
+
+def _cameras_from(x: np.ndarray, prob: _Problem, cameras: list[Camera]) -> list[Camera]:
+    """Refined copies of ``cameras`` from the solution ``x``."""
+    R, centre = _poses(x[:6 * len(cameras)].reshape(-1, 6), prob.R0, prob.c0)
+    return [Camera(name=c.name, size=c.size.copy(), matrix=c.matrix.copy(), distortions=c.distortions.copy(),
+                   rotation=rotation_vector(r), translation=-r @ o, fisheye=c.fisheye)
+            for c, r, o in zip(cameras, R, centre)]
+
+
+def refine_extrinsics(cameras: list[Camera], points2d: np.ndarray, params: RefineParams | None = None,
+                      progress: Progress | None = None) -> tuple[list[Camera], RefineInfo]:
+    """Bundle-adjust camera extrinsics on keypoints. ``points2d (C,F,K,3)`` [x, y, conf], NaN absent.
+
+    Returns the refined cameras (or the given ones when the refinement is refused: see
+    ``info.accepted`` and ``info.reason``) and a :class:`RefineInfo`.
+    """
+    params = params or RefineParams()
+    points2d = np.asarray(points2d, dtype=float)
+    _check_input(cameras, points2d)
+    t0 = time.perf_counter()
+    C = len(cameras)
+    ok_all = _confident(points2d, params.likelihood_threshold)
+    frames = pick_frames(ok_all, params.max_frames)
+    if len(frames) == 0:
+        raise OpenKinError("no frame has keypoints seen confidently by two cameras: nothing to refine on",
+                           fix="check the pose stage output, or lower [refinement] likelihood_threshold")
+    uv_all = _undistorted(cameras, points2d)
+    report(progress, 0.1, f"refinement: bundle adjustment on {len(frames)} frames")
+    sub = slice(None), frames
+    prob, x0, pts = _build(cameras, uv_all[sub].reshape(C, -1, 2), ok_all[sub].reshape(C, -1),
+                           points2d[sub][..., 2].reshape(C, -1), params)
+    if prob.n_points < 6:
+        raise OpenKinError(f"only {prob.n_points} keypoints seen by two cameras within "
+                           f"{params.outlier_threshold_px:g} px: too few to refine the cameras",
+                           fix="check the calibration and the pose stage output, or disable [refinement]")
+    with _single_blas_thread():
+        sol = least_squares(prob.residuals, x0, jac_sparsity=prob.sparsity(), method="trf", loss="soft_l1",
+                            f_scale=1.0, x_scale="jac", max_nfev=params.max_iterations, xtol=1e-8, ftol=1e-6)
+    refined = _cameras_from(sol.x, prob, cameras)
+    report(progress, 0.9, "refinement: evaluating")
+    info = _judge(cameras, refined, uv_all.reshape(C, -1, 2), ok_all.reshape(C, -1),
+                  points2d[..., 2].reshape(C, -1), params)
+    info.frames_used, info.points_used = len(frames), prob.n_points
+    info.observations = np.bincount(prob.cam, minlength=C)
+    info.seconds = time.perf_counter() - t0
+    info.cost = {"initial": float(0.5 * np.sum(prob.residuals(x0) ** 2)), "final": float(sol.cost),
+                 "evaluations": int(sol.nfev), "status": int(sol.status)}
+    log.info("refinement: %s in %.2f s (%d frames, %d points, %d evaluations): reprojection %.2f -> %.2f px",
+             "kept" if info.accepted else "refused", info.seconds, info.frames_used, info.points_used,
+             sol.nfev, info.mean_before_px, info.mean_after_px)
+    return (refined if info.accepted else list(cameras)), info
+
+
+def _judge(before: list[Camera], after: list[Camera], uv: np.ndarray, ok: np.ndarray, conf: np.ndarray,
+           params: RefineParams) -> RefineInfo:
+    """Compare reprojection errors on all frames (``uv (C,N,2)``) and the pose changes; accept or refuse."""
+    w = np.where(ok, conf, 0.0)
+    _, err_b = _triangulate(before, uv, w)
+    _, err_a = _triangulate(after, uv, w)
+    mask = ok & (err_b < params.outlier_threshold_px)  # the same observations before and after
+    per_b, mean_b = camera_errors(err_b, mask)
+    per_a, mean_a = camera_errors(err_a, mask)
+    moved, turned = pose_change(before, after)
+    reasons = []
+    if not mean_a < mean_b:
+        reasons.append(f"the mean reprojection error would not drop ({mean_b:.2f} -> {mean_a:.2f} px)")
+    far = [f"{c.name} {m:.0f} mm" for c, m in zip(before, moved) if m > params.max_translation_mm]
+    turn = [f"{c.name} {t:.2f} deg" for c, t in zip(before, turned) if t > params.max_rotation_deg]
+    if far:
+        reasons.append(f"cameras would move more than {params.max_translation_mm:g} mm: {', '.join(far)}")
+    if turn:
+        reasons.append(f"cameras would turn more than {params.max_rotation_deg:g} deg: {', '.join(turn)}")
+    return RefineInfo(accepted=not reasons, reason="; ".join(reasons) or "lower reprojection error",
+                      moved_mm=moved, turned_deg=turned, error_before_px=per_b, error_after_px=per_a,
+                      mean_before_px=mean_b, mean_after_px=mean_a, frames_used=0, points_used=0,
+                      observations=np.zeros(len(before), dtype=int))
+
+
+# ---------------------------------------------------------------- stage
+def params_from_config(config) -> RefineParams:
+    """:class:`RefineParams` from ``[refinement]``."""
+    r = config.refinement
+    return RefineParams(**{f: getattr(r, f) for f in RefineParams.__dataclass_fields__})
+
+
+def source_calibration(calib_dir: Path) -> Path:
+    """The calibration to refine: the newest ``Calib*.toml`` other than ``Calib_refined.toml``
+    (else the only other ``*.toml``, as :func:`openkin.calibration.find_calibration`)."""
+    from .calibration import find_calibration
+
+    if not calib_dir.is_dir():
+        return find_calibration(calib_dir)  # its clear error
+    ours = sorted((p for p in calib_dir.glob("Calib*.toml") if p.name != REFINED_NAME),
+                  key=lambda p: p.stat().st_mtime)
+    if ours:
+        return ours[-1]
+    others = [p for p in calib_dir.glob("*.toml") if p.name != REFINED_NAME]
+    if len(others) == 1:
+        return others[0]
+    raise OpenKinError("no calibration to refine (only Calib_refined.toml, or several unnamed TOMLs)",
+                       path=calib_dir, fix="run `openkin calibration`, or keep the source calibration "
+                                           "as Calib_<something>.toml next to Calib_refined.toml")
+
+
+def set_aside(calib_dir: Path, why: str) -> None:
+    """Rename a ``Calib_refined.toml`` that is no longer current to ``Calib_refined.toml.unused``
+    (never deleted), so later stages use the source calibration."""
+    refined = calib_dir / REFINED_NAME
+    if refined.exists():
+        target = refined.with_name(REFINED_NAME + UNUSED_SUFFIX)
+        refined.replace(target)
+        log.warning("refinement %s: renamed the earlier %s to %s so that later stages use the source "
+                    "calibration", why, refined.name, target.name)
+
+
+def load_points(config, paths, calib: Path, progress: Progress | None = None):
+    """``(cameras, points2d (C, F*P, K, 3), source name)`` from the association of this process,
+    ``pose-associated/``, or a one-person ``pose-sync/`` / ``pose/``; None when ambiguous."""
+    from . import association
+    from .triangulation.inputs import match_cameras, pose_folders, read_views
+
+    cached = association.cached(paths.pose_associated)
+    if cached is not None:
+        kp = np.concatenate([cached.person_keypoints(t) for t in range(cached.choice.shape[0])], axis=1)
+        cams = match_cameras(cached.views.folders, read_calibration(calib), calib)
+        return cams, kp, "pose-associated"
+    src = paths.pose_associated if pose_folders(paths.pose_associated) else association.input_dir(paths)
+    views = read_views(src, calib, config.project.frame_range, progress)
+    kp = views.keypoints
+    if src != paths.pose_associated and kp.shape[2] > 1:
+        log.warning("refinement skipped: %s has up to %d people per camera and no association "
+                    "(run the association stage first)", src, kp.shape[2])
+        return None
+    C, F, P, K, _ = kp.shape
+    return views.cameras, kp.transpose(0, 2, 1, 3, 4).reshape(C, P * F, K, 3), src.name
+
+
+def run_stage(config, paths, progress: Progress | None = None) -> None:
+    """Refine the extrinsics of the source calibration into ``calibration/Calib_refined.toml``."""
+    cfg = config.refinement
+    calib_dir = Path(paths.calibration)
+    if not cfg.refine_extrinsics:
+        log.info("refinement disabled ([refinement] refine_extrinsics = false): calibration used as it is")
+        set_aside(calib_dir, "disabled")
+        return
+    src = source_calibration(calib_dir)
+    loaded = load_points(config, paths, src, scaled(progress, 0.0, 0.1))
+    if loaded is None:
+        set_aside(calib_dir, "skipped")
+        return
+    cameras, points, source = loaded
+    refined, info = refine_extrinsics(cameras, points, params_from_config(config), scaled(progress, 0.1, 0.95))
+    if info.accepted:
+        write_calibration(calib_dir / REFINED_NAME, _in_file_order(refined, read_calibration(src)),
+                          error=info.mean_after_px, adjusted=True)
+        _update_cached(paths, refined)
+    else:
+        log.warning("refinement refused (%s): keeping %s", info.reason, src.name)
+        set_aside(calib_dir, "refused")
+    write_report(Path(paths.reports) / REPORT_NAME, info, cameras, src, source)
+    report(progress, 1.0, "refinement done")
+
+
+def _in_file_order(refined: list[Camera], original: list[Camera]) -> list[Camera]:
+    """The refined cameras, plus any calibrated camera without pose files, in the file's order."""
+    by_name = {c.name: c for c in refined}
+    return [by_name.get(c.name, c) for c in original]
+
+
+def _update_cached(paths, refined: list[Camera]) -> None:
+    """Triangulation reuses this process's association, whose views carry the cameras read before
+    refinement: give them the refined ones (by name)."""
+    from . import association
+
+    cached = association.cached(paths.pose_associated)
+    if cached is not None:
+        by_name = {c.name: c for c in refined}
+        cached.views.cameras = [by_name.get(c.name, c) for c in cached.views.cameras]
+
+
+def write_report(path: Path, info: RefineInfo, cameras: list[Camera], calib: Path, source: str) -> None:
+    """``openkin/refinement.toml``: the decision, and per camera the change and the errors."""
+    doc = {"accepted": info.accepted, "reason": info.reason, "source_calibration": calib.name,
+           "refined_calibration": REFINED_NAME if info.accepted else "", "points_from": source,
+           "frames_used": info.frames_used, "points_used": info.points_used, "seconds": round(info.seconds, 3),
+           "reprojection_before_px": round(info.mean_before_px, 3),
+           "reprojection_after_px": round(info.mean_after_px, 3), "solver": info.cost, "cameras": {}}
+    for c, cam in enumerate(cameras):
+        doc["cameras"][cam.name] = {
+            "moved_mm": round(float(info.moved_mm[c]), 2), "turned_deg": round(float(info.turned_deg[c]), 3),
+            "reprojection_before_px": _r(info.error_before_px[c]), "reprojection_after_px": _r(info.error_after_px[c]),
+            "observations": int(info.observations[c])}
+    with atomic_write(path) as f:
+        toml.dump(doc, f)
+
+
+def _r(x: float) -> float:
+    return round(float(x), 3) if np.isfinite(x) else -1.0
