@@ -260,6 +260,23 @@ class PersonAssociationConfig:
     multi_person: MultiPersonConfig = field(default_factory=MultiPersonConfig)
 
 
+# --------------------------------------------------------------------------- [refinement]
+@dataclass(frozen=True)
+class RefinementConfig:
+    """``[refinement]`` (OpenKin): camera extrinsics refined from the keypoints (bundle adjustment)."""
+
+    refine_extrinsics: bool = False
+    likelihood_threshold: float = 0.5
+    max_frames: int = 200
+    loss_scale_px: float = 4.0  # px
+    outlier_threshold_px: float = 40.0  # px
+    prior_translation_mm: float = 30.0  # mm
+    prior_rotation_deg: float = 1.0  # degrees
+    max_translation_mm: float = 100.0  # mm
+    max_rotation_deg: float = 5.0  # degrees
+    max_iterations: int = 100
+
+
 # --------------------------------------------------------------------------- [triangulation]
 @dataclass(frozen=True)
 class TriangulationConfig:
@@ -405,6 +422,7 @@ class Config:
     synchronization: SynchronizationConfig = field(default_factory=SynchronizationConfig)
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     personAssociation: PersonAssociationConfig = field(default_factory=PersonAssociationConfig)
+    refinement: RefinementConfig = field(default_factory=RefinementConfig)
     triangulation: TriangulationConfig = field(default_factory=TriangulationConfig)
     filtering: FilteringConfig = field(default_factory=FilteringConfig)
     markerAugmentation: MarkerAugmentationConfig = field(default_factory=MarkerAugmentationConfig)
