@@ -1,0 +1,152 @@
+"""Refinement (bundle adjustment of the extrinsics) on ground-truth scenes with a perturbed calibration."""
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import pytest
+import toml
+
+from openkin.calibration import find_calibration
+from openkin.cli import run_stages
+from openkin.errors import OpenKinError
+from openkin.evaluate import compare_markers
+from openkin.formats.calibration import read_calibration
+from openkin.formats.trc import read_trc
+from openkin.project import ProjectPaths
+from openkin.refinement import (REFINED_NAME, RefineParams, pose_change, refine_extrinsics, source_calibration)
+from openkin.synth import build_scene
+from openkin.triangulation.inputs import read_views
+
+PERTURBED = dict(calib_translation_cm=1.0, calib_rotation_deg=0.5)
+
+
+@pytest.fixture(scope="module")
+def mild(tmp_path_factory):
+    """A mild-noise scene whose written calibration is off by 1 cm / 0.5 deg per camera."""
+    out = tmp_path_factory.mktemp("refine") / "mild"
+    build_scene(out, "mild", 150, 3, **PERTURBED)
+    return out
+
+
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory):
+    out = tmp_path_factory.mktemp("refine") / "clean"
+    build_scene(out, "clean", 80, 4)
+    return out
+
+
+def _views(scene):
+    calib = next((scene / "calibration").glob("Calib_scene.toml"))
+    v = read_views(scene / "pose", calib)
+    return v.cameras, v.keypoints[:, :, 0]
+
+
+def _mpjpe(scene) -> float:
+    res = read_trc(sorted((scene / "pose-3d").glob("*.trc"))[0])
+    return compare_markers(res, read_trc(scene / "truth" / "keypoints.trc"))["mpjpe"][0]
+
+
+def _run(scene, stages, on: bool, **extra):
+    run_stages(scene, stages, overrides={"refinement": {"refine_extrinsics": on, **extra}}, progress_bars=False)
+
+
+def test_kernel_brings_cameras_back_toward_exact(mild):
+    cameras, points = _views(mild)
+    exact = read_calibration(mild / "truth" / "Calib_exact.toml")
+    t0 = time.perf_counter()
+    refined, info = refine_extrinsics(cameras, points)
+    seconds = time.perf_counter() - t0
+    assert info.accepted, info.reason
+    moved_before, turned_before = pose_change(exact, cameras)
+    moved_after, turned_after = pose_change(exact, refined)
+    # A common rotation/shift of the whole rig is invisible to reprojections: the mean error
+    # left is that part, the rest is recovered.
+    assert moved_after.mean() < 0.85 * moved_before.mean()
+    assert turned_after.mean() < 0.5 * turned_before.mean()
+    assert info.mean_after_px < 0.3 * info.mean_before_px
+    assert np.all(info.error_after_px < info.error_before_px)
+    assert info.frames_used <= RefineParams().max_frames and info.points_used > 100
+    assert seconds < 15
+
+
+def test_stage_lowers_mpjpe_and_names_files(mild):
+    paths = ProjectPaths(mild)
+    _run(mild, ["association", "refinement", "triangulation"], on=False)
+    before = _mpjpe(mild)
+    assert not (paths.calibration / REFINED_NAME).exists()
+    _run(mild, ["refinement", "triangulation"], on=True)
+    after = _mpjpe(mild)
+    assert after < 0.8 * before, (before, after)
+    assert find_calibration(paths).name == REFINED_NAME          # triangulation's choice
+    assert source_calibration(paths.calibration).name == "Calib_scene.toml"
+    rep = toml.load(paths.reports / "refinement.toml")
+    assert rep["accepted"] and rep["source_calibration"] == "Calib_scene.toml"
+    assert rep["reprojection_after_px"] < rep["reprojection_before_px"]
+    assert set(rep["cameras"]) == {c.name for c in read_calibration(paths.calibration / "Calib_scene.toml")}
+    # Again: refines the source, not its own output (same result).
+    _run(mild, ["refinement"], on=True)
+    assert toml.load(paths.reports / "refinement.toml")["source_calibration"] == "Calib_scene.toml"
+    # Disabled: the refined calibration is set aside (kept), the source is used again.
+    _run(mild, ["refinement"], on=False)
+    assert not (paths.calibration / REFINED_NAME).exists()
+    assert (paths.calibration / (REFINED_NAME + ".unused")).exists()
+    assert find_calibration(paths).name == "Calib_scene.toml"
+
+
+def test_source_newer_than_refined_wins(tmp_path, clean):
+    calib = tmp_path / "calibration"
+    calib.mkdir()
+    cams = read_calibration(clean / "calibration" / "Calib_scene.toml")
+    from openkin.formats.calibration import write_calibration
+
+    write_calibration(calib / REFINED_NAME, cams)
+    write_calibration(calib / "Calib_scene.toml", cams)
+    later = time.time() + 5
+    os.utime(calib / "Calib_scene.toml", (later, later))  # the calibration stage ran again
+    assert find_calibration(calib).name == "Calib_scene.toml"
+    assert source_calibration(calib).name == "Calib_scene.toml"
+    (calib / "Calib_scene.toml").unlink()
+    with pytest.raises(OpenKinError, match="no calibration to refine"):
+        source_calibration(calib)
+
+
+def test_clean_scene_stays_put(clean):
+    cameras, points = _views(clean)
+    refined, info = refine_extrinsics(cameras, points)
+    moved, turned = pose_change(cameras, refined)
+    assert np.all(moved < 1.0) and np.all(turned < 0.01), (moved, turned)
+    assert info.mean_before_px < 0.5
+
+
+def test_refuses_implausible_moves(mild):
+    cameras, points = _views(mild)
+    refined, info = refine_extrinsics(cameras, points, RefineParams(max_translation_mm=1.0, max_iterations=20))
+    assert not info.accepted and "move more than 1 mm" in info.reason
+    assert all(np.allclose(a.translation, b.translation) and np.allclose(a.rotation, b.rotation)
+               for a, b in zip(refined, cameras))
+
+
+def test_refused_stage_sets_stale_refinement_aside(mild):
+    paths = ProjectPaths(mild)
+    _run(mild, ["association", "refinement"], on=True)
+    assert find_calibration(paths).name == REFINED_NAME
+    _run(mild, ["refinement"], on=True, max_translation_mm=1.0, max_iterations=20)
+    rep = toml.load(paths.reports / "refinement.toml")
+    assert not rep["accepted"] and "1 mm" in rep["reason"]
+    assert find_calibration(paths).name == "Calib_scene.toml"
+
+
+def test_degenerate_inputs(clean):
+    cameras, points = _views(clean)
+    with pytest.raises(OpenKinError, match="at least two cameras"):
+        refine_extrinsics(cameras[:1], points[:1])
+    with pytest.raises(OpenKinError, match="no frame has keypoints"):
+        refine_extrinsics(cameras, np.full_like(points, np.nan))
+    one_cam_seen = points.copy()
+    one_cam_seen[1:] = np.nan                                    # only camera 0 detects anyone
+    with pytest.raises(OpenKinError, match="no frame has keypoints"):
+        refine_extrinsics(cameras, one_cam_seen)
+    with pytest.raises(OpenKinError, match=r"\(C=4, F, K, 3\)"):
+        refine_extrinsics(cameras, points[..., :2])
