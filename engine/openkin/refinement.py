@@ -40,13 +40,14 @@ from pathlib import Path
 import numpy as np
 import toml
 from scipy.optimize import least_squares
-from scipy.sparse import lil_matrix
+from scipy.sparse import csr_matrix
 
 from .errors import OpenKinError
 from .fileio import atomic_write
-from .formats.calibration import Camera, read_calibration, rotation_matrix, rotation_vector, write_calibration
+from .formats.calibration import (Camera, read_calibration, rotation_matrix, rotation_vector, undistort_points,
+                                  write_calibration)
 from .progress import Progress, report, scaled
-from .triangulation.geometry import reprojection_errors, triangulate_dlt, undistort_points
+from .triangulation.geometry import reprojection_errors, triangulate_dlt
 
 log = logging.getLogger(__name__)
 
@@ -94,9 +95,7 @@ def _undistorted(cameras: list[Camera], points2d: np.ndarray) -> np.ndarray:
     """``points2d (C,F,K,3)`` → ``(C,F,K,2)`` undistorted px (keeps each camera's K)."""
     out = np.empty(points2d.shape[:-1] + (2,))
     for c, cam in enumerate(cameras):
-        from .formats.calibration import undistort_points as undistort_one
-
-        out[c] = undistort_one(cam, points2d[c, ..., :2].reshape(-1, 2)).reshape(points2d.shape[1:-1] + (2,))
+        out[c] = undistort_points(cam, points2d[c, ..., :2].reshape(-1, 2)).reshape(points2d.shape[1:-1] + (2,))
     return out
 
 
@@ -158,21 +157,19 @@ class _Problem:
         prior = np.concatenate([x_cam[:, :3].ravel() / self.sigma_r, x_cam[:, 3:].ravel() / self.sigma_t])
         return np.concatenate([r.ravel(), prior])
 
-    def sparsity(self) -> lil_matrix:
-        """Jacobian sparsity: an observation's two rows touch its camera's 6 and its point's 3 columns."""
+    def sparsity(self) -> csr_matrix:
+        """Jacobian sparsity: an observation's two rows touch its camera's 6 and its point's 3 columns;
+        each prior row touches its own parameter (rotations of every camera, then centres)."""
         C, M = len(self.R0), len(self.uv)
-        A = lil_matrix((2 * M + 6 * C, 6 * C + 3 * self.n_points), dtype=np.int8)
-        rows = np.arange(M)
-        for d in range(2):
-            for j in range(6):
-                A[2 * rows + d, 6 * self.cam + j] = 1
-            for j in range(3):
-                A[2 * rows + d, 6 * C + 3 * self.point + j] = 1
-        prior_rows = 2 * M + np.arange(6 * C)
-        cols = np.concatenate([6 * np.repeat(np.arange(C), 3) + np.tile(np.arange(3), C),
-                               6 * np.repeat(np.arange(C), 3) + 3 + np.tile(np.arange(3), C)])
-        A[prior_rows, cols] = 1
-        return A
+        cols_obs = np.concatenate([6 * self.cam[:, None] + np.arange(6),
+                                   6 * C + 3 * self.point[:, None] + np.arange(3)], axis=1)   # (M,9)
+        rows = np.concatenate([np.repeat(2 * np.arange(M), 9), np.repeat(2 * np.arange(M) + 1, 9),
+                               2 * M + np.arange(6 * C)])
+        prior_cols = np.concatenate([(6 * np.arange(C)[:, None] + np.arange(3)).ravel(),
+                                     (6 * np.arange(C)[:, None] + 3 + np.arange(3)).ravel()])
+        cols = np.concatenate([cols_obs.ravel(), cols_obs.ravel(), prior_cols])
+        return csr_matrix((np.ones(len(rows), dtype=np.int8), (rows, cols)),
+                          shape=(2 * M + 6 * C, 6 * C + 3 * self.n_points))
 
 
 def _single_blas_thread():
@@ -347,15 +344,18 @@ def source_calibration(calib_dir: Path) -> Path:
                                            "as Calib_<something>.toml next to Calib_refined.toml")
 
 
-def set_aside(calib_dir: Path, why: str) -> None:
+def set_aside(paths, why: str) -> None:
     """Rename a ``Calib_refined.toml`` that is no longer current to ``Calib_refined.toml.unused``
     (never deleted), so later stages use the source calibration."""
-    refined = calib_dir / REFINED_NAME
+    from .calibration import find_calibration
+
+    refined = Path(paths.calibration) / REFINED_NAME
     if refined.exists():
         target = refined.with_name(REFINED_NAME + UNUSED_SUFFIX)
         refined.replace(target)
         log.warning("refinement %s: renamed the earlier %s to %s so that later stages use the source "
                     "calibration", why, refined.name, target.name)
+        _update_cached(paths, read_calibration(find_calibration(paths)))
 
 
 def load_points(config, paths, calib: Path, progress: Progress | None = None):
@@ -386,12 +386,12 @@ def run_stage(config, paths, progress: Progress | None = None) -> None:
     calib_dir = Path(paths.calibration)
     if not cfg.refine_extrinsics:
         log.info("refinement disabled ([refinement] refine_extrinsics = false): calibration used as it is")
-        set_aside(calib_dir, "disabled")
+        set_aside(paths, "disabled")
         return
     src = source_calibration(calib_dir)
     loaded = load_points(config, paths, src, scaled(progress, 0.0, 0.1))
     if loaded is None:
-        set_aside(calib_dir, "skipped")
+        set_aside(paths, "skipped")
         return
     cameras, points, source = loaded
     refined, info = refine_extrinsics(cameras, points, params_from_config(config), scaled(progress, 0.1, 0.95))
@@ -401,7 +401,7 @@ def run_stage(config, paths, progress: Progress | None = None) -> None:
         _update_cached(paths, refined)
     else:
         log.warning("refinement refused (%s): keeping %s", info.reason, src.name)
-        set_aside(calib_dir, "refused")
+        set_aside(paths, "refused")
     write_report(Path(paths.reports) / REPORT_NAME, info, cameras, src, source)
     report(progress, 1.0, "refinement done")
 
@@ -414,7 +414,7 @@ def _in_file_order(refined: list[Camera], original: list[Camera]) -> list[Camera
 
 def _update_cached(paths, refined: list[Camera]) -> None:
     """Triangulation reuses this process's association, whose views carry the cameras read before
-    refinement: give them the refined ones (by name)."""
+    this stage (possibly an earlier Calib_refined.toml): give them the current ones (by name)."""
     from . import association
 
     cached = association.cached(paths.pose_associated)
