@@ -270,8 +270,8 @@ class RefinementConfig:
     max_frames: int = 200
     loss_scale_px: float = 4.0  # px
     outlier_threshold_px: float = 40.0  # px
-    prior_translation_mm: float = 30.0  # mm
-    prior_rotation_deg: float = 1.0  # degrees
+    prior_translation_mm: float = 5.0  # mm
+    prior_rotation_deg: float = 0.1  # degrees
     max_translation_mm: float = 100.0  # mm
     max_rotation_deg: float = 5.0  # degrees
     max_iterations: int = 100

@@ -64,8 +64,8 @@ class RefineParams:
     max_frames: int = 200
     loss_scale_px: float = 4.0
     outlier_threshold_px: float = 40.0
-    prior_translation_mm: float = 30.0
-    prior_rotation_deg: float = 1.0
+    prior_translation_mm: float = 5.0
+    prior_rotation_deg: float = 0.1
     max_translation_mm: float = 100.0
     max_rotation_deg: float = 5.0
     max_iterations: int = 100
@@ -249,6 +249,35 @@ def _cameras_from(x: np.ndarray, prob: _Problem, cameras: list[Camera]) -> list[
             for c, r, o in zip(cameras, R, centre)]
 
 
+def _axis_points(cameras: list[Camera]) -> np.ndarray:
+    """Each camera's centre and the points 1 m along its optical and x axes → ``(3C, 3)``."""
+    return np.concatenate([np.stack([c.center, c.center + c.R[2], c.center + c.R[0]]) for c in cameras])
+
+
+def align_rig(moved: list[Camera], reference: list[Camera]) -> list[Camera]:
+    """``moved`` under the similarity (scale, rotation, shift of the world) that brings its camera
+    poses closest to ``reference`` (Umeyama on centres and axis points).
+
+    Reprojections cannot see such a transform of the whole rig (and the points with it): removing
+    it keeps the calibration's world frame and scale, and leaves only the real change of each camera.
+    """
+    a, b = _axis_points(moved), _axis_points(reference)
+    ma, mb = a.mean(0), b.mean(0)
+    A, B = a - ma, b - mb
+    U, S, Vt = np.linalg.svd(B.T @ A / len(a))
+    D = np.diag([1.0, 1.0, np.sign(np.linalg.det(U @ Vt))])
+    Q = U @ D @ Vt
+    scale = np.trace(np.diag(S) @ D) / (A ** 2).sum(1).mean()
+    shift = mb - scale * Q @ ma
+    out = []
+    for c in moved:
+        R = c.R @ Q.T
+        centre = scale * Q @ c.center + shift
+        out.append(Camera(name=c.name, size=c.size.copy(), matrix=c.matrix.copy(), distortions=c.distortions.copy(),
+                          rotation=rotation_vector(R), translation=-R @ centre, fisheye=c.fisheye))
+    return out
+
+
 def refine_extrinsics(cameras: list[Camera], points2d: np.ndarray, params: RefineParams | None = None,
                       progress: Progress | None = None) -> tuple[list[Camera], RefineInfo]:
     """Bundle-adjust camera extrinsics on keypoints. ``points2d (C,F,K,3)`` [x, y, conf], NaN absent.
@@ -278,7 +307,7 @@ def refine_extrinsics(cameras: list[Camera], points2d: np.ndarray, params: Refin
     with _single_blas_thread():
         sol = least_squares(prob.residuals, x0, jac_sparsity=prob.sparsity(), method="trf", loss="soft_l1",
                             f_scale=1.0, x_scale="jac", max_nfev=params.max_iterations, xtol=1e-8, ftol=1e-6)
-    refined = _cameras_from(sol.x, prob, cameras)
+    refined = align_rig(_cameras_from(sol.x, prob, cameras), cameras)
     report(progress, 0.9, "refinement: evaluating")
     info = _judge(cameras, refined, uv_all.reshape(C, -1, 2), ok_all.reshape(C, -1),
                   points2d[..., 2].reshape(C, -1), params)
