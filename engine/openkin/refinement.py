@@ -249,25 +249,25 @@ def _cameras_from(x: np.ndarray, prob: _Problem, cameras: list[Camera]) -> list[
             for c, r, o in zip(cameras, R, centre)]
 
 
-def _axis_points(cameras: list[Camera]) -> np.ndarray:
-    """Each camera's centre and the points 1 m along its optical and x axes → ``(3C, 3)``."""
-    return np.concatenate([np.stack([c.center, c.center + c.R[2], c.center + c.R[0]]) for c in cameras])
-
-
 def align_rig(moved: list[Camera], reference: list[Camera]) -> list[Camera]:
     """``moved`` under the similarity (scale, rotation, shift of the world) that brings its camera
-    poses closest to ``reference`` (Umeyama on centres and axis points).
+    poses closest to ``reference``: scale from the spread of the centres, rotation by Kabsch on
+    the centred centres and the cameras' optical and x axes, shift from the mean centre.
 
     Reprojections cannot see such a transform of the whole rig (and the points with it): removing
     it keeps the calibration's world frame and scale, and leaves only the real change of each camera.
     """
-    a, b = _axis_points(moved), _axis_points(reference)
-    ma, mb = a.mean(0), b.mean(0)
-    A, B = a - ma, b - mb
-    U, S, Vt = np.linalg.svd(B.T @ A / len(a))
-    D = np.diag([1.0, 1.0, np.sign(np.linalg.det(U @ Vt))])
-    Q = U @ D @ Vt
-    scale = np.trace(np.diag(S) @ D) / (A ** 2).sum(1).mean()
+    ca = np.stack([c.center for c in moved])
+    cb = np.stack([c.center for c in reference])
+    ma, mb = ca.mean(0), cb.mean(0)
+    spread_a, spread_b = np.sqrt(((ca - ma) ** 2).sum(1).mean()), np.sqrt(((cb - mb) ** 2).sum(1).mean())
+    scale = spread_b / spread_a if spread_a > 1e-9 else 1.0
+    axes_a = np.concatenate([np.stack([c.R[2], c.R[0]]) for c in moved]) * max(spread_b, 1.0)
+    axes_b = np.concatenate([np.stack([c.R[2], c.R[0]]) for c in reference]) * max(spread_b, 1.0)
+    A = np.concatenate([scale * (ca - ma), axes_a])
+    B = np.concatenate([cb - mb, axes_b])
+    U, _, Vt = np.linalg.svd(B.T @ A)
+    Q = U @ np.diag([1.0, 1.0, np.sign(np.linalg.det(U @ Vt))]) @ Vt
     shift = mb - scale * Q @ ma
     out = []
     for c in moved:
