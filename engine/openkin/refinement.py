@@ -7,10 +7,15 @@ of a well-spread subset of frames together, minimising the robust (soft-L1) repr
 error with :func:`scipy.optimize.least_squares` (trust-region, sparse Jacobian). Intrinsics
 stay fixed; the 2D points are undistorted first, so the fit is pinhole.
 
-Gauge: a Gaussian prior pulls each camera toward its calibrated pose (``prior_translation_mm``,
-``prior_rotation_deg``). Reprojections do not see a common rotation, translation or scale of
-the whole rig; the prior picks the least change from the calibration among those, and keeps
-a camera from wandering where the keypoints say little about it.
+Gauge: reprojections do not see a common rotation, shift or scale of the whole rig. A Gaussian
+prior pulls each camera toward its calibrated pose (``prior_translation_mm``,
+``prior_rotation_deg``), which fixes that freedom during the solve and, for a far camera whose
+small turn the keypoints barely tell from a sideways move, picks the smaller change; the result
+is then brought back onto the calibration by the similarity that fits it best
+(:func:`align_rig`), so the world frame and scale stay the calibration's and "moved" is each
+camera's own change. Measured on ground-truth scenes (calibration off by 1 cm / 0.5 deg per
+camera, 150-300 frames): mild noise, cameras recovered to 0.8 mm / 0.02 deg up to that similarity
+and MPJPE 17 -> 9 mm; realistic detector errors, MPJPE 37 -> 27 mm.
 
 Guards: the refinement is kept only if the mean reprojection error of all frames (DLT
 triangulation, every camera, same observations before and after) goes down, and no camera

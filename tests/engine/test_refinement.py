@@ -166,3 +166,19 @@ def test_align_rig_undoes_a_similarity(clean):
     back = align_rig(moved, cams)
     dist, turn = pose_change(cams, back)
     assert np.all(dist < 1e-6) and np.all(turn < 1e-6)
+
+
+def test_two_people_in_one_run(tmp_path):
+    """Both associated people feed the fit; triangulation in the same run (reusing the association
+    held in memory) uses the refined cameras."""
+    import json
+
+    scene = tmp_path / "multi"
+    build_scene(scene, "multi", 60, 5, **PERTURBED)
+    errors = {}
+    for on in (False, True):
+        _run(scene, ["association", "refinement", "triangulation"], on=on)
+        rep = json.loads((scene / "pose-3d" / "triangulation_report.json").read_text())
+        errors[on] = [p["reprojection_error_px"] for p in rep["persons"]]
+    assert len(errors[True]) == 2 and max(errors[True]) < 0.5 * min(errors[False]), errors
+    assert toml.load(scene / "openkin" / "refinement.toml")["points_from"] == "pose-associated"
