@@ -446,3 +446,35 @@ def test_openpose_folder_problems(tmp_path):
     assert read_openpose_dir(folder, stem="cam02")[0].shape == (2, 1, 5, 3)
     with pytest.raises(OpenKinError, match="people"):
         write_openpose_dir(folder, "cam01", np.ones((2, 4, 3)))
+
+
+def _read_validating(folder):
+    """The per-file json path of ``read_openpose_dir`` (the reference its fast path must match)."""
+    files, frames = openpose.list_json(folder)
+    keypoints, ids = openpose._stack(folder, files, [openpose.read_openpose_json(p) for p in files])
+    return keypoints, frames, ids
+
+
+@pytest.mark.parametrize("variant", ["plain", "indented", "key_order", "int_id", "empty_list", "empty_person"])
+def test_openpose_fast_reader_matches_validating_reader(tmp_path, variant):
+    folder = tmp_path / "cam01_json"
+    kp = RNG.uniform(0, 1000, size=(6, 2, 4, 3))
+    kp[1, 0] = np.nan
+    kp[3, 1] = np.nan
+    kp[2, 1, 2] = np.nan
+    write_openpose_dir(folder, "cam01", kp, np.arange(6) * 3, np.tile([4, 7], (6, 1)))
+    person = {"person_id": 5, "pose_keypoints_2d": [1.5, 2.5, 0.5] * 4} if variant == "int_id" else \
+        {"pose_keypoints_2d": [1.5, 2.5, 0.5] * 4, "person_id": [9]}
+    people = {"plain": [person], "indented": [person, person], "key_order": [person],
+              "int_id": [person], "empty_list": [{"person_id": [1], "pose_keypoints_2d": []}, person],
+              "empty_person": [{}, person]}[variant]
+    text = json.dumps({"version": 1.3, "people": people}, indent=2 if variant == "indented" else None)
+    (folder / "cam01_000009.json").write_text(text)
+    fast = openpose._read_dir_fast(folder, None)
+    if variant == "empty_person":
+        assert fast is None  # `{}` people go through the validating path
+    else:
+        for a, b in zip(fast, _read_validating(folder)):
+            np.testing.assert_array_equal(a, b)
+    for a, b in zip(read_openpose_dir(folder), _read_validating(folder)):
+        np.testing.assert_array_equal(a, b)

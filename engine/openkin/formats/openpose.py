@@ -121,6 +121,10 @@ def read_openpose_dir(json_dir: str | Path, stem: str | None = None,
     P is the most people in any frame; K the keypoints per person.
     """
     json_dir = Path(json_dir)
+    fast = _read_dir_fast(json_dir, stem)
+    if fast is not None:
+        report(progress, 1.0, f"read {len(fast[1])} frames")
+        return fast
     files, frames = list_json(json_dir, stem)
     if not files:
         raise OpenKinError("no JSON pose files in folder", path=json_dir,
@@ -133,6 +137,87 @@ def read_openpose_dir(json_dir: str | Path, stem: str | None = None,
     keypoints, ids = _stack(json_dir, files, per_frame)
     report(progress, 1.0, f"read {len(files)} frames")
     return keypoints, frames, ids
+
+
+# Fast path, chosen for speed: reading a folder is most of the time of association and
+# triangulation (600 frames × 4 cameras: json.loads 130 ms, this 75-90 ms; the previous
+# per-file pathlib + json path 185 ms). Float parsing is the floor (~0.4 µs per value), so
+# the pose lists are cut out of the raw bytes with one regex, joined, and parsed by a single
+# np.fromstring call. A thread pool for the reads was measured slower here (file reads are
+# ~40 ms of it and the GIL-bound parse dominates). Anything unusual (odd names, repeated
+# frames, `{}` people, people without a pose list, ragged or truncated lists, unreadable
+# files) returns None and the validating path below reads the folder and raises its
+# messages, so the two paths give the same arrays (tested).
+_POSE = re.compile(rb'"pose_keypoints_2d"\s*:\s*\[([^\]]*)\]')
+_PID = re.compile(rb'"person_id"\s*:\s*(?:\[\s*)?(-?\d+)\s*[\],}]')
+_EMPTY_PERSON = re.compile(rb'\{\s*\}')
+_NAME_FRAME = re.compile(r"(\d+)(?!.*\d)")
+
+
+def _scan_names(json_dir: Path, stem: str | None) -> list[tuple[int, str]] | None:
+    """``[(frame, file name)]`` sorted by frame, or None when the validating path must decide."""
+    prefix = f"{stem}_" if stem else ""
+    try:
+        names = [e.name for e in os.scandir(json_dir) if e.name.endswith(".json")
+                 and e.name.startswith(prefix) and not e.name.startswith(".")]
+    except OSError:
+        return None
+    numbered = []
+    for name in names:
+        match = _NAME_FRAME.search(name[:-5])
+        if match is None:
+            return None
+        numbered.append((int(match.group(1)), name))
+    numbered.sort()
+    if not numbered or any(a[0] == b[0] for a, b in zip(numbered, numbered[1:])):
+        return None
+    return numbered
+
+
+def _read_dir_fast(json_dir: Path, stem: str | None):
+    """:func:`read_openpose_dir` on regular folders (see above), else None."""
+    numbered = _scan_names(json_dir, stem)
+    if numbered is None:
+        return None
+    chunks, where, ids = [], [], []
+    try:
+        for f, (_, name) in enumerate(numbered):
+            with open(os.path.join(json_dir, name), "rb") as fh:
+                blob = fh.read()
+            pose = _POSE.findall(blob)
+            pid = _PID.findall(blob)
+            if (not blob.rstrip().endswith(b"}") or b'"people"' not in blob or _EMPTY_PERSON.search(blob)
+                    or blob.count(b'"pose_keypoints_2d"') != len(pose) or len(pid) not in (0, len(pose))):
+                return None
+            chunks.extend(pose)
+            where.extend((f, q) for q in range(len(pose)))
+            ids.extend(int(i) for i in pid) if pid else ids.extend([-1] * len(pose))
+    except OSError:
+        return None
+    return _assemble(chunks, where, ids, len(numbered), np.array([n for n, _ in numbered], dtype=int))
+
+
+def _assemble(chunks: list[bytes], where: list, ids: list, n_frames: int, frames: np.ndarray):
+    """Joined pose lists → ``(keypoints (F,P,K,3), frames (F,), ids (F,P))`` or None if ragged."""
+    sizes = np.array([c.count(b",") + 1 if c.strip() else 0 for c in chunks], dtype=int)
+    full = sizes > 0
+    n_val = set(sizes[full].tolist())
+    if len(n_val) > 1 or any(n % 3 for n in n_val):
+        return None
+    K = n_val.pop() // 3 if n_val else 0
+    text = b",".join(c for c, ok in zip(chunks, full) if ok).decode("ascii", "replace")
+    values = np.fromstring(text, sep=",") if text else np.zeros(0)
+    if values.size != int(sizes.sum()):
+        return None  # something that is not a number: let the validating path say what
+    where_a = np.array(where, dtype=int).reshape(-1, 2)
+    P = int(where_a[:, 1].max()) + 1 if len(where_a) else 0
+    keypoints = np.full((n_frames, P, K, 3), np.nan)
+    person_ids = np.full((n_frames, P), -1, dtype=int)
+    person_ids[where_a[:, 0], where_a[:, 1]] = ids
+    if values.size:
+        keypoints[where_a[full, 0], where_a[full, 1]] = values.reshape(-1, K, 3)
+    keypoints[np.all(keypoints == 0, axis=-1)] = np.nan
+    return keypoints, frames, person_ids
 
 
 def _stack(json_dir: Path, files: list[Path], per_frame: list) -> tuple[np.ndarray, np.ndarray]:
