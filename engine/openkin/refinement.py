@@ -433,6 +433,9 @@ def run_stage(config, paths, progress: Progress | None = None) -> None:
         write_calibration(calib_dir / REFINED_NAME, _in_file_order(refined, read_calibration(src)),
                           error=info.mean_after_px, adjusted=True)
         _update_cached(paths, refined)
+        log.info("wrote %s (refined from %s; later stages use it); cameras moved %s mm, turned %s deg",
+                 REFINED_NAME, src.name, ", ".join(f"{m:.0f}" for m in info.moved_mm),
+                 ", ".join(f"{t:.2f}" for t in info.turned_deg))
     else:
         log.warning("refinement refused (%s): keeping %s", info.reason, src.name)
         set_aside(paths, "refused")
