@@ -411,16 +411,21 @@ def _frame_texts(people: np.ndarray) -> list[str]:
     return texts
 
 
-def _write_camera(out_dir: Path, folder_name: str, stem: str, people: np.ndarray, frames: np.ndarray) -> None:
+def _write_camera(out_dir: Path, folder_name: str, stem: str, people: np.ndarray, frames: np.ndarray,
+                  sources: list | None = None) -> None:
     """Write one camera's folder into a temporary folder, then swap it in (the earlier folder is
     replaced only once the new one is complete). Written directly rather than through
     :func:`openkin.formats.openpose.write_openpose_dir`, whose per-file temporary + rename
-    doubles the file-system work (measured 2-3× slower for thousands of small files)."""
+    doubles the file-system work (measured 2-3× slower for thousands of small files).
+    ``people (F,T,K,3)``; ``sources``: per frame, an input file holding exactly what would be
+    written (its single person is person 0), hard-linked instead of rewritten, or None."""
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder_name}.", dir=out_dir))
     try:
-        for f, text in zip(frames, _frame_texts(people)):
-            with open(tmp / f"{stem}_{int(f):06d}.json", "w", encoding="utf-8") as fh:
+        names = [f"{stem}_{int(f):06d}.json" for f in frames]
+        todo = _link_unchanged(tmp, names, sources)
+        for i, text in zip(todo.tolist(), _frame_texts(people[todo])):
+            with open(tmp / names[i], "w", encoding="utf-8") as fh:
                 fh.write(text)
         final = out_dir / folder_name
         trash = out_dir / f".{folder_name}.old"
@@ -433,6 +438,45 @@ def _write_camera(out_dir: Path, folder_name: str, stem: str, people: np.ndarray
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _link_unchanged(tmp: Path, names: list[str], sources: list | None) -> np.ndarray:
+    """Hard-link ``sources[i]`` as ``tmp/names[i]`` where given → indices ``(n,)`` still to write.
+
+    Chosen for speed: where association keeps a camera frame's single detection as person 0 (a
+    single-person scene: nearly every file), the output file would hold the input's numbers, so
+    the input file is linked (one cheap metadata operation; 600 frames × 4 cameras: 0.11 s
+    instead of 0.35 s to format and create the files). The linked file keeps the detector's
+    digits and person_id; both are valid OpenPose/Pose2Sim JSON. Our writers replace files
+    (temporary + rename) rather than rewrite them in place, so a rerun of an earlier stage never
+    changes a linked file under this folder. Where links fail (FAT/exFAT drives, another
+    device, a vanished input) the rest is written."""
+    if sources is None:
+        return np.arange(len(names))
+    todo = []
+    linking = True
+    for i, (name, src) in enumerate(zip(names, sources)):
+        if src is not None and linking:
+            try:
+                os.link(src, tmp / name)
+                continue
+            except OSError as exc:
+                log.debug("hard link %s failed (%s): writing the files instead", src, exc)
+                linking = False
+        todo.append(i)
+    return np.array(todo, dtype=int)
+
+
+def _unchanged_sources(assoc: Association) -> list[list | None]:
+    """Per camera, per frame: the input file to reuse (its only listed person is kept as person 0
+    and nobody else is written there), else None → C lists (or None where unknown)."""
+    views, ch = assoc.views, assoc.choice
+    C = ch.shape[1] if ch.ndim == 3 else len(views.folders)
+    if views.files is None or views.listed is None or ch.shape[0] == 0:
+        return [None] * C
+    same = (ch[0] == 0) & (views.listed == 1) & (ch[1:] < 0).all(0)           # (C,F)
+    return [[os.path.join(folder, name) if ok and name else None
+             for ok, name in zip(same[c].tolist(), views.files[c])] for c, folder in enumerate(views.folders)]
+
+
 def write_associated(assoc: Association, out_dir: Path, progress: Progress | None = None) -> None:
     """Write ``out_dir/<cam>_json/`` (slot n = person n) and the stamp the in-memory copy is keyed on."""
     views = assoc.views
@@ -440,8 +484,9 @@ def write_associated(assoc: Association, out_dir: Path, progress: Progress | Non
     people = np.stack([assoc.person_keypoints(t) for t in range(T)], axis=2) if T else \
         np.full(views.keypoints.shape[:2] + (0,) + views.keypoints.shape[3:], np.nan)  # (C,F,T,K,3)
     C = len(views.folders)
+    sources = _unchanged_sources(assoc)
     for c, folder in enumerate(views.folders):
-        _write_camera(out_dir, folder.name, camera_name(folder), people[c], views.frame_numbers)
+        _write_camera(out_dir, folder.name, camera_name(folder), people[c], views.frame_numbers, sources[c])
         report(progress, (c + 1) / C, f"wrote {folder.name}")
     stamp = out_dir / STAMP
     stamp.write_text(f"{time.time_ns()}\n")

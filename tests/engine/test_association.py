@@ -113,3 +113,39 @@ def test_single_detection_per_camera_is_kept(tmp_path):
     assoc = association.associate(views, params, multi=False)
     present = np.isfinite(views.keypoints[:, :, 0, :, 0]).any(-1)
     assert ((assoc.choice[0] == 0) == present).all()
+
+
+def _frame_file(folder, frame):
+    return next(folder.glob(f"*_{frame:06d}.json"))
+
+
+@pytest.mark.parametrize("links_work", [True, False])
+def test_unchanged_frames_are_linked_and_read_back_the_same(tmp_path, monkeypatch, links_work):
+    import json
+    import os
+
+    scene = build_scene(tmp_path / "link", "mild", n_frames=30, seed=3).path
+    cfg = load_config(scene, overrides={"project": {"multi_person": False}})
+    paths = ProjectPaths(scene)
+    src = paths.pose / "cam02_json"
+    extra = _frame_file(src, 7)
+    data = json.loads(extra.read_text())
+    far = dict(data["people"][0], pose_keypoints_2d=[v + 400.0 if i % 3 != 2 else v for i, v in
+                                                      enumerate(data["people"][0]["pose_keypoints_2d"])])
+    extra.write_text(json.dumps({"version": 1.3, "people": [far, data["people"][0]]}))  # a second person first
+    before = {p.name: p.read_bytes() for p in src.iterdir()}
+    if not links_work:
+        def no_link(*args):
+            raise OSError(1, "Operation not permitted")
+        monkeypatch.setattr(os, "link", no_link)
+    for _ in range(2):  # the second run replaces a folder of links
+        association.run_stage(cfg, paths)
+    out = paths.pose_associated / "cam02_json"
+    linked = [os.path.samefile(_frame_file(out, f), _frame_file(src, f)) for f in range(30)]
+    assert linked == ([f != 7 for f in range(30)] if links_work else [False] * 30)
+    assert {p.name: p.read_bytes() for p in src.iterdir()} == before
+    assert len(json.loads(_frame_file(out, 7).read_text())["people"]) == 1   # the person, moved to slot 0
+    cached = association.cached(paths.pose_associated)
+    kp, frames, _ = read_openpose_dir(out)
+    assert cached.choice[0, 1, 7] == 1 and frames.tolist() == list(range(30)) and kp.shape[1] == 1
+    np.testing.assert_allclose(kp[:, 0], cached.person_keypoints(0)[1], atol=1e-3)

@@ -474,7 +474,10 @@ def test_openpose_fast_reader_matches_validating_reader(tmp_path, variant):
     if variant == "empty_person":
         assert fast is None  # `{}` people go through the validating path
     else:
-        for a, b in zip(fast, _read_validating(folder)):
+        for a, b in zip((fast.keypoints, fast.frames, fast.ids), _read_validating(folder)):
             np.testing.assert_array_equal(a, b)
     for a, b in zip(read_openpose_dir(folder), _read_validating(folder)):
         np.testing.assert_array_equal(a, b)
+    listed = openpose.read_openpose_folder(folder)
+    assert listed.names[3] == "cam01_000009.json" and listed.names[0] == "cam01_000000.json"
+    assert listed.listed.tolist() == [2, 2, 2, len(people), 2, 2]

@@ -24,6 +24,7 @@ import os
 import re
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -112,6 +113,19 @@ def _person_id(person: dict) -> int:
         return -1
 
 
+@dataclass
+class PoseFolder:
+    """A folder read by :func:`read_openpose_folder`: ``keypoints (F,P,K,3)``, ``frames (F,)``,
+    ``ids (F,P)``, ``names`` (F file names) and ``listed (F,)`` people listed in each file
+    (also empty ones), which lets a writer reuse a file it would rewrite unchanged."""
+
+    keypoints: np.ndarray
+    frames: np.ndarray
+    ids: np.ndarray
+    names: list[str]
+    listed: np.ndarray
+
+
 def read_openpose_dir(json_dir: str | Path, stem: str | None = None,
                       progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Read a folder of per-frame OpenPose JSON files.
@@ -120,10 +134,17 @@ def read_openpose_dir(json_dir: str | Path, stem: str | None = None,
     ``frame_numbers (F,)`` int and ``person_ids (F, P)`` int (-1 unknown or absent).
     P is the most people in any frame; K the keypoints per person.
     """
+    folder = read_openpose_folder(json_dir, stem, progress)
+    return folder.keypoints, folder.frames, folder.ids
+
+
+def read_openpose_folder(json_dir: str | Path, stem: str | None = None,
+                         progress: Progress | None = None) -> PoseFolder:
+    """:func:`read_openpose_dir` with the file names and people counts → :class:`PoseFolder`."""
     json_dir = Path(json_dir)
     fast = _read_dir_fast(json_dir, stem)
     if fast is not None:
-        report(progress, 1.0, f"read {len(fast[1])} frames")
+        report(progress, 1.0, f"read {len(fast.frames)} frames")
         return fast
     files, frames = list_json(json_dir, stem)
     if not files:
@@ -136,7 +157,8 @@ def read_openpose_dir(json_dir: str | Path, stem: str | None = None,
             report(progress, i / len(files), f"reading {json_dir.name}")
     keypoints, ids = _stack(json_dir, files, per_frame)
     report(progress, 1.0, f"read {len(files)} frames")
-    return keypoints, frames, ids
+    return PoseFolder(keypoints, frames, ids, [p.name for p in files],
+                      np.array([len(arrays) for arrays, _ in per_frame], dtype=int))
 
 
 # Fast path, chosen for speed: reading a folder is most of the time of association and
@@ -194,7 +216,11 @@ def _read_dir_fast(json_dir: Path, stem: str | None):
             ids.extend(int(i) for i in pid) if pid else ids.extend([-1] * len(pose))
     except OSError:
         return None
-    return _assemble(chunks, where, ids, len(numbered), np.array([n for n, _ in numbered], dtype=int))
+    out = _assemble(chunks, where, ids, len(numbered), np.array([n for n, _ in numbered], dtype=int))
+    if out is None:
+        return None
+    listed = np.bincount(np.array([f for f, _ in where], dtype=int), minlength=len(numbered))
+    return PoseFolder(*out, [n for _, n in numbered], listed)
 
 
 def _assemble(chunks: list[bytes], where: list, ids: list, n_frames: int, frames: np.ndarray):

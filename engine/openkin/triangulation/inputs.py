@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import OpenKinError
 from ..formats.calibration import Camera, read_calibration
-from ..formats.openpose import read_openpose_dir
+from ..formats.openpose import PoseFolder, read_openpose_folder
 from ..progress import Progress, report
 from ..skeletons import Skeleton, get_skeleton
 
@@ -32,7 +32,9 @@ class Views:
     """2D keypoints of all cameras on common frames.
 
     ``cameras``: calibrated cameras in the order of the arrays; ``folders``: their pose
-    folders; ``keypoints (C,F,P,K,3)``; ``frame_numbers (F,)``; ``source``: the folder read.
+    folders; ``keypoints (C,F,P,K,3)``; ``frame_numbers (F,)``; ``source``: the folder read;
+    ``files``: per camera, the file name of each frame ('' where none) and ``listed (C,F)``
+    the people listed in it (writers reuse files they would rewrite unchanged).
     """
 
     cameras: list[Camera]
@@ -40,6 +42,8 @@ class Views:
     keypoints: np.ndarray
     frame_numbers: np.ndarray
     source: Path
+    files: list[list[str]] | None = None
+    listed: np.ndarray | None = None
 
 
 def skeleton_of(config) -> Skeleton:
@@ -101,39 +105,46 @@ def read_views(pose_dir: Path, calib_path: Path, frame_range=None, progress: Pro
     for i, folder in enumerate(folders):
         per_cam.append(_read_folder(folder))
         report(progress, (i + 1) / len(folders), f"read {folder.name}")
-    frames = np.unique(np.concatenate([fr for _, fr, _ in per_cam]))
+    frames = np.unique(np.concatenate([pf.frames for pf in per_cam]))
     if frame_range is not None and not isinstance(frame_range, str) and len(frame_range) == 2:
         frames = frames[(frames >= int(frame_range[0])) & (frames < int(frame_range[1]))]
         if frames.size == 0:
             raise OpenKinError(f"no frames within frame_range {list(frame_range)}", path=pose_dir,
                                fix="set [project] frame_range to frames that exist, or to 'auto'")
-    kpts = _align(per_cam, frames, folders)
+    kpts, files, listed = _align(per_cam, frames, folders)
     if kpts.shape[3] == 0 or not np.isfinite(kpts[..., 0]).any():
         raise OpenKinError("no person detected in any camera's pose files", path=pose_dir,
                            fix="check the videos and the pose stage (its overlays show what it detected)")
-    return Views(cameras, folders, kpts, frames, pose_dir)
+    return Views(cameras, folders, kpts, frames, pose_dir, files, listed)
 
 
-def _read_folder(folder: Path):
-    """One camera folder → ``(keypoints (F,P,K,3), frames (F,), ids (F,P))``: the one fast reader,
-    :func:`openkin.formats.openpose.read_openpose_dir` (its fast path cuts the pose lists out of
-    the raw bytes; reading is most of the time of association and triangulation)."""
-    return read_openpose_dir(folder)
+def _read_folder(folder: Path) -> PoseFolder:
+    """One camera folder, by the one fast reader :func:`openkin.formats.openpose.read_openpose_folder`
+    (its fast path cuts the pose lists out of the raw bytes; reading is most of the time of
+    association and triangulation)."""
+    return read_openpose_folder(folder)
 
 
-def _align(per_cam, frames: np.ndarray, folders: list[Path]) -> np.ndarray:
-    """Per-camera (F_c, P_c, K, 3) arrays → ``(C, F, Pmax, K, 3)`` on ``frames``."""
-    K = {k.shape[2] for k, _, _ in per_cam if k.size}
+def _align(per_cam: list[PoseFolder], frames: np.ndarray, folders: list[Path]):
+    """Per-camera folders → ``keypoints (C, F, Pmax, K, 3)`` on ``frames``, file names (C lists
+    of F, '' where none) and ``listed (C, F)`` people per file."""
+    K = {pf.keypoints.shape[2] for pf in per_cam if pf.keypoints.size}
     if len(K) > 1:
         raise OpenKinError(f"cameras have different keypoint counts {sorted(K)}",
                            path=folders[0].parent, fix="all cameras must come from the same pose model")
     n_k = K.pop() if K else 0
-    P = max(max(k.shape[1] for k, _, _ in per_cam), 1)
+    P = max(max(pf.keypoints.shape[1] for pf in per_cam), 1)
     out = np.full((len(per_cam), len(frames), P, n_k, 3), np.nan)
-    for c, (k, fr, _) in enumerate(per_cam):
-        if k.size == 0:
-            continue
-        pos = np.searchsorted(frames, fr)
-        ok = (pos < len(frames)) & (frames[np.minimum(pos, len(frames) - 1)] == fr)
-        out[c, pos[ok], :k.shape[1]] = k[ok]
-    return out
+    listed = np.zeros((len(per_cam), len(frames)), dtype=int)
+    files = []
+    for c, pf in enumerate(per_cam):
+        pos = np.searchsorted(frames, pf.frames)
+        ok = (pos < len(frames)) & (frames[np.minimum(pos, len(frames) - 1)] == pf.frames)
+        names = [""] * len(frames)
+        for i, name in zip(pos[ok].tolist(), np.asarray(pf.names, dtype=object)[ok].tolist()):
+            names[i] = name
+        files.append(names)
+        listed[c, pos[ok]] = pf.listed[ok]
+        if pf.keypoints.size:
+            out[c, pos[ok], :pf.keypoints.shape[1]] = pf.keypoints[ok]
+    return out, files, listed
