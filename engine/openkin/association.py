@@ -424,8 +424,9 @@ def _write_camera(out_dir: Path, folder_name: str, stem: str, people: np.ndarray
     try:
         names = [f"{stem}_{int(f):06d}.json" for f in frames]
         todo = _link_unchanged(tmp, names, sources)
+        tmp_s = str(tmp)
         for i, text in zip(todo.tolist(), _frame_texts(people[todo])):
-            with open(tmp / names[i], "w", encoding="utf-8") as fh:
+            with open(os.path.join(tmp_s, names[i]), "w", encoding="utf-8") as fh:
                 fh.write(text)
         final = out_dir / folder_name
         trash = out_dir / f".{folder_name}.old"
@@ -453,10 +454,11 @@ def _link_unchanged(tmp: Path, names: list[str], sources: list | None) -> np.nda
         return np.arange(len(names))
     todo = []
     linking = True
+    tmp_s = str(tmp)  # plain strings: a Path per file costs as much as the link itself
     for i, (name, src) in enumerate(zip(names, sources)):
         if src is not None and linking:
             try:
-                os.link(src, tmp / name)
+                os.link(src, os.path.join(tmp_s, name))
                 continue
             except OSError as exc:
                 log.debug("hard link %s failed (%s): writing the files instead", src, exc)
@@ -473,7 +475,7 @@ def _unchanged_sources(assoc: Association) -> list[list | None]:
     if views.files is None or views.listed is None or ch.shape[0] == 0:
         return [None] * C
     same = (ch[0] == 0) & (views.listed == 1) & (ch[1:] < 0).all(0)           # (C,F)
-    return [[os.path.join(folder, name) if ok and name else None
+    return [[os.path.join(str(folder), name) if ok and name else None
              for ok, name in zip(same[c].tolist(), views.files[c])] for c, folder in enumerate(views.folders)]
 
 

@@ -202,9 +202,10 @@ def _read_dir_fast(json_dir: Path, stem: str | None):
     if numbered is None:
         return None
     chunks, where, ids = [], [], []
+    folder = str(json_dir)
     try:
         for f, (_, name) in enumerate(numbered):
-            with open(os.path.join(json_dir, name), "rb") as fh:
+            with open(os.path.join(folder, name), "rb") as fh:
                 blob = fh.read()
             pose = _POSE.findall(blob)
             pid = _PID.findall(blob)
