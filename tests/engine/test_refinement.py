@@ -182,3 +182,13 @@ def test_two_people_in_one_run(tmp_path):
         errors[on] = [p["reprojection_error_px"] for p in rep["persons"]]
     assert len(errors[True]) == 2 and max(errors[True]) < 0.5 * min(errors[False]), errors
     assert toml.load(scene / "openkin" / "refinement.toml")["points_from"] == "pose-associated"
+
+
+def test_unassociated_people_are_skipped(tmp_path, caplog):
+    scene = tmp_path / "multi"
+    build_scene(scene, "multi", 20, 6, **PERTURBED)
+    with caplog.at_level("WARNING", logger="openkin.refinement"):
+        _run(scene, ["refinement"], on=True)
+    assert "run the association stage first" in caplog.text
+    assert not (scene / "calibration" / REFINED_NAME).exists()
+    assert find_calibration(ProjectPaths(scene)).name == "Calib_scene.toml"
