@@ -49,8 +49,8 @@ from scipy.optimize import linear_sum_assignment
 from .errors import OpenKinError
 from .progress import Progress, report, scaled
 from .triangulation.core import Rig, prepare_points
-from .triangulation.geometry import (camera_centers, fill_nan, project, ray_directions, ray_distance,
-                                     triangulate_dlt)
+from .triangulation.geometry import (blas_single, camera_centers, fill_nan, project, ray_directions,
+                                     ray_distance, triangulate_dlt)
 from .triangulation.inputs import Views, camera_name, read_views, skeleton_of
 from .triangulation.robust import triangulate_robust
 
@@ -377,6 +377,7 @@ def params_from_config(config, keypoint_names: list[str]) -> AssociationParams:
         min_frames=tri.min_chunk_size, undistort=getattr(tri, "undistort_points", True))
 
 
+@blas_single  # one BLAS thread for the kernels called per frame (see geometry)
 def associate(views: Views, params: AssociationParams, multi: bool, progress: Progress | None = None) -> Association:
     """Associate the detections of ``views`` → :class:`Association`."""
     rig = Rig.from_cameras(views.cameras)

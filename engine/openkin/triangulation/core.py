@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .gaps import fill_large_gaps, interpolate_gaps, keep_sections
-from .geometry import finite_xy, projection_matrices, undistort_points
+from .geometry import blas_single, finite_xy, projection_matrices, undistort_points
 from .robust import triangulate_robust
 from .swaps import correct_lr_swaps
 
@@ -154,6 +154,7 @@ def _merge(r, sub, frames, F: int, K: int):
     return r
 
 
+@blas_single
 def reconstruct_person(points: np.ndarray, weights: np.ndarray, rig: Rig, names: list[str],
                        params: TriangulationParams) -> PersonResult:
     """Triangulate one person. ``points (C,F,K,2)`` undistorted px, ``weights (C,F,K)`` → :class:`PersonResult`."""

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .geometry import _gram_per_camera, _gram_sum, _solve_gram, fill_nan, finite_xy, reprojection_errors
+from .geometry import (_gram_per_camera, _gram_sum, _solve_gram, blas_single, fill_nan, finite_xy,
+                       reprojection_errors)
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +175,7 @@ def _robust_block(points, weights, P, threshold, min_cameras, max_view_error):
     return X, err, used & ~failed[None], valid
 
 
+@blas_single
 def triangulate_robust(points: np.ndarray, weights: np.ndarray, P: np.ndarray, threshold: float,
                        min_cameras: int = 2, max_view_error: float | None = None) -> RobustResult:
     """Weighted DLT with iterative rejection of the worst view.

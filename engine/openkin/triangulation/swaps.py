@@ -24,7 +24,7 @@ import logging
 
 import numpy as np
 
-from .geometry import finite_xy, reprojection_errors, triangulate_dlt
+from .geometry import blas_single, finite_xy, reprojection_errors, triangulate_dlt
 
 log = logging.getLogger(__name__)
 
@@ -217,6 +217,7 @@ def _part_arrays(points, weights, left, right):
     return pl, pr, wl, wr
 
 
+@blas_single
 def correct_lr_swaps(points: np.ndarray, weights: np.ndarray, P: np.ndarray, names: list[str],
                      threshold: float, suspect: np.ndarray | None = None, hint: np.ndarray | None = None
                      ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
