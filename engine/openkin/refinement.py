@@ -20,8 +20,8 @@ scenes whose calibration is off by 1 cm / 0.5 deg per camera: mild noise, camera
 the truth, positions not closer: time-correlated detector noise is partly absorbed). On
 Pose2Sim's real demo (offline BlazePose) triangulation's reprojection error goes 13.5 -> 8.8 px.
 
-Time: the integer-shifted ``pose-sync/`` files are used as they are (the sub-frame leftovers
-that triangulation interpolates are ignored here).
+Time: the integer-shifted ``pose-sync/`` files, with synchronisation's sub-frame leftovers
+interpolated as triangulation does.
 
 Guards: the refinement is kept only if the mean reprojection error of all frames (DLT
 triangulation, every camera, same observations before and after) goes down, and no camera
@@ -400,24 +400,31 @@ def set_aside(paths, why: str) -> None:
 
 def load_points(config, paths, calib: Path, progress: Progress | None = None):
     """``(cameras, points2d (C, F*P, K, 3), source name)`` from the association of this process,
-    ``pose-associated/``, or a one-person ``pose-sync/`` / ``pose/``; None when ambiguous."""
+    ``pose-associated/``, or a one-person ``pose-sync/`` / ``pose/``; None when ambiguous.
+    Synchronisation's sub-frame leftovers are interpolated as triangulation does."""
     from . import association
+    from .triangulation.core import shift_subframe
     from .triangulation.inputs import match_cameras, pose_folders, read_views
+    from .triangulation.stage import subframe_residuals
 
     cached = association.cached(paths.pose_associated)
     if cached is not None:
-        kp = np.concatenate([cached.person_keypoints(t) for t in range(cached.choice.shape[0])], axis=1)
-        cams = match_cameras(cached.views.folders, read_calibration(calib), calib)
-        return cams, kp, "pose-associated"
-    src = paths.pose_associated if pose_folders(paths.pose_associated) else association.input_dir(paths)
-    views = read_views(src, calib, config.project.frame_range, progress)
-    kp = views.keypoints
-    if src != paths.pose_associated and kp.shape[2] > 1:
-        log.warning("refinement skipped: %s has up to %d people per camera and no association "
-                    "(run the association stage first)", src, kp.shape[2])
-        return None
-    C, F, P, K, _ = kp.shape
-    return views.cameras, kp.transpose(0, 2, 1, 3, 4).reshape(C, P * F, K, 3), src.name
+        views, source = cached.views, "pose-associated"
+        people = [cached.person_keypoints(t) for t in range(cached.choice.shape[0])]
+        cameras = match_cameras(views.folders, read_calibration(calib), calib)
+    else:
+        src = paths.pose_associated if pose_folders(paths.pose_associated) else association.input_dir(paths)
+        views, source = read_views(src, calib, config.project.frame_range, progress), src.name
+        if src != paths.pose_associated and views.keypoints.shape[2] > 1:
+            log.warning("refinement skipped: %s has up to %d people per camera and no association "
+                        "(run the association stage first)", src, views.keypoints.shape[2])
+            return None
+        people = [views.keypoints[:, :, p] for p in range(views.keypoints.shape[2])]
+        cameras = views.cameras
+    residual = subframe_residuals(paths, views, source)
+    if residual is not None:
+        people = [shift_subframe(kp, residual) for kp in people]
+    return cameras, np.concatenate(people, axis=1), source
 
 
 def run_stage(config, paths, progress: Progress | None = None) -> None:

@@ -50,7 +50,7 @@ def _pose_error(root: Path, calib: Path) -> tuple[float, float]:
 def bench_scene(tmp: Path, preset: str, extra: dict, n_frames: int = 300, seed: int = 1) -> None:
     root = tmp / preset
     build_scene(root, preset, n_frames, seed, **extra)
-    pre = ["synchronization", "association"] if preset == "realistic" else ["association"]
+    pre = ["synchronization", "association"] if preset in ("realistic", "desync") else ["association"]
     _stages(root, pre + ["refinement", "triangulation"], on=False)
     off = _markers(root)
     calib = root / "calibration"
