@@ -14,11 +14,11 @@ small turn the keypoints barely tell from a sideways move, picks the smaller cha
 is then brought back onto the calibration by the similarity that fits it best
 (:func:`align_rig`), so the world frame and scale stay the calibration's and "moved" is each
 camera's own change. Measured by ``tests/bench/bench_refinement.py`` on 300-frame ground-truth
-scenes whose calibration is off by 1 cm / 0.5 deg per camera: mild noise, cameras back to
-0.8 mm / 0.01 deg of the truth (up to that similarity; 9.3 mm / 0.41 deg before), MPJPE
-15.6 -> 10.8 mm; realistic detector errors, MPJPE 35 -> 26 mm (rotations 0.41 -> 0.24 deg from
-the truth, positions not closer: time-correlated detector noise is partly absorbed). On
-Pose2Sim's real demo (offline BlazePose) triangulation's reprojection error goes 13.5 -> 8.8 px.
+scenes whose calibration is off by 1 cm / 0.5 deg per camera: mild noise (also desynchronised),
+cameras back to 0.7 mm / 0.01 deg of the truth (up to that similarity; 9.3 mm / 0.41 deg
+before), MPJPE 15.6 -> 10.8 mm (PA-MPJPE 4.1 -> 3.1); realistic detector errors, 7.2 mm /
+0.15 deg, MPJPE 35 -> 26 mm. On Pose2Sim's real demo (offline BlazePose) triangulation's
+reprojection error goes 13.5 -> 8.8 px.
 
 Time: the integer-shifted ``pose-sync/`` files, with synchronisation's sub-frame leftovers
 interpolated as triangulation does.

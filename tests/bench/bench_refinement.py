@@ -28,7 +28,8 @@ from openkin.formats.trc import read_trc
 from openkin.refinement import align_rig, pose_change
 from openkin.synth import build_scene
 
-SCENES = [("mild", dict(calib_translation_cm=1.0, calib_rotation_deg=0.5)), ("realistic", {})]
+PERTURBED = dict(calib_translation_cm=1.0, calib_rotation_deg=0.5)
+SCENES = [("mild", PERTURBED), ("desync", PERTURBED), ("realistic", {})]  # realistic: perturbed already
 
 
 def _stages(root: Path, names: list[str], on: bool) -> dict:
