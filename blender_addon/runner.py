@@ -68,28 +68,11 @@ class _EventLogHandler(logging.Handler):
 
 def run_stages(job: dict, events: EventWriter) -> dict[str, float]:
     """The named stages in pipeline order, as ``openkin run`` does, with JSON progress."""
-    from openkin.cli import STAGES, StageNotBuilt, load_stage
-    from openkin.config import load_config, write_resolved_config
-    from openkin.project import ProjectPaths
+    from openkin.cli import run_stages as run_engine_stages
 
-    paths = ProjectPaths(Path(job["project"]).expanduser().resolve())
-    config = load_config(paths.root, overrides=job.get("overrides") or None)
-    write_resolved_config(config, paths.reports)
-    wanted = [s for s in STAGES if s.name in set(job["stages"])]
-    events.emit("start", stages=[s.name for s in wanted])
-    timings = {}
-    for i, stage in enumerate(wanted):
-        events.emit("stage", stage=stage.name, index=i, count=len(wanted))
-        try:
-            run = load_stage(stage)
-        except StageNotBuilt:
-            events.emit("skipped", stage=stage.name, seconds=0.0)
-            continue
-        t0 = time.perf_counter()
-        run(config, paths, events.progress_callback(stage.name))
-        timings[stage.name] = time.perf_counter() - t0
-        events.emit("stage_done", stage=stage.name, seconds=timings[stage.name])
-    return timings
+    return run_engine_stages(job["project"], list(job["stages"]), overrides=job.get("overrides") or None,
+                             progress_bars=False, progress_factory=events.progress_callback,
+                             on_event=events.emit)
 
 
 def run_tool(job: dict, events: EventWriter) -> dict[str, float]:

@@ -19,10 +19,11 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from . import __version__
 from .errors import OpenKinError
-from .progress import Cancelled, tqdm_progress
+from .progress import Cancelled, Progress, tqdm_progress
 from .project import ProjectPaths
 
 log = logging.getLogger(__name__)
@@ -106,32 +107,52 @@ def _project_paths(path: str) -> ProjectPaths:
     return ProjectPaths(root)
 
 
+def _no_event(event: str, **fields) -> None:
+    return None
+
+
 def run_stages(project: str | Path, names: list[str], *, overrides: dict | None = None,
-               progress_bars: bool = True) -> dict[str, float]:
-    """Run the named stages in pipeline order on one trial; return seconds per stage."""
+               progress_bars: bool = True,
+               progress_factory: Callable[[str], Progress] | None = None,
+               on_event: Callable[..., None] | None = None) -> dict[str, float]:
+    """Run the named stages in pipeline order on one trial; return seconds per stage.
+
+    ``progress_factory(stage_name)`` gives each stage its progress callback
+    (default: a tqdm bar when ``progress_bars``). ``on_event(event, **fields)``
+    hears ``start`` (stages), ``stage`` (stage, index, count), ``skipped``
+    (stage, seconds) and ``stage_done`` (stage, seconds) — the Blender runner
+    turns them into JSON lines.
+    """
     paths = _project_paths(str(project))
     from .config import load_config, write_resolved_config
 
     config = load_config(paths.root, overrides=overrides)
     write_resolved_config(config, paths.reports)
+    emit = on_event or _no_event
+    wanted = [s for s in STAGES if s.name in set(names)]
+    emit("start", stages=[s.name for s in wanted])
     timings: dict[str, float] = {}
-    for stage in STAGES:
-        if stage.name not in names:
-            continue
+    for index, stage in enumerate(wanted):
+        emit("stage", stage=stage.name, index=index, count=len(wanted))
         try:
             run = load_stage(stage)
         except StageNotBuilt:
             log.warning("stage %-15s not built yet: skipped", stage.name)
+            emit("skipped", stage=stage.name, seconds=0.0)
             continue
         log.info("stage %s ...", stage.name)
         t0 = time.perf_counter()
-        cb, close = tqdm_progress(stage.name) if progress_bars else (None, lambda: None)
+        if progress_factory is not None:
+            cb, close = progress_factory(stage.name), (lambda: None)
+        else:
+            cb, close = tqdm_progress(stage.name) if progress_bars else (None, lambda: None)
         try:
             run(config, paths, cb)
         finally:
             close()
         timings[stage.name] = time.perf_counter() - t0
         log.info("stage %-15s done in %.2f s", stage.name, timings[stage.name])
+        emit("stage_done", stage=stage.name, seconds=timings[stage.name])
     return timings
 
 
