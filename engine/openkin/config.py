@@ -265,7 +265,7 @@ class PersonAssociationConfig:
 class RefinementConfig:
     """``[refinement]`` (OpenKin): camera extrinsics refined from the keypoints (bundle adjustment)."""
 
-    refine_extrinsics: bool = False
+    refine_extrinsics: bool = True
     likelihood_threshold: float = 0.5
     max_frames: int = 200
     loss_scale_px: float = 4.0  # px
