@@ -33,6 +33,7 @@ from pathlib import Path, PurePosixPath
 from typing import Iterator
 
 from .errors import OpenKinError
+from .fileio import sha256_file
 from .progress import Progress, report
 
 log = logging.getLogger(__name__)
@@ -75,14 +76,6 @@ def is_ready() -> bool:
 
 
 # ----------------------------------------------------------------------------- hashing
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def verify_wheel(path: Path) -> None:
     """Raise :class:`OpenKinError` unless ``path`` is the pinned wheel (sha256)."""
     path = Path(path)

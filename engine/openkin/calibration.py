@@ -37,7 +37,6 @@ never overwritten.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
@@ -48,7 +47,7 @@ import cv2
 import numpy as np
 
 from .errors import OpenKinError
-from .fileio import atomic_write
+from .fileio import atomic_write, sha256_file
 from .formats.calibration import Camera, read_calibration, write_calibration
 from .progress import Progress, report, scaled
 from .project import ProjectPaths
@@ -108,14 +107,6 @@ def run_stage(config, paths: ProjectPaths, progress: Progress | None = None) -> 
     report(progress, 1.0, "calibration done")
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _read_record(paths: ProjectPaths) -> dict:
     import tomllib
 
@@ -166,7 +157,7 @@ def _convert_stage(cfg, paths: ProjectPaths, progress: Progress | None) -> Path:
         log.info("%s calibration %s: %d cameras (%s), no conversion needed", kind, path.name,
                  len(cameras), ", ".join(c.name for c in cameras))
         _write_record(paths, {"type": "convert", "convert_from": kind, "output": path.name,
-                              "sources": {path.name: _sha256(path)}, "reused": True})
+                              "sources": {path.name: sha256_file(path)}, "reused": True})
         return path
     try:
         sources = _convert_sources(calib_dir, kind)
@@ -179,7 +170,7 @@ def _convert_stage(cfg, paths: ProjectPaths, progress: Progress | None) -> Path:
     options = {"binning_factor": cfg.qualisys.binning_factor} if kind == "qualisys" else {}
     out = calib_dir / f"Calib_{kind}.toml"
     state = {"type": "convert", "convert_from": kind, "options": options,
-             "sources": {s.name: _sha256(s) for s in sources}}
+             "sources": {s.name: sha256_file(s) for s in sources}}
     if _reusable(paths, out, state):
         log.info("calibration %s is up to date with %s: reused", out.name, ", ".join(state["sources"]))
         return out
@@ -189,7 +180,7 @@ def _convert_stage(cfg, paths: ProjectPaths, progress: Progress | None) -> Path:
     source = sources[0] if len(sources) == 1 else calib_dir
     cameras = convert_calibration(source, kind, **options)
     write_calibration(out, cameras)
-    _write_record(paths, {**state, "output": out.name, "output_sha256": _sha256(out), "reused": False})
+    _write_record(paths, {**state, "output": out.name, "output_sha256": sha256_file(out), "reused": False})
     log.info("converted %s (%s) -> %s: %d cameras (%s)", ", ".join(s.name for s in sources), kind, out.name,
              len(cameras), ", ".join(c.name for c in cameras))
     return out
@@ -207,7 +198,7 @@ def _reusable(paths: ProjectPaths, out: Path, state: dict) -> bool:
     if not out.is_file():
         return False
     record = _read_record(paths)
-    same_output = record.get("output") == out.name and record.get("output_sha256") == _sha256(out)
+    same_output = record.get("output") == out.name and record.get("output_sha256") == sha256_file(out)
     if not same_output:
         log.warning("%s was not written by this conversion (edited by hand, or made elsewhere): kept as it is. "
                     "Delete it to convert again.", out)
@@ -247,7 +238,7 @@ def _calculate_stage(cfg, paths: ProjectPaths, progress: Progress | None) -> Pat
     out = calib_dir / f"Calib_{ext_cfg.extrinsics_method}.toml"
     errors = [v["rms_px"] for v in record.get("extrinsics", {}).get("cameras", {}).values()]
     write_calibration(out, cameras, error=float(np.mean(errors)) if errors else 0.0)
-    _write_record(paths, {**record, "output": out.name, "output_sha256": _sha256(out)})
+    _write_record(paths, {**record, "output": out.name, "output_sha256": sha256_file(out)})
     log.info("calibration written to %s", out)
     return out
 
