@@ -36,28 +36,33 @@ class _SingleThreadBlas:
     inner kernels can use it too; without threadpoolctl BLAS keeps its threads."""
 
     def __init__(self):
+        import threading
+
         self.depth = 0
         self.controller = None
         self.ctx = None
+        self.lock = threading.Lock()  # worker threads (robust blocks) enter it too
 
     def __enter__(self):
-        self.depth += 1
-        if self.depth == 1:
-            try:
-                if self.controller is None:
-                    from threadpoolctl import ThreadpoolController
+        with self.lock:
+            self.depth += 1
+            if self.depth == 1:
+                try:
+                    if self.controller is None:
+                        from threadpoolctl import ThreadpoolController
 
-                    self.controller = ThreadpoolController()
-                self.ctx = self.controller.limit(limits=1, user_api="blas")
-            except ImportError:
-                self.ctx = None
+                        self.controller = ThreadpoolController()
+                    self.ctx = self.controller.limit(limits=1, user_api="blas")
+                except ImportError:
+                    self.ctx = None
         return self
 
     def __exit__(self, *exc):
-        self.depth -= 1
-        if self.depth == 0 and self.ctx is not None:
-            self.ctx.restore_original_limits()
-            self.ctx = None
+        with self.lock:
+            self.depth -= 1
+            if self.depth == 0 and self.ctx is not None:
+                self.ctx.restore_original_limits()
+                self.ctx = None
         return False
 
 

