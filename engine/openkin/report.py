@@ -402,6 +402,28 @@ def _section_sync(paths: ProjectPaths, out_dir: Path) -> Section:
     return s
 
 
+def _section_refinement(paths: ProjectPaths) -> Section:
+    """Camera extrinsics refined from the keypoints (``openkin/refinement.toml``)."""
+    s = Section("Calibration refinement")
+    doc = _read_toml(paths.reports / "refinement.toml")
+    if not doc:
+        s.note("No refinement record (the refinement stage is off or has not run).")
+        return s
+    before, after = doc.get("reprojection_before_px", float("nan")), doc.get("reprojection_after_px", float("nan"))
+    if doc.get("accepted"):
+        s.text(f"Extrinsics refined from {doc.get('points_used', 0)} keypoint observations on "
+               f"{doc.get('frames_used', 0)} frames: mean reprojection {before:.2f} → {after:.2f} px; "
+               f"{doc.get('refined_calibration')} is used from triangulation on, {doc.get('source_calibration')} is kept.")
+        s.summary.append(f"Calibration refined from the keypoints: reprojection {before:.2f} → {after:.2f} px.")
+    else:
+        s.text(f"Refinement not applied: {doc.get('reason', 'no reason recorded')}.")
+    s.table(["camera", "moved mm", "turned °", "before px", "after px", "observations"],
+            [[c, float(v.get("moved_mm", float("nan"))), float(v.get("turned_deg", float("nan"))),
+              float(v.get("reprojection_before_px", float("nan"))), float(v.get("reprojection_after_px", float("nan"))),
+              int(v.get("observations", 0))] for c, v in doc.get("cameras", {}).items()])
+    return s
+
+
 # =========================================================================== 3D keypoints
 def _pick_trc(pose3d: Path) -> Path | None:
     """The filtered TRC if there is one, else the newest raw TRC (augmented files last)."""
@@ -784,7 +806,7 @@ def write_report(paths: ProjectPaths, timings: dict[str, float] | None = None,
     failures = failures or {}
     calib, cameras = _section_calibration(paths, out_dir)
     detections, _ = _section_detections(paths, out_dir)
-    sections = [_section_overview(paths, timings, failures), calib, detections, _section_sync(paths, out_dir),
+    sections = [_section_overview(paths, timings, failures), calib, detections, _section_sync(paths, out_dir), _section_refinement(paths),
                 _section_trajectories(paths, out_dir), _section_angles(paths, out_dir),
                 _section_reprojection(paths, out_dir, cameras), _section_timings(timings, failures, out_dir)]
     summary = Section("Summary")
