@@ -25,7 +25,8 @@ earlier one unseen for at most ``max_unseen_frames`` frames and within
 fewer than ``min_chunk_size`` frames are dropped.
 
 Output: ``pose-associated/<cam>_json/`` in Pose2Sim's layout (person slot n =
-person n in every camera and frame; empty slots written as zeros), and an
+person n in every camera and frame; empty slots written as zeros; a frame whose only
+detection is kept as person 0 is a hard link to its input file, see ``_link_unchanged``), and an
 in-memory copy that :mod:`openkin.triangulation` uses when it runs next in the
 same process (reading thousands of JSON files again would take longer than the
 whole reconstruction); it is keyed on the folder and the written files' stamp,
