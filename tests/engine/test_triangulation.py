@@ -362,3 +362,20 @@ def test_no_detection_anywhere_is_a_clear_error(clean_scene, tmp_path):
         association.run_stage(cfg, ProjectPaths(scene))
     with pytest.raises(OpenKinError, match="no person detected"):
         triangulation.run_stage(cfg, ProjectPaths(scene))
+
+
+@pytest.mark.parametrize("dist", [[-0.05, 0.01, 0.0, 0.0, 0.0], [0.2, -0.3, 0.001, -0.002, 0.05],
+                                  [-0.4, 0.1, 0.0, 0.0], [1.5, -8.0, 0.01, 0.01, 30.0]])
+def test_array_undistortion_matches_opencv(dist):
+    import cv2
+
+    from openkin.triangulation.geometry import undistort_points
+
+    rng = np.random.default_rng(4)
+    K = np.array([[[1100.0, 0.0, 960.0], [0.0, 1080.0, 540.0], [0.0, 0.0, 1.0]]])
+    pts = rng.uniform([-600, -400], [2600, 1500], size=(1, 5000, 2))       # also far outside the image
+    pts[0, :7] = np.nan
+    ours = undistort_points(pts, K, [np.array(dist)])
+    ref = cv2.undistortPoints(pts[0].reshape(-1, 1, 2), K[0], np.array(dist), P=K[0]).reshape(-1, 2)
+    np.testing.assert_allclose(ours[0], ref, atol=1e-6, equal_nan=True)
+    assert np.isnan(ours[0, :7]).all()
