@@ -379,3 +379,28 @@ def test_array_undistortion_matches_opencv(dist):
     ref = cv2.undistortPoints(pts[0].reshape(-1, 1, 2), K[0], np.array(dist), P=K[0]).reshape(-1, 2)
     np.testing.assert_allclose(ours[0], ref, atol=1e-6, equal_nan=True)
     assert np.isnan(ours[0, :7]).all()
+
+
+def test_vectorised_linear_gaps_match_interp1d():
+    from scipy.interpolate import interp1d
+
+    from openkin.triangulation import gaps
+
+    rng = np.random.default_rng(5)
+    for _ in range(30):
+        F, K, max_gap = int(rng.integers(1, 150)), int(rng.integers(1, 5)), int(rng.integers(0, 25))
+        xyz = rng.normal(size=(F, K, 3)).cumsum(0)
+        xyz[rng.random((F, K)) < rng.uniform(0, 0.8)] = np.nan
+        got, filled = gaps.interpolate_gaps(xyz, max_gap, "linear")
+        want, want_filled = xyz.copy(), np.zeros((F, K), bool)
+        for k in range(K):  # the reference: interp1d over each interior gap of at most max_gap frames
+            good = np.isfinite(xyz[:, k]).all(-1)
+            r = gaps.runs(~good)
+            r = r[(r[:, 0] > 0) & (r[:, 1] < F) & (r[:, 1] - r[:, 0] <= max_gap)]
+            if good.sum() < 2 or len(r) == 0:
+                continue
+            target = np.concatenate([np.arange(a, b) for a, b in r])
+            want[target, k] = interp1d(np.flatnonzero(good), xyz[good, k], axis=0)(target)
+            want_filled[target, k] = True
+        np.testing.assert_array_equal(filled, want_filled)
+        np.testing.assert_allclose(got, want, atol=1e-12, equal_nan=True)
