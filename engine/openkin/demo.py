@@ -33,6 +33,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DEMO_CONFIG = REPO_ROOT / "demo" / "Config.toml"
 CONFIG_STAMP = "demo_config.sha256"
 BLEND_NAME = "demo.blend"
+RENDER_NAME = "demo_render.png"  # the first camera's view at mid-capture, rendered from the .blend
 ADDON_DIR = REPO_ROOT / "blender_addon"
 # Run in a child process (the engine never imports bpy): build the project's scene with the
 # add-on's own importer and save it. argv: repo root, JSON of {project, out, cache, geometry}.
@@ -52,6 +53,12 @@ bpy.context.preferences.filepaths.save_version = 0
 options = BuildOptions(cache_dir=Path(job["cache"]), geometry_dirs=[Path(p) for p in job["geometry"]])
 import_files(bpy.context, find_project(job["project"]), options)
 bpy.ops.wm.save_as_mainfile(filepath=job["out"], check_existing=False, relative_remap=True)
+if job.get("png"):
+    from blender_addon.scene.snapshot import render_camera
+    scn = bpy.context.scene
+    cams = sorted((o for o in scn.objects if o.type == "CAMERA"), key=lambda o: o.name)
+    if cams:
+        render_camera(scn, cams[0], (scn.frame_start + scn.frame_end) // 2, job["png"], percentage=50)
 """
 
 
@@ -131,8 +138,8 @@ def save_blend(project: Path, out: Path | None = None, timeout: float = 1200) ->
     geometry = [str(assets_dir() / "OpenSim_Setup" / "Geometry")] if is_ready() else []
     job = {"project": str(paths.root), "cache": str(paths.reports / "blender_cache"), "geometry": geometry}
     try:
-        with atomic_path(out) as tmp:
-            job["out"] = str(tmp)
+        with atomic_path(out) as tmp, atomic_path(paths.reports / RENDER_NAME) as png:
+            job["out"], job["png"] = str(tmp), str(png)
             result = subprocess.run([sys.executable, "-c", _BLEND_SCRIPT, str(REPO_ROOT), json.dumps(job)],
                                     capture_output=True, text=True, timeout=timeout)
             if result.returncode != 0:
@@ -147,7 +154,7 @@ def save_blend(project: Path, out: Path | None = None, timeout: float = 1200) ->
     except subprocess.TimeoutExpired:
         log.warning("demo: building the Blender scene took more than %.0f s: stopped, no .blend", timeout)
         return None
-    log.info("demo: Blender scene saved to %s", out)
+    log.info("demo: Blender scene saved to %s (render of its first camera: %s)", out, paths.reports / RENDER_NAME)
     return out
 
 

@@ -787,6 +787,10 @@ def _section_overview(paths: ProjectPaths, timings: dict, failures: dict) -> Sec
     if blends:
         s.text("Blender scene (cameras with their videos, 3D keypoints, the animated OpenSim skeleton): "
                + ", ".join(str(b.relative_to(paths.root)) for b in blends) + "; open it with Blender 5.1 or later.")
+    render = paths.reports / "demo_render.png"
+    if render.is_file():
+        s.image(render.name, "The Blender scene rendered from the first camera: its undistorted video frame, "
+                             "the markers (coloured by reprojection error) and the OpenSim skeleton over it.")
     return s
 
 

@@ -9,6 +9,7 @@ import sys
 import time
 import tomllib
 
+import numpy as np
 import pytest
 
 from openkin.cli import available_stages
@@ -133,6 +134,14 @@ def test_blend_of_a_ground_truth_scene(tmp_path):
         str(out)], capture_output=True, text=True, timeout=120)
     assert "['cam01', 'cam02', 'cam03', 'cam04']" in check.stdout, check.stderr[-2000:]
     assert not list((root / "openkin").glob("*.blend1")) and not list((root / "openkin").glob(".*.blend"))
+    import cv2
+
+    render = cv2.imread(str(root / "openkin" / "demo_render.png"))
+    assert render is not None and render.shape[2] == 3, "no render of the first camera next to the .blend"
+    # This scene has no videos: the markers are what stands out of the background.
+    background = np.median(render.reshape(-1, 3), axis=0)
+    drawn = (np.abs(render.astype(int) - background).sum(axis=2) > 60).sum()
+    assert drawn > 100, f"the render shows nothing but its background ({drawn} pixels differ)"
 
 
 def test_a_failing_stage_stops_the_run_and_is_reported(tmp_path):
