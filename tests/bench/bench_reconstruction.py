@@ -48,7 +48,7 @@ sys.path.insert(0, str(HERE.parent / "engine"))
 from pose2sim_env import cache_dir, copy_project, run_pose2sim  # noqa: E402
 from recon_rig import ring_rig, walking_points  # noqa: E402
 
-from openkin import association, filtering, synchronization, triangulation  # noqa: E402
+from openkin import association, filtering, refinement, synchronization, triangulation  # noqa: E402
 from openkin.config import load_config  # noqa: E402
 from openkin.evaluate import evaluate_trial  # noqa: E402
 from openkin.formats.trc import read_trc  # noqa: E402
@@ -66,6 +66,7 @@ P2S_MARKERS = ["Hip", "RHip", "RKnee", "RAnkle", "RBigToe", "RSmallToe", "RHeel"
                "LShoulder", "LElbow", "LWrist"]
 # name -> (synth preset, overrides). The '_synced' variants drop the time offsets so the
 # comparison measures association and triangulation rather than synchronisation.
+REFINE = True  # accuracy section: OpenKin's default pipeline (calibration refinement on); --no-refine turns it off
 SCENES = {
     "clean": ("clean", {}), "mild": ("mild", {}), "realistic": ("realistic", {}),
     "realistic_synced": ("realistic", {"max_offset_frames": 0.0}), "multi": ("multi", {}),
@@ -160,14 +161,17 @@ def throughput(frames4: int, frames16: int) -> dict:
 
 
 # ============================================================================ pipelines
-def openkin_pipeline(scene: Path, sync: bool) -> dict[str, float]:
-    """OpenKin's stages in this process; seconds per stage."""
+def openkin_pipeline(scene: Path, sync: bool, refine: bool = False) -> dict[str, float]:
+    """OpenKin's stages in this process; seconds per stage. ``refine``: the calibration
+    refinement stage (on by default in OpenKin; Pose2Sim has no counterpart) before triangulation."""
     cfg = load_config(scene, overrides={"filtering": {"save_filt_plots": False}})
     paths = ProjectPaths(scene)
     for d in (paths.pose_sync, paths.pose_associated, paths.pose_3d):
         shutil.rmtree(d, ignore_errors=True)
-    stages = ([("synchronization", synchronization)] if sync else []) + [
-        ("association", association), ("triangulation", triangulation), ("filtering", filtering)]
+    for stale in paths.calibration.glob("Calib_refined.toml*"):
+        stale.unlink()
+    stages = ([("synchronization", synchronization)] if sync else []) + [("association", association)] + (
+        [("refinement", refinement)] if refine else []) + [("triangulation", triangulation), ("filtering", filtering)]
     times = {}
     for name, mod in stages:
         t0 = time.perf_counter()
@@ -301,7 +305,8 @@ def offsets_error(scene: Path, sync_dir: Path | None, pose2sim_log: Path | None 
 
 
 def accuracy(work: Path, frames: int, scenes: list[str]) -> list[dict]:
-    out(f"\n== 3. Accuracy on synth ground-truth scenes ({frames} frames; filtered TRC, Pose2Sim's 22 keypoints)")
+    out(f"\n== 3. Accuracy on synth ground-truth scenes ({frames} frames; filtered TRC, Pose2Sim's 22 keypoints; "
+        f"OpenKin {'with' if REFINE else 'without'} calibration refinement)")
     out(f"{'scene':<22} {'pipeline':<9} {'MPJPE':>7} {'PA-MPJPE':>9} {'raw MPJPE':>10} {'frames':>7} "
         f"{'offsets':>8} {'ID sw.':>6} {'time s':>7}   ratio / goal")
     rows = []
@@ -314,7 +319,7 @@ def accuracy(work: Path, frames: int, scenes: list[str]) -> list[dict]:
         sync = bool(spec.get("max_offset_frames", 0))
         multi = spec.get("people", 1) > 1
         scene = build_scene(work / name, preset, n_frames=frames, seed=SEED, overwrite=True, **overrides).path
-        t_ok = sum(openkin_pipeline(scene, sync).values())
+        t_ok = sum(openkin_pipeline(scene, sync, refine=REFINE).values())
         paths = ProjectPaths(scene)
         try:
             t_p2s = sum(pose2sim_pipeline(scene, work / f"{name}_pose2sim", sync, multi, 60.0).values())
@@ -364,10 +369,14 @@ def main(argv=None) -> int:
                     help="folder for scenes and results (kept; default in the OpenKin cache; avoid /tmp, "
                          "where creating files measured 40× slower on the benchmark machine)")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    ap.add_argument("--no-refine", action="store_true",
+                    help="accuracy without OpenKin's calibration refinement stage (on by default)")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
     only = set(args.only.split(","))
+    global REFINE
+    REFINE = not args.no_refine
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
     import os
