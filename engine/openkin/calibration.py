@@ -47,7 +47,7 @@ import cv2
 import numpy as np
 
 from .errors import OpenKinError
-from .fileio import atomic_write, sha256_file
+from .fileio import atomic_write, read_optional_toml, sha256_file
 from .formats.calibration import Camera, read_calibration, write_calibration
 from .progress import Progress, report, scaled
 from .project import ProjectPaths
@@ -108,16 +108,7 @@ def run_stage(config, paths: ProjectPaths, progress: Progress | None = None) -> 
 
 
 def _read_record(paths: ProjectPaths) -> dict:
-    import tomllib
-
-    path = paths.reports / RECORD_NAME
-    if not path.is_file():
-        return {}
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
-        log.warning("%s is unreadable: ignored", path)
-        return {}
+    return read_optional_toml(paths.reports / RECORD_NAME)
 
 
 def _write_record(paths: ProjectPaths, record: dict) -> Path:

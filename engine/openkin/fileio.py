@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import tempfile
 from pathlib import Path
 from typing import IO, Iterator
+
+log = logging.getLogger(__name__)
 
 
 def _umask() -> int:
@@ -75,3 +78,18 @@ def sha256_file(path: str | Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def read_optional_toml(path: str | Path, unreadable: str = "ignored") -> dict:
+    """A TOML file OpenKin wrote for itself (records, reports): ``{}`` when it is absent,
+    and ``{}`` with a warning ending in ``unreadable`` when it cannot be parsed."""
+    import tomllib
+
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+        log.warning("%s is unreadable: %s", path, unreadable)
+        return {}

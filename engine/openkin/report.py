@@ -22,7 +22,6 @@ import html
 import json
 import logging
 import time
-import tomllib
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import OpenKinError
-from .fileio import atomic_path, atomic_write
+from .fileio import atomic_path, atomic_write, read_optional_toml
 from .project import ProjectPaths
 
 log = logging.getLogger(__name__)
@@ -165,11 +164,10 @@ def save_timings(paths: ProjectPaths, timings: dict[str, float]) -> Path:
 
 def load_timings(paths: ProjectPaths) -> dict[str, float]:
     path = paths.reports / TIMINGS_NAME
-    if not path.is_file():
-        return {}
+    seconds = read_optional_toml(path, unreadable="timings left out of the report").get("seconds", {})
     try:
-        return {k: float(v) for k, v in tomllib.loads(path.read_text(encoding="utf-8")).get("seconds", {}).items()}
-    except (tomllib.TOMLDecodeError, ValueError, TypeError):
+        return {k: float(v) for k, v in seconds.items()}
+    except (ValueError, TypeError, AttributeError):
         log.warning("%s is unreadable: timings left out of the report", path)
         return {}
 
@@ -248,13 +246,7 @@ def _section_calibration(paths: ProjectPaths, out_dir: Path) -> tuple[Section, l
 
 
 def _read_toml(path: Path) -> dict:
-    if not path.is_file():
-        return {}
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
-        log.warning("%s is unreadable: left out of the report", path)
-        return {}
+    return read_optional_toml(path, unreadable="left out of the report")
 
 
 # =========================================================================== 2D detections
