@@ -42,7 +42,8 @@ STAGE = ROOT / "build" / "extension"
 DIST = ROOT / "dist"
 
 # Packages the engine needs at run time (their dependencies come along, numpy excepted).
-PACKAGES = ("opensim", "scipy", "opencv-python-headless", "onnxruntime", "toml", "ezc3d", "tqdm")
+PACKAGES = ("opensim", "scipy", "opencv-python-headless", "onnxruntime", "tomli-w", "ezc3d", "tqdm",
+            "matplotlib")   # matplotlib: the report's plots are made in the child process too
 NO_DEPS = ("rtmlib",)         # pure Python; its opencv/onnxruntime needs are met by the above
 SHIPPED_BY_BLENDER = ("numpy",)
 PYTHON = ("3.13", "cp313")
@@ -152,7 +153,7 @@ def engine_version() -> str:
 
 def render_manifest(template: Path, version: str, platforms: list[str], wheels: list[str]) -> str:
     """The released manifest: the development one plus version, platforms and wheels."""
-    import toml
+    import tomli_w
 
     manifest = tomllib.loads(template.read_text())
     manifest["version"] = version
@@ -160,7 +161,7 @@ def render_manifest(template: Path, version: str, platforms: list[str], wheels: 
     manifest["wheels"] = [f"./wheels/{w}" for w in sorted(wheels)]
     head = ("# Rendered by build_addon.py from blender_addon/blender_manifest.toml: do not edit.\n"
             "# No macOS build: OpenSim publishes no macOS wheel.\n")
-    return head + toml.dumps(manifest)
+    return head + tomli_w.dumps(manifest)
 
 
 def stage(platforms: list[str], wheel_dirs: list[Path], engine: Path) -> Path:

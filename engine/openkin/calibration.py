@@ -112,11 +112,11 @@ def _read_record(paths: ProjectPaths) -> dict:
 
 
 def _write_record(paths: ProjectPaths, record: dict) -> Path:
-    import toml
+    from .fileio import toml_dumps
 
     path = paths.reports / RECORD_NAME
     with atomic_write(path) as f:
-        f.write("# What the calibration stage did (read by `openkin report`).\n" + toml.dumps(record))
+        f.write("# What the calibration stage did (read by `openkin report`).\n" + toml_dumps(record))
     return path
 
 

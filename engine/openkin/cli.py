@@ -158,7 +158,7 @@ def run_stages(project: str | Path, names: list[str], *, overrides: dict | None 
 
 def _parse_set(values: list[str] | None) -> dict:
     """``--set section.key=value`` (TOML value syntax) -> nested dict."""
-    import toml
+    from .fileio import parse_toml_value
 
     out: dict = {}
     for item in values or []:
@@ -166,10 +166,7 @@ def _parse_set(values: list[str] | None) -> dict:
             raise OpenKinError(f"--set {item!r} is not of the form section.key=value",
                                fix="e.g. --set filtering.type='kalman'")
         key, value = item.split("=", 1)
-        try:
-            parsed = toml.loads(f"v = {value}")["v"]
-        except toml.TomlDecodeError:
-            parsed = value
+        parsed = parse_toml_value(value)
         node = out
         parts = key.strip().split(".")
         for p in parts[:-1]:

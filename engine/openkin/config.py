@@ -862,16 +862,16 @@ def versions() -> dict[str, str]:
 
 def write_resolved_config(config: Config, out_dir: str | Path) -> tuple[Path, Path]:
     """Write ``out_dir/resolved_config.toml`` and ``out_dir/versions.toml``; return both paths."""
-    import toml
+    from .fileio import toml_dumps
 
     out_dir = Path(out_dir)
     header = ("# The configuration these outputs were computed with (defaults merged with:\n"
               + "".join(f"#   {s}\n" for s in config.sources) + "# ). Usable as a Config.toml.\n\n")
     resolved, vers = out_dir / "resolved_config.toml", out_dir / "versions.toml"
     with _atomic(resolved) as f:
-        f.write(header + toml.dumps(config.to_dict()))
+        f.write(header + toml_dumps(config.to_dict()))
     with _atomic(vers) as f:
-        f.write("# Software versions these outputs were computed with.\n" + toml.dumps(versions()))
+        f.write("# Software versions these outputs were computed with.\n" + toml_dumps(versions()))
     return resolved, vers
 
 

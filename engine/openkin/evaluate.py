@@ -310,7 +310,7 @@ def _by_suffix(path: Path) -> Sources:
 
 def truth_sources(path: Path) -> Sources:
     """Truth files of a scene folder, its ``truth/`` folder, or a single file."""
-    import toml
+    import tomllib
 
     if path.is_file():
         return _by_suffix(path)
@@ -318,8 +318,8 @@ def truth_sources(path: Path) -> Sources:
     scene = folder / "scene.toml"
     if scene.is_file():
         try:
-            people = toml.load(scene).get("people", [])
-        except (toml.TomlDecodeError, OSError) as e:
+            people = tomllib.loads(scene.read_text(encoding="utf-8")).get("people", [])
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as e:
             raise OpenKinError(f"cannot read the scene description: {e}", path=scene,
                                fix="rebuild the scene with `openkin synth`") from None
         src = Sources([folder / p["trc"] for p in people if "trc" in p],

@@ -93,3 +93,37 @@ def read_optional_toml(path: str | Path, unreadable: str = "ignored") -> dict:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError):
         log.warning("%s is unreadable: %s", path, unreadable)
         return {}
+
+
+def _toml_ready(value):
+    """``value`` with numpy scalars/arrays turned into Python numbers/lists, tuples into
+    lists and ``None`` entries of tables dropped (TOML has no null), for ``tomli_w``."""
+    import numpy as np
+
+    if isinstance(value, dict):
+        return {str(k): _toml_ready(v) for k, v in value.items() if v is not None}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_toml_ready(v) for v in (value.tolist() if isinstance(value, np.ndarray) else value)]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def toml_dumps(doc: dict) -> str:
+    """TOML text of a dict (numpy values, tuples and paths accepted; ``None`` dropped)."""
+    import tomli_w
+
+    return tomli_w.dumps(_toml_ready(doc))
+
+
+def parse_toml_value(text: str):
+    """A command-line value in TOML syntax (``2.5``, ``'kalman'``, ``[1, 2]``, ``true``);
+    text that is not valid TOML is returned as the plain string."""
+    import tomllib
+
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text

@@ -49,12 +49,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import toml
 from scipy.optimize import least_squares
 from scipy.sparse import csr_matrix
 
 from .errors import OpenKinError
-from .fileio import atomic_write
+from .fileio import atomic_write, toml_dumps
 from .formats.calibration import (Camera, read_calibration, rotation_matrix, rotation_vector, undistort_points,
                                   write_calibration)
 from .progress import Progress, report, scaled
@@ -486,7 +485,7 @@ def write_report(path: Path, info: RefineInfo, cameras: list[Camera], calib: Pat
             "reprojection_before_px": _r(info.error_before_px[c]), "reprojection_after_px": _r(info.error_after_px[c]),
             "observations": int(info.observations[c])}
     with atomic_write(path) as f:
-        toml.dump(doc, f)
+        f.write(toml_dumps(doc))
 
 
 def _r(x: float) -> float:

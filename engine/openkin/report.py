@@ -154,11 +154,11 @@ def _no_plot(section: Section) -> None:
 # =========================================================================== timings
 def save_timings(paths: ProjectPaths, timings: dict[str, float]) -> Path:
     """Record seconds per stage in ``openkin/timings.toml`` (read back by later reports)."""
-    import toml
+    from .fileio import toml_dumps
 
     path = paths.reports / TIMINGS_NAME
     with atomic_write(path) as f:
-        f.write("# Wall time per stage of the last run, seconds.\n" + toml.dumps({"seconds": timings}))
+        f.write("# Wall time per stage of the last run, seconds.\n" + toml_dumps({"seconds": timings}))
     return path
 
 

@@ -35,7 +35,7 @@ print("RESULT " + json.dumps({
 ISOLATED = r'''
 import sys
 sys.path[:0] = sys.argv[1:3]
-import openkin, opensim, scipy.signal, cv2, onnxruntime, ezc3d, toml, tqdm, rtmlib
+import openkin, opensim, scipy.signal, cv2, onnxruntime, ezc3d, tomli_w, tqdm, rtmlib, matplotlib
 from openkin.formats.calibration import read_calibration
 assert openkin.__file__.startswith(sys.argv[1]), openkin.__file__
 assert opensim.__file__.startswith(sys.argv[1]), opensim.__file__

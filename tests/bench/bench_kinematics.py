@@ -96,14 +96,14 @@ def self_cpu() -> float:
 
 def run_openkin(trc: Path, out: Path, simple: bool) -> dict:
     """Scaling + IK; CPU = this process + the IK workers' own CPU (whatever their start method)."""
-    import toml
+    import tomllib
 
     if out.exists():
         shutil.rmtree(out)
     c0, t0 = self_cpu(), time.perf_counter()
     mot = run_trials([trc], out, KinematicsOptions(use_simple_model=simple))[0]
     seconds, cpu = time.perf_counter() - t0, self_cpu() - c0
-    summary = toml.load(mot.with_name(f"{mot.stem}_kinematics.toml"))
+    summary = tomllib.loads(mot.with_name(f"{mot.stem}_kinematics.toml").read_text())
     if summary.get("ik_workers", 1) > 1:
         cpu += summary["ik_cpu_seconds"]
     return {"seconds": seconds, "cpu": cpu, "mot": mot}

@@ -283,12 +283,12 @@ def id_switches(scene: Path, trcs: list[Path]) -> int:
 
 def offsets_error(scene: Path, sync_dir: Path | None, pose2sim_log: Path | None = None) -> float | None:
     """Largest |recovered - true| offset (frames) relative to the first camera."""
-    import toml
+    import tomllib
 
-    truth = toml.load(scene / "truth" / "offsets.toml")["frames"]
+    truth = tomllib.loads(Path(scene / "truth" / "offsets.toml").read_text())["frames"]
     cams = sorted(truth)
     if sync_dir is not None and (sync_dir / "offsets.toml").is_file():
-        got = {c: v["offset_frames"] for c, v in toml.load(sync_dir / "offsets.toml")["cameras"].items()}
+        got = {c: v["offset_frames"] for c, v in tomllib.loads(Path(sync_dir / "offsets.toml").read_text())["cameras"].items()}
     elif pose2sim_log is not None and pose2sim_log.is_file():
         got = {}
         for m in re.finditer(r"Camera (\S+) and (\S+): (-?\d+) frames offset", pose2sim_log.read_text()):

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-import toml
+import tomllib
 
 from openkin.cli import run_stages
 from openkin.evaluate import compare_markers
@@ -82,7 +82,7 @@ def bench_demo(tmp: Path) -> None:
     off = _reprojection(root)
     secs = _stages(root, ["refinement", "triangulation"], on=True)["refinement"]
     on = _reprojection(root)
-    rep = toml.load(root / "openkin" / "refinement.toml")
+    rep = tomllib.loads(Path(root / "openkin" / "refinement.toml").read_text())
     print(f"demo (offline BlazePose): triangulation reprojection {off:.2f} -> {on:.2f} px "
           f"(goal < 10 px); refinement {secs:.1f} s, {rep['accepted'] and 'kept' or 'refused: ' + rep['reason']}")
     for name, c in rep["cameras"].items():

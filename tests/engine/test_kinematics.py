@@ -62,14 +62,14 @@ def test_stage_recovers_known_angles(stage_run):
 
 
 def test_stage_writes_model_errors_and_summary(stage_run):
-    import toml
+    import tomllib
 
     paths, _, _, factors = stage_run
     k = paths.kinematics
     assert (k / "walk_filt_butterworth.osim").is_file()
     errors = np.loadtxt(k / "walk_filt_butterworth_marker_errors.csv", delimiter=",", skiprows=1)
     assert errors.shape == (150, 4) and np.all(errors[:, 2] < 0.004)  # per-frame RMS < 4 mm
-    summary = toml.load(k / "walk_filt_butterworth_kinematics.toml")
+    summary = tomllib.loads(Path(k / "walk_filt_butterworth_kinematics.toml").read_text())
     assert summary["mass_kg"] == 75.0
     for body in ("femur_r", "tibia_l", "humerus_r", "pelvis", "torso"):
         assert summary["scale_factors"][body] == pytest.approx(factors[body], abs=0.015), body
@@ -235,8 +235,8 @@ def test_augmented_trc_markers_are_registered_on_the_scaled_model(tmp_path):
     mot = read_mot(run_trials([trc], tmp_path / "kin", KinematicsOptions(marker_set="LSTM", use_simple_model=True))[0])
     for c, tol in {"hip_flexion_r": 3.0, "pelvis_tilt": 2.0, "knee_angle_l": 4.0, "ankle_angle_r": 4.0}.items():
         assert _rmse(mot, coords, truth, c) < tol, c
-    import toml
-    summary = toml.load(tmp_path / "kin" / "walk_LSTM_kinematics.toml")
+    import tomllib
+    summary = tomllib.loads(Path(tmp_path / "kin" / "walk_LSTM_kinematics.toml").read_text())
     assert summary["markers_registered_mm"]["r.ASIS_study"] > 10  # it did move
     assert "RKnee" in summary["markers"] and "r_knee_study" in summary["markers"]  # keypoints + augmented
 

@@ -6,7 +6,8 @@ import time
 
 import numpy as np
 import pytest
-import toml
+import tomllib
+from pathlib import Path
 
 from openkin.calibration import find_calibration
 from openkin.cli import run_stages
@@ -83,13 +84,13 @@ def test_stage_lowers_mpjpe_and_names_files(mild):
     assert after < 0.8 * before, (before, after)
     assert find_calibration(paths).name == REFINED_NAME          # triangulation's choice
     assert source_calibration(paths.calibration).name == "Calib_scene.toml"
-    rep = toml.load(paths.reports / "refinement.toml")
+    rep = tomllib.loads(Path(paths.reports / "refinement.toml").read_text())
     assert rep["accepted"] and rep["source_calibration"] == "Calib_scene.toml"
     assert rep["reprojection_after_px"] < rep["reprojection_before_px"]
     assert set(rep["cameras"]) == {c.name for c in read_calibration(paths.calibration / "Calib_scene.toml")}
     # Again: refines the source, not its own output (same result).
     _run(mild, ["refinement"], on=True)
-    assert toml.load(paths.reports / "refinement.toml")["source_calibration"] == "Calib_scene.toml"
+    assert tomllib.loads(Path(paths.reports / "refinement.toml").read_text())["source_calibration"] == "Calib_scene.toml"
     # Disabled: the refined calibration is set aside (kept), the source is used again.
     _run(mild, ["refinement"], on=False)
     assert not (paths.calibration / REFINED_NAME).exists()
@@ -135,7 +136,7 @@ def test_refused_stage_sets_stale_refinement_aside(mild):
     _run(mild, ["association", "refinement"], on=True)
     assert find_calibration(paths).name == REFINED_NAME
     _run(mild, ["refinement"], on=True, max_translation_mm=1.0, max_iterations=20)
-    rep = toml.load(paths.reports / "refinement.toml")
+    rep = tomllib.loads(Path(paths.reports / "refinement.toml").read_text())
     assert not rep["accepted"] and "1 mm" in rep["reason"]
     assert find_calibration(paths).name == "Calib_scene.toml"
 
@@ -181,7 +182,7 @@ def test_two_people_in_one_run(tmp_path):
         rep = json.loads((scene / "pose-3d" / "triangulation_report.json").read_text())
         errors[on] = [p["reprojection_error_px"] for p in rep["persons"]]
     assert len(errors[True]) == 2 and max(errors[True]) < 0.5 * min(errors[False]), errors
-    assert toml.load(scene / "openkin" / "refinement.toml")["points_from"] == "pose-associated"
+    assert tomllib.loads(Path(scene / "openkin" / "refinement.toml").read_text())["points_from"] == "pose-associated"
 
 
 def test_unassociated_people_are_skipped(tmp_path, caplog):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import toml
+import tomllib
 
 from openkin import synchronization as S
 from openkin.synchronization.epipolar import _sample
@@ -88,11 +88,11 @@ def test_keypoint_selection():
 def _run(root: Path, **sync) -> dict:
     config = load_config(root, {"synchronization": {"save_sync_plots": False, **sync}})
     S.run_stage(config, ProjectPaths(root))
-    return toml.load(root / "pose-sync" / "offsets.toml")
+    return tomllib.loads((root / "pose-sync" / "offsets.toml").read_text())
 
 
 def _errors(root: Path, found: dict) -> dict[str, float]:
-    truth = toml.load(root / "truth" / "offsets.toml")["frames"]
+    truth = tomllib.loads((root / "truth" / "offsets.toml").read_text())["frames"]
     ref = found["reference"]
     return {c: v["offset_frames"] - (truth[c] - truth[ref]) for c, v in found["cameras"].items()}
 
@@ -108,7 +108,7 @@ def desync_scene(tmp_path_factory) -> tuple[Path, dict]:
 def test_offsets_recovered_within_half_a_frame(desync_scene):
     root, found = desync_scene
     assert found["method"] == "epipolar"  # the scene has a calibration
-    truth = toml.load(root / "truth" / "offsets.toml")["frames"]
+    truth = tomllib.loads((root / "truth" / "offsets.toml").read_text())["frames"]
     assert max(abs(v) for v in truth.values()) == pytest.approx(20.0)
     assert any(v != round(v) for v in truth.values())
     errors = _errors(root, found)
@@ -245,7 +245,7 @@ def test_camera_without_detections_is_left_unshifted(tmp_path, caplog):
     paths = _still_project(tmp_path, 3, moving=True, empty_cam=2)
     with caplog.at_level(logging.WARNING, logger="openkin.synchronization"):
         S.run_stage(load_config(tmp_path, {"synchronization": {"save_sync_plots": False}}), paths)
-    found = toml.load(paths.pose_sync / "offsets.toml")["cameras"]
+    found = tomllib.loads((paths.pose_sync / "offsets.toml").read_text())["cameras"]
     assert found["cam03"]["shift_frames"] == 0 and found["cam03"]["confidence"] == 0
     assert abs(found["cam02"]["offset_frames"]) < 0.2  # the two others are in sync
     assert "cam03" in caplog.text
@@ -287,7 +287,7 @@ def test_windowed_search_finds_offsets_relative_to_camera_frames(tmp_path):
                                                         "approx_time_maxspeed": [1.0, 1.1],
                                                         "time_range_around_maxspeed": 0.8}})
     S.run_stage(config, paths)
-    found = toml.load(paths.pose_sync / "offsets.toml")["cameras"]
+    found = tomllib.loads((paths.pose_sync / "offsets.toml").read_text())["cameras"]
     assert found["cam02"]["offset_frames"] - found["cam01"]["offset_frames"] == pytest.approx(-7.0, abs=0.3)
 
 
@@ -305,7 +305,7 @@ def test_camera_folder_without_files_does_not_stop_the_others(tmp_path, caplog):
         f.unlink()
     with caplog.at_level(logging.WARNING, logger="openkin.synchronization"):
         S.run_stage(load_config(tmp_path, {"synchronization": {"save_sync_plots": False}}), paths)
-    found = toml.load(paths.pose_sync / "offsets.toml")["cameras"]
+    found = tomllib.loads((paths.pose_sync / "offsets.toml").read_text())["cameras"]
     assert not found["cam03"]["synchronized"] and found["cam02"]["synchronized"]
     assert "cam03_json has no JSON file" in caplog.text
 

@@ -262,8 +262,8 @@ def test_clean_scene_is_exact_with_pose2sim_outputs(clean_scene):
 def test_realistic_scene_swaps_corrected_outliers_rejected(realistic_scene):
     paths = _run(realistic_scene)
     rep = json.loads((paths.pose_3d / "triangulation_report.json").read_text())
-    import toml
-    events = toml.load(realistic_scene / "truth" / "scene.toml")["events"]
+    import tomllib
+    events = tomllib.loads(Path(realistic_scene / "truth" / "scene.toml").read_text())["events"]
     for cam, ev in events.items():  # swaps while a camera has lost the person are invisible
         n_true = len(set(f for f in ev["swapped_frames"] if f < 240) - set(ev["lost_frames"]))
         assert rep["persons"][0]["cameras"][cam]["lr_swaps_corrected_frames"] == n_true, cam

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import OpenKinError
-from ..fileio import atomic_path, atomic_write
+from ..fileio import atomic_path, atomic_write, toml_dumps
 from ..progress import Progress, report
 from . import checks, measure
 from .ik import IkJob, IkResult, n_workers, solve_all
@@ -226,7 +226,6 @@ def angles_motion(result: IkResult, times: np.ndarray, flt: tuple[str, dict] | N
 
 def write_outputs(prep: Prepared, result: IkResult, flt: tuple[str, dict] | None) -> None:
     """Write ``.mot``, marker-error CSV and summary TOML of one trial."""
-    import toml
 
     from ..formats.mot import write_mot
 
@@ -242,7 +241,7 @@ def write_outputs(prep: Prepared, result: IkResult, flt: tuple[str, dict] | None
                     "ik_solver_seconds": result.solver_seconds, "ik_cpu_seconds": result.cpu_seconds,
                     "filtered": flt is not None})
     with atomic_write(prep.out_stem.parent / f"{prep.out_stem.name}_kinematics.toml") as f:
-        toml.dump(summary, f)
+        f.write(toml_dumps(summary))
     log.info("%s: %d frames, marker RMS %.1f mm (max %.1f mm) -> %s", prep.trc_path.name, len(result.rms),
              1e3 * summary["marker_rms_mean_m"], 1e3 * summary["marker_error_max_m"],
              prep.out_stem.with_suffix(".mot"))

@@ -164,9 +164,9 @@ def read_offsets(path: str | Path) -> dict[str, float]:
     """Camera -> residual sub-frame offset (frames) still to apply after the integer renaming,
     from a ``pose-sync/offsets.toml``: camera c's (renamed) frame k shows reference time
     k + residual_frames."""
-    import toml
+    import tomllib
 
-    data = toml.load(str(path))
+    data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     return {name: float(v.get("residual_frames", 0.0)) for name, v in data.get("cameras", {}).items()}
 
 
@@ -275,7 +275,7 @@ def run_stage(config, paths, progress=None) -> None:
 def write_outputs(paths, folders: list[Path], names: list[str], result: SyncResult, rate: float,
                   progress=None) -> None:
     """``pose-sync/<cam>_json`` renamed by the integer shifts, and ``pose-sync/offsets.toml``."""
-    import toml
+    from ..fileio import toml_dumps
 
     offsets = np.where(np.isfinite(result.offsets), result.offsets, 0.0)
     shifts = np.rint(offsets).astype(int)
@@ -285,7 +285,7 @@ def write_outputs(paths, folders: list[Path], names: list[str], result: SyncResu
                  name, offsets[c], offsets[c] / rate, shifts[c], result.confidence[c], n)
         report(progress, 0.5 + 0.5 * (c + 1) / len(folders), f"wrote {folder.name}")
     with atomic_write(paths.pose_sync / "offsets.toml") as f:
-        f.write("# Written by openkin synchronization.\n" + toml.dumps(offsets_table(names, result, shifts, rate)))
+        f.write("# Written by openkin synchronization.\n" + toml_dumps(offsets_table(names, result, shifts, rate)))
 
 
 def save_plot(png: Path, names: list[str], result: SyncResult) -> Path | None:

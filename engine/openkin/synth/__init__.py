@@ -54,7 +54,7 @@ def add_arguments(parser) -> None:
 
 
 def _parse_sets(items: list[str] | None) -> dict:
-    import toml
+    from ..fileio import parse_toml_value
 
     out = {}
     valid = {f.name: f for f in dataclasses.fields(SceneSpec)}
@@ -62,10 +62,7 @@ def _parse_sets(items: list[str] | None) -> dict:
         if "=" not in item:
             raise OpenKinError(f"--set {item!r} is not KEY=VALUE", fix="e.g. --set noise_px=2.5")
         key, value = (s.strip() for s in item.split("=", 1))
-        try:
-            parsed = toml.loads(f"v = {value}")["v"]
-        except toml.TomlDecodeError:
-            parsed = value
+        parsed = parse_toml_value(value)
         if isinstance(parsed, list):
             parsed = tuple(parsed)
         if key in valid and isinstance(getattr(SceneSpec(), key), float) and isinstance(parsed, int):

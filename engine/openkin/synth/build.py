@@ -24,10 +24,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-import toml
 
 from ..errors import OpenKinError
-from ..fileio import atomic_path, atomic_write
+from ..fileio import atomic_path, atomic_write, toml_dumps
 from ..formats.calibration import write_calibration
 from ..formats.mot import Motion, write_mot
 from ..formats.openpose import write_openpose_dir
@@ -235,7 +234,7 @@ def _write_offsets(path: Path, offsets: dict[str, float], rate: float) -> None:
         "seconds": {k: v / rate for k, v in offsets.items()},
     }
     with atomic_write(path) as f:
-        toml.dump(doc, f)
+        f.write(toml_dumps(doc))
 
 
 def _write_scene_toml(path: Path, info: SceneInfo, detections: dict[str, CameraDetections]) -> None:
@@ -255,7 +254,7 @@ def _write_scene_toml(path: Path, info: SceneInfo, detections: dict[str, CameraD
         "stats": info.stats,
     }
     with atomic_write(path) as f:
-        toml.dump(doc, f)
+        f.write(toml_dumps(doc))
 
 
 def _write_npz(path: Path, detections: dict[str, CameraDetections]) -> None:
