@@ -10,37 +10,36 @@ Layers, later wins (nested tables merge key by key, as Pose2Sim does):
 defaults ← session ``Config.toml`` (the trial folder's parent) ← trial
 ``Config.toml`` ← overrides (command line ``--set``, Blender panel).
 
-Every layer is checked on its own, so an error names the file it came from:
-an unknown key (with the closest valid key), a value of the wrong type, or
-malformed TOML (with its line).
+Every layer is checked on its own (:mod:`openkin.config_check`), so an error
+names the file it came from: an unknown key (with the closest valid key), a
+value of the wrong type or out of its range (a negative mass, a likelihood
+above 1, a frame range ending before it starts...), or malformed TOML (with
+its line). Checks across keys (cut-off frequencies below the Nyquist frequency
+of a given frame rate, converters that exist) run on the merged configuration.
 
-Adding a key: add a field with its default to the section's dataclass and the
-same key, with a comment, to ``openkin/data/Config.toml``. Nothing else.
-
-Value types (``typing`` annotations, checked at load):
-``bool`` (true/false only), ``int`` (a whole number; ``6.0`` is accepted as 6),
-``float`` (any number, stored as float), ``str``, ``Literal[...]`` (one of the
-listed words, case-insensitive, stored in the listed spelling),
-``tuple[X, ...]`` / ``tuple[X, Y]`` (a TOML array, stored as a tuple) and unions
-of these (``Literal['auto'] | float``: the word 'auto' or a number).
+Adding a key: add a field with its default to the section's dataclass (its
+annotation says the valid types and, with ``Annotated[..., Range(...)]``, the
+valid range; see the aliases below) and the same key, with a comment, to
+``openkin/data/Config.toml``. Nothing else.
 """
 from __future__ import annotations
 
 import copy
 import dataclasses
-import difflib
 import importlib.metadata
 import logging
 import platform
 import sys
 import tomllib
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Literal
 
+from .config_check import (Check, Odd, Range, all_keys, check_config, check_section, check_skeleton, convert,
+                           is_section, key_origins, toml_fields)
 from .errors import OpenKinError
+
+_all_keys = all_keys  # older name, kept for importers
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +48,34 @@ DEFAULT_CONFIG_PATH = Path(__file__).parent / "data" / CONFIG_NAME
 
 FilterType = Literal["butterworth", "acc_minimizing", "kalman", "one_euro", "gcv_spline",
                      "gaussian", "LOESS", "median", "butterworth_on_speed"]
-Workers = Literal["auto"] | int | bool  # 'auto', a number of workers, or false (sequential)
+Workers = Literal["auto"] | Annotated[int, Range(ge=0)] | bool  # 'auto', a number of workers, or false (sequential)
 SaveVideo = Literal["to_video", "to_images", "none"]
+
+
+# Valid ranges, checked at load (see openkin.config_check).
+def _centimetres(v: float) -> str | None:
+    if 40 <= v <= 260:
+        return f"{v:g} looks like centimetres: heights are in metres, write {v / 100:g}"
+    return "heights are in metres, e.g. 1.72"
+
+
+def _mass_hint(v: float) -> str | None:
+    return f"{v:g} looks like grams: masses are in kg, write {v / 1000:g}" if v > 1000 else "masses are in kg, e.g. 70"
+
+
+Height = Annotated[float, Range(ge=0.4, le=2.6, unit="m", hint=_centimetres)]  # plausible people
+Mass = Annotated[float, Range(ge=1, le=500, unit="kg", hint=_mass_hint)]
+Rate = Annotated[float, Range(gt=0, unit="fps")]
+Hz = Annotated[float, Range(gt=0, unit="Hz")]
+Px = Annotated[float, Range(gt=0, unit="px")]
+Fraction = Annotated[float, Range(ge=0, le=1)]  # likelihoods, overlaps, affinities
+Positive = Annotated[float, Range(gt=0)]
+NonNegative = Annotated[float, Range(ge=0)]
+Count = Annotated[int, Range(ge=0)]  # frames, workers
+AtLeast1 = Annotated[int, Range(ge=1)]
+FilterOrder = Annotated[int, Range(ge=1, le=12)]
+Corners = Annotated[int, Range(ge=2)]  # inner corners of a checkerboard side
+FrameRange = Annotated[tuple[int, int], Check(lambda v: 0 <= v[0] < v[1], "[start, stop] with 0 <= start < stop")]
 
 
 # --------------------------------------------------------------------------- [project]
@@ -60,10 +85,10 @@ class ProjectConfig:
 
     project_dir: str = "."  # resolved to an absolute path by load_config (relative = to the trial folder)
     multi_person: bool = False
-    participant_height: Literal["auto"] | float | tuple[float, ...] = "auto"  # m; one per person
-    participant_mass: float | tuple[float, ...] = 70.0  # kg; one per person
-    frame_rate: Literal["auto"] | float = "auto"  # fps; 'auto' = read from the videos
-    frame_range: Literal["auto", "all"] | tuple[int, int] = "auto"  # [start, stop) frames
+    participant_height: Literal["auto"] | Height | tuple[Height, ...] = "auto"  # m; one per person
+    participant_mass: Mass | tuple[Mass, ...] = 70.0  # kg; one per person
+    frame_rate: Literal["auto"] | Rate = "auto"  # fps; 'auto' = read from the videos (openkin.framerate)
+    frame_range: Literal["auto", "all"] | FrameRange = "auto"  # [start, stop) frames
     exclude_from_batch: tuple[str, ...] = ()  # trial folders skipped in batch runs
 
 
@@ -90,7 +115,7 @@ class PoseConfig:
     # Body_with_feet (HALPE_26), Whole_body, Body (COCO_17), ... or a custom skeleton's name
     pose_model: str = "Body_with_feet"
     mode: str = "balanced"  # 'lightweight', 'balanced', 'performance', or a """{dict}""" of rtmlib models
-    det_frequency: int = 4  # person detection every N frames, tracking in between
+    det_frequency: AtLeast1 = 4  # person detection every N frames, tracking in between
     device: Literal["auto", "CPU", "CUDA", "MPS", "ROCM"] = "auto"
     backend: Literal["auto", "openvino", "onnxruntime", "opencv"] = "auto"
     parallel_workers_pose: Workers = "auto"
@@ -100,13 +125,13 @@ class PoseConfig:
     output_format: Literal["openpose", "mmpose", "deeplabcut", "none"] | tuple[str, ...] = "openpose"
     handle_LR_swap: bool = False
     undistort_points: bool = False
-    average_likelihood_threshold: float = 0.5
+    average_likelihood_threshold: Fraction = 0.5
     tracking_mode: Literal["sports2d", "deepsort"] = "sports2d"
     predict_displacement: bool = False
     match_by: Literal["keypoints", "centroid", "bbox"] = "keypoints"
-    max_distance_px: float = 250.0
-    min_iou: float = 0.2
-    max_unseen_frames: int = 100
+    max_distance_px: Px = 250.0
+    min_iou: Fraction = 0.2
+    max_unseen_frames: Count = 100
     deepsort_params: str = ""  # """{dict}""" for tracking_mode = 'deepsort'; '' = library defaults
     # OpenKin only: which estimator. 'auto' = rtmlib (RTMPose) when its weights are cached or
     # downloadable, else the bundled offline model; 'rtmlib'; 'offline'.
@@ -143,11 +168,11 @@ class SynchronizationConfig:
     display_sync_plots: bool = False
     save_sync_plots: bool = True
     keypoints_to_consider: Literal["all", "right", "left"] | tuple[str, ...] = "all"
-    approx_time_maxspeed: Literal["auto"] | tuple[float, ...] = "auto"  # s, one per camera
-    time_range_around_maxspeed: float = 2.0  # s
-    likelihood_threshold_synchronization: float = 0.4
-    filter_cutoff: float = 6.0  # Hz
-    filter_order: int = 4
+    approx_time_maxspeed: Literal["auto"] | tuple[NonNegative, ...] = "auto"  # s, one per camera
+    time_range_around_maxspeed: Positive = 2.0  # s
+    likelihood_threshold_synchronization: Fraction = 0.4
+    filter_cutoff: Hz = 6.0  # Hz
+    filter_order: FilterOrder = 4
     # OpenKin only: 'auto' = epipolar consistency when a calibration exists, else speed correlation
     sync_method: Literal["auto", "epipolar", "correlation"] = "auto"
 
@@ -160,7 +185,7 @@ class EmptySection:
 
 @dataclass(frozen=True)
 class QualisysConfig:
-    binning_factor: int = 1  # 2 when filming in 540p with a 1080p calibration
+    binning_factor: AtLeast1 = 1  # 2 when filming in 540p with a 1080p calibration
 
 
 @dataclass(frozen=True)
@@ -186,17 +211,17 @@ class IntrinsicsConfig:
 
     overwrite_intrinsics: bool = False
     intrinsics_extension: str = "jpg"
-    extract_every_N_sec: float = 1.0  # s, when the intrinsics come from a video
-    intrinsics_corners_nb: tuple[int, int] = (4, 7)  # inner corners [H, W]
-    intrinsics_square_size: float = 60.0  # mm
+    extract_every_N_sec: Positive = 1.0  # s, when the intrinsics come from a video
+    intrinsics_corners_nb: tuple[Corners, Corners] = (4, 7)  # inner corners [H, W]
+    intrinsics_square_size: Positive = 60.0  # mm
     show_detection_intrinsics: bool = False  # OpenKin never opens windows
 
 
 @dataclass(frozen=True)
 class BoardConfig:
     board_position: Literal["vertical", "horizontal"] = "vertical"
-    extrinsics_corners_nb: tuple[int, int] = (4, 7)  # inner corners [H, W]
-    extrinsics_square_size: float | tuple[float, float] = 60.0  # mm; [h, w] for rectangles
+    extrinsics_corners_nb: tuple[Corners, Corners] = (4, 7)  # inner corners [H, W]
+    extrinsics_square_size: Positive | tuple[Positive, Positive] = 60.0  # mm; [h, w] for rectangles
 
 
 @dataclass(frozen=True)
@@ -234,6 +259,9 @@ class CalibrationConfig:
     """``[calibration]``."""
 
     calibration_type: Literal["convert", "calculate"] = "convert"
+    # OpenKin only: units of the translations of a calibration TOML OpenKin did not write
+    # ('auto': guessed only when unambiguous, else metres with a warning)
+    units: Literal["auto", "m", "mm"] = "auto"
     convert: ConvertConfig = field(default_factory=ConvertConfig)
     calculate: CalculateConfig = field(default_factory=CalculateConfig)
 
@@ -241,15 +269,15 @@ class CalibrationConfig:
 # --------------------------------------------------------------------------- [personAssociation]
 @dataclass(frozen=True)
 class SinglePersonConfig:
-    likelihood_threshold_association: float = 0.3
-    reproj_error_threshold_association: float = 20.0  # px
+    likelihood_threshold_association: Fraction = 0.3
+    reproj_error_threshold_association: Px = 20.0  # px
     tracked_keypoint: str = "Neck"
 
 
 @dataclass(frozen=True)
 class MultiPersonConfig:
-    reconstruction_error_threshold: float = 0.1  # m
-    min_affinity: float = 0.2
+    reconstruction_error_threshold: Positive = 0.1  # m
+    min_affinity: Fraction = 0.2
 
 
 @dataclass(frozen=True)
@@ -266,15 +294,15 @@ class RefinementConfig:
     """``[refinement]`` (OpenKin): camera extrinsics refined from the keypoints (bundle adjustment)."""
 
     refine_extrinsics: bool = True
-    likelihood_threshold: float = 0.5
-    max_frames: int = 200
-    loss_scale_px: float = 4.0  # px
-    outlier_threshold_px: float = 40.0  # px
-    prior_translation_mm: float = 5.0  # mm
-    prior_rotation_deg: float = 0.1  # degrees
-    max_translation_mm: float = 100.0  # mm
-    max_rotation_deg: float = 5.0  # degrees
-    max_iterations: int = 100
+    likelihood_threshold: Fraction = 0.5
+    max_frames: AtLeast1 = 200
+    loss_scale_px: Px = 4.0  # px
+    outlier_threshold_px: Px = 40.0  # px
+    prior_translation_mm: Positive = 5.0  # mm
+    prior_rotation_deg: Positive = 0.1  # degrees
+    max_translation_mm: Positive = 100.0  # mm
+    max_rotation_deg: Positive = 5.0  # degrees
+    max_iterations: AtLeast1 = 100
 
 
 # --------------------------------------------------------------------------- [triangulation]
@@ -282,18 +310,18 @@ class RefinementConfig:
 class TriangulationConfig:
     """``[triangulation]``: 3D keypoints from the associated 2D keypoints."""
 
-    reproj_error_threshold_triangulation: float = 15.0  # px
-    likelihood_threshold_triangulation: float = 0.3
-    min_cameras_for_triangulation: int = 2
+    reproj_error_threshold_triangulation: Px = 15.0  # px
+    likelihood_threshold_triangulation: Fraction = 0.3
+    min_cameras_for_triangulation: Annotated[int, Range(ge=2)] = 2
     predict_displacement: bool = False
     match_by: Literal["keypoints", "centroid"] = "keypoints"
-    max_distance_m: float = 1.0  # m
-    max_unseen_frames: int = 100
-    interp_if_gap_smaller_than: int = 20  # frames
+    max_distance_m: Positive = 1.0  # m
+    max_unseen_frames: Count = 100
+    interp_if_gap_smaller_than: Count = 20  # frames
     interpolation: Literal["linear", "slinear", "quadratic", "cubic", "none"] = "linear"
     remove_incomplete_frames: bool = False
     sections_to_keep: Literal["all", "largest", "first", "last"] = "all"
-    min_chunk_size: int = 10  # frames
+    min_chunk_size: AtLeast1 = 10  # frames
     fill_large_gaps_with: Literal["last_value", "nan", "zeros"] = "last_value"
     show_interp_indices: bool = True
     make_c3d: bool = True
@@ -306,47 +334,47 @@ class TriangulationConfig:
 # --------------------------------------------------------------------------- [filtering]
 @dataclass(frozen=True)
 class ButterworthConfig:
-    cut_off_frequency: float = 6.0  # Hz
-    order: int = 4
+    cut_off_frequency: Hz = 6.0  # Hz
+    order: FilterOrder = 4
 
 
 @dataclass(frozen=True)
 class KalmanConfig:
-    trust_ratio: float = 500.0  # measurement trust / process trust
+    trust_ratio: Positive = 500.0  # measurement trust / process trust
     smooth: bool = True
 
 
 @dataclass(frozen=True)
 class OneEuroConfig:
-    cut_off_frequency: float = 4.0  # Hz
-    beta: float = 1.5
-    d_cut_off_frequency: float = 1.0  # Hz
+    cut_off_frequency: Hz = 4.0  # Hz
+    beta: NonNegative = 1.5
+    d_cut_off_frequency: Hz = 1.0  # Hz
 
 
 @dataclass(frozen=True)
 class GcvSplineConfig:
-    cut_off_frequency: Literal["auto"] | float = "auto"  # Hz
-    smoothing_factor: float = 1.0
+    cut_off_frequency: Literal["auto"] | Hz = "auto"  # Hz
+    smoothing_factor: Positive = 1.0
 
 
 @dataclass(frozen=True)
 class AccMinimizingConfig:
-    cut_off_frequency: float = 6.0  # Hz
+    cut_off_frequency: Hz = 6.0  # Hz
 
 
 @dataclass(frozen=True)
 class LoessConfig:
-    nb_values_used: int = 5  # frames
+    nb_values_used: Annotated[int, Range(ge=3)] = 5  # frames
 
 
 @dataclass(frozen=True)
 class GaussianConfig:
-    sigma_kernel: float = 1.0  # frames
+    sigma_kernel: Positive = 1.0  # frames
 
 
 @dataclass(frozen=True)
 class MedianConfig:
-    kernel_size: int = 3  # frames
+    kernel_size: Annotated[int, Odd(1)] = 3  # frames
 
 
 @dataclass(frozen=True)
@@ -389,16 +417,16 @@ class KinematicsConfig:
     filter_ik: bool = False
     ik_filter_type: FilterType = "acc_minimizing"
     right_left_symmetry: bool = True
-    default_height: float = 1.7  # m
+    default_height: Height = 1.7  # m
     parallel_workers_kinematics: Workers = "auto"
     remove_individual_scaling_setup: bool = True
     remove_individual_ik_setup: bool = True
-    large_hip_knee_angles: float = 90.0  # degrees
-    trimmed_extrema_percent: float = 50.0  # %
+    large_hip_knee_angles: Annotated[float, Range(gt=0, le=180, unit="degrees")] = 90.0  # degrees
+    trimmed_extrema_percent: Annotated[float, Range(ge=0, lt=100, unit="%")] = 50.0  # %
     # OpenKin only:
     refine_scaling: bool = True  # scale factors refined on the IK-posed model, augmented markers placed (else as Pose2Sim)
     missing_markers: Literal["interpolate", "drop_frames", "error"] = "interpolate"
-    interp_gap_max: int = 10  # frames: longest gap 'interpolate' fills; frames still missing markers are dropped
+    interp_gap_max: Count = 10  # frames: longest gap 'interpolate' fills; frames still missing markers are dropped
     osim_model: str = ""  # your own .osim (empty: Pose2Sim's models); its markers, else the keypoint set's
 
 
@@ -430,6 +458,8 @@ class Config:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     # The files merged, in order (not a TOML key).
     sources: tuple[str, ...] = field(default=(), compare=False, metadata=_INTERNAL)
+    # Dotted key -> the file (or 'overrides') that set it; keys absent keep their default (not a TOML key).
+    origins: dict[str, str] = field(default_factory=dict, compare=False, repr=False, metadata=_INTERNAL)
 
     def to_dict(self) -> dict:
         """Nested plain dict with Pose2Sim's section and key names (tuples as lists)."""
@@ -438,147 +468,11 @@ class Config:
     def with_overrides(self, overrides: dict, source: str = "overrides") -> Config:
         """A new Config with ``overrides`` (nested dict, TOML names) merged on top, checked."""
         layer = _check_layer(overrides, source)
-        merged = _merge(_check_section(Config, self.to_dict(), (), "config"), layer)
-        return dataclasses.replace(_instantiate(Config, merged), sources=self.sources + (source,))
-
-
-# =========================================================================== type checking
-def _toml_fields(cls) -> dict[str, Any]:
-    """TOML key -> resolved type annotation, for a section dataclass."""
-    hints = typing.get_type_hints(cls)
-    return {f.name: hints[f.name] for f in dataclasses.fields(cls)
-            if f.metadata.get("toml", True) and f.name != "custom_skeletons"}
-
-
-def _is_section(tp) -> bool:
-    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
-
-
-def _describe(tp) -> str:
-    """Human words for a type annotation ("'auto' or a number")."""
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(_describe(a) for a in typing.get_args(tp))
-    if origin is Literal:
-        return " or ".join(repr(a) for a in typing.get_args(tp))
-    if origin is tuple:
-        args = typing.get_args(tp)
-        if len(args) == 2 and args[1] is Ellipsis:
-            return f"a list of ({_describe(args[0])})"
-        return f"a list of {len(args)} ({', '.join(_describe(a) for a in args)})"
-    return {bool: "true or false", int: "a whole number", float: "a number", str: "a quoted string"}.get(
-        tp, getattr(tp, "__name__", str(tp)))
-
-
-class _Mismatch(Exception):
-    pass
-
-
-def _convert(value, tp):
-    """``value`` checked against ``tp`` and normalised (list -> tuple, int -> float...); raises _Mismatch."""
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        for alt in typing.get_args(tp):
-            try:
-                return _convert(value, alt)
-            except _Mismatch:
-                continue
-        raise _Mismatch
-    if origin is Literal:
-        if isinstance(value, str):
-            for option in typing.get_args(tp):
-                if isinstance(option, str) and option.lower() == value.lower():
-                    return option
-        raise _Mismatch
-    if origin is tuple:
-        return _convert_tuple(value, typing.get_args(tp))
-    if tp is type(None):
-        if value is None:
-            return None
-        raise _Mismatch
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        raise _Mismatch
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        raise _Mismatch
-    if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        raise _Mismatch
-    if tp is str:
-        if isinstance(value, str):
-            return value
-        raise _Mismatch
-    raise TypeError(f"config annotation not supported: {tp!r}")  # a bug in this module, not user input
-
-
-def _convert_tuple(value, args):
-    if not isinstance(value, (list, tuple)):
-        raise _Mismatch
-    if len(args) == 2 and args[1] is Ellipsis:
-        return tuple(_convert(v, args[0]) for v in value)
-    if len(value) != len(args):
-        raise _Mismatch
-    return tuple(_convert(v, a) for v, a in zip(value, args))
-
-
-def _all_keys(cls, prefix: tuple[str, ...] = ()) -> list[str]:
-    """Every dotted key path below ``cls``."""
-    out = []
-    for name, tp in _toml_fields(cls).items():
-        out.append(".".join(prefix + (name,)))
-        if _is_section(tp):
-            out.extend(_all_keys(tp, prefix + (name,)))
-    return out
-
-
-def _unknown_key(cls, key: str, keypath: tuple[str, ...], source: str) -> OpenKinError:
-    dotted = ".".join(keypath + (key,))
-    siblings = list(_toml_fields(cls))
-    close = difflib.get_close_matches(key, siblings, n=1, cutoff=0.6)
-    if close:
-        hint = ".".join(keypath + (close[0],))
-    else:
-        everywhere = _all_keys(Config)
-        by_leaf = {k: k for k in everywhere}
-        leaf_match = [k for k in everywhere if k.rsplit(".", 1)[-1] == key]
-        close = leaf_match or difflib.get_close_matches(dotted, list(by_leaf), n=1, cutoff=0.5)
-        hint = close[0] if close else None
-    where = f"[{'.'.join(keypath)}]" if keypath else "the top level"
-    fix = (f"did you mean {hint!r}?" if hint else f"valid keys in {where}: {', '.join(siblings)}")
-    return OpenKinError(f"unknown config key {dotted!r} in {where}", path=source, fix=fix)
-
-
-def _check_section(cls, raw, keypath: tuple[str, ...], source: str) -> dict:
-    """Check one layer's table against section ``cls``; return it normalised (plain dict)."""
-    if not isinstance(raw, dict):
-        raise OpenKinError(f"[{'.'.join(keypath)}] must be a table, got {raw!r}", path=source,
-                           fix=f"write it as a section: [{'.'.join(keypath)}] followed by key = value lines")
-    fields = _toml_fields(cls)
-    out: dict = {}
-    for key, value in raw.items():
-        if cls is PoseConfig and key not in fields and _looks_like_skeleton(value):
-            roots = [value] if isinstance(value, dict) else value  # [pose.X] (older Pose2Sim) or [[pose.X]]
-            out.setdefault("custom_skeletons", {})[key] = _check_skeleton(roots, keypath + (key,), source)
-            continue
-        if key not in fields:
-            raise _unknown_key(cls, key, keypath, source)
-        tp = fields[key]
-        if _is_section(tp):
-            out[key] = _check_section(tp, value, keypath + (key,), source)
-            continue
-        try:
-            out[key] = _convert(value, tp)
-        except _Mismatch:
-            dotted = ".".join(keypath + (key,))
-            raise OpenKinError(f"{dotted} = {value!r}: expected {_describe(tp)}", path=source,
-                               fix=f"set {key} to {_describe(tp)} (see the commented default Config.toml)") from None
-    return out
+        merged = _merge(check_section(Config, self.to_dict(), (), "config"), layer)
+        config = dataclasses.replace(_instantiate(Config, merged), sources=self.sources + (source,),
+                                     origins={**self.origins, **key_origins(layer, source)})
+        check_config(config)
+        return config
 
 
 # Keys of other Pose2Sim versions (older, or newer than 0.10.49), found across the history of
@@ -677,37 +571,7 @@ def _upgrade_legacy(raw: dict, source: str) -> dict:
 
 def _check_layer(raw, source: str) -> dict:
     """One whole file (or overrides dict) checked against :class:`Config`, legacy keys upgraded."""
-    return _check_section(Config, _upgrade_legacy(raw, source), (), source)
-
-
-def _looks_like_skeleton(value) -> bool:
-    if isinstance(value, dict):
-        return "name" in value
-    return isinstance(value, list) and bool(value) and all(isinstance(v, dict) and "name" in v for v in value)
-
-
-def _check_skeleton(nodes: list, keypath: tuple[str, ...], source: str) -> tuple[SkeletonNode, ...]:
-    """``[[pose.NAME]]`` tree (name, id, children) -> SkeletonNode roots."""
-    out = []
-    for node in nodes:
-        extra = set(node) - {"name", "id", "children"}
-        if extra:
-            raise OpenKinError(f"custom skeleton {'.'.join(keypath)}: unknown key(s) {sorted(extra)}",
-                               path=source, fix="a skeleton node has only name, id and children")
-        name, id_ = node.get("name"), node.get("id")
-        if isinstance(id_, str):  # older Pose2Sim files quote ids ("19") or write "None"
-            id_ = int(id_) if id_.strip().isdigit() else None if id_.strip() in ("", "None") else id_
-        if not isinstance(name, str) or not (id_ is None or (isinstance(id_, int) and not isinstance(id_, bool))):
-            raise OpenKinError(f"custom skeleton {'.'.join(keypath)}: node {node.get('name')!r} needs a "
-                               f"string name and a whole-number id", path=source,
-                               fix='e.g. name = "RKnee" and id = 14')
-        children = node.get("children", [])
-        if not isinstance(children, list):
-            raise OpenKinError(f"custom skeleton {'.'.join(keypath)}: children of {name!r} must be "
-                               "[[...children]] tables",
-                               path=source, fix="see the CUSTOM example in the default Config.toml")
-        out.append(SkeletonNode(name, id_, _check_skeleton(children, keypath + (name,), source)))
-    return tuple(out)
+    return check_section(Config, _upgrade_legacy(raw, source), (), source)
 
 
 # =========================================================================== merging and building
@@ -724,16 +588,16 @@ def _merge(base: dict, new: dict) -> dict:
 
 def _instantiate(cls, data: dict):
     """Section dataclass from a checked, normalised dict (missing keys keep their defaults)."""
-    fields = _toml_fields(cls)
+    fields = toml_fields(cls)
     kwargs = {}
     for key, value in data.items():
         if key == "custom_skeletons":
-            kwargs[key] = {k: (v if isinstance(v, tuple) else _check_skeleton(v, ("pose", k), "config"))
+            kwargs[key] = {k: (v if isinstance(v, tuple) else check_skeleton(v, ("pose", k), "config", SkeletonNode))
                            for k, v in value.items()}
-        elif _is_section(fields[key]):
+        elif is_section(fields[key]):
             kwargs[key] = _instantiate(fields[key], value)
         else:
-            kwargs[key] = _convert(value, fields[key])
+            kwargs[key] = convert(value, fields[key])
     return cls(**kwargs)
 
 
@@ -817,17 +681,21 @@ def load_config(trial_dir: str | Path, overrides: dict | None = None) -> Config:
                            fix="give the folder that holds the trial's Config.toml, videos/ and calibration/")
     merged: dict = {}
     sources = []
+    origins: dict[str, str] = {}
     for path in config_files(trial):
-        merged = _merge(merged, _check_layer(read_toml(path), str(path)))
+        layer = _check_layer(read_toml(path), str(path))
+        merged, origins = _merge(merged, layer), origins | key_origins(layer, str(path))
         sources.append(str(path))
     if not sources:
         log.warning("no Config.toml in %s or its parent: using the defaults", trial)
     if overrides:
-        merged = _merge(merged, _check_layer(overrides, "overrides"))
+        layer = _check_layer(overrides, "overrides")
+        merged, origins = _merge(merged, layer), origins | key_origins(layer, "overrides")
         sources.append("overrides")
     project_dir = Path(merged.get("project", {}).get("project_dir", "."))
     merged = _merge(merged, {"project": {"project_dir": str((trial / project_dir).resolve())}})
-    config = dataclasses.replace(_instantiate(Config, merged), sources=tuple(sources))
+    config = dataclasses.replace(_instantiate(Config, merged), sources=tuple(sources), origins=origins)
+    check_config(config)  # checks across keys, before any stage runs
     log.debug("config of %s from %s", trial, ", ".join(sources) or "defaults")
     return config
 
