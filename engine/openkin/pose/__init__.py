@@ -25,7 +25,7 @@ from pathlib import Path
 from ..errors import OpenKinError
 from ..fileio import atomic_write
 from ..progress import report
-from .process import CameraResult, PoseSettings, process_camera
+from .process import CameraResult, PoseSettings, process_camera, shortfall_warnings
 from .video import CameraInput, find_cameras
 
 log = logging.getLogger(__name__)
@@ -187,17 +187,14 @@ def _existing(pose_dir: Path, cams: list[CameraInput]) -> list[str]:
 
 
 def _check_results(results: list[CameraResult], problems: list[str]) -> None:
-    lengths = {r.name: r.frames for r in results if r.error is None}
-    longest = max(lengths.values(), default=0)
     for r in results:
         for w in r.warnings:
             log.warning("%s", w)
-        if r.error is None and r.frames < longest:
-            log.warning("%s: %d frames, other cameras up to %d: later stages use the frames all cameras share",
-                        r.name, r.frames, longest)
         if r.error is None:
             log.info("%s: person found in %.0f %% of %d frames, %d ID(s), %.1f s (%s)", r.name,
                      100 * r.found_fraction, r.frames, r.people_ids, r.seconds, r.backend)
+    for w in shortfall_warnings(results):  # shorter cameras, or every camera ending early
+        log.warning("%s", w)
     failed = [f"{r.name}: {r.error}" for r in results if r.error] + problems
     if failed:
         done = [r.name for r in results if r.error is None]

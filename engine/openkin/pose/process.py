@@ -21,6 +21,7 @@ import numpy as np
 
 from ..errors import OpenKinError
 from ..formats.openpose import write_openpose_dir
+from ..framerate import DEFAULT_RATE
 from ..skeletons import get_skeleton
 from .overlay import OverlayWriter, draw_people
 from .tracking import PersonTracker
@@ -54,6 +55,8 @@ class CameraResult:
     frames_with_person: int = 0
     people_ids: int = 0
     expected_frames: int | None = None
+    frames_lost: int = 0  # frames the video announced but did not deliver (truncated or corrupt end)
+    fps: float | None = None  # the video's frame rate (None for image folders)
     seconds: float = 0.0
     cpu_seconds: float = 0.0  # CPU time of the process (all its threads) for this camera
     infer_seconds: float = 0.0
@@ -159,6 +162,7 @@ def process_camera(cam: CameraInput, pose_dir: Path, s: PoseSettings,
     t0, c0 = time.perf_counter(), time.process_time()
     try:
         info = probe(cam)
+        result.fps = info["fps"]
         start, stop = frame_range(s, info["frames"])
         result.expected_frames = None if stop is None else stop - start
         _run(cam, pose_dir, s, info, start, stop, result, tick or (lambda done, total: None))
@@ -177,7 +181,8 @@ def _run(cam, pose_dir, s, info, start, stop, result, tick) -> None:
     status = ReadStatus(expected=total)
     tmp = Path(tempfile.mkdtemp(prefix=f".{cam.name}.partial-", dir=pose_dir))
     try:
-        overlay = OverlayWriter(tmp, cam.name, info["fps"] or 30.0, s.to_video, s.to_images)
+        # image folders: Pose2Sim's default rate, as the frame rate 'auto' resolves them
+        overlay = OverlayWriter(tmp, cam.name, info["fps"] or DEFAULT_RATE, s.to_video, s.to_images)
         try:
             per_frame, frames = _estimate_all(cam, s, estimator, start, stop, status, overlay,
                                               lambda n: tick(n, total or max(n, 1)))
@@ -207,11 +212,32 @@ def _summarise(result: CameraResult, per_frame: list, status: ReadStatus, cam: C
     if status.unreadable:
         result.warnings.append(f"{cam.path.name}: {len(status.unreadable)} unreadable frame(s) "
                                f"(first {status.unreadable[0]}) written with nobody")
-    missing = 0 if status.truncated_at is None else (status.expected or 0) - len(per_frame)
-    if missing > max(2, 0.01 * (status.expected or 0)):  # frame counts from headers can be off by 1-2
-        result.warnings.append(f"{cam.path.name}: decoding stopped at frame {status.truncated_at} of "
-                               f"{status.expected} announced (truncated or corrupt file); frames after it "
-                               f"are missing")
+    missing = 0 if status.truncated_at is None else max((status.expected or 0) - len(per_frame), 0)
+    result.frames_lost = missing
+    if missing:
+        result.warnings.append(truncation_warning(cam.path.name, status.truncated_at, status.expected, missing))
+
+
+def truncation_warning(video: str, stopped_at: int, expected: int, lost: int) -> str:
+    """The words for a video that ended ``lost`` frames before the ``expected`` its header announced."""
+    doubt = " (a header count off by one or two happens; more is a damaged file)" if lost <= 2 else ""
+    return (f"{video}: decoding stopped at frame {stopped_at} of {expected} announced: {lost} frame(s) lost "
+            f"(truncated or corrupt file){doubt}; this camera's pose output is {lost} frame(s) shorter")
+
+
+def shortfall_warnings(results: list[CameraResult]) -> list[str]:
+    """Warnings for cameras with fewer frames than others, or all ending early (no error cameras)."""
+    done = [r for r in results if r.error is None]
+    longest = max((r.frames for r in done), default=0)
+    out = [f"{r.name}: {r.frames} frames, other cameras up to {longest}: later stages use the frames all "
+           "cameras share" for r in done if r.frames < longest]
+    lost = [r for r in done if r.frames_lost]
+    if len(done) > 1 and len(lost) == len(done):
+        each = ", ".join(f"{r.name} lost {r.frames_lost}" for r in lost)
+        announced = max(r.expected_frames or 0 for r in lost)
+        out.append(f"every camera ended before its announced length ({each} frames): later stages see only "
+                   f"the frames decoded, {longest} at most of the {announced} announced")
+    return out
 
 
 def _publish(tmp: Path, pose_dir: Path, cam: str) -> None:

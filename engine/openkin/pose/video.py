@@ -25,10 +25,10 @@ import cv2
 import numpy as np
 
 from ..errors import OpenKinError
+from ..framerate import VIDEO_EXT, plausible, video_rate
 
 log = logging.getLogger(__name__)
 
-VIDEO_EXT = {".mp4", ".avi", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg", ".wmv", ".webm", ".mts", ".flv"}
 IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 _RETRIES = 5  # failed reads in a row before a video counts as ended
 
@@ -99,7 +99,7 @@ def probe(cam: CameraInput) -> dict:
             raise OpenKinError("cannot open the video (corrupt, truncated header, or unknown codec)",
                                path=cam.path, fix="re-export or re-copy the video (H.264 .mp4 is safest)")
         frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-        fps = cap.get(cv2.CAP_PROP_FPS) or None
+        fps = cap.get(cv2.CAP_PROP_FPS)
         rotation = int(cap.get(cv2.CAP_PROP_ORIENTATION_META))
         ok, _ = cap.read()
         if not ok:
@@ -109,6 +109,8 @@ def probe(cam: CameraInput) -> dict:
         cap.release()
     if rotation:
         log.info("%s: rotation metadata %d°, frames are decoded upright", cam.path.name, rotation)
+    if not plausible(fps):
+        fps = video_rate(cam.path)  # the stream's average rate when the container's is 0 or nonsense
     return {"frames": max(frames, 0), "fps": fps, "rotation": rotation}
 
 

@@ -16,6 +16,7 @@ from ..errors import OpenKinError
 from ..fileio import atomic_write
 from ..formats.c3d import write_c3d
 from ..formats.trc import Trc, write_trc, zup_to_yup
+from ..framerate import resolve_frame_rate
 from ..progress import Progress, report, scaled
 from .core import PersonResult, Rig, TriangulationParams, prepare_points, reconstruct_person, shift_subframe
 from .gaps import runs
@@ -41,22 +42,8 @@ def params_from_config(config) -> TriangulationParams:
 
 
 def frame_rate(config, paths) -> float:
-    """``[project] frame_rate``, or with 'auto' the first video's rate (30 fps if none, as Pose2Sim)."""
-    rate = config.project.frame_rate
-    if not isinstance(rate, str):
-        return float(rate)
-    import cv2
-
-    videos = sorted(p for p in paths.videos.glob("*") if p.is_file()) if paths.videos.is_dir() else []
-    for v in videos:
-        cap = cv2.VideoCapture(str(v))
-        fps = cap.get(cv2.CAP_PROP_FPS)
-        cap.release()
-        if fps and fps > 0:
-            return float(round(fps))
-    log.warning("frame_rate = 'auto' but no readable video in %s: using 30 fps (set [project] frame_rate)",
-                paths.videos)
-    return 30.0
+    """The trial's frame rate: :func:`openkin.framerate.resolve_frame_rate`."""
+    return resolve_frame_rate(config, paths)
 
 
 def load_people(config, paths, progress: Progress | None = None) -> tuple[Views, list[np.ndarray], str]:
