@@ -528,7 +528,8 @@ def run_stage(config, paths, progress: Progress | None = None) -> None:
 
     t0 = time.perf_counter()
     src = input_dir(paths)
-    views = read_views(src, find_calibration(paths), config.project.frame_range, scaled(progress, 0.0, 0.3))
+    views = read_views(src, find_calibration(paths), config.project.frame_range, scaled(progress, 0.0, 0.3),
+                       units=config.calibration.units)
     names = list(skeleton_of(config).names)
     if views.keypoints.shape[3] != len(names):
         raise OpenKinError(f"pose files have {views.keypoints.shape[3]} keypoints but pose_model "

@@ -410,10 +410,11 @@ def load_points(config, paths, calib: Path, progress: Progress | None = None):
     if cached is not None:
         views, source = cached.views, "pose-associated"
         people = [cached.person_keypoints(t) for t in range(cached.choice.shape[0])]
-        cameras = match_cameras(views.folders, read_calibration(calib), calib)
+        cameras = match_cameras(views.folders, read_calibration(calib, units=config.calibration.units), calib)
     else:
         src = paths.pose_associated if pose_folders(paths.pose_associated) else association.input_dir(paths)
-        views, source = read_views(src, calib, config.project.frame_range, progress), src.name
+        views, source = read_views(src, calib, config.project.frame_range, progress,
+                                   units=config.calibration.units), src.name
         if src != paths.pose_associated and views.keypoints.shape[2] > 1:
             log.warning("refinement skipped: %s has up to %d people per camera and no association "
                         "(run the association stage first)", src, views.keypoints.shape[2])

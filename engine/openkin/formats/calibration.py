@@ -20,9 +20,12 @@ The reader takes any table with a ``matrix`` key as a camera, in file order
 (Caliscope's ``[cameras.N]``, where ``ignore = true`` cameras are skipped); it
 skips ``metadata``, ``capture_volume``, ``charuco``, ``checkerboard``. A missing
 ``name`` becomes ``cam_<port>`` (Caliscope) or the section name. ``rotation`` may
-also be a 3x3 matrix. FreeMoCap writes translations in millimetres: when the
-median camera distance from the world origin exceeds 50 units the file is
-taken to be in millimetres and converted, with a warning (``units=`` forces it).
+also be a 3x3 matrix. FreeMoCap writes translations in millimetres: with
+``units='auto'`` a file is read as millimetres only when that is clear
+(FreeMoCap's charuco metadata, or cameras 100 units apart or more), else as
+metres, with a warning when the camera spacing does not tell; ``units='m'`` or
+``'mm'`` (``[calibration] units``) says it. Files OpenKin writes declare
+``units = "m"`` in ``[metadata]``, which wins over the setting.
 
 Axis conventions
 ----------------
@@ -51,7 +54,6 @@ from ._io import read_text
 log = logging.getLogger(__name__)
 
 NOT_CAMERAS = ("metadata", "capture_volume", "charuco", "checkerboard")
-MM_THRESHOLD = 50.0  # a median camera distance above this many units means millimetres
 
 
 @dataclass(eq=False)  # arrays inside: compare fields with numpy, not ==
@@ -274,17 +276,67 @@ def _camera_from_table(path: Path, key: str, table: dict) -> Camera:
 
 
 def _to_metres(path: Path, cameras: list[Camera], units: str) -> list[Camera]:
+    """Cameras with translations in metres. ``units``: 'm', 'mm', or 'auto' (see :func:`_guess_units`).
+
+    A file that declares its units (``[metadata] units``, as OpenKin writes) is read in them
+    whatever ``units`` says: the setting is for files that do not say.
+    """
     if units not in ("auto", "m", "mm"):
-        raise OpenKinError(f"unknown calibration units {units!r}", path=path, fix="use 'auto', 'm' or 'mm'")
-    distance = float(np.median([np.linalg.norm(c.translation) for c in cameras]))
-    if units == "auto" and distance > MM_THRESHOLD:
-        log.warning("%s: cameras are %.0f units from the origin; taking translations as millimetres "
-                    "(FreeMoCap) and converting to metres", path, distance)
-        units = "mm"
+        raise OpenKinError(f"unknown calibration units {units!r}", path=path,
+                           fix="set [calibration] units to 'auto', 'm' or 'mm'")
+    metadata = _metadata(path)
+    declared = metadata.get("units")
+    if declared in ("m", "mm"):
+        if units not in ("auto", declared):
+            log.info("%s declares units = %r: [calibration] units = %r applies to files that do not", path,
+                     declared, units)
+        units = declared
+    elif units == "auto":
+        units = _guess_units(path, cameras, metadata)
     if units == "mm":
         for c in cameras:
             c.translation = c.translation / 1000.0
     return cameras
+
+
+MM_BASELINE = 100.0  # cameras a median this many units apart: millimetres (no capture rig spans 100 m)
+M_BASELINE = 20.0  # ... this close: metres (no capture rig has cameras 20 mm apart)
+
+
+def _metadata(path: Path) -> dict:
+    """The ``[metadata]`` table of the calibration file ({} if none)."""
+    try:
+        table = tomllib.loads(read_text(path, "calibration file")).get("metadata", {})
+    except (OpenKinError, tomllib.TOMLDecodeError):
+        return {}
+    return table if isinstance(table, dict) else {}
+
+
+def _guess_units(path: Path, cameras: list[Camera], metadata: dict) -> str:
+    """'mm' or 'm' for a file that does not say: millimetres only when that is clear (FreeMoCap's
+    charuco metadata, or cameras >= MM_BASELINE units apart), metres otherwise, with a warning
+    when the spacing does not tell (between M_BASELINE and MM_BASELINE units, or one camera far
+    from the origin). Camera-to-camera distances, not distances from the origin: a metric
+    calibration whose world origin is 60 m away is still metres."""
+    if "charuco_square_size" in metadata or "charuco_board_object" in metadata:
+        log.warning("%s: FreeMoCap calibration (charuco metadata): translations read as millimetres "
+                 "(set [calibration] units = 'm' if they are metres)", path)
+        return "mm"
+    centres = np.array([c.center for c in cameras])
+    if len(cameras) > 1:
+        gaps = np.linalg.norm(centres[:, None] - centres[None], axis=-1)[np.triu_indices(len(cameras), 1)]
+        spacing, what = float(np.median(gaps)), "apart (median)"
+    else:
+        spacing, what = float(np.linalg.norm(centres[0])), "from the world origin (one camera)"
+    if spacing >= MM_BASELINE and len(cameras) > 1:
+        log.warning("%s: cameras %.0f units %s: translations read as millimetres (%.2f m); set "
+                 "[calibration] units = 'm' if they really are %.0f m apart", path, spacing, what,
+                 spacing / 1000, spacing)
+        return "mm"
+    if spacing >= M_BASELINE:
+        log.warning("%s: cameras %.0f units %s: metres or millimetres cannot be told; read as metres. "
+                    "Set [calibration] units = 'm' or 'mm' in Config.toml to say which", path, spacing, what)
+    return "m"
 
 
 # ---------------------------------------------------------------- writing
@@ -298,6 +350,7 @@ def write_calibration(path: str | Path, cameras: list[Camera], error: float = 0.
                            fix="pass the calibrated cameras")
     sections = [_camera_text(i, c) for i, c in enumerate(cameras)]
     meta = f"[metadata]\nadjusted = {'true' if adjusted else 'false'}\nerror = {_f(error)}\n"
+    meta += 'units = "m"\n'  # read back in metres whatever [calibration] units says
     with atomic_write(path) as f:
         f.write("\n".join(sections) + "\n" + meta)
     return path

@@ -185,7 +185,7 @@ def _warn(names: list[str], result: SyncResult) -> None:
                         result.confidence[c], name, result.offsets[c])
 
 
-def _calibrated_cameras(paths, folders: list[Path], method: str):
+def _calibrated_cameras(paths, folders: list[Path], method: str, units: str = "auto"):
     """Calibrated cameras matching ``folders`` for the epipolar method, or None (correlation)."""
     if method == "correlation":
         return None
@@ -195,7 +195,7 @@ def _calibrated_cameras(paths, folders: list[Path], method: str):
 
     try:
         calib = find_calibration(paths.calibration)
-        return match_cameras(folders, read_calibration(calib), calib)
+        return match_cameras(folders, read_calibration(calib, units=units), calib)
     except OpenKinError as exc:
         if method == "epipolar":
             raise
@@ -258,7 +258,7 @@ def run_stage(config, paths, progress=None) -> None:
         result = SyncResult(np.zeros(1), np.ones(1), *(np.full((1, 1), np.nan) for _ in range(3)),
                             np.ones((1, 1), bool), np.array([motion_level(tracks[0])]), 0, {}, "none")
     else:
-        cameras = _calibrated_cameras(paths, folders, cfg.sync_method)
+        cameras = _calibrated_cameras(paths, folders, cfg.sync_method, config.calibration.units)
         heights = None if cameras else [
             image_height(kp[a:b], cfg.likelihood_threshold_synchronization) for (kp, _), (a, b) in zip(per_cam, windows)]
         people = None

@@ -91,16 +91,18 @@ def match_cameras(folders: list[Path], cameras: list[Camera], calib_path: Path) 
     return list(cameras)
 
 
-def read_views(pose_dir: Path, calib_path: Path, frame_range=None, progress: Progress | None = None) -> Views:
+def read_views(pose_dir: Path, calib_path: Path, frame_range=None, progress: Progress | None = None,
+               units: str = "auto") -> Views:
     """Read every camera folder of ``pose_dir`` and align them on frame numbers.
 
-    ``frame_range``: ``(start, stop)`` to keep ``start <= frame < stop``, or 'auto'/'all'/None.
+    ``frame_range``: ``(start, stop)`` to keep ``start <= frame < stop``, or 'auto'/'all'/None;
+    ``units``: the calibration's ([calibration] units).
     """
     folders = pose_folders(pose_dir)
     if not folders:
         raise OpenKinError("no <cam>_json folders", path=pose_dir,
                            fix="run the pose stage first (it writes pose/<cam>_json/*.json)")
-    cameras = match_cameras(folders, read_calibration(calib_path), calib_path)
+    cameras = match_cameras(folders, read_calibration(calib_path, units=units), calib_path)
     per_cam = []
     for i, folder in enumerate(folders):
         per_cam.append(_read_folder(folder))

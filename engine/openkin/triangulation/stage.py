@@ -58,11 +58,12 @@ def load_people(config, paths, progress: Progress | None = None) -> tuple[Views,
         return assoc.views, [assoc.person_keypoints(t) for t in range(assoc.choice.shape[0])], "pose-associated"
     calib = find_calibration(paths)
     if pose_folders(paths.pose_associated):
-        views = read_views(paths.pose_associated, calib, config.project.frame_range, progress)
+        views = read_views(paths.pose_associated, calib, config.project.frame_range, progress,
+                           units=config.calibration.units)
         n = views.keypoints.shape[2] if config.project.multi_person else 1
         return views, [views.keypoints[:, :, p] for p in range(n)], "pose-associated"
     src = association.input_dir(paths)
-    views = read_views(src, calib, config.project.frame_range, progress)
+    views = read_views(src, calib, config.project.frame_range, progress, units=config.calibration.units)
     if views.keypoints.shape[2] == 1 and not config.project.multi_person:
         return views, [views.keypoints[:, :, 0]], src.name
     log.info("no pose-associated/ folder: associating people in memory (run the association stage to keep it)")
