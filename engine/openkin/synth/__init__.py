@@ -39,7 +39,7 @@ def __getattr__(name: str):
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("out", help="new project folder to write")
+    parser.add_argument("out", nargs="?", help="new project folder to write (not needed with --list)")
     parser.add_argument("--scene", default="clean", help=f"preset: {', '.join(PRESETS)} (default clean)")
     parser.add_argument("--frames", type=int, default=None, help="number of frames (default 600)")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
@@ -83,6 +83,8 @@ def main(args) -> int:
     if args.list:
         sys.stdout.write(_listing())
         return 0
+    if not args.out:
+        raise OpenKinError("no output folder given", fix="openkin synth OUT --scene NAME (or --list to see the scenes)")
     overrides = _parse_sets(args.set)
     for key in ("cameras", "keypoints"):
         if getattr(args, key) is not None:
