@@ -185,9 +185,10 @@ def value_error(dotted: str, value, tp, source: str, problem: Exception) -> Open
     key = dotted.rsplit(".", 1)[-1]
     if isinstance(problem, _OutOfRange):
         check = problem.check
-        part = "" if problem.value == value else f" ({problem.value!r} is not)"
+        whole = problem.value == value
+        what = "must be" if whole else f"{problem.value!r} is not"
         hint = check.hint(problem.value) if check.hint else None
-        return OpenKinError(f"{dotted} = {value!r}{part}: must be {check.valid}", path=source,
+        return OpenKinError(f"{dotted} = {value!r}: {what} {check.valid}", path=source,
                             fix=hint or f"set {key} to {describe(tp)}")
     return OpenKinError(f"{dotted} = {value!r}: expected {describe(tp)}", path=source,
                         fix=f"set {key} to {describe(tp)} (see the commented default Config.toml)")

@@ -250,3 +250,171 @@ def test_keys_of_other_pose2sim_versions(tmp_path, caplog):
     warned = " ".join(r.getMessage() for r in caplog.records if r.levelname == "WARNING")
     for key in ("pose.vid_img_extension", "kinematics.make_bvh", "opensim", "triangulation.likelihood_threshold"):
         assert key in warned
+
+
+# --------------------------------------------------------------------------- values checked at load
+BAD_VALUES = [
+    # (section, key, bad value as TOML, words of the valid range in the message)
+    ("project", "participant_mass", "-70", "between 1 and 500 kg"),
+    ("project", "participant_mass", "[70.0, 0.0]", "between 1 and 500 kg"),
+    ("project", "participant_mass", "70000", "looks like grams"),
+    ("project", "participant_height", "0", "between 0.4 and 2.6 m"),
+    ("project", "participant_height", "175", "looks like centimetres"),
+    ("project", "participant_height", "[1.72, -1.4]", "between 0.4 and 2.6 m"),
+    ("project", "frame_rate", "0", "> 0 fps"),
+    ("project", "frame_rate", "-30", "> 0 fps"),
+    ("project", "frame_range", "[100, 10]", "0 <= start < stop"),
+    ("project", "frame_range", "[-5, 10]", "0 <= start < stop"),
+    ("project", "frame_range", "[10, 10]", "0 <= start < stop"),
+    ("pose", "det_frequency", "0", ">= 1"),
+    ("pose", "average_likelihood_threshold", "1.5", "between 0 and 1"),
+    ("pose", "max_distance_px", "-1", "> 0 px"),
+    ("pose", "min_iou", "-0.1", "between 0 and 1"),
+    ("pose", "max_unseen_frames", "-1", ">= 0"),
+    ("pose", "parallel_workers_pose", "-2", ">= 0"),
+    ("synchronization", "likelihood_threshold_synchronization", "2", "between 0 and 1"),
+    ("synchronization", "filter_cutoff", "0", "> 0 Hz"),
+    ("synchronization", "filter_order", "0", "between 1 and 12"),
+    ("synchronization", "time_range_around_maxspeed", "0", "> 0"),
+    ("synchronization", "approx_time_maxspeed", "[1.0, -2.0]", ">= 0"),
+    ("calibration.convert.qualisys", "binning_factor", "0", ">= 1"),
+    ("calibration.calculate.intrinsics", "intrinsics_square_size", "-60", "> 0"),
+    ("calibration.calculate.intrinsics", "intrinsics_corners_nb", "[1, 7]", ">= 2"),
+    ("calibration.calculate.extrinsics.board", "extrinsics_square_size", "[60, 0]", "> 0"),
+    ("personAssociation.single_person", "likelihood_threshold_association", "-0.3", "between 0 and 1"),
+    ("personAssociation.single_person", "reproj_error_threshold_association", "0", "> 0 px"),
+    ("personAssociation.multi_person", "reconstruction_error_threshold", "-0.1", "> 0"),
+    ("personAssociation.multi_person", "min_affinity", "1.2", "between 0 and 1"),
+    ("refinement", "likelihood_threshold", "1.01", "between 0 and 1"),
+    ("refinement", "loss_scale_px", "0", "> 0 px"),
+    ("refinement", "max_rotation_deg", "-5", "> 0"),
+    ("refinement", "max_iterations", "0", ">= 1"),
+    ("triangulation", "reproj_error_threshold_triangulation", "-15", "> 0 px"),
+    ("triangulation", "likelihood_threshold_triangulation", "1.3", "between 0 and 1"),
+    ("triangulation", "min_cameras_for_triangulation", "1", ">= 2"),
+    ("triangulation", "interp_if_gap_smaller_than", "-1", ">= 0"),
+    ("triangulation", "min_chunk_size", "0", ">= 1"),
+    ("filtering.butterworth", "cut_off_frequency", "-6", "> 0 Hz"),
+    ("filtering.butterworth", "order", "0", "between 1 and 12"),
+    ("filtering.butterworth_on_speed", "order", "40", "between 1 and 12"),
+    ("filtering.kalman", "trust_ratio", "0", "> 0"),
+    ("filtering.one_euro", "beta", "-1", ">= 0"),
+    ("filtering.gcv_spline", "cut_off_frequency", "-1", "> 0 Hz"),
+    ("filtering.loess", "nb_values_used", "2", ">= 3"),
+    ("filtering.gaussian", "sigma_kernel", "0", "> 0"),
+    ("filtering.median", "kernel_size", "4", "an odd number >= 1"),
+    ("kinematics", "default_height", "170", "looks like centimetres"),
+    ("kinematics", "trimmed_extrema_percent", "100", "< 100 %"),
+    ("kinematics", "large_hip_knee_angles", "200", "<= 180 degrees"),
+    ("kinematics", "interp_gap_max", "-3", ">= 0"),
+]
+
+
+@pytest.mark.parametrize("section, key, value, valid", BAD_VALUES,
+                         ids=[f"{s}.{k}={v}" for s, k, v, _ in BAD_VALUES])
+def test_bad_values_name_key_file_value_and_range(tmp_path, section, key, value, valid):
+    trial = _session(tmp_path, session=f"[{section}]\n{key} = {value}\n", trial="")
+    with pytest.raises(OpenKinError) as e:
+        load_config(trial)
+    msg = str(e.value)
+    assert f"{section}.{key} = " in msg and valid in msg
+    assert str(tmp_path / "session" / "Config.toml") in msg  # the session file, not the trial's
+    assert value.replace(" ", "").strip("[]").split(",")[0].lstrip("-") in msg  # the bad value itself
+
+
+@pytest.mark.parametrize("section, key, value, valid", BAD_VALUES[:6])
+def test_bad_override_names_overrides(tmp_path, section, key, value, valid):
+    parsed = tomllib.loads(f"v = {value}")["v"]
+    node = override = {}
+    for part in section.split("."):
+        node = node.setdefault(part, {})
+    node[key] = parsed
+    with pytest.raises(OpenKinError) as e:
+        load_config(_session(tmp_path, None, None), overrides=override)
+    assert str(e.value).startswith("overrides: ") and valid in str(e.value)
+    with pytest.raises(OpenKinError, match="overrides"):
+        Config().with_overrides(override)
+
+
+@pytest.mark.parametrize("text", [
+    "[project]\nframe_range = 'all'\nframe_rate = 29.97\nparticipant_height = 1.72\nparticipant_mass = [70, 55.5]\n",
+    "[project]\nframe_range = 'AUTO'\nframe_rate = 'auto'\nparticipant_height = 'auto'\n",
+    "[project]\nframe_range = []\n",  # Pose2Sim before 0.10: every frame
+    "[project]\nframe_range = [0, 1]\n[triangulation]\nmin_cameras_for_triangulation = 3\n",
+    "[filtering.median]\nkernel_size = 5\n[filtering.gcv_spline]\ncut_off_frequency = 'auto'\n",
+])
+def test_valid_edge_values_load(tmp_path, text):
+    load_config(_session(tmp_path, None, text))
+
+
+def test_cut_off_at_or_above_nyquist_of_a_set_rate(tmp_path):
+    trial = _session(tmp_path, session="[project]\nframe_rate = 20\n",
+                     trial="[filtering.butterworth]\ncut_off_frequency = 10\n")
+    with pytest.raises(OpenKinError) as e:
+        load_config(trial)
+    msg = str(e.value)
+    assert msg.startswith(str(trial / "Config.toml"))  # the cut-off's file
+    assert "filtering.butterworth.cut_off_frequency = 10 Hz" in msg and "Nyquist frequency 10 Hz" in msg
+    assert f"project.frame_rate = 20 (set in {tmp_path / 'session' / 'Config.toml'})" in msg
+    # only the filters in use count: the same cut-off under an unused filter type is fine
+    ok = _session(tmp_path / "b", None, "[project]\nframe_rate = 20\n[filtering]\ntype = 'kalman'\n"
+                                        "[filtering.butterworth]\ncut_off_frequency = 10\n")
+    assert load_config(ok).filtering.butterworth.cut_off_frequency == 10
+    with pytest.raises(OpenKinError, match="filtering.one_euro.cut_off_frequency = 4 Hz"):
+        load_config(ok, overrides={"project": {"frame_rate": 8}, "filtering": {"type": "one_euro"},
+                                   "synchronization": {"filter_cutoff": 2}})
+
+
+def test_optitrack_is_refused_with_the_converters_that_exist(tmp_path):
+    trial = _session(tmp_path, None, "[calibration.convert]\nconvert_from = 'optitrack'\n")
+    with pytest.raises(OpenKinError) as e:
+        load_config(trial)
+    assert "no OptiTrack converter" in str(e.value) and "qualisys" in e.value.fix and "freemocap" in e.value.fix
+    assert str(trial / "Config.toml") in str(e.value)
+    calc = _session(tmp_path / "c", None, "[calibration]\ncalibration_type = 'calculate'\n"
+                                          "[calibration.convert]\nconvert_from = 'optitrack'\n")
+    load_config(calc)  # not used when calculating: no error
+
+
+def test_engine_defaults_to_the_full_model_as_pose2sim():
+    assert Config().kinematics.use_simple_model is False
+
+
+def _cli(*args, cwd):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONPATH=str(Path(__import__("openkin").__file__).parents[1]))
+    return subprocess.run([sys.executable, "-m", "openkin.cli", *args], capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=120)
+
+
+@pytest.mark.parametrize("setting, words", [
+    ("project.participant_mass=-70", "project.participant_mass = -70"),
+    ("project.participant_height=175", "looks like centimetres"),
+    ("triangulation.likelihood_threshold_triangulation=1.5", "between 0 and 1"),
+])
+def test_cli_bad_set_exits_2_without_traceback(tmp_path, setting, words):
+    trial = _session(tmp_path, None, "")
+    done = _cli("run", str(trial), "--stages", "triangulation", "--set", setting, cwd=tmp_path)
+    out = done.stdout + done.stderr
+    assert done.returncode == 2, out
+    assert words in out and "overrides" in out and "Traceback" not in out
+
+
+def test_cli_bad_file_value_exits_2_naming_the_file(tmp_path):
+    trial = _session(tmp_path, None, "[project]\nframe_range = [300, 10]\n")
+    done = _cli("run", str(trial), "--stages", "triangulation", cwd=tmp_path)
+    out = done.stdout + done.stderr
+    assert done.returncode == 2, out
+    assert str(trial / "Config.toml") in out and "project.frame_range = [300, 10]" in out
+    assert "Traceback" not in out
+
+
+def test_synth_list_needs_no_output_folder(tmp_path):
+    done = _cli("synth", "--list", cwd=tmp_path)
+    assert done.returncode == 0 and "presets:" in done.stdout and "clean" in done.stdout
+    assert list(tmp_path.iterdir()) == []  # wrote nothing
+    missing = _cli("synth", cwd=tmp_path)
+    assert missing.returncode == 2 and "no output folder" in missing.stdout + missing.stderr

@@ -7,6 +7,7 @@ unreadable image, a video shorter than the others.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -118,7 +119,28 @@ def test_truncated_avi_keeps_decoded_frames_and_says_so(tmp_path, caplog):
     kp, numbers, _ = read_openpose_dir(paths.pose / "cam02_json")
     assert 1 <= len(numbers) <= 5
     assert "decoding stopped at frame" in caplog.text and "cam02.avi" in caplog.text
+    assert f"{8 - len(numbers)} frame(s) lost" in caplog.text  # 8 written, the rest decoded
     assert "cam02: %d frames, other cameras up to 8" % len(numbers) in caplog.text
+    summary = json.loads((paths.reports / "pose_summary.json").read_text())
+    cam02 = next(c for c in summary["cameras"] if c["name"] == "cam02")
+    assert cam02["frames_lost"] == 8 - len(numbers) and cam02["fps"] == 60.0
+
+
+def test_every_camera_truncated_warns_about_the_common_range(tmp_path, caplog):
+    paths, config = make_project(tmp_path / "trial", cams=())
+    for cam, keep in (("cam01", 0.45), ("cam02", 0.7)):
+        write_avi(tmp_path / f"{cam}.avi", demo_frames(cam, 8))
+        data = (tmp_path / f"{cam}.avi").read_bytes()
+        (paths.videos / f"{cam}.avi").write_bytes(data[: int(len(data) * keep)])
+    config = config.with_overrides({"project": {"frame_range": "all"}})
+    with caplog.at_level(logging.WARNING):
+        run_stage(config, paths)
+    decoded = {cam: len(read_openpose_dir(paths.pose / f"{cam}_json")[1]) for cam in ("cam01", "cam02")}
+    assert all(n < 8 for n in decoded.values())
+    for cam, n in decoded.items():  # each camera named with the frames it lost
+        assert f"{cam}.avi: decoding stopped at frame {n} of 8 announced: {8 - n} frame(s) lost" in caplog.text
+    assert "every camera ended before its announced length" in caplog.text
+    assert f"{max(decoded.values())} at most of the 8 announced" in caplog.text
 
 
 def test_unreadable_frame_in_video_is_written_empty(tmp_path, caplog):
