@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .errors import OpenKinError
+from .project import project_levels
 
 log = logging.getLogger(__name__)
 
@@ -789,25 +790,20 @@ def read_toml(path: str | Path) -> dict:
 
 
 def config_files(trial_dir: str | Path) -> list[Path]:
-    """The Config.toml files of a trial, session first: ``[parent/Config.toml], [trial/Config.toml]``.
+    """The Config.toml files of a trial, outermost first: ``[session, participant, trial]``.
 
-    The parent's file counts as the session's only when the trial has its own
-    Config.toml or the parent does (Pose2Sim's session → trial layout).
+    Pose2Sim's batch layout: each parent folder holding a Config.toml counts (at
+    most two: participant, then session), up to the first parent without one;
+    see :func:`openkin.project.project_levels`.
     """
-    trial = Path(trial_dir)
-    files = []
-    session = trial.parent / CONFIG_NAME
-    if trial.parent != trial and session.is_file():
-        files.append(session)
-    if (trial / CONFIG_NAME).is_file():
-        files.append(trial / CONFIG_NAME)
-    return files
+    return [level / CONFIG_NAME for level in project_levels(Path(trial_dir)) if (level / CONFIG_NAME).is_file()]
 
 
 def load_config(trial_dir: str | Path, overrides: dict | None = None) -> Config:
     """The resolved Config of the trial in ``trial_dir``.
 
-    defaults ← session ``../Config.toml`` ← trial ``Config.toml`` ← ``overrides``
+    defaults ← session ``../../Config.toml`` ← participant ``../Config.toml`` ← trial
+    ``Config.toml`` ← ``overrides``
     (nested dict with TOML names). ``project.project_dir`` is returned absolute
     (a relative value is taken relative to ``trial_dir``).
     """
