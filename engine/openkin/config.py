@@ -38,6 +38,7 @@ from typing import Annotated, Literal
 from .config_check import (Check, Odd, Range, all_keys, check_config, check_section, check_skeleton, convert,
                            is_section, key_origins, toml_fields)
 from .errors import OpenKinError
+from .project import project_levels
 
 _all_keys = all_keys  # older name, kept for importers
 
@@ -513,7 +514,72 @@ LEGACY_KEYS: dict[str, str | None] = {
     "opensim.remove_individual_scaling_setup": "kinematics.remove_individual_scaling_setup",
     "opensim.remove_individual_IK_setup": "kinematics.remove_individual_ik_setup",
     "opensim": None,  # what is left of it: static_trial, opensim_bin_path, IK_timeRange, load_trc_name
+    # Pose2Sim 0.1-0.3 ([2d-tracking], [3d-triangulation] ... moved by LEGACY_SECTIONS first).
+    "personAssociation.single_person.error_threshold_tracking":
+        "personAssociation.single_person.reproj_error_threshold_association",
+    "triangulation.error_threshold_triangulation": "triangulation.reproj_error_threshold_triangulation",
+    "personAssociation.likelihood_error_threshold_association":
+        "personAssociation.single_person.likelihood_threshold_association",
+    "personAssociation.likelihood_threshold_triangulation":
+        "personAssociation.single_person.likelihood_threshold_association",
+    "project.frames_range": "project.frame_range",
+    "project.save_video": "pose.save_video",
+    "pose.model_settings": "pose.mode",
+    "calibration.qca.binning_factor": "calibration.convert.qualisys.binning_factor",
+    "calibration.qca": None,
+    "pose.openpose_model": "pose.pose_model",
+    "calibration.overwrite_intrinsics": "calibration.calculate.intrinsics.overwrite_intrinsics",
+    "calibration.calculate_extrinsics": "calibration.calculate.extrinsics.calculate_extrinsics",
+    "calibration.calculate.extract_every_N_sec": "calibration.calculate.intrinsics.extract_every_N_sec",
+    **dict.fromkeys((
+        # folder names: OpenKin uses Pose2Sim's current ones (videos/, calibration/, pose/, pose-3d/...)
+        "project.rawImg_folder_name", "project.calib_folder_name", "project.pose_folder_name",
+        "project.pose_json_folder_extension", "project.pose_img_folder_extension",
+        "project.poseTracked_folder_name", "project.poseAssociated_folder_name", "project.pose3d_folder_name",
+        "project.opensim_folder_name", "project.continue_on_error",
+        # webcams, real time and threads of later Pose2Sim versions
+        "pose.webcam_id", "pose.webcam_ids", "pose.capture_mode", "pose.combined_frames", "pose.gray_capture",
+        "pose.input_size", "pose.max_simultaneous_sources", "pose.multi_workers", "pose.orientation",
+        "pose.rotation", "pose.show_realtime_results", "pose.single_camera", "pose.webcam_recording",
+        "pose.parallel_pose_detection",
+        # the speed-threshold synchronization announced in Pose2Sim 0.2-0.4 ("coming soon")
+        "synchronization.frames", "synchronization.cut_off_frequency", "synchronization.speed_kind",
+        "synchronization.vmax", "synchronization.cam1_nb", "synchronization.cam2_nb", "synchronization.id_kpt",
+        "synchronization.weights_kpt", "synchronization.sync_frame_range", "synchronization.time",
+        "synchronization.lag_time", "synchronization.speed_threshold",
+        "filtering.butterworth.type", "filtering.butterworth_on_speed.type",  # always 'low'
+        "calibration.vicon", "calibration.save_calibration", "calibration.overwrite_extrinsics",
+        "calibration.calculate.overwrite_extraction", "calibration.calculate.points",
+        "BODY_25_AUGMENTED", "pose_demo", "sources")),
 }
+# Keys ignored above whose settings live elsewhere in this version: what replaced them (logged).
+LEGACY_NOTES: dict[str, str] = {
+    "triangulation.bundle_adjustment": "OpenKin's [refinement] refine_extrinsics (bundle adjustment, on by default)",
+    "calibration.checkerboard": "[calibration.calculate.intrinsics] and [calibration.calculate.extrinsics.board]",
+    "calibration.calculate.board": "[calibration.calculate.intrinsics] and [calibration.calculate.extrinsics.board]",
+    "calibration.calculate.calculate_method": "[calibration.calculate.extrinsics] extrinsics_method",
+    "subjects": "[project] participant_height and participant_mass (one value per person)",
+    "sources": "one video per camera in videos/",
+    "project.rawImg_folder_name": "the videos/ folder",
+    "project.pose_folder_name": "the pose/ folder",
+    "project.calib_folder_name": "a calibration/ folder (or any folder named *calib*) in the trial or session",
+    "pose.parallel_pose_detection": "[pose] parallel_workers_pose",
+    "pose.rotation": "videos stored upright",
+}
+LEGACY_KEYS.update(dict.fromkeys(LEGACY_NOTES))
+_QUOTED_BOOLS = {"True": True, "False": False}  # Pose2Sim 0.1's display_figures = 'True'
+# convert_from given as the calibration file (a 2025 Pose2Sim branch) -> the system.
+_LEGACY_CALIB_FILES = {".qca.txt": "qualisys", ".xcp": "vicon", ".pickle": "opencap", ".calib": "biocv"}
+# Whole sections of Pose2Sim 0.1-0.3 (and a 2025 branch) moved under their current name.
+LEGACY_SECTIONS: dict[str, str] = {
+    "pose-2d": "pose", "poseEstimation": "pose", "2d-tracking": "personAssociation.single_person",
+    "3d-triangulation": "triangulation", "3d-filtering": "filtering",
+}
+# calibration.type of Pose2Sim 0.1-0.3 -> (calibration_type, convert_from or None).
+_LEGACY_CALIB_TYPES = {"qca": ("convert", "qualisys"), "qualisys": ("convert", "qualisys"),
+                       "vicon": ("convert", "vicon"), "optitrack": ("convert", "optitrack"),
+                       "checkerboard": ("calculate", None), "calculate": ("calculate", None),
+                       "board": ("calculate", None), "convert": ("convert", None)}
 _MISSING = object()
 
 
@@ -554,12 +620,16 @@ def _upgrade_legacy(raw: dict, source: str) -> dict:
     if isinstance(project, dict) and project.get("frame_range") == []:
         project["frame_range"] = "all"  # Pose2Sim before 0.10: [] meant every frame
         log.info("%s: frame_range = [] read as 'all'", source)
+    _upgrade_sections(raw, source)
+    _upgrade_values(raw, source)
     for old, new in LEGACY_KEYS.items():
         value = _pop(raw, old.split("."))
         if value is _MISSING:
             continue
         if new is None:
-            log.warning("%s: %s is a key of another Pose2Sim version with no effect in OpenKin: ignored", source, old)
+            note = LEGACY_NOTES.get(old)
+            log.warning("%s: %s is a key of another Pose2Sim version with no effect in OpenKin: ignored%s",
+                        source, old, f" (replaced by {note})" if note else "")
         elif _has(raw, new.split(".")):
             log.warning("%s: %s (another Pose2Sim version's name) ignored: %s is set too", source, old, new)
         elif not _put(raw, new.split("."), value):
@@ -567,6 +637,66 @@ def _upgrade_legacy(raw: dict, source: str) -> dict:
         else:
             log.info("%s: %s read as %s (its name in this Pose2Sim version)", source, old, new)
     return raw
+
+
+def _upgrade_sections(raw: dict, source: str) -> None:
+    """Move the tables of :data:`LEGACY_SECTIONS` under their current names (current keys win)."""
+    for old, new in LEGACY_SECTIONS.items():
+        table = raw.get(old)
+        if not isinstance(table, dict):
+            continue
+        del raw[old]
+        parts = new.split(".")
+        node = raw
+        for p in parts:
+            if not isinstance(node.get(p, {}), dict):
+                log.warning("%s: [%s] (another Pose2Sim version's section) ignored: %s is not a table",
+                            source, old, new)
+                break
+            node = node.setdefault(p, {})
+        else:
+            for key, value in _merge(table, node).items():
+                node[key] = _QUOTED_BOOLS.get(value, value) if isinstance(value, str) else value
+            log.info("%s: [%s] read as [%s] (its name in this Pose2Sim version)", source, old, new)
+
+
+def _upgrade_values(raw: dict, source: str) -> None:
+    """Keys of other versions whose value changes meaning: ``personAssociation.single_person = true``
+    (→ ``project.multi_person = false``), ``calibration.type = 'qca'`` (→ calibration_type, convert_from),
+    and nameless custom skeletons (a ``[pose.CUSTOM]`` header lost in a comment: dropped)."""
+    assoc = raw.get("personAssociation")
+    if isinstance(assoc, dict) and isinstance(assoc.get("single_person"), bool):
+        single = assoc.pop("single_person")
+        if not _has(raw, ["project", "multi_person"]) and _put(raw, ["project", "multi_person"], not single):
+            log.info("%s: personAssociation.single_person = %s read as project.multi_person = %s", source,
+                     str(single).lower(), str(not single).lower())
+    calib = raw.get("calibration")
+    if isinstance(calib, dict) and isinstance(calib.get("type"), str) and "calibration_type" not in calib:
+        kind = _LEGACY_CALIB_TYPES.get(calib["type"].lower())
+        if kind is None:
+            raise OpenKinError(f"calibration.type = {calib['type']!r} (Pose2Sim 0.1-0.3) has no counterpart",
+                               path=source, fix="replace it by calibration_type = 'convert' (with [calibration."
+                                                "convert] convert_from) or 'calculate'")
+        del calib["type"]
+        calib["calibration_type"] = kind[0]
+        if kind[1] and isinstance(calib.setdefault("convert", {}), dict):
+            calib["convert"].setdefault("convert_from", kind[1])
+        log.info("%s: calibration.type read as calibration_type = %r%s", source, kind[0],
+                 f", convert_from = {kind[1]!r}" if kind[1] else "")
+    convert = calib.get("convert") if isinstance(calib, dict) else None
+    if isinstance(convert, dict) and isinstance(convert.get("convert_from"), str):
+        path = convert["convert_from"].lower()
+        kind = next((k for ext, k in _LEGACY_CALIB_FILES.items() if path.endswith(ext)), None)
+        if kind:
+            log.info("%s: calibration.convert.convert_from = %r (a file) read as %r", source,
+                     convert["convert_from"], kind)
+            convert["convert_from"] = kind
+    pose = raw.get("pose")
+    if isinstance(pose, dict):
+        for key in [k for k, v in pose.items() if isinstance(v, dict) and "children" in v and "name" not in v]:
+            del pose[key]
+            log.warning("%s: [pose.%s] has children but no root name (its header line is probably inside a "
+                        "comment): ignored", source, key)
 
 
 def _check_layer(raw, source: str) -> dict:
@@ -653,25 +783,20 @@ def read_toml(path: str | Path) -> dict:
 
 
 def config_files(trial_dir: str | Path) -> list[Path]:
-    """The Config.toml files of a trial, session first: ``[parent/Config.toml], [trial/Config.toml]``.
+    """The Config.toml files of a trial, outermost first: ``[session, participant, trial]``.
 
-    The parent's file counts as the session's only when the trial has its own
-    Config.toml or the parent does (Pose2Sim's session → trial layout).
+    Pose2Sim's batch layout: each parent folder holding a Config.toml counts (at
+    most two: participant, then session), up to the first parent without one;
+    see :func:`openkin.project.project_levels`.
     """
-    trial = Path(trial_dir)
-    files = []
-    session = trial.parent / CONFIG_NAME
-    if trial.parent != trial and session.is_file():
-        files.append(session)
-    if (trial / CONFIG_NAME).is_file():
-        files.append(trial / CONFIG_NAME)
-    return files
+    return [level / CONFIG_NAME for level in project_levels(Path(trial_dir)) if (level / CONFIG_NAME).is_file()]
 
 
 def load_config(trial_dir: str | Path, overrides: dict | None = None) -> Config:
     """The resolved Config of the trial in ``trial_dir``.
 
-    defaults ← session ``../Config.toml`` ← trial ``Config.toml`` ← ``overrides``
+    defaults ← session ``../../Config.toml`` ← participant ``../Config.toml`` ← trial
+    ``Config.toml`` ← ``overrides``
     (nested dict with TOML names). ``project.project_dir`` is returned absolute
     (a relative value is taken relative to ``trial_dir``).
     """

@@ -287,6 +287,16 @@ def select_trc_files(pose_3d: Path, use_augmentation: bool) -> tuple[list[Path],
     return filt or plain, False
 
 
+def _custom_marker_set(config) -> str:
+    """OpenSim marker set for a custom ``[[pose.<NAME>]]`` skeleton (matched by keypoint names)."""
+    from .setup import marker_set_for
+
+    name = config.pose.pose_model
+    if name not in config.pose.custom_skeletons or config.kinematics.osim_model:
+        return name.upper()
+    return marker_set_for(config.pose.custom_skeleton(name).names)
+
+
 def options_from_config(config, augmented: bool, person: int = 0) -> KinematicsOptions:
     """KinematicsOptions from a loaded Config."""
     from ..skeletons import POSE_MODEL_SKELETON
@@ -296,7 +306,7 @@ def options_from_config(config, augmented: bool, person: int = 0) -> KinematicsO
         marker_set = "LSTM"
     else:
         pm = config.pose.pose_model.upper()
-        marker_set = POSE_MODEL_SKELETON.get(pm, pm)
+        marker_set = POSE_MODEL_SKELETON.get(pm) or _custom_marker_set(config)
     mass = config.project.participant_mass
     if isinstance(mass, tuple):
         mass = mass[person] if person < len(mass) else 70.0

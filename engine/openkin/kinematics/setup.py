@@ -30,14 +30,49 @@ CLAMPED = tuple(f"arm_{a}_{s}" for a in ("flex", "add", "rot") for s in "rl")
 FULL_MODEL = f"{SETUP}/Model_Pose2Sim_muscles_flex.osim"
 SIMPLE_MODEL = f"{SETUP}/Model_Pose2Sim_simple.osim"
 
-# keypoint set -> (marker set, IK setup, scaling setup), files of Pose2Sim's OpenSim_Setup.
-MARKER_SETS: dict[str, tuple[str, str, str]] = {
-    "HALPE_26": ("Markers_Halpe26.xml", "IK_Setup_Pose2Sim_Halpe26.xml", "Scaling_Setup_Pose2Sim_Halpe26.xml"),
-    "COCO_17": ("Markers_Coco17.xml", "IK_Setup_Pose2Sim_Coco17.xml", "Scaling_Setup_Pose2Sim_Coco17.xml"),
-    "BLAZEPOSE": ("Markers_BlazePose.xml", "IK_Setup_Pose2Sim_Blazepose.xml",
+# keypoint set -> (marker set, IK setup, scaling setup), files of Pose2Sim's OpenSim_Setup. Markers are
+# matched to keypoints by name; hand keypoints (RThumb, RIndex, RPinky...) go to the model's hand markers.
+# COCO (OpenPose 18) uses the COCO_17 files (same names, plus Neck); MPII the BODY_25B files (Head,
+# Neck and limbs; its Chest has no marker).
+_FILES = {
+    "Halpe26": ("Markers_Halpe26.xml", "IK_Setup_Pose2Sim_Halpe26.xml", "Scaling_Setup_Pose2Sim_Halpe26.xml"),
+    "Coco17": ("Markers_Coco17.xml", "IK_Setup_Pose2Sim_Coco17.xml", "Scaling_Setup_Pose2Sim_Coco17.xml"),
+    "Blazepose": ("Markers_BlazePose.xml", "IK_Setup_Pose2Sim_Blazepose.xml",
                   "Scaling_Setup_Pose2Sim_Blazepose.xml"),
+    "Body25b": ("Markers_Body25b.xml", "IK_Setup_Pose2Sim_Body25b.xml", "Scaling_Setup_Pose2Sim_Body25b.xml"),
+    "Body25": ("Markers_Body25.xml", "IK_Setup_Pose2Sim_Body25.xml", "Scaling_Setup_Pose2Sim_Body25.xml"),
+    "Body135": ("Markers_Body135.xml", "IK_Setup_Pose2Sim_Body135.xml", "Scaling_Setup_Pose2Sim_Body135.xml"),
+    "Coco133": ("Markers_Coco133.xml", "IK_Setup_Pose2Sim_Coco133.xml", "Scaling_Setup_Pose2Sim_Coco133.xml"),
+    "Halpe68_136": ("Markers_Halpe68_136.xml", "IK_Setup_Pose2Sim_Halpe68_136.xml",
+                    "Scaling_Setup_Pose2Sim_Halpe68_136.xml"),
     "LSTM": ("Markers_LSTM.xml", "IK_Setup_Pose2Sim_withHands_LSTM.xml", "Scaling_Setup_Pose2Sim_LSTM.xml"),
 }
+MARKER_SETS: dict[str, tuple[str, str, str]] = {
+    "HALPE_26": _FILES["Halpe26"], "COCO_17": _FILES["Coco17"], "BLAZEPOSE": _FILES["Blazepose"],
+    "BODY_25B": _FILES["Body25b"], "BODY_25": _FILES["Body25"], "BODY_135": _FILES["Body135"],
+    "COCO_133": _FILES["Coco133"], "HALPE_68": _FILES["Halpe68_136"], "HALPE_136": _FILES["Halpe68_136"],
+    "COCO": _FILES["Coco17"], "MPII": _FILES["Body25b"], "LSTM": _FILES["LSTM"],
+}
+
+
+def marker_file_names(marker_set: str) -> list[str]:
+    """Marker names of a keypoint set's OpenSim marker file (read as XML, no OpenSim needed)."""
+    root = _parse_xml(setup_files(marker_set)[0], "marker set")
+    return [m.get("name") for m in root.iter("Marker")]
+
+
+def marker_set_for(names: list[str] | tuple[str, ...]) -> str:
+    """The keypoint set whose OpenSim markers share the most names with ``names`` (a custom
+    ``[[pose.<NAME>]]`` skeleton's keypoints); ties go to the smaller marker set."""
+    names = set(names)
+    scores = {k: (len(names & set(marker_file_names(k))), -len(marker_file_names(k)))
+              for k in MARKER_SETS if k != "LSTM"}
+    best = max(scores, key=scores.get)
+    if scores[best][0] == 0:
+        raise OpenKinError(f"no OpenSim marker set shares a name with the keypoints {sorted(names)[:12]}",
+                           fix="name the custom skeleton's keypoints as Pose2Sim's markers (RKnee, LAnkle, ...), "
+                               "or give your own model with those markers ([kinematics] osim_model)")
+    return best
 
 
 @dataclass(frozen=True)

@@ -182,6 +182,14 @@ def _run_parallel(cams: list[CameraInput], pose_dir: Path, s: PoseSettings, work
 
 
 # ------------------------------------------------------------------ stage
+def existing_pose_folders(pose_dir: Path) -> list[Path]:
+    """``pose_dir``'s camera folders (``*_json``) that hold at least one JSON file, sorted."""
+    if not pose_dir.is_dir():
+        return []
+    return sorted(d for d in pose_dir.iterdir()
+                  if d.is_dir() and d.name.endswith("json") and not d.name.startswith(".") and any(d.glob("*.json")))
+
+
 def _existing(pose_dir: Path, cams: list[CameraInput]) -> list[str]:
     return [c.name for c in cams if any((pose_dir / f"{c.name}_json").glob("*.json"))]
 
@@ -212,11 +220,31 @@ def write_summary(path: Path, s: PoseSettings, results: list[CameraResult]) -> N
 
 
 def run_stage(config, paths, progress=None) -> None:
-    """Estimate 2D poses for every camera of ``paths.videos`` into ``paths.pose``."""
+    """Estimate 2D poses for every camera of ``paths.videos`` into ``paths.pose``.
+
+    A pose-only project (``pose/<cam>_json/`` and no ``videos/``, as Pose2Sim's
+    demos and ``openkin synth`` make) skips the stage with a log note.
+    """
+    existing = existing_pose_folders(paths.pose)
+    if not paths.videos.exists() and existing:
+        log.info("pose: no videos/ folder in %s: using the 2D keypoints already in pose/ (%s)",
+                 paths.root, ", ".join(d.name for d in existing))
+        return
+    if not paths.videos.exists():
+        raise OpenKinError("no videos/ folder and no 2D keypoints in pose/", path=paths.root,
+                           fix="put one video per camera (cam01.mp4, ...) or one image folder per camera in "
+                               f"{paths.videos}, or the 2D keypoints as OpenPose JSON in "
+                               f"{paths.pose}/<cam>_json/ (one folder per camera)")
     cams, problems = find_cameras(paths.videos)
+    if not cams and existing:
+        log.info("pose: no video in %s: using the 2D keypoints already in pose/ (%s)", paths.videos,
+                 ", ".join(d.name for d in existing))
+        _check_results([], problems)
+        return
     if not cams:
         raise OpenKinError("no video file and no image folder found", path=paths.videos,
-                           fix="put one video per camera (cam01.mp4, ...) or one image folder per camera there")
+                           fix="put one video per camera (cam01.mp4, ...) or one image folder per camera there, "
+                               f"or the 2D keypoints as OpenPose JSON in {paths.pose}/<cam>_json/")
     pose_dir = paths.pose
     pose_dir.mkdir(parents=True, exist_ok=True)
     todo = cams
