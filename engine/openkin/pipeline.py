@@ -50,8 +50,8 @@ STAGES: tuple[Stage, ...] = (
     Stage("synchronization", "openkin.synchronization", "per-camera time offsets (pose-sync)"),
     Stage("association", "openkin.association", "who is who across cameras (pose-associated)"),
     Stage("refinement", "openkin.refinement", "refine camera extrinsics from the person's keypoints (bundle adjustment)"),
-    Stage("triangulation", "openkin.triangulation", "3D keypoints (pose-3d/*.trc)"),
-    Stage("filtering", "openkin.filtering", "outlier rejection and smoothing of 3D keypoints"),
+    Stage("triangulation", "openkin.triangulation.stage", "3D keypoints (pose-3d/*.trc)"),
+    Stage("filtering", "openkin.filtering.stage", "outlier rejection and smoothing of 3D keypoints"),
     Stage("augmentation", "openkin.augmentation", "LSTM marker augmentation"),
     Stage("kinematics", "openkin.kinematics", "OpenSim scaling and inverse kinematics"),
 )
