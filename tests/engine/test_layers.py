@@ -5,7 +5,8 @@ those inside functions too (a lazy import is still a dependency). The layers:
 
     base   <-  stages (in pipeline order)  <-  tools
 
-A base module imports only base modules. A stage imports base modules and the modules of
+A base module imports only base modules. The package face ``openkin`` sits on top (it hands on
+``openkin.run``); ``from openkin import __version__`` is an import of a constant, not of the face. A stage imports base modules and the modules of
 earlier stages (never a later stage's). Tools import anything below them. The triangulation
 kernels (core, geometry, robust, gaps, swaps; the geometry branch moves them into
 ``openkin.geometry``) and the filtering kernels (``filter_array``, Hampel) are shared by several
@@ -27,7 +28,7 @@ PACKAGE = ENGINE / "openkin"
 
 # Base packages (with everything under them) and base modules.
 BASE_PACKAGES = {"openkin.geometry", "openkin.formats"}
-BASE = {"openkin", "openkin.errors", "openkin.fileio", "openkin.progress", "openkin.config", "openkin.project",
+BASE = {"openkin.__version__", "openkin.errors", "openkin.fileio", "openkin.progress", "openkin.config", "openkin.project",
         "openkin.framerate", "openkin.skeletons", "openkin.metrics", "openkin.assets", "openkin.inputs",
         "openkin.measure", "openkin.manifest", "openkin.lock", "openkin.context",
         # geometry kernels shared by association, refinement and triangulation
@@ -50,7 +51,9 @@ def module_name(path: Path) -> str:
 
 
 def layer(module: str) -> tuple[int, int]:
-    """(layer, stage index): base (0, 0), stage n (1, n), tools (2, 0)."""
+    """(layer, stage index): base (0, 0), stage n (1, n), tools (2, 0), the package face (3, 0)."""
+    if module == "openkin":  # hands on openkin.run (pipeline) on first use: above the tools
+        return 3, 0
     if module in BASE or any(module == p or module.startswith(p + ".") for p in BASE_PACKAGES):
         return 0, 0
     for i, stage in enumerate(STAGES):
@@ -77,6 +80,9 @@ def imports(path: Path, modules: set[str]) -> set[str]:
                 base = ".".join(anchor + ([node.module] if node.module else []))
             for a in node.names:  # `from pkg import mod` imports the submodule when there is one
                 sub = f"{base}.{a.name}"
+                if sub == "openkin.__version__":  # a constant of the face, whose module level imports nothing
+                    out.add(sub)
+                    continue
                 out.add(sub if sub in modules else base)
     return out
 
@@ -85,7 +91,9 @@ def imports(path: Path, modules: set[str]) -> set[str]:
 def graph() -> dict[str, set[str]]:
     files = sorted(PACKAGE.rglob("*.py"))
     modules = {module_name(f) for f in files}
-    return {module_name(f): imports(f, modules) for f in files}
+    graph = {module_name(f): imports(f, modules) for f in files}
+    graph["openkin.__version__"] = set()
+    return graph
 
 
 def test_no_import_cycle(graph):
@@ -147,3 +155,9 @@ def test_kernels_do_not_load_stage_shells():
                          env={"PYTHONPATH": str(ENGINE), "PATH": "/usr/bin:/bin"})
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_the_face_imports_nothing_when_loaded():
+    """``import openkin`` stays cheap: its module level holds no import (``openkin.run`` loads on use)."""
+    tree = ast.parse((PACKAGE / "__init__.py").read_text(encoding="utf-8"))
+    assert not [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
