@@ -12,18 +12,21 @@ features; the whole (F, 3K + 2) array is standardised with the model's
 ``mean.npy``/``std.npy`` and run as one sequence (1, F, 3K + 2). Outputs are
 un-normalised the other way (× height, + Hip).
 
-The stage reads ``pose-3d/*.trc`` (the filtered ones when present) and writes
-``pose-3d/<stem>_LSTM.trc`` (Pose2Sim's naming) with the original keypoints
-followed by the augmented markers.
+The stage reads the current TRC files of the run manifest (filtering's, else
+triangulation's; in a project without records, ``pose-3d/*.trc``, the filtered ones when
+present) and writes ``pose-3d/<stem>_LSTM.trc`` (Pose2Sim's naming; the frame range in the
+name is the one written) with the original keypoints followed by the augmented markers.
 """
 from __future__ import annotations
 
 import logging
+import re
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
+from .context import RunContext, run_alone
 from .errors import OpenKinError
 from .progress import Progress, report
 
@@ -159,7 +162,7 @@ def _per_person(value, i: int, default: float, what: str):
 
 def person_height(setting, i: int, names: list[str], xyz: np.ndarray, k) -> float:
     """Height (m) of person ``i``: from the config, or measured from the trial ('auto')."""
-    from .kinematics.measure import participant_height
+    from .measure import participant_height
 
     value = _per_person(setting, i, "auto", "participant_height")
     if (isinstance(value, str) and value.lower() == "auto") or not value:
@@ -171,6 +174,18 @@ def person_height(setting, i: int, names: list[str], xyz: np.ndarray, k) -> floa
         log.info("person %d: height measured from the trial: %.2f m", i, h)
         return float(h)
     return float(value)
+
+
+_RANGE_SUFFIX = re.compile(r"_(-?\d+)-(-?\d+)(?=(_filt_[A-Za-z0-9]+)?$)")
+
+
+def output_path(trc_path: Path, frames: np.ndarray) -> Path:
+    """``<seq>_<first>-<last>[_filt_<type>].trc`` -> the same with the frames written and ``_LSTM``
+    (``frames (F,)``): a trial augmented on part of its frames says so in its name."""
+    stem = trc_path.stem
+    if len(frames):
+        stem = _RANGE_SUFFIX.sub(f"_{int(frames[0])}-{int(frames[-1])}", stem, count=1)
+    return trc_path.with_name(f"{stem}_LSTM.trc")
 
 
 def augment_file(trc_path: Path, height: float, mass: float, feet_on_floor: bool,
@@ -187,34 +202,59 @@ def augment_file(trc_path: Path, height: float, mass: float, feet_on_floor: bool
     all_xyz = np.concatenate([xyz, aug], axis=1)
     if feet_on_floor:
         all_xyz = feet_to_floor(all_xyz)
-    out = trc_path.with_name(f"{trc_path.stem}_LSTM.trc")
+    out = output_path(trc_path, trc.frame_numbers[sel])
     write_trc(out, Trc(trc.marker_names + names, trc.rate, all_xyz, trc.frame_numbers[sel], trc.times[sel]))
     return out
 
 
-def run_stage(config, paths, progress: Progress | None = None) -> None:
-    """The augmentation stage: every person's TRC in ``pose-3d`` -> ``<stem>_LSTM.trc``."""
+def _inputs(ctx: RunContext) -> list[tuple[Path, str]]:
+    """(TRC, producing stage) to augment: filtering's current files, else triangulation's."""
+    found = ctx.current_files(("filtering", "triangulation"), "trc")
+    if found is None:
+        log.info("no run record of filtering or triangulation: augmenting the TRC files of %s",
+                 ctx.paths.pose_3d.name)
+        return [(p, "") for p in input_trc_files(ctx.paths.pose_3d)]
+    if not found[0]:
+        raise OpenKinError("no current .trc file to augment", path=ctx.paths.pose_3d,
+                           fix="run the triangulation (and filtering) stages first")
+    return [(p, found[1]) for p in found[0]]
+
+
+def run(ctx: RunContext) -> None:
+    """The augmentation stage: every person's current TRC -> ``<stem>_LSTM.trc``."""
     from .formats.trc import read_trc
 
-    files = input_trc_files(paths.pose_3d)
+    config, progress = ctx.config, ctx.progress
+    files = _inputs(ctx)
     aug = config.markerAugmentation
-    for i, path in enumerate(files):
+    ctx.summary["files"] = []
+    for i, (path, producer) in enumerate(files):
         report(progress, i / len(files), f"augmenting {path.name}")
+        ctx.read(path, producer)
         trc = read_trc(path)
         height = person_height(config.project.participant_height, i, trc.marker_names, trc.xyz, config.kinematics)
         mass = float(_per_person(config.project.participant_mass, i, 70.0, "participant_mass") or 70.0)
         out = augment_file(path, height, mass, aug.feet_on_floor, config.project.frame_range)
+        ctx.wrote(out, "trc", person=i)
         log.info("%s: augmented with the LSTM (height %.2f m, mass %.0f kg) -> %s", path.name, height, mass, out.name)
-        if aug.make_c3d:
-            _write_c3d(out)
+        if aug.make_c3d and _write_c3d(out):
+            ctx.wrote(out.with_suffix(".c3d"), "c3d", person=i)
+        ctx.summary["files"].append({"input": path.name, "output": out.name, "height_m": round(height, 3),
+                                     "mass_kg": mass})
     report(progress, 1.0, "augmentation done")
 
 
-def _write_c3d(trc_path: Path) -> None:
+def run_stage(config, paths, progress: Progress | None = None) -> None:
+    """The stage run by itself (recorded in the run manifest like a stage of ``openkin run``)."""
+    run_alone("augmentation", run, config, paths, progress)
+
+
+def _write_c3d(trc_path: Path) -> bool:
     try:
         from .formats.c3d import write_c3d
         from .formats.trc import read_trc
     except ImportError:  # ezc3d absent: the TRC is the result, C3D a convenience
         log.warning("ezc3d is not installed: no .c3d written for %s", trc_path.name)
-        return
+        return False
     write_c3d(trc_path.with_suffix(".c3d"), read_trc(trc_path))
+    return True

@@ -1,53 +1,29 @@
 """The ``openkin`` command line: one subcommand per stage, ``run`` for all of them.
 
-Stage modules expose ``run_stage(config, paths, progress=None)``; tool modules
-(synth, evaluate, assets, demo, report) expose ``add_arguments(parser)`` and
-``main(args) -> int``. Modules are imported lazily so ``openkin --help`` is fast
-and a stage that is not built yet is reported plainly, not as a traceback.
+Stages and how they run: :mod:`openkin.pipeline`. Tool modules (synth, evaluate, assets,
+demo, report) expose ``add_arguments(parser)`` and ``main(args) -> int``. Modules are
+imported when their command runs, so ``openkin --help`` is fast.
 
 Exit codes: 0 success, 1 internal error (a bug: traceback in the log file),
-2 user error (bad input: the message names the file, the problem and the fix),
-3 a requested stage is not built yet, 130 interrupted.
+2 user error (bad input, a failed stage, a project another run holds: the message names
+the file, the problem and the fix), 130 interrupted.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import logging
 import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from . import __version__
 from .errors import OpenKinError
-from .progress import Cancelled, Progress, tqdm_progress
+from .pipeline import STAGES, stage_names
+from .progress import Cancelled, Progress
 from .project import ProjectPaths
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Stage:
-    name: str
-    module: str
-    help: str
-
-
-# Pipeline order. ``module`` holds ``run_stage(config, paths, progress)``.
-STAGES: tuple[Stage, ...] = (
-    Stage("calibration", "openkin.calibration", "convert or compute the calibration TOML"),
-    Stage("pose", "openkin.pose", "2D keypoints from the videos (pose/<cam>_json)"),
-    Stage("synchronization", "openkin.synchronization", "per-camera time offsets (pose-sync)"),
-    Stage("association", "openkin.association", "who is who across cameras (pose-associated)"),
-    Stage("refinement", "openkin.refinement", "refine camera extrinsics from the person's keypoints (bundle adjustment)"),
-    Stage("triangulation", "openkin.triangulation", "3D keypoints (pose-3d/*.trc)"),
-    Stage("filtering", "openkin.filtering", "outlier rejection and smoothing of 3D keypoints"),
-    Stage("augmentation", "openkin.augmentation", "LSTM marker augmentation"),
-    Stage("kinematics", "openkin.kinematics", "OpenSim scaling and inverse kinematics"),
-)
 
 # Commands that are not pipeline stages: name -> (module, help).
 TOOLS: dict[str, tuple[str, str]] = {
@@ -59,27 +35,15 @@ TOOLS: dict[str, tuple[str, str]] = {
 }
 
 
-class StageNotBuilt(Exception):
-    """The module of a requested stage or tool does not exist yet."""
+def run_stages(project: str | Path, names: list[str], *, overrides: dict | None = None,
+               progress_bars: bool = True,
+               progress_factory: Callable[[str], Progress] | None = None,
+               on_event: Callable[..., None] | None = None, wait: bool = False) -> dict[str, float]:
+    """:func:`openkin.pipeline.run_stages` (the entry point of the Blender runner)."""
+    from .pipeline import run_stages as run_pipeline
 
-
-def load_stage(stage: Stage):
-    """The ``run_stage`` callable of ``stage``; :class:`StageNotBuilt` if its module is absent."""
-    try:
-        module = importlib.import_module(stage.module)
-    except ModuleNotFoundError as e:
-        if e.name and (e.name == stage.module or stage.module.startswith(e.name + ".")):
-            raise StageNotBuilt(stage.name) from None
-        raise
-    run = getattr(module, "run_stage", None)
-    if run is None:
-        raise StageNotBuilt(stage.name)
-    return run
-
-
-def available_stages() -> dict[str, bool]:
-    """Stage name -> whether its module is built."""
-    return {s.name: importlib.util.find_spec(s.module) is not None for s in STAGES}
+    return run_pipeline(project, names, overrides=overrides, progress_bars=progress_bars,
+               progress_factory=progress_factory, on_event=on_event, wait=wait)
 
 
 def _setup_logging(verbose: bool, log_file: Path | None) -> None:
@@ -100,60 +64,9 @@ def _setup_logging(verbose: bool, log_file: Path | None) -> None:
 
 
 def _project_paths(path: str) -> ProjectPaths:
-    root = Path(path).expanduser().resolve()
-    if not root.is_dir():
-        raise OpenKinError("project folder does not exist", path=root,
-                           fix="give the folder that holds Config.toml (or its trial subfolder)")
-    return ProjectPaths(root)
+    from .pipeline import project_paths
 
-
-def _no_event(event: str, **fields) -> None:
-    return None
-
-
-def run_stages(project: str | Path, names: list[str], *, overrides: dict | None = None,
-               progress_bars: bool = True,
-               progress_factory: Callable[[str], Progress] | None = None,
-               on_event: Callable[..., None] | None = None) -> dict[str, float]:
-    """Run the named stages in pipeline order on one trial; return seconds per stage.
-
-    ``progress_factory(stage_name)`` gives each stage its progress callback
-    (default: a tqdm bar when ``progress_bars``). ``on_event(event, **fields)``
-    hears ``start`` (stages), ``stage`` (stage, index, count), ``skipped``
-    (stage, seconds) and ``stage_done`` (stage, seconds) — the Blender runner
-    turns them into JSON lines.
-    """
-    paths = _project_paths(str(project))
-    from .config import load_config, write_resolved_config
-
-    config = load_config(paths.root, overrides=overrides)
-    write_resolved_config(config, paths.reports)
-    emit = on_event or _no_event
-    wanted = [s for s in STAGES if s.name in set(names)]
-    emit("start", stages=[s.name for s in wanted])
-    timings: dict[str, float] = {}
-    for index, stage in enumerate(wanted):
-        emit("stage", stage=stage.name, index=index, count=len(wanted))
-        try:
-            run = load_stage(stage)
-        except StageNotBuilt:
-            log.warning("stage %-15s not built yet: skipped", stage.name)
-            emit("skipped", stage=stage.name, seconds=0.0)
-            continue
-        log.info("stage %s ...", stage.name)
-        t0 = time.perf_counter()
-        if progress_factory is not None:
-            cb, close = progress_factory(stage.name), (lambda: None)
-        else:
-            cb, close = tqdm_progress(stage.name) if progress_bars else (None, lambda: None)
-        try:
-            run(config, paths, cb)
-        finally:
-            close()
-        timings[stage.name] = time.perf_counter() - t0
-        log.info("stage %-15s done in %.2f s", stage.name, timings[stage.name])
-        emit("stage_done", stage=stage.name, seconds=timings[stage.name])
-    return timings
+    return project_paths(path)
 
 
 def _parse_set(values: list[str] | None) -> dict:
@@ -178,44 +91,52 @@ def _parse_set(values: list[str] | None) -> dict:
 def _cmd_run(args) -> int:
     if args.stages:
         names = [s.strip() for s in args.stages.split(",") if s.strip()]
-        unknown = [n for n in names if n not in {s.name for s in STAGES}]
-        if unknown:
-            raise OpenKinError(f"unknown stage(s): {', '.join(unknown)}",
-                               fix=f"choose among: {', '.join(s.name for s in STAGES)}")
     else:
-        names = [s.name for s in STAGES]
-        if args.skip:
-            names = [n for n in names if n not in args.skip.split(",")]
-    built = available_stages()
-    missing = [n for n in names if not built[n]]
-    if missing:
-        log.warning("not built yet in this version: %s", ", ".join(missing))
-    timings = run_stages(args.project, names, overrides=_parse_set(args.set), progress_bars=not args.no_progress)
-    if timings:
-        log.info("timings: %s", ", ".join(f"{k} {v:.2f} s" for k, v in timings.items()))
-        if not args.no_report:
-            from .report import write_report
-
-            write_report(_project_paths(args.project), timings)
-    if args.stages and missing:
-        return 3
-    return 0
+        skip = {s.strip() for s in (args.skip or "").split(",") if s.strip()}
+        names = [s.name for s in STAGES if s.name not in skip]
+    return _run(args, names, report=not args.no_report)
 
 
 def _cmd_stage(args) -> int:
-    stage = next(s for s in STAGES if s.name == args.command)
+    return _run(args, [args.command], report=False)
+
+
+def _run(args, names: list[str], report: bool) -> int:
+    """Run ``names``; the report (``openkin run``) is written even when a stage failed, which it shows."""
+    names = stage_names(names)
     try:
-        load_stage(stage)
-    except StageNotBuilt:
-        log.error("stage %s is not built yet in OpenKin %s", stage.name, __version__)
-        return 3
-    run_stages(args.project, [stage.name], overrides=_parse_set(args.set), progress_bars=not args.no_progress)
+        timings = run_stages(args.project, names, overrides=_parse_set(args.set),
+                             progress_bars=not args.no_progress, wait=args.wait)
+    except OpenKinError:
+        if report and (_project_paths(args.project).reports / "manifest.json").is_file():
+            _write_report(args.project)
+        raise
+    log.info("timings: %s", ", ".join(f"{k} {v:.2f} s" for k, v in timings.items()))
+    if report:
+        _write_report(args.project)
     return 0
 
 
+def _write_report(project: str) -> None:
+    from .report import write_report
+
+    write_report(_project_paths(project))
+
+
 def _cmd_status(args) -> int:
-    for name, ok in available_stages().items():
-        sys.stdout.write(f"{name:16s} {'built' if ok else 'not built yet'}\n")
+    """Without a project: the stages. With one: each stage's state in its run manifest."""
+    if not args.project:
+        for stage in STAGES:
+            sys.stdout.write(f"{stage.name:16s} {stage.help}\n")
+        return 0
+    from .manifest import Manifest
+
+    manifest = Manifest.load(_project_paths(args.project).root)
+    for name in (s.name for s in STAGES):
+        rec = manifest.record(name) or {}
+        state = rec.get("status", "not run")
+        detail = f" ({rec.get('error')})" if state == "failed" else f" in run {rec['run']}" if "run" in rec else ""
+        sys.stdout.write(f"{name:16s} {state}{detail}\n")
     return 0
 
 
@@ -230,6 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
                         help="override a config value, TOML syntax (repeatable)")
         sp.add_argument("--no-progress", action="store_true", help="no progress bars")
+        sp.add_argument("--wait", action="store_true",
+                        help="wait for another run on this project to finish instead of refusing")
 
     sp = sub.add_parser("run", help="run the pipeline stages in order")
     project_args(sp)
@@ -241,13 +164,13 @@ def build_parser() -> argparse.ArgumentParser:
         sp = sub.add_parser(stage.name, help=stage.help)
         project_args(sp)
         sp.set_defaults(func=_cmd_stage)
-    sp = sub.add_parser("status", help="which stages this version has built")
+    sp = sub.add_parser("status", help="the stages; with a project, the state of each in its last runs")
+    sp.add_argument("project", nargs="?", help="trial folder")
     sp.set_defaults(func=_cmd_status)
     for name, (module, help_) in TOOLS.items():
         sp = sub.add_parser(name, help=help_)
         sp.set_defaults(tool_module=module)
-        if importlib.util.find_spec(module) is not None:
-            importlib.import_module(module).add_arguments(sp)
+        importlib.import_module(module).add_arguments(sp)
     return p
 
 
@@ -264,9 +187,6 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging(args.verbose, _log_file(args))
     try:
         if hasattr(args, "tool_module"):
-            if importlib.util.find_spec(args.tool_module) is None:
-                log.error("command %s is not built yet in OpenKin %s", args.command, __version__)
-                return 3
             return int(importlib.import_module(args.tool_module).main(args) or 0)
         return args.func(args)
     except OpenKinError as e:

@@ -1,4 +1,4 @@
-"""``openkin demo``: obtain the demo project, run every stage that exists on it, write the report.
+"""``openkin demo``: obtain the demo project, run every stage on it, build its Blender scene, write the report.
 
 The demo project is Pose2Sim's ``Demo_SinglePerson`` (four videos, a Qualisys
 calibration, checkerboard images), taken from the pinned wheel by
@@ -10,16 +10,17 @@ are kept unless ``--set pose.overwrite_pose=true``). A Config.toml you edited in
 the project is kept; one the demo wrote and you left alone is refreshed when
 ``demo/Config.toml`` changes.
 
-Stages run one by one; a stage that fails stops the ones after it, and the
-report is still written with what exists. Exit code 0 when every stage that is
-built ran, 2 when one failed.
+Stages run in one run (:func:`openkin.pipeline.run`); a stage that fails stops the ones after
+it, and the report is still written (it shows them as not run). The Blender scene is built
+by the add-on's command-line entry point ``blender_addon/cli_entry.py`` in a child process
+with this Python's ``bpy`` (the engine never imports the add-on). Exit code 0 when every
+stage and the scene succeeded, 2 when one failed (a missing ``bpy`` module only skips the
+scene, with a log line).
 """
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -34,32 +35,8 @@ DEMO_CONFIG = REPO_ROOT / "demo" / "Config.toml"
 CONFIG_STAMP = "demo_config.sha256"
 BLEND_NAME = "demo.blend"
 RENDER_NAME = "demo_render.png"  # the first camera's view at mid-capture, rendered from the .blend
-ADDON_DIR = REPO_ROOT / "blender_addon"
-# Run in a child process (the engine never imports bpy): build the project's scene with the
-# add-on's own importer and save it. argv: repo root, JSON of {project, out, cache, geometry}.
-_BLEND_SCRIPT = """
-import json, sys
-from pathlib import Path
-try:
-    import bpy
-except ImportError:
-    sys.exit(3)
-sys.path.insert(0, sys.argv[1])
-from blender_addon.core.capture import find_project
-from blender_addon.scene.build import BuildOptions, import_files
-job = json.loads(sys.argv[2])
-bpy.ops.wm.read_factory_settings(use_empty=True)
-bpy.context.preferences.filepaths.save_version = 0
-options = BuildOptions(cache_dir=Path(job["cache"]), geometry_dirs=[Path(p) for p in job["geometry"]])
-import_files(bpy.context, find_project(job["project"]), options)
-bpy.ops.wm.save_as_mainfile(filepath=job["out"], check_existing=False, relative_remap=True)
-if job.get("png"):
-    from blender_addon.scene.snapshot import render_camera
-    scn = bpy.context.scene
-    cams = sorted((o for o in scn.objects if o.type == "CAMERA"), key=lambda o: o.name)
-    if cams:
-        render_camera(scn, cams[0], (scn.frame_start + scn.frame_end) // 2, job["png"], percentage=50)
-"""
+CLI_ENTRY = REPO_ROOT / "blender_addon" / "cli_entry.py"  # the add-on's documented entry point
+NO_BPY = 3  # cli_entry.py's exit code when this Python has no bpy module
 
 
 def default_destination() -> Path:
@@ -115,95 +92,50 @@ def _install_config(paths: ProjectPaths, source: Path | None, fresh: bool) -> No
     log.info("demo: configuration %s -> %s", source, target)
 
 
-class _BlendFailed(Exception):
-    """The child process building the .blend exited with an error (code, stderr)."""
-
-
 def save_blend(project: Path, out: Path | None = None, timeout: float = 1200) -> Path | None:
-    """Build the project's Blender scene with the add-on and save it (``openkin/demo.blend``).
+    """Build the project's Blender scene with the add-on and save it (``openkin/demo.blend``), with a
+    render of its first camera (``openkin/demo_render.png``).
 
-    Runs in a child process with this interpreter's ``bpy`` module; returns None (with a
-    log line) when bpy or the add-on is not available or the build fails. The demo
-    goes on either way.
+    Runs ``blender_addon/cli_entry.py build`` with this interpreter (it needs ``bpy``). Returns
+    None, with a log line, when the add-on is not next to the engine or this Python has no
+    ``bpy``; :class:`OpenKinError` when the build fails or takes longer than ``timeout`` s.
     """
+    import subprocess
+
     from .fileio import atomic_path
 
     paths = ProjectPaths(Path(project))
     out = out or paths.reports / BLEND_NAME
-    if not (ADDON_DIR / "scene" / "build.py").is_file():
+    if not CLI_ENTRY.is_file():
         log.info("demo: no Blender add-on next to the engine (not running from the repository): no .blend")
         return None
     from .assets import assets_dir, is_ready
 
-    geometry = [str(assets_dir() / "OpenSim_Setup" / "Geometry")] if is_ready() else []
-    job = {"project": str(paths.root), "cache": str(paths.reports / "blender_cache"), "geometry": geometry}
-    try:
-        with atomic_path(out) as tmp, atomic_path(paths.reports / RENDER_NAME) as png:
-            job["out"], job["png"] = str(tmp), str(png)
-            result = subprocess.run([sys.executable, "-c", _BLEND_SCRIPT, str(REPO_ROOT), json.dumps(job)],
-                                    capture_output=True, text=True, timeout=timeout)
-            if result.returncode != 0:
-                raise _BlendFailed(result.returncode, result.stderr)
-    except _BlendFailed as e:
-        code, stderr = e.args
-        if code == 3:
+    geometry = ["--geometry", str(assets_dir() / "OpenSim_Setup" / "Geometry")] if is_ready() else []
+    with atomic_path(out) as tmp, atomic_path(paths.reports / RENDER_NAME) as png:
+        command = [sys.executable, str(CLI_ENTRY), "build", "--project", str(paths.root), "--blend", str(tmp),
+                   "--render", str(png), "--cache", str(paths.reports / "blender_cache"), *geometry]
+        try:
+            result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise OpenKinError(f"building the Blender scene took more than {timeout:.0f} s", path=paths.root,
+                               fix="run `openkin demo --no-blend`, or build it from Blender (Import Capture)") from None
+        if result.returncode == NO_BPY:
             log.info("demo: the bpy module is not installed in this Python: no .blend (pip install bpy)")
-        else:
-            log.warning("demo: building the Blender scene failed (exit %s): %s", code, stderr.strip()[-2000:])
-        return None
-    except subprocess.TimeoutExpired:
-        log.warning("demo: building the Blender scene took more than %.0f s: stopped, no .blend", timeout)
-        return None
+            return None
+        if result.returncode != 0:
+            raise OpenKinError(f"building the Blender scene failed (exit {result.returncode}): "
+                               f"{result.stderr.strip()[-1500:]}", path=paths.root,
+                               fix="see the message; `openkin demo --no-blend` skips the scene")
     log.info("demo: Blender scene saved to %s (render of its first camera: %s)", out, paths.reports / RENDER_NAME)
     return out
 
 
-def run_pipeline(project: Path, names: list[str], overrides: dict | None = None,
-                 progress_bars: bool = True) -> tuple[dict[str, float], dict[str, str]]:
-    """Run ``names`` (in pipeline order) one by one.
-
-    A stage that fails stops the pipeline, unless an earlier stage is not built yet
-    (its input is then simply missing): it is noted and the next stages are tried.
-    Returns (seconds per stage that ran, stage -> message for stages that failed or
-    could not run).
-    """
-    from .cli import STAGES, StageNotBuilt, load_stage, run_stages
-
-    timings: dict[str, float] = {}
-    failures: dict[str, str] = {}
-    unbuilt: list[str] = []
-    for stage in STAGES:
-        if stage.name not in names:
-            continue
-        try:
-            load_stage(stage)
-        except (StageNotBuilt, AttributeError):  # AttributeError: a module being written, no run_stage yet
-            log.info("demo: stage %-15s not built yet: skipped", stage.name)
-            unbuilt.append(stage.name)
-            continue
-        try:
-            timings.update(run_stages(project, [stage.name], overrides=overrides, progress_bars=progress_bars))
-        except OpenKinError as e:
-            if unbuilt:
-                log.warning("demo: stage %s could not run (%s); stage(s) %s before it are not built yet",
-                            stage.name, e.problem, ", ".join(unbuilt))
-                failures[stage.name] = f"not run: needs {', '.join(unbuilt)} (not built yet): {e.problem}"
-                continue
-            log.error("demo: stage %s failed: %s", stage.name, e)
-            failures[stage.name] = e.problem
-            break
-    return timings, failures
-
-
 def _stage_names(args) -> list[str]:
-    from .cli import STAGES
+    from .pipeline import stage_names
 
-    all_names = [s.name for s in STAGES]
-    names = [n.strip() for n in args.stages.split(",")] if args.stages else all_names
-    skip = {n.strip() for n in args.skip.split(",")} if args.skip else set()
-    unknown = [n for n in list(names) + list(skip) if n not in all_names]
-    if unknown:
-        raise OpenKinError(f"unknown stage(s): {', '.join(unknown)}", fix=f"choose among: {', '.join(all_names)}")
+    names = stage_names([n.strip() for n in args.stages.split(",")] if args.stages else None)
+    skip = set(stage_names([n.strip() for n in args.skip.split(",")])) if args.skip else set()
     return [n for n in names if n not in skip]
 
 
@@ -229,6 +161,7 @@ def _log_to_project(paths: ProjectPaths) -> logging.Handler:
 
 def main(args) -> int:
     from .cli import _parse_set
+    from .pipeline import run
     from .report import summary_lines, write_report
 
     names = _stage_names(args)
@@ -239,16 +172,23 @@ def main(args) -> int:
     paths = ProjectPaths(project)
     handler = _log_to_project(paths)
     try:
-        timings, failures = run_pipeline(project, names, overrides, progress_bars=not args.no_progress)
-        if not args.no_blend and not failures:
-            t1 = time.perf_counter()
-            if save_blend(project) is not None:
-                timings["blender scene"] = time.perf_counter() - t1
-        html = write_report(paths, timings, failures)
+        result = run(project, names, overrides, report=False)
+        if result.failed:
+            log.error("demo: stage %s failed: %s", result.failed, result.error)
+        blend_error = None
+        if not args.no_blend and result.ok:
+            try:
+                save_blend(project)
+            except OpenKinError as e:
+                blend_error = e
+                log.error("demo: %s", e)
+        html = write_report(paths)
     finally:
         logging.getLogger().removeHandler(handler)
         handler.close()
     for line in summary_lines(paths):
         log.info("%s", line)
-    log.info("demo finished in %.1f s: outputs in %s, report %s", time.perf_counter() - t0, project, html)
-    return 2 if any(not m.startswith("not run:") for m in failures.values()) else 0
+    ok = result.ok and blend_error is None
+    log.info("demo %s in %.1f s: outputs in %s, report %s", "finished" if ok else "FAILED",
+             time.perf_counter() - t0, project, html)
+    return 0 if ok else 2

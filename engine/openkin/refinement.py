@@ -28,17 +28,19 @@ triangulation, every camera, same observations before and after) goes down, and 
 moved more than ``max_translation_mm`` / ``max_rotation_deg``; otherwise the calibration is
 left as it was and ``openkin/refinement.toml`` says why.
 
-Files: reads the newest ``calibration/Calib*.toml`` that is not ``Calib_refined.toml`` (the
-source) and writes ``calibration/Calib_refined.toml``: the newest calibration, hence the one
-:func:`openkin.calibration.find_calibration` gives triangulation. A refined calibration that
-is no longer current (stage disabled, refinement refused) is renamed aside to
-``Calib_refined.toml.unused`` so it never silently replaces the user's calibration; running
-the calibration stage again also makes the source newer than an old refined file.
+Files: reads the calibration stage's output as the run manifest records it (else the newest
+``calibration/Calib*.toml`` that is not ``Calib_refined.toml``) and writes
+``calibration/Calib_refined.toml`` when the refinement is kept. Which calibration the later
+stages use is what the refinement's record says (``summary.calibration_used``, also set in the
+run context): the refined file, or the source when the stage is disabled, skipped or refused.
+A refined file of an earlier run that this run did not write is moved into ``openkin/stale/``
+like any other output that is no longer current (:mod:`openkin.manifest`).
 
-People: ``pose-associated/`` (every associated person, each a separate set of 3D points), else
-``pose-sync/`` or ``pose/`` when they hold one person per camera; with several unassociated
-detections per camera the stage skips (run association first), since slot 0 need not be the
-same person in every camera.
+People: this run's association (run context), else the association's recorded folders
+(every associated person, each a separate set of 3D points), else the current ``pose-sync/``
+or ``pose/`` when they hold one person per camera; with several unassociated detections per
+camera the stage skips (run association first), since slot 0 need not be the same person in
+every camera.
 """
 from __future__ import annotations
 
@@ -52,17 +54,20 @@ import numpy as np
 from scipy.optimize import least_squares
 from scipy.sparse import csr_matrix
 
+from .context import RunContext, run_alone
 from .errors import OpenKinError
 from .fileio import atomic_write, toml_dumps
 from .formats.calibration import (Camera, read_calibration, rotation_matrix, rotation_vector, undistort_points,
                                   write_calibration)
+from .inputs import match_cameras, read_views, subframe_residuals
+from .manifest import relpath
 from .progress import Progress, report, scaled
+from .triangulation.core import shift_subframe
 from .triangulation.geometry import reprojection_errors, triangulate_dlt
 
 log = logging.getLogger(__name__)
 
 REFINED_NAME = "Calib_refined.toml"
-UNUSED_SUFFIX = ".unused"
 REPORT_NAME = "refinement.toml"
 
 
@@ -383,77 +388,87 @@ def source_calibration(calib_dir: Path) -> Path:
                                            "as Calib_<something>.toml next to Calib_refined.toml")
 
 
-def set_aside(paths, why: str) -> None:
-    """Rename a ``Calib_refined.toml`` that is no longer current to ``Calib_refined.toml.unused``
-    (never deleted), so later stages use the source calibration."""
-    from .calibration import find_calibration
-
-    refined = Path(paths.calibration) / REFINED_NAME
-    if refined.exists():
-        target = refined.with_name(REFINED_NAME + UNUSED_SUFFIX)
-        refined.replace(target)
-        log.warning("refinement %s: renamed the earlier %s to %s so that later stages use the source "
-                    "calibration", why, refined.name, target.name)
-        _update_cached(paths, read_calibration(find_calibration(paths)))
-
-
-def load_points(config, paths, calib: Path, progress: Progress | None = None):
-    """``(cameras, points2d (C, F*P, K, 3), source name)`` from the association of this process,
-    ``pose-associated/``, or a one-person ``pose-sync/`` / ``pose/``; None when ambiguous.
+def load_points(ctx: RunContext, calib: Path, progress: Progress | None = None):
+    """``(cameras, points2d (C, F*P, K, 3), source name)`` from the association of this run, the
+    association's recorded folders, or a one-person ``pose-sync/`` / ``pose/``; None when ambiguous.
     Synchronisation's sub-frame leftovers are interpolated as triangulation does."""
-    from . import association
-    from .triangulation.core import shift_subframe
-    from .triangulation.inputs import match_cameras, pose_folders, read_views
-    from .triangulation.stage import subframe_residuals
-
-    cached = association.cached(paths.pose_associated)
-    if cached is not None:
-        views, source = cached.views, "pose-associated"
-        people = [cached.person_keypoints(t) for t in range(cached.choice.shape[0])]
+    config = ctx.config
+    if ctx.association is not None:
+        views, source, producer = ctx.association.views, "pose-associated", "association"
+        people = [ctx.association.person_keypoints(t) for t in range(ctx.association.choice.shape[0])]
         cameras = match_cameras(views.folders, read_calibration(calib, units=config.calibration.units), calib)
     else:
-        src = paths.pose_associated if pose_folders(paths.pose_associated) else association.input_dir(paths)
+        found = ctx.pose_source(("association",)) or ctx.pose_source()
+        if found is None:
+            raise OpenKinError("the 2D poses of this project are not current (their stage failed or must run again)",
+                               path=ctx.paths.pose, fix="run the pose, synchronization and association stages first")
+        src, producer = found
         views, source = read_views(src, calib, config.project.frame_range, progress,
                                    units=config.calibration.units), src.name
-        if src != paths.pose_associated and views.keypoints.shape[2] > 1:
+        if producer != "association" and views.keypoints.shape[2] > 1:
             log.warning("refinement skipped: %s has up to %d people per camera and no association "
                         "(run the association stage first)", src, views.keypoints.shape[2])
             return None
         people = [views.keypoints[:, :, p] for p in range(views.keypoints.shape[2])]
         cameras = views.cameras
-    residual = subframe_residuals(paths, views, source)
+    for folder in views.folders:
+        ctx.read(folder, producer)
+    residual = subframe_residuals(ctx.sync_offsets(producer), views)
     if residual is not None:
         people = [shift_subframe(kp, residual) for kp in people]
     return cameras, np.concatenate(people, axis=1), source
 
 
-def run_stage(config, paths, progress: Progress | None = None) -> None:
+def _source(ctx: RunContext) -> Path:
+    """The calibration to refine: the calibration stage's recorded output, else :func:`source_calibration`."""
+    recorded = ctx.stage_files("calibration", "calibration")
+    return recorded[0] if recorded else source_calibration(Path(ctx.paths.calibration))
+
+
+def run(ctx: RunContext) -> None:
     """Refine the extrinsics of the source calibration into ``calibration/Calib_refined.toml``."""
+    config, paths, progress = ctx.config, ctx.paths, ctx.progress
     cfg = config.refinement
-    calib_dir = Path(paths.calibration)
+    src = _source(ctx)
+    ctx.read(src, "calibration")
+    _use(ctx, src)
     if not cfg.refine_extrinsics:
-        log.info("refinement disabled ([refinement] refine_extrinsics = false): calibration used as it is")
-        set_aside(paths, "disabled")
+        log.info("refinement disabled ([refinement] refine_extrinsics = false): %s used as it is", src.name)
+        ctx.summary.update(accepted=False, reason="disabled ([refinement] refine_extrinsics = false)")
         return
-    src = source_calibration(calib_dir)
-    loaded = load_points(config, paths, src, scaled(progress, 0.0, 0.1))
+    loaded = load_points(ctx, src, scaled(progress, 0.0, 0.1))
     if loaded is None:
-        set_aside(paths, "skipped")
+        ctx.summary.update(accepted=False, reason="skipped: several people per camera and no association")
         return
     cameras, points, source = loaded
     refined, info = refine_extrinsics(cameras, points, params_from_config(config), scaled(progress, 0.1, 0.95))
     if info.accepted:
-        write_calibration(calib_dir / REFINED_NAME, _in_file_order(refined, read_calibration(src)),
-                          error=info.mean_after_px, adjusted=True)
-        _update_cached(paths, refined)
+        out = Path(paths.calibration) / REFINED_NAME
+        write_calibration(out, _in_file_order(refined, read_calibration(src, units=config.calibration.units)), error=info.mean_after_px, adjusted=True)
+        ctx.wrote(out, "calibration")
+        _use(ctx, out)
         log.info("wrote %s (refined from %s; later stages use it); cameras moved %s mm, turned %s deg",
                  REFINED_NAME, src.name, ", ".join(f"{m:.0f}" for m in info.moved_mm),
                  ", ".join(f"{t:.2f}" for t in info.turned_deg))
     else:
-        log.warning("refinement refused (%s): keeping %s", info.reason, src.name)
-        set_aside(paths, "refused")
-    write_report(Path(paths.reports) / REPORT_NAME, info, cameras, src, source)
+        log.warning("refinement refused (%s): later stages use %s", info.reason, src.name)
+    doc = write_report(Path(paths.reports) / REPORT_NAME, info, cameras, src, source)
+    ctx.wrote(Path(paths.reports) / REPORT_NAME, "report")
+    ctx.summary.update(doc)
     report(progress, 1.0, "refinement done")
+
+
+def _use(ctx: RunContext, calibration: Path) -> None:
+    """Later stages of this run (and later runs, through the record) use ``calibration``."""
+    ctx.calibration = calibration
+    ctx.summary["calibration_used"] = relpath(ctx.paths.root, calibration)
+
+
+def run_stage(config, paths, progress: Progress | None = None) -> None:
+    """The stage run by itself (recorded in the run manifest like a stage of ``openkin run``)."""
+    from .calibration import find_calibration
+
+    run_alone("refinement", run, config, paths, progress, find_calibration)
 
 
 def _in_file_order(refined: list[Camera], original: list[Camera]) -> list[Camera]:
@@ -462,18 +477,7 @@ def _in_file_order(refined: list[Camera], original: list[Camera]) -> list[Camera
     return [by_name.get(c.name, c) for c in original]
 
 
-def _update_cached(paths, refined: list[Camera]) -> None:
-    """Triangulation reuses this process's association, whose views carry the cameras read before
-    this stage (possibly an earlier Calib_refined.toml): give them the current ones (by name)."""
-    from . import association
-
-    cached = association.cached(paths.pose_associated)
-    if cached is not None:
-        by_name = {c.name: c for c in refined}
-        cached.views.cameras = [by_name.get(c.name, c) for c in cached.views.cameras]
-
-
-def write_report(path: Path, info: RefineInfo, cameras: list[Camera], calib: Path, source: str) -> None:
+def write_report(path: Path, info: RefineInfo, cameras: list[Camera], calib: Path, source: str) -> dict:
     """``openkin/refinement.toml``: the decision, and per camera the change and the errors."""
     doc = {"accepted": info.accepted, "reason": info.reason, "source_calibration": calib.name,
            "refined_calibration": REFINED_NAME if info.accepted else "", "points_from": source,
@@ -487,6 +491,7 @@ def write_report(path: Path, info: RefineInfo, cameras: list[Camera], calib: Pat
             "observations": int(info.observations[c])}
     with atomic_write(path) as f:
         f.write(toml_dumps(doc))
+    return doc
 
 
 def _r(x: float) -> float:

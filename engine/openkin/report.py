@@ -1,16 +1,19 @@
 """The report of a processed project: ``openkin/report.html`` and ``report.md`` with PNG plots.
 
-Each section reads what its stage left on disk and is replaced by a short note
-when that output is absent (a stage not built yet, or not run), so the report
-works at every stage of the pipeline and on Pose2Sim projects too:
+The report renders the run manifest (:mod:`openkin.manifest`): each stage's record says
+what it read, wrote and measured, and the report shows those figures and those files, never
+a guess from the folders' contents. A stage whose record is not current (it failed, or an
+earlier stage ran again after it) is shown as not run, without figures:
 
-- calibration: cameras (size, focal length, position) and a top view of them;
-- 2D detections: one frame of each camera with its keypoints, and the share of
-  frames in which a person was found;
-- 3D keypoints: trajectories from ``pose-3d/*.trc`` (filtered if present);
-- joint angles: ``kinematics/*.mot`` over time;
-- reprojection error per camera and keypoint (from the triangulation stage's report);
-- time spent in each stage.
+- overview: the last run, and each stage's state (done in this run, done in an earlier
+  run, failed, not run);
+- calibration: the cameras of the calibration the run used, and a top view of them;
+- 2D detections: one frame of each camera with the keypoints of the pose stage's folders;
+- synchronization, calibration refinement: the figures of their records;
+- 3D keypoints: the trajectories of the TRC file filtering (else triangulation) wrote;
+- joint angles: the ``.mot`` file the kinematics stage wrote, and its marker errors;
+- reprojection error per camera and keypoint, as the triangulation stage measured it;
+- time spent in each stage of the run.
 
 Plots use matplotlib's object API (no pyplot, no display): without matplotlib
 the report is written with its tables and a note instead of the plots.
@@ -30,11 +33,11 @@ import numpy as np
 
 from .errors import OpenKinError
 from .fileio import atomic_path, atomic_write, read_optional_toml
+from .manifest import STAGE_ORDER, Manifest
 from .project import ProjectPaths
 
 log = logging.getLogger(__name__)
 
-TIMINGS_NAME = "timings.toml"
 PLOTS_DIR = "report"
 # Keypoints whose trajectories are plotted (the first ones present).
 TRAJECTORY_KEYPOINTS = ("Hip", "Neck", "RWrist", "LWrist", "RKnee", "LKnee", "RAnkle", "LAnkle",
@@ -152,30 +155,26 @@ def _no_plot(section: Section) -> None:
 
 
 # =========================================================================== timings
-def save_timings(paths: ProjectPaths, timings: dict[str, float]) -> Path:
-    """Record seconds per stage in ``openkin/timings.toml`` (read back by later reports)."""
-    from .fileio import toml_dumps
-
-    path = paths.reports / TIMINGS_NAME
-    with atomic_write(path) as f:
-        f.write("# Wall time per stage of the last run, seconds.\n" + toml_dumps({"seconds": timings}))
-    return path
-
-
-def load_timings(paths: ProjectPaths) -> dict[str, float]:
-    path = paths.reports / TIMINGS_NAME
-    seconds = read_optional_toml(path, unreadable="timings left out of the report").get("seconds", {})
-    try:
-        return {k: float(v) for k, v in seconds.items()}
-    except (ValueError, TypeError, AttributeError):
-        log.warning("%s is unreadable: timings left out of the report", path)
-        return {}
+def _run_timings(manifest: Manifest) -> tuple[dict[str, float], dict[str, str]]:
+    """Seconds of the stages done in the last run, and the messages of those that failed in it."""
+    run_id = manifest.run.get("id")
+    timings, failures = {}, {}
+    for name in STAGE_ORDER:
+        rec = manifest.record(name) or {}
+        if rec.get("run") != run_id:
+            continue
+        if rec.get("status") == "done":
+            timings[name] = float(rec.get("seconds", float("nan")))
+        elif rec.get("status") == "failed":
+            failures[name] = str(rec.get("error", ""))
+    return timings, failures
 
 
-def _section_timings(timings: dict[str, float], failures: dict[str, str], out_dir: Path) -> Section:
+def _section_timings(manifest: Manifest, out_dir: Path) -> Section:
     s = Section("Time per stage")
+    timings, failures = _run_timings(manifest)
     if not timings and not failures:
-        s.note("No timings recorded (run the stages with `openkin run` or `openkin demo`).")
+        s.note("No stage ran in the last run (run the stages with `openkin run` or `openkin demo`).")
         return s
     rows = [[name, secs, "done"] for name, secs in timings.items()]
     rows += [[name, float("nan"), f"failed: {msg}"] for name, msg in failures.items()]
@@ -201,19 +200,30 @@ def _section_timings(timings: dict[str, float], failures: dict[str, str], out_di
 
 
 # =========================================================================== calibration
-def _section_calibration(paths: ProjectPaths, out_dir: Path) -> tuple[Section, list]:
+def _calibration_used(manifest: Manifest) -> Path | None:
+    """The calibration the run used: the refinement's record names it, else the calibration stage's output."""
+    used = (manifest.done("refinement") or {}).get("summary", {}).get("calibration_used")
+    if used:
+        return manifest.root / used
+    files = manifest.outputs("calibration", "calibration")
+    return files[0] if files else None
+
+
+def _section_calibration(paths: ProjectPaths, manifest: Manifest, out_dir: Path) -> tuple[Section, list]:
     """Camera table and top view; returns the cameras too (or [] when there is no calibration)."""
-    from .calibration import RECORD_NAME, find_calibration
     from .formats.calibration import read_calibration
 
     s = Section("Calibration")
+    path = _calibration_used(manifest)
+    if path is None:
+        s.note("No calibration recorded (the calibration stage has not run, or failed).")
+        return s, []
     try:
-        path = find_calibration(paths.calibration)
         cameras = read_calibration(path)
     except OpenKinError as e:
         s.note(f"No calibration to show: {e.problem}.")
         return s, []
-    record = _read_toml(paths.reports / RECORD_NAME)
+    record = _read_toml(paths.reports / "calibration.toml")  # the calibration stage's own record
     intr = record.get("intrinsics", {})
     extr = record.get("extrinsics", {}).get("cameras", {})
     s.text(f"{len(cameras)} cameras from {path.name}.")
@@ -250,11 +260,6 @@ def _read_toml(path: Path) -> dict:
 
 
 # =========================================================================== 2D detections
-def _pose_folders(paths: ProjectPaths) -> list[Path]:
-    root = paths.pose
-    return sorted(p for p in root.glob("*_json") if p.is_dir()) if root.is_dir() else []
-
-
 def _skeleton_of(paths: ProjectPaths, n_keypoints: int):
     """The keypoint set of the pose outputs (from the pose stage's summary, else by count), or None."""
     from .skeletons import SKELETONS
@@ -293,12 +298,12 @@ def _video_frame(paths: ProjectPaths, cam: str, frame: int) -> np.ndarray | None
     return None
 
 
-def _detections(paths: ProjectPaths) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Camera name -> (keypoints (F, P, K, 3), frame numbers (F,)) of ``pose/<cam>_json``."""
+def _detections(manifest: Manifest) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Camera name -> (keypoints (F, P, K, 3), frame numbers (F,)) of the pose stage's folders."""
     from .formats.openpose import read_openpose_dir
 
     out = {}
-    for folder in _pose_folders(paths):
+    for folder in manifest.outputs("pose", "camera") or []:
         try:
             keypoints, frames, _ = read_openpose_dir(folder)
         except OpenKinError as e:
@@ -308,11 +313,11 @@ def _detections(paths: ProjectPaths) -> dict[str, tuple[np.ndarray, np.ndarray]]
     return out
 
 
-def _section_detections(paths: ProjectPaths, out_dir: Path) -> tuple[Section, dict]:
+def _section_detections(paths: ProjectPaths, manifest: Manifest, out_dir: Path) -> tuple[Section, dict]:
     s = Section("2D detections")
-    dets = _detections(paths)
+    dets = _detections(manifest)
     if not dets:
-        s.note("No 2D poses in pose/ (the pose stage has not run or is not built).")
+        s.note("No 2D poses recorded (the pose stage has not run, or failed).")
         return s, {}
     rows = []
     for cam, (kp, frames) in dets.items():
@@ -373,12 +378,12 @@ def _draw_camera(ax, paths: ProjectPaths, cam: str, kp: np.ndarray, frames: np.n
 
 
 # =========================================================================== synchronization
-def _section_sync(paths: ProjectPaths, out_dir: Path) -> Section:
+def _section_sync(paths: ProjectPaths, manifest: Manifest) -> Section:
     s = Section("Synchronization")
-    offsets = _read_toml(paths.pose_sync / "offsets.toml")
+    offsets = (manifest.done("synchronization") or {}).get("summary", {})
     cams = offsets.get("cameras", {})
     if not cams:
-        s.note("No time offsets in pose-sync/ (synchronization has not run or is not built).")
+        s.note(_not_run(manifest, "synchronization", "No time offsets"))
         return s
     rate = offsets.get("frame_rate")
     s.text(f"Offsets relative to {offsets.get('reference', 'the reference camera')} "
@@ -389,17 +394,20 @@ def _section_sync(paths: ProjectPaths, out_dir: Path) -> Section:
              for c, v in cams.items()])
     s.summary.append("Time offsets: " + ", ".join(f"{c} {float(v.get('offset_frames', float('nan'))):+.2f}"
                                                   for c, v in cams.items()) + " frames.")
-    for png in sorted(paths.pose_sync.glob("*.png")):
+    for png in manifest.outputs("synchronization", "plot") or []:
         s.image(Path("..", png.relative_to(paths.root)).as_posix(), f"{png.name}, from the synchronization stage.")
     return s
 
 
-def _section_refinement(paths: ProjectPaths) -> Section:
-    """Camera extrinsics refined from the keypoints (``openkin/refinement.toml``)."""
+def _section_refinement(manifest: Manifest) -> Section:
+    """Camera extrinsics refined from the keypoints (the refinement stage's record)."""
     s = Section("Calibration refinement")
-    doc = _read_toml(paths.reports / "refinement.toml")
+    doc = (manifest.done("refinement") or {}).get("summary", {})
     if not doc:
-        s.note("No refinement record (the refinement stage is off or has not run).")
+        s.note(_not_run(manifest, "refinement", "No refinement"))
+        return s
+    if "cameras" not in doc:
+        s.text(f"Refinement not applied: {doc.get('reason', 'no reason recorded')}.")
         return s
     before, after = doc.get("reprojection_before_px", float("nan")), doc.get("reprojection_after_px", float("nan"))
     if doc.get("accepted"):
@@ -417,32 +425,30 @@ def _section_refinement(paths: ProjectPaths) -> Section:
 
 
 # =========================================================================== 3D keypoints
-def _pick_trc(pose3d: Path) -> Path | None:
-    """The filtered TRC if there is one, else the newest raw TRC (augmented files last)."""
-    if not pose3d.is_dir():
-        return None
-    trcs = [p for p in pose3d.glob("*.trc") if "LSTM" not in p.name]
-    filtered = [p for p in trcs if "filt" in p.name]
-    pool = filtered or trcs
-    return max(pool, key=lambda p: p.stat().st_mtime) if pool else None
+def _current_trc(manifest: Manifest) -> tuple[Path | None, list[Path]]:
+    """The TRC shown (filtering's first, else triangulation's) and every person's TRC of that stage."""
+    for stage in ("filtering", "triangulation"):
+        files = manifest.outputs(stage, "trc")
+        if files:
+            return files[0], files
+    return None, []
 
 
-def _section_trajectories(paths: ProjectPaths, out_dir: Path) -> Section:
+def _section_trajectories(manifest: Manifest, out_dir: Path) -> Section:
     from .formats.trc import read_trc
 
     s = Section("3D keypoints")
-    path = _pick_trc(paths.pose_3d)
+    path, people = _current_trc(manifest)
     if path is None:
-        s.note("No 3D keypoints in pose-3d/ (triangulation has not run or is not built).")
+        s.note(_not_run(manifest, "triangulation", "No 3D keypoints"))
         return s
     try:
         trc = read_trc(path)
     except OpenKinError as e:
         s.note(f"Cannot read {path.name}: {e.problem}")
         return s
-    people = sorted({p.name for p in paths.pose_3d.glob("*_P*.trc") if "LSTM" not in p.name and "filt" not in p.name})
     if len(people) > 1:
-        s.text(f"{len(people)} people were reconstructed ({', '.join(people)}); shown: {path.name}.")
+        s.text(f"{len(people)} people were reconstructed ({', '.join(p.name for p in people)}); shown: {path.name}.")
     valid = np.isfinite(trc.xyz).all(axis=-1)  # (F, M)
     s.text(f"{path.name}: {len(trc.marker_names)} keypoints, {trc.xyz.shape[0]} frames at {trc.rate:g} Hz; "
            f"{100 * valid.all(axis=1).mean():.1f}% of frames have every keypoint, "
@@ -498,9 +504,8 @@ def _stick_figures(s: Section, out_dir: Path, trc) -> None:
 
 
 # =========================================================================== joint angles
-def _ik_summary(s: Section, mot: Path) -> None:
-    """Marker errors and scaling from the kinematics stage's ``<stem>_kinematics.toml``, if there."""
-    info = _read_toml(mot.with_name(f"{mot.stem}_kinematics.toml"))
+def _ik_summary(s: Section, info: dict) -> None:
+    """Marker errors and scaling of one trial, from the kinematics stage's record."""
     rms, worst = info.get("marker_rms_mean_m"), info.get("marker_error_max_m")
     if rms is None:
         return
@@ -523,15 +528,17 @@ def _angle_panels(names: list[str]) -> list[tuple[str, list[str]]]:
     return panels or [(n, [n]) for n in names[:9]]
 
 
-def _section_angles(paths: ProjectPaths, out_dir: Path) -> Section:
+def _section_angles(manifest: Manifest, out_dir: Path) -> Section:
     from .formats.mot import read_mot
 
     s = Section("Joint angles")
-    mots = sorted(paths.kinematics.glob("*.mot"), key=lambda p: p.stat().st_mtime) if paths.kinematics.is_dir() else []
+    mots = manifest.outputs("kinematics", "mot") or []
     if not mots:
-        s.note("No joint angles in kinematics/ (inverse kinematics has not run or is not built).")
+        s.note(_not_run(manifest, "kinematics", "No joint angles"))
         return s
-    path = mots[-1]
+    path = mots[0]
+    trials = (manifest.done("kinematics") or {}).get("summary", {}).get("trials", [])
+    info = next((tr for tr in trials if tr.get("mot") == path.name), {})
     try:
         motion = read_mot(path)
     except OpenKinError as e:
@@ -543,7 +550,7 @@ def _section_angles(paths: ProjectPaths, out_dir: Path) -> Section:
     column = {n: motion.values[:, motion.names.index(n)] for n in names}
     ranges = [[n, float(np.nanmin(column[n])), float(np.nanmax(column[n]))] for n in names]
     s.text(f"{path.name}: {len(motion.names)} coordinates, {len(motion.times)} frames.")
-    _ik_summary(s, path)
+    _ik_summary(s, info)
     s.table(["coordinate", f"min {unit}", f"max {unit}"], ranges)
     ncols = 3
     nrows = (len(panels) + ncols - 1) // ncols
@@ -571,73 +578,6 @@ def _section_angles(paths: ProjectPaths, out_dir: Path) -> Section:
 
 
 # =========================================================================== reprojection error
-def _pose_2d_root(paths: ProjectPaths) -> Path | None:
-    """The 2D poses triangulation used: pose-associated/, else pose-sync/, else pose/."""
-    for root in (paths.pose_associated, paths.pose_sync, paths.pose):
-        if root.is_dir() and any(p.is_dir() for p in root.glob("*_json")):
-            return root
-    return None
-
-
-def reprojection_errors(xyz: np.ndarray, frames_3d: np.ndarray, cameras: list,
-                        detections: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
-    """Pixel distance between projected 3D keypoints and the 2D detections.
-
-    ``xyz`` (F, K, 3) world metres; ``frames_3d`` (F,); ``detections`` per camera:
-    (keypoints (F2, P, K, 3), frame numbers (F2,)). Per camera and frame the person
-    closest to the projection is taken. Returns (C, F, K) px, NaN where either is missing.
-    """
-    from .formats.calibration import project_points
-
-    F, K, _ = xyz.shape
-    out = np.full((len(cameras), F, K), np.nan)
-    for c, (cam, (kp, frames)) in enumerate(zip(cameras, detections)):
-        if kp.shape[1] == 0 or kp.shape[2] != K:
-            continue
-        uv = project_points(cam, xyz.reshape(-1, 3)).reshape(F, K, 2)
-        lookup = {int(f): i for i, f in enumerate(frames)}
-        rows = np.array([lookup.get(int(f), -1) for f in frames_3d])
-        have = rows >= 0
-        people = kp[rows[have], :, :, :2]  # (F', P, K, 2)
-        d = np.linalg.norm(people - uv[have][:, None], axis=-1)  # (F', P, K)
-        with _quiet():
-            med = np.nanmedian(np.where(np.isfinite(d), d, np.nan), axis=-1)  # (F', P)
-        med = np.where(np.isfinite(med), med, np.inf)
-        best = np.argmin(med, axis=1)
-        out[c, have] = d[np.arange(len(best)), best]
-    return out
-
-
-def _trc_world(trc, cameras: list, detections: list) -> tuple[np.ndarray, str]:
-    """The TRC points in the calibration's world: as they are (Z up) or turned from Y up,
-    whichever reprojects better (Pose2Sim writes its TRC files Y up)."""
-    from .formats.trc import yup_to_zup
-
-    candidates = {"Z-up": trc.xyz, "Y-up": yup_to_zup(trc.xyz)}
-    sample = slice(None, None, max(1, trc.xyz.shape[0] // 50))
-    scores = {}
-    for name, xyz in candidates.items():
-        err = reprojection_errors(xyz[sample], trc.frame_numbers[sample], cameras, detections)
-        scores[name] = np.nanmedian(err) if np.isfinite(err).any() else np.inf
-    best = min(scores, key=scores.get)
-    return candidates[best], best
-
-
-TRIANGULATION_REPORT = "triangulation_report.json"  # written by openkin.triangulation in pose-3d/
-
-
-def _triangulation_report(paths: ProjectPaths) -> dict:
-    path = paths.pose_3d / TRIANGULATION_REPORT
-    if not path.is_file():
-        return {}
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        return doc if isinstance(doc, dict) and isinstance(doc.get("persons"), list) else {}
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        log.warning("%s is unreadable: left out of the report", path)
-        return {}
-
-
 def _triangulation_content(s: Section, doc: dict) -> list[tuple[str, dict]]:
     """Text and tables from the triangulation stage's own report; returns (label, per-keypoint px) per person."""
     out = []
@@ -663,116 +603,80 @@ def _triangulation_content(s: Section, doc: dict) -> list[tuple[str, dict]]:
     return out
 
 
-def _all_detections_error(paths: ProjectPaths, cameras: list) -> tuple[np.ndarray, list[str], list[str], str] | str:
-    """(C, F, K) px of the raw 3D keypoints against every 2D detection, cameras, keypoints, note;
-    or a string saying why it cannot be computed."""
-    from .formats.openpose import read_openpose_dir
-    from .formats.trc import read_trc
-
-    raw = [p for p in paths.pose_3d.glob("*.trc") if "filt" not in p.name and "LSTM" not in p.name] \
-        if paths.pose_3d.is_dir() else []
-    root = _pose_2d_root(paths)
-    if not raw or root is None or not cameras:
-        return "needs the calibration, the 2D poses and the triangulated 3D keypoints"
-    trc_path = max(raw, key=lambda p: p.stat().st_mtime)
-    folders = sorted(root.glob("*_json"))
-    if len(folders) != len(cameras):
-        return f"{len(folders)} pose folders in {root.name}/ for {len(cameras)} calibrated cameras"
-    try:
-        trc = read_trc(trc_path)
-        detections = [read_openpose_dir(f)[:2] for f in folders]
-    except OpenKinError as e:
-        return e.problem
-    if trc.frame_numbers is None:
-        trc.frame_numbers = np.arange(trc.xyz.shape[0])
-    if any(d[0].shape[2] != trc.xyz.shape[1] for d in detections):
-        return (f"{trc_path.name} has {trc.xyz.shape[1]} keypoints, the 2D poses "
-                f"{sorted({d[0].shape[2] for d in detections})}")
-    xyz, axes = _trc_world(trc, cameras, detections)
-    err = reprojection_errors(xyz, trc.frame_numbers, cameras, detections)
-    note = (f"{trc_path.name} ({axes} file) projected onto every 2D detection of {root.name}/, "
-            "including those the triangulation rejected (outliers, left/right swaps)")
-    return err, [c.name for c in cameras], list(trc.marker_names), note
-
-
-def _section_reprojection(paths: ProjectPaths, out_dir: Path, cameras: list) -> Section:
+def _section_reprojection(manifest: Manifest, out_dir: Path) -> Section:
     s = Section("Reprojection error")
-    doc = _triangulation_report(paths)
-    per_kp = _triangulation_content(s, doc) if doc else []
-    computed = _all_detections_error(paths, cameras)
-    if isinstance(computed, str):
-        if not per_kp:
-            s.note(f"Not available: {computed}.")
-            return s
-        computed = None
-    else:
-        err, cams, keypoints, note = computed
-        with _quiet():
-            rows = [[c, *(float(np.nanpercentile(err[i], q)) if np.isfinite(err[i]).any() else float("nan")
-                          for q in (50, 90)), float(np.nanmean(err[i]))] for i, c in enumerate(cams)]
-        s.text(note + ":")
-        s.table(["camera", "median px", "90th percentile px", "mean px"], rows)
-        s.summary.append("Against every detection: median " + ", ".join(f"{r[0]} {r[1]:.1f}" for r in rows) + " px.")
-    return _reprojection_plot(s, out_dir, per_kp, computed)
-
-
-def _reprojection_plot(s: Section, out_dir: Path, per_kp: list, computed) -> Section:
-    n_rows = (1 if per_kp else 0) + (1 if computed else 0)
-    fig = _figure(11, 3.2 * n_rows + 0.6)
-    if fig is None:
-        _no_plot(s)
+    doc = (manifest.done("triangulation") or {}).get("summary", {})
+    if not doc.get("persons"):
+        s.note(_not_run(manifest, "triangulation", "No reprojection errors"))
         return s
-    axes = list(np.atleast_1d(fig.subplots(n_rows, 1, squeeze=False)).ravel())
+    per_kp = _triangulation_content(s, doc)
     if per_kp:
-        ax = axes.pop(0)
-        names = list(per_kp[0][1])
-        width = 0.8 / len(per_kp)
-        for j, (label, values) in enumerate(per_kp):
-            ax.bar(np.arange(len(names)) + j * width, [values.get(n, np.nan) for n in names], width, label=label)
-        ax.axhline(REPROJECTION_GOAL_PX, color="#c44e52", ls="--", lw=1, label=f"goal {REPROJECTION_GOAL_PX:g} px")
-        ax.set_xticks(np.arange(len(names)) + 0.4 - width / 2, names, rotation=70, fontsize=8)
-        ax.set_ylabel("px")
-        ax.set_title("triangulation: mean reprojection error per keypoint over the views kept", fontsize=10)
-        ax.legend(fontsize=8)
-    if computed:
-        err, cams, keypoints, _ = computed
-        _heatmap(fig, axes.pop(0), err, cams, keypoints)
-    s.image(_save(fig, out_dir, "reprojection"),
-            "Reprojection error (px): per keypoint as the triangulation measured it (top), and the median "
-            "per camera and keypoint against every 2D detection (bottom).")
+        _reprojection_plot(s, out_dir, per_kp)
     return s
 
 
-def _heatmap(fig, ax, err: np.ndarray, cams: list[str], keypoints: list[str]) -> None:
-    with _quiet():
-        med = np.nanmedian(err, axis=1)  # (C, K)
-    vmax = max(float(np.nanpercentile(med, 95)) if np.isfinite(med).any() else 1.0, 1.0)
-    im = ax.imshow(med, cmap="magma_r", vmin=0, vmax=vmax, aspect="auto")
-    ax.set_yticks(range(len(cams)), cams)
-    ax.set_xticks(range(len(keypoints)), keypoints, rotation=70, fontsize=8)
-    for (i, j), v in np.ndenumerate(med):
-        if np.isfinite(v):
-            ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=7,
-                    color="white" if v > 0.6 * vmax else "black")
-    ax.set_title("median reprojection error against every 2D detection", fontsize=10)
-    fig.colorbar(im, ax=ax, label="px")
+def _reprojection_plot(s: Section, out_dir: Path, per_kp: list) -> None:
+    fig = _figure(11, 3.8)
+    if fig is None:
+        _no_plot(s)
+        return
+    ax = fig.add_subplot()
+    names = list(per_kp[0][1])
+    width = 0.8 / len(per_kp)
+    for j, (label, values) in enumerate(per_kp):
+        ax.bar(np.arange(len(names)) + j * width, [values.get(n, np.nan) for n in names], width, label=label)
+    ax.axhline(REPROJECTION_GOAL_PX, color="#c44e52", ls="--", lw=1, label=f"goal {REPROJECTION_GOAL_PX:g} px")
+    ax.set_xticks(np.arange(len(names)) + 0.4 - width / 2, names, rotation=70, fontsize=8)
+    ax.set_ylabel("px")
+    ax.set_title("triangulation: mean reprojection error per keypoint over the views kept", fontsize=10)
+    ax.legend(fontsize=8)
+    s.image(_save(fig, out_dir, "reprojection"), "Reprojection error (px) per keypoint, as the triangulation "
+                                                 "measured it over the views it kept.")
 
 
 # =========================================================================== overview and assembly
-def _section_overview(paths: ProjectPaths, timings: dict, failures: dict) -> Section:
-    from .cli import available_stages
+STATE_TEXT = {"done": "done", "failed": "failed", "running": "interrupted", "outdated": "not run (outdated)"}
 
+
+def _not_run(manifest: Manifest, stage: str, what: str) -> str:
+    """The note of a section whose stage has no current record."""
+    rec = manifest.record(stage)
+    if rec is None:
+        return f"{what}: the {stage} stage has not run on this project."
+    if rec.get("status") == "failed":
+        return f"{what}: the {stage} stage failed ({rec.get('error', '')})."
+    if rec.get("status") == "outdated":
+        return f"{what}: the {stage} stage has not run since {rec.get('outdated_by', 'an earlier stage')} ran."
+    return f"{what}: the {stage} stage has not run."
+
+
+def _stage_rows(manifest: Manifest) -> list[list]:
+    run_id = manifest.run.get("id")
+    asked = set(manifest.run.get("stages", []))
+    rows = []
+    for name in STAGE_ORDER:
+        rec = manifest.record(name) or {}
+        state = STATE_TEXT.get(rec.get("status"), "not run")
+        if rec.get("status") == "done" and rec.get("run") != run_id:
+            state = f"done in an earlier run ({rec.get('started', '?')})"
+        this_run = "failed" if rec.get("status") == "failed" and rec.get("run") == run_id else \
+            "ran" if rec.get("run") == run_id and rec.get("status") == "done" else \
+            "not run" if name in asked else "–"
+        rows.append([name, state, this_run])
+    return rows
+
+
+def _section_overview(paths: ProjectPaths, manifest: Manifest) -> Section:
     s = Section("Overview")
-    built = available_stages()
-    resolved = paths.reports / "resolved_config.toml"
-    s.text(f"Project {paths.root}. Report written {time.strftime('%Y-%m-%d %H:%M')}.")
-    rows = [[name, "yes" if ok else "not built yet",
-             "failed" if name in failures else "ran" if name in timings else "–"] for name, ok in built.items()]
-    s.table(["stage", "built", "this run"], rows)
+    run = manifest.run
+    s.text(f"Project {paths.root}. Report written {time.strftime('%Y-%m-%d %H:%M')}"
+           + (f"; last run {run.get('id')} started {run.get('started')}." if run else "; no run recorded."))
+    s.table(["stage", "outputs", "this run"], _stage_rows(manifest))
     versions = _read_toml(paths.reports / "versions.toml")
     if versions:
         s.text("Software: " + ", ".join(f"{k} {v}" for k, v in versions.items()
                                         if k not in ("executable", "platform")) + ".")
+    resolved = paths.reports / "resolved_config.toml"
     if resolved.is_file():
         s.text(f"Configuration used: {resolved.relative_to(paths.root)}.")
     blends = sorted(paths.reports.glob("*.blend"))
@@ -786,25 +690,18 @@ def _section_overview(paths: ProjectPaths, timings: dict, failures: dict) -> Sec
     return s
 
 
-def write_report(paths: ProjectPaths, timings: dict[str, float] | None = None,
-                 failures: dict[str, str] | None = None) -> Path:
-    """Write ``openkin/report.html`` and ``report.md`` (+ ``openkin/report/*.png``); return the HTML path.
-
-    ``timings`` (stage -> seconds) are saved for later reports; without them the
-    last saved ones are used. ``failures``: stage -> message of a stage that failed.
-    """
+def write_report(paths: ProjectPaths) -> Path:
+    """Write ``openkin/report.html`` and ``report.md`` (+ ``openkin/report/*.png``) from the run
+    manifest; return the HTML path."""
     out_dir = paths.reports
     out_dir.mkdir(parents=True, exist_ok=True)
-    if timings:
-        save_timings(paths, timings)
-    else:
-        timings = load_timings(paths)
-    failures = failures or {}
-    calib, cameras = _section_calibration(paths, out_dir)
-    detections, _ = _section_detections(paths, out_dir)
-    sections = [_section_overview(paths, timings, failures), calib, detections, _section_sync(paths, out_dir), _section_refinement(paths),
-                _section_trajectories(paths, out_dir), _section_angles(paths, out_dir),
-                _section_reprojection(paths, out_dir, cameras), _section_timings(timings, failures, out_dir)]
+    manifest = Manifest.load(paths.root)
+    calib, _ = _section_calibration(paths, manifest, out_dir)
+    detections, _ = _section_detections(paths, manifest, out_dir)
+    sections = [_section_overview(paths, manifest), calib, detections, _section_sync(paths, manifest),
+                _section_refinement(manifest), _section_trajectories(manifest, out_dir),
+                _section_angles(manifest, out_dir), _section_reprojection(manifest, out_dir),
+                _section_timings(manifest, out_dir)]
     summary = Section("Summary")
     for section in sections:
         summary.items += [("p", line) for line in section.summary]

@@ -11,7 +11,7 @@ from openkin.config import load_config
 from openkin.formats.openpose import read_openpose_dir
 from openkin.project import ProjectPaths
 from openkin.synth.build import build_scene
-from openkin.triangulation.inputs import read_views, skeleton_of
+from openkin.inputs import read_views, skeleton_of
 from openkin.calibration import find_calibration
 
 
@@ -92,19 +92,27 @@ def test_person_leaving_and_coming_back(multi):
     assert len(short.choice) == 3 and sorted(owners) == [0, 1, 1]   # after a long absence: a new identity
 
 
+def _run_in_context(cfg, paths):
+    """The stage as ``openkin run`` runs it; returns the run context (it holds the association)."""
+    from openkin.calibration import find_calibration
+    from openkin.context import run_alone
+
+    return run_alone("association", association.run, cfg, paths, None, find_calibration)
+
+
 def test_stage_writes_pose2sim_layout_and_keeps_memory_copy(multi):
     cfg, paths, views, params = _inputs(multi)
-    association.run_stage(cfg, paths)
+    ctx = _run_in_context(cfg, paths)
     folders = sorted(p.name for p in paths.pose_associated.iterdir() if p.is_dir())
     assert folders == ["cam01_json", "cam02_json", "cam03_json", "cam04_json"]
     kp, frames, ids = read_openpose_dir(paths.pose_associated / "cam01_json")
     assert len(frames) == 240 and kp.shape[1] == 2 and set(np.unique(ids)) <= {-1, 0, 1}
-    cached = association.cached(paths.pose_associated)
+    cached = ctx.association
     assert cached is not None
     np.testing.assert_allclose(kp, np.stack([cached.person_keypoints(t)[0] for t in range(2)], axis=1),
                                atol=1e-3)  # written with 3 decimals (px) and 4 (confidence)
-    (paths.pose_associated / association.STAMP).unlink()
-    assert association.cached(paths.pose_associated) is None
+    assert [o["path"] for o in ctx.outputs] == [f"pose-associated/{f}" for f in folders]
+    assert ctx.summary["people"] == 2
 
 
 def test_single_detection_per_camera_is_kept(tmp_path):
@@ -139,13 +147,13 @@ def test_unchanged_frames_are_linked_and_read_back_the_same(tmp_path, monkeypatc
             raise OSError(1, "Operation not permitted")
         monkeypatch.setattr(os, "link", no_link)
     for _ in range(2):  # the second run replaces a folder of links
-        association.run_stage(cfg, paths)
+        ctx = _run_in_context(cfg, paths)
     out = paths.pose_associated / "cam02_json"
     linked = [os.path.samefile(_frame_file(out, f), _frame_file(src, f)) for f in range(30)]
     assert linked == ([f != 7 for f in range(30)] if links_work else [False] * 30)
     assert {p.name: p.read_bytes() for p in src.iterdir()} == before
     assert len(json.loads(_frame_file(out, 7).read_text())["people"]) == 1   # the person, moved to slot 0
-    cached = association.cached(paths.pose_associated)
+    cached = ctx.association
     kp, frames, _ = read_openpose_dir(out)
     assert cached.choice[0, 1, 7] == 1 and frames.tolist() == list(range(30)) and kp.shape[1] == 1
     np.testing.assert_allclose(kp[:, 0], cached.person_keypoints(0)[1], atol=1e-3)

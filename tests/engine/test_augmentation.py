@@ -96,7 +96,7 @@ def test_stage_writes_lstm_trc_with_measured_height(tmp_path, walk):
 
 
 def test_height_from_the_trial(walk):
-    from openkin.kinematics.measure import participant_height
+    from openkin.measure import participant_height
 
     names, xyz = walk
     h = participant_height(xyz, names)

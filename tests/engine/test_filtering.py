@@ -13,7 +13,8 @@ from scipy import sparse
 
 from openkin.config import default_config
 from openkin.errors import OpenKinError
-from openkin.filtering import FILTERS, filter_array, hampel, run_stage
+from openkin.filtering import FILTERS, filter_array, hampel
+from openkin.filtering.stage import run_stage
 from openkin.filtering.kernels import _second_difference_gram
 from openkin.formats.c3d import read_c3d
 from openkin.formats.trc import Trc, read_trc, write_trc
@@ -171,10 +172,12 @@ def test_stage_writes_filtered_trc_c3d_and_plot(tmp_path):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     else:
         assert not png.exists()
-    # a second run does not filter the filtered file again
+    # a second run does not filter the filtered file again; the first run's output, no longer
+    # current, is set aside (openkin/stale/), so no later stage takes it for a second person
     run_stage(_config(save_filt_plots=False, type="kalman"), paths)
     assert sorted(p.name for p in paths.pose_3d.glob("*.trc")) == sorted(
-        [f"{tmp_path.name}_0-179.trc", out.name, f"{tmp_path.name}_0-179_filt_kalman.trc"])
+        [f"{tmp_path.name}_0-179.trc", f"{tmp_path.name}_0-179_filt_kalman.trc"])
+    assert [p.name for p in (paths.reports / "stale").rglob("*.trc")] == [out.name]
 
 
 def test_stage_frame_range_and_no_c3d(tmp_path):

@@ -124,8 +124,11 @@ def test_auto_rate_below_twice_the_cutoff_is_an_error(tmp_path):
     assert "Nyquist frequency 5 Hz" in str(e.value) and "frame_rate = 'auto': 10 fps" in str(e.value)
 
 
-def test_triangulation_uses_the_same_function(tmp_path):
-    from openkin.triangulation.stage import frame_rate
+def test_the_run_context_uses_the_same_function(tmp_path):
+    """Every stage takes the rate from the run context, which resolves it with this function."""
+    from openkin.context import RunContext
+    from openkin.manifest import Manifest
 
     config, paths = project(tmp_path, {"cam01.mp4": 29.97})
-    assert frame_rate(config, paths) == resolve_frame_rate(config, paths) == pytest.approx(29.97)
+    ctx = RunContext(config=config, paths=paths, manifest=Manifest.load(paths.root))
+    assert ctx.frame_rate == resolve_frame_rate(config, paths) == pytest.approx(29.97)

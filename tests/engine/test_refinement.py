@@ -1,6 +1,7 @@
 """Refinement (bundle adjustment of the extrinsics) on ground-truth scenes with a perturbed calibration."""
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -19,7 +20,7 @@ from openkin.project import ProjectPaths
 from openkin.refinement import (REFINED_NAME, RefineParams, align_rig, pose_change, refine_extrinsics,
                                 source_calibration)
 from openkin.synth import build_scene
-from openkin.triangulation.inputs import read_views
+from openkin.inputs import read_views
 
 PERTURBED = dict(calib_translation_cm=1.0, calib_rotation_deg=0.5)
 
@@ -91,10 +92,14 @@ def test_stage_lowers_mpjpe_and_names_files(mild):
     # Again: refines the source, not its own output (same result).
     _run(mild, ["refinement"], on=True)
     assert tomllib.loads(Path(paths.reports / "refinement.toml").read_text())["source_calibration"] == "Calib_scene.toml"
-    # Disabled: the refined calibration is set aside (kept), the source is used again.
+    # Disabled: the record says the source is used; the refined file of the earlier run is set
+    # aside into openkin/stale/ (kept, out of the calibration folder), not renamed in place.
     _run(mild, ["refinement"], on=False)
     assert not (paths.calibration / REFINED_NAME).exists()
-    assert (paths.calibration / (REFINED_NAME + ".unused")).exists()
+    assert len(list((paths.reports / "stale").rglob(REFINED_NAME))) == 1
+    assert not list(paths.calibration.glob("*.unused"))
+    record = json.loads((paths.reports / "manifest.json").read_text())["stages"]["refinement"]
+    assert record["summary"]["calibration_used"] == "calibration/Calib_scene.toml"
     assert find_calibration(paths).name == "Calib_scene.toml"
 
 
@@ -135,9 +140,12 @@ def test_refused_stage_sets_stale_refinement_aside(mild):
     paths = ProjectPaths(mild)
     _run(mild, ["association", "refinement"], on=True)
     assert find_calibration(paths).name == REFINED_NAME
-    _run(mild, ["refinement"], on=True, max_translation_mm=1.0, max_iterations=20)
+    _run(mild, ["refinement", "triangulation"], on=True, max_translation_mm=1.0, max_iterations=20)
     rep = tomllib.loads(Path(paths.reports / "refinement.toml").read_text())
     assert not rep["accepted"] and "1 mm" in rep["reason"]
+    stages = json.loads((paths.reports / "manifest.json").read_text())["stages"]
+    assert stages["refinement"]["summary"]["calibration_used"] == "calibration/Calib_scene.toml"
+    assert stages["triangulation"]["summary"]["calibration"] == "Calib_scene.toml"   # what triangulation used
     assert find_calibration(paths).name == "Calib_scene.toml"
 
 

@@ -143,7 +143,7 @@ def test_units_setting_in_config(tmp_path):
 def test_units_reach_the_triangulation_inputs(tmp_path):
     """[calibration] units is what read_views uses: a metric file read as mm shrinks the rig."""
     from openkin.formats.openpose import write_openpose_dir
-    from openkin.triangulation.inputs import read_views
+    from openkin.inputs import read_views
 
     cams = rig()
     calib = tmp_path / "calibration" / "Calib.toml"

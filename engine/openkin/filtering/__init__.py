@@ -9,7 +9,7 @@ kept) and return arrays of the same shape:
 - :func:`filter_array` is the entry point for other stages (e.g. filtering IK
   joint angles): ``filter_array(xyz, rate, "butterworth", cut_off_frequency=6)``.
 
-The stage (:func:`run_stage`) filters ``pose-3d/*.trc`` as Pose2Sim does.
+The stage (:mod:`openkin.filtering.stage`) filters the triangulated TRC files as Pose2Sim does.
 """
 from __future__ import annotations
 
@@ -73,11 +73,4 @@ def filter_array(x: np.ndarray, rate: float, method: str, *, reject_outliers: bo
     return FILTERS[key](x, float(rate), **params)
 
 
-def run_stage(config, paths, progress=None) -> None:
-    """Filter every unfiltered ``pose-3d/*.trc`` (see :mod:`openkin.filtering.stage`)."""
-    from .stage import run_stage as _run
-
-    _run(config, paths, progress)
-
-
-__all__ = ["FILTERS", "filter_array", "filter_params", "hampel", "normalise_method", "run_stage"]
+__all__ = ["FILTERS", "filter_array", "filter_params", "hampel", "normalise_method"]

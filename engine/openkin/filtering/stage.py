@@ -1,7 +1,8 @@
 """The filtering stage: ``pose-3d/*.trc`` -> ``pose-3d/<name>_filt_<type>.trc`` (+ ``.c3d``, plots).
 
-As Pose2Sim's ``filter_all``: every TRC whose name does not contain ``_filt_`` is
-read, its frames restricted to ``[project] frame_range``, outliers rejected
+As Pose2Sim's ``filter_all``: every TRC the triangulation wrote in its current run (as the run
+manifest records them; in a project without a record, every TRC of ``pose-3d/`` whose name does
+not contain ``_filt_``) is read, its frames restricted to ``[project] frame_range``, outliers rejected
 (Hampel) if ``reject_outliers``, smoothed with ``[filtering] type`` if
 ``filter``, and written next to it. With ``save_filt_plots`` a raw-vs-filtered
 PNG per file goes to ``pose-3d/plots/`` (needs matplotlib). ``display_figures``
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..context import RunContext, run_alone
 from ..errors import OpenKinError
 from ..fileio import atomic_path
 from ..formats.c3d import write_c3d
@@ -105,28 +107,52 @@ def filter_file(trc_path: Path, cfg, frame_range) -> tuple[Path, Trc, Trc]:
     return out, raw, filtered
 
 
-def run_stage(config, paths, progress=None) -> None:
-    """Filter every unfiltered ``pose-3d/*.trc`` of the trial (see module doc)."""
+def _inputs(ctx: RunContext) -> list[tuple[Path, str]]:
+    """(TRC, producing stage) to filter: triangulation's current TRC files, else the folder's."""
+    found = ctx.current_files(("triangulation",), "trc")
+    if found is None:
+        log.info("no run record of triangulation: filtering the unfiltered TRC files of %s", ctx.paths.pose_3d.name)
+        return [(p, "") for p in input_files(ctx.paths.pose_3d)]
+    return [(p, found[1]) for p in found[0]]
+
+
+def run(ctx: RunContext) -> None:
+    """Filter every current triangulated TRC of the trial (see module doc)."""
+    config, paths, progress = ctx.config, ctx.paths, ctx.progress
     cfg = config.filtering
-    files = input_files(paths.pose_3d)
+    files = _inputs(ctx)
     if not files:
-        raise OpenKinError("no unfiltered .trc file to filter", path=paths.pose_3d,
+        raise OpenKinError("no current triangulated .trc file to filter", path=paths.pose_3d,
                            fix="run the triangulation stage first (it writes pose-3d/<trial>_<first>-<last>.trc)")
+    ctx.summary.update(method=describe(cfg), files=[])
     if not cfg.filter and not cfg.reject_outliers:
         log.warning("[filtering] filter and reject_outliers are both false: nothing done")
         return
     if cfg.display_figures:
         log.info("display_figures is ignored: OpenKin never opens windows (save_filt_plots writes PNGs)")
     log.info("filtering: %s", describe(cfg))
-    for i, trc_path in enumerate(files):
+    for i, (trc_path, producer) in enumerate(files):
         report(progress, i / len(files), trc_path.name)
         t0 = time.perf_counter()
+        ctx.read(trc_path, producer)
         out, raw, filtered = filter_file(trc_path, cfg, config.project.frame_range)
+        ctx.wrote(out, "trc", person=i)
+        if cfg.make_c3d:
+            ctx.wrote(out.with_suffix(".c3d"), "c3d", person=i)
         log.info("%s -> %s (%d frames x %d markers, %.1f ms)", trc_path.name, out.name, raw.n_frames,
                  len(raw.marker_names), 1000 * (time.perf_counter() - t0))
+        ctx.summary["files"].append({"input": trc_path.name, "output": out.name, "frames": int(raw.n_frames),
+                                     "markers": len(raw.marker_names)})
         if cfg.save_filt_plots:
-            save_plot(raw, filtered, paths.pose_3d / "plots" / f"{out.stem}.png", title=out.stem)
+            png = save_plot(raw, filtered, paths.pose_3d / "plots" / f"{out.stem}.png", title=out.stem)
+            if png is not None:
+                ctx.wrote(png, "plot")
     report(progress, 1.0, "filtered")
+
+
+def run_stage(config, paths, progress=None) -> None:
+    """The stage run by itself (recorded in the run manifest like a stage of ``openkin run``)."""
+    run_alone("filtering", run, config, paths, progress)
 
 
 def save_plot(raw: Trc, filtered: Trc, png: Path, title: str = "") -> Path | None:

@@ -1,8 +1,9 @@
 """Kinematics stage: automatic OpenSim scaling and inverse kinematics.
 
-For each person's TRC in ``pose-3d/`` (the ``_LSTM`` augmented ones when
-``use_augmentation``, else the filtered ones, else the raw ones — Pose2Sim's
-choice), this stage writes to ``kinematics/``:
+For each person's current TRC as the run manifest records it (augmentation's when
+``use_augmentation``, else filtering's, else triangulation's — Pose2Sim's choice; in a
+project without records, the files of ``pose-3d/`` chosen the same way), this stage writes
+to ``kinematics/``:
 
 - ``<trc stem>.osim`` — the model scaled to the person (no static trial needed,
   see :mod:`openkin.kinematics.scaling`);
@@ -26,7 +27,8 @@ import numpy as np
 from ..errors import OpenKinError
 from ..fileio import atomic_path, atomic_write, toml_dumps
 from ..progress import Progress, report
-from . import checks, measure
+from . import checks
+from .. import measure
 from .ik import IkJob, IkResult, n_workers, solve_all
 from .scaling import estimate_factors, register_markers, scaled_model
 from .setup import (FULL_MODEL, SIMPLE_MODEL, CoordinateTask, IkTasks, load_model, model_body_names,
@@ -34,7 +36,7 @@ from .setup import (FULL_MODEL, SIMPLE_MODEL, CoordinateTask, IkTasks, load_mode
 
 log = logging.getLogger(__name__)
 
-__all__ = ["KinematicsOptions", "Prepared", "prepare", "run_trials", "run_stage", "select_trc_files"]
+__all__ = ["KinematicsOptions", "Prepared", "prepare", "run", "run_trials", "run_stage", "select_trc_files"]
 
 
 @dataclass(frozen=True)
@@ -325,13 +327,58 @@ def options_from_config(config, augmented: bool, person: int = 0) -> KinematicsO
                              workers=k.parallel_workers_kinematics, filter=flt, **extra)
 
 
-def run_stage(config, paths, progress: Progress | None = None) -> None:
-    """The kinematics stage on one trial folder."""
-    trcs, augmented = select_trc_files(paths.pose_3d, config.kinematics.use_augmentation)
+def _inputs(ctx) -> tuple[list[tuple[Path, str]], bool]:
+    """(TRC, producing stage) per person and whether they are augmented (see module doc)."""
+    use_aug = ctx.config.kinematics.use_augmentation
+    stages = ("augmentation", "filtering", "triangulation") if use_aug else ("filtering", "triangulation")
+    found = ctx.current_files(stages, "trc")
+    if found is None:
+        log.info("no run record of %s: choosing the TRC files of %s", ", ".join(stages), ctx.paths.pose_3d.name)
+        trcs, augmented = select_trc_files(ctx.paths.pose_3d, use_aug)
+        return [(p, "") for p in trcs], augmented
+    if not found[0]:
+        raise OpenKinError("no current .trc file to process", path=ctx.paths.pose_3d,
+                           fix="run the triangulation (filtering, augmentation) stages first")
+    if use_aug and found[1] != "augmentation":
+        log.warning("no current augmented TRC: using %s's files", found[1])
+    return [(p, found[1]) for p in found[0]], found[1] == "augmentation"
+
+
+def run(ctx) -> None:
+    """The kinematics stage on one trial folder (``ctx``: :class:`openkin.context.RunContext`)."""
+    config, paths, progress = ctx.config, ctx.paths, ctx.progress
+    inputs, augmented = _inputs(ctx)
+    trcs = [ctx.read(p, producer) for p, producer in inputs]
     opts = [options_from_config(config, augmented, i) for i in range(len(trcs))]
     if len({o.mass for o in opts}) == 1:
-        run_trials(trcs, paths.kinematics, opts[0], progress=progress)
-        return
-    for i, (trc, o) in enumerate(zip(trcs, opts)):  # different masses: one run per person
-        run_trials([trc], paths.kinematics, o, progress=None)
-        report(progress, (i + 1) / len(trcs), f"kinematics {trc.name}")
+        mots = run_trials(trcs, paths.kinematics, opts[0], progress=progress)
+    else:
+        mots = []
+        for i, (trc, o) in enumerate(zip(trcs, opts)):  # different masses: one run per person
+            mots += run_trials([trc], paths.kinematics, o, progress=None)
+            report(progress, (i + 1) / len(trcs), f"kinematics {trc.name}")
+    _record(ctx, mots)
+
+
+def _record(ctx, mots: list[Path]) -> None:
+    """Outputs and per-trial summaries of the kinematics stage into the run context."""
+    from ..fileio import read_optional_toml
+
+    ctx.summary["trials"] = []
+    for person, mot in enumerate(mots):
+        stem = mot.with_suffix("")
+        ctx.wrote(mot, "mot", person=person)
+        ctx.wrote(stem.with_suffix(".osim"), "osim", person=person)
+        ctx.wrote(stem.parent / f"{stem.name}_marker_errors.csv", "marker_errors", person=person)
+        info = stem.parent / f"{stem.name}_kinematics.toml"
+        ctx.wrote(info, "summary", person=person)
+        summary = read_optional_toml(info)
+        summary.pop("markers", None)
+        ctx.summary["trials"].append({"mot": mot.name, **summary})
+
+
+def run_stage(config, paths, progress: Progress | None = None) -> None:
+    """The stage run by itself (recorded in the run manifest like a stage of ``openkin run``)."""
+    from ..context import run_alone
+
+    run_alone("kinematics", run, config, paths, progress)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import measure
+from .. import measure
 from .ik import IkJob, make_solver
 from .setup import IkTasks, Measurement, import_opensim, model_body_names
 

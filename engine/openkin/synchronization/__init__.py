@@ -57,12 +57,13 @@ from .signals import (fill_short_gaps, image_height, motion_level, prepare_peopl
                       speed_signal)
 from .solve import (SyncResult, camera_pairs, combine_pairs, pairwise_offsets, prefer_synchronised, solve_offsets,
                     synchronised_rig_test, synchronize)
-from .stage import (CONVENTION, clip_to_frame_range, keypoint_ids, offsets_table, read_offsets, run_stage,
+from .stage import (CONVENTION, clip_to_frame_range, keypoint_ids, offsets_table, read_offsets, run, run_stage,
                     search_windows, shifted_name, write_outputs, write_shifted)
 
 __all__ = ["CONVENTION", "Peak", "SyncResult", "camera_pairs", "clip_to_frame_range", "combine_pairs",
            "correlation_pair", "epipolar_cost", "fill_short_gaps", "find_peak", "fundamental_matrix",
            "geometric_offset", "image_height", "keypoint_ids", "lagged_correlation", "motion_level",
-           "offsets_table", "pairwise_offsets", "prefer_synchronised", "prepare_people", "prepare_tracks", "read_offsets", "run_stage",
+           "offsets_table", "pairwise_offsets", "prefer_synchronised", "prepare_people", "prepare_tracks", "read_offsets", "run",
+           "run_stage",
            "search_windows", "select_person", "shifted_name", "signed_epipolar_distances", "solve_offsets",
            "speed_signal", "synchronised_rig_test", "synchronize", "write_outputs", "write_shifted"]

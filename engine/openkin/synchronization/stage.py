@@ -11,8 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..context import RunContext, run_alone
 from ..errors import OpenKinError
 from ..fileio import atomic_write
+from ..inputs import camera_name, match_cameras, pose_folders, read_offsets, skeleton_of
 from ..progress import report
 from .signals import MIN_SPEED_PX, image_height, motion_level, prepare_people, prepare_tracks
 from .solve import SyncResult, synchronize
@@ -160,16 +162,6 @@ def offsets_table(names: list[str], result: SyncResult, shifts: np.ndarray, rate
     return table
 
 
-def read_offsets(path: str | Path) -> dict[str, float]:
-    """Camera -> residual sub-frame offset (frames) still to apply after the integer renaming,
-    from a ``pose-sync/offsets.toml``: camera c's (renamed) frame k shows reference time
-    k + residual_frames."""
-    import tomllib
-
-    data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    return {name: float(v.get("residual_frames", 0.0)) for name, v in data.get("cameras", {}).items()}
-
-
 def _warn(names: list[str], result: SyncResult) -> None:
     for c, name in enumerate(names):
         if result.motion[c] < MIN_SPEED_PX:
@@ -185,17 +177,17 @@ def _warn(names: list[str], result: SyncResult) -> None:
                         result.confidence[c], name, result.offsets[c])
 
 
-def _calibrated_cameras(paths, folders: list[Path], method: str, units: str = "auto"):
+def _calibrated_cameras(ctx: RunContext, folders: list[Path], method: str):
     """Calibrated cameras matching ``folders`` for the epipolar method, or None (correlation)."""
     if method == "correlation":
         return None
-    from ..calibration import find_calibration
     from ..formats.calibration import read_calibration
-    from ..triangulation.inputs import match_cameras
 
     try:
-        calib = find_calibration(paths.calibration)
-        return match_cameras(folders, read_calibration(calib, units=units), calib)
+        calib = ctx.calibration
+        cameras = match_cameras(folders, read_calibration(calib, units=ctx.config.calibration.units), calib)
+        ctx.read(calib, "calibration")
+        return cameras
     except OpenKinError as exc:
         if method == "epipolar":
             raise
@@ -226,19 +218,27 @@ def _read_cameras(folders: list[Path], n_keypoints: int, progress) -> list[tuple
 
 
 def run_stage(config, paths, progress=None) -> None:
-    """Find each camera's offset from ``pose/<cam>_json`` and write ``pose-sync/`` (see module doc)."""
-    from ..triangulation.inputs import camera_name, pose_folders, skeleton_of
-    from ..triangulation.stage import frame_rate
+    """The stage run by itself (recorded in the run manifest like a stage of ``openkin run``)."""
+    from ..calibration import find_calibration
 
+    run_alone("synchronization", run, config, paths, progress, find_calibration)
+
+
+def run(ctx: RunContext) -> None:
+    """Find each camera's offset from the current ``pose/<cam>_json`` and write ``pose-sync/`` (see module doc)."""
+    config, paths, progress = ctx.config, ctx.paths, ctx.progress
     cfg = config.synchronization
     if cfg.synchronization_gui or cfg.display_sync_plots:
         log.info("synchronization_gui / display_sync_plots are ignored: OpenKin never opens windows")
-    folders = pose_folders(paths.pose)
+    source = ctx.pose_source(("pose",))
+    folders = pose_folders(source[0]) if source else []
     if not folders:
-        raise OpenKinError("no <cam>_json folders to synchronise", path=paths.pose,
+        raise OpenKinError("no current <cam>_json folders to synchronise", path=paths.pose,
                            fix="run the pose stage first (it writes pose/<cam>_json/*.json)")
+    for folder in folders:
+        ctx.read(folder, "pose")
     names = [camera_name(f) for f in folders]
-    rate = frame_rate(config, paths)
+    rate = ctx.frame_rate
     skeleton = skeleton_of(config)
     ids = keypoint_ids(list(skeleton.names), cfg.keypoints_to_consider)
     per_cam = _read_cameras(folders, len(skeleton.names), progress)
@@ -258,7 +258,7 @@ def run_stage(config, paths, progress=None) -> None:
         result = SyncResult(np.zeros(1), np.ones(1), *(np.full((1, 1), np.nan) for _ in range(3)),
                             np.ones((1, 1), bool), np.array([motion_level(tracks[0])]), 0, {}, "none")
     else:
-        cameras = _calibrated_cameras(paths, folders, cfg.sync_method, config.calibration.units)
+        cameras = _calibrated_cameras(ctx, folders, cfg.sync_method)
         heights = None if cameras else [
             image_height(kp[a:b], cfg.likelihood_threshold_synchronization) for (kp, _), (a, b) in zip(per_cam, windows)]
         people = None
@@ -267,14 +267,21 @@ def run_stage(config, paths, progress=None) -> None:
                       for (kp, _), (a, b) in zip(per_cam, windows)]
         result = synchronize(tracks, starts, max_lag, reference, cameras, heights, rate, people)
     _warn(names, result)
-    write_outputs(paths, folders, names, result, rate, progress)
+    table = write_outputs(paths, folders, names, result, rate, progress)
+    for folder in folders:
+        ctx.wrote(paths.pose_sync / folder.name, "camera")
+    ctx.wrote(paths.pose_sync / "offsets.toml", "offsets")
+    ctx.summary.update(table)
     if cfg.save_sync_plots and len(folders) > 1:
-        save_plot(paths.pose_sync / "synchronization.png", names, result)
+        png = save_plot(paths.pose_sync / "synchronization.png", names, result)
+        if png is not None:
+            ctx.wrote(png, "plot")
 
 
 def write_outputs(paths, folders: list[Path], names: list[str], result: SyncResult, rate: float,
-                  progress=None) -> None:
-    """``pose-sync/<cam>_json`` renamed by the integer shifts, and ``pose-sync/offsets.toml``."""
+                  progress=None) -> dict:
+    """``pose-sync/<cam>_json`` renamed by the integer shifts, and ``pose-sync/offsets.toml``
+    (its content is returned)."""
     from ..fileio import toml_dumps
 
     offsets = np.where(np.isfinite(result.offsets), result.offsets, 0.0)
@@ -284,8 +291,10 @@ def write_outputs(paths, folders: list[Path], names: list[str], result: SyncResu
         log.info("camera %s: offset %+.2f frames (%+.4f s), shifted %+d, confidence %.2f, %d files",
                  name, offsets[c], offsets[c] / rate, shifts[c], result.confidence[c], n)
         report(progress, 0.5 + 0.5 * (c + 1) / len(folders), f"wrote {folder.name}")
+    table = offsets_table(names, result, shifts, rate)
     with atomic_write(paths.pose_sync / "offsets.toml") as f:
-        f.write("# Written by openkin synchronization.\n" + toml_dumps(offsets_table(names, result, shifts, rate)))
+        f.write("# Written by openkin synchronization.\n" + toml_dumps(table))
+    return table
 
 
 def save_plot(png: Path, names: list[str], result: SyncResult) -> Path | None:

@@ -6,17 +6,18 @@ rejection, no camera-subset enumeration), :mod:`.swaps` (left/right swap
 correction per camera and frame), :mod:`.gaps` (interpolation, sections, fill),
 :mod:`.core` (one person, all of them in order). :mod:`.stage` is the file shell.
 
-Input: the association of this run (in memory), else ``pose-associated/``, else
-``pose-sync/`` or ``pose/`` (people associated on the fly); the newest
-``calibration/Calib*.toml``; ``[triangulation]`` settings.
+Input (:func:`.stage.load_people`): the association of this run (in memory, from the run
+context), else the folders the association's record in the run manifest names, else the
+current ``pose-sync/`` or ``pose/`` (people associated on the fly); the calibration the run
+context names (refined or not); ``[triangulation]`` settings.
 
 Outputs in ``pose-3d/``, as Pose2Sim names them:
 
 * ``<trial>_<first>-<last>.trc`` (multi-person: ``<trial>_P<n>_<first>-<last>.trc``,
   n from 0), Y-up metres as Pose2Sim writes them (x = world y, y = world z,
   z = world x of the Z-up calibration world), plus a ``.c3d`` if ``make_c3d``;
-  earlier outputs of this stage for the same trial are removed once the new
-  ones are written;
+  outputs of this stage's earlier run that this run did not rewrite (another frame
+  range, another trial name) are moved into ``openkin/stale/`` (:mod:`openkin.manifest`);
 * ``triangulation_report.json``::
 
     {"version": 1, "trial": str, "source": "pose-associated"|"pose-sync"|"pose",
@@ -47,6 +48,15 @@ valid frames is not written (warning); nobody written → ``OpenKinError``.
 from __future__ import annotations
 
 from .core import PersonResult, Rig, TriangulationParams, reconstruct_person
-from .stage import run_stage
 
-__all__ = ["PersonResult", "Rig", "TriangulationParams", "reconstruct_person", "run_stage"]
+__all__ = ["PersonResult", "Rig", "TriangulationParams", "reconstruct_person", "run", "run_stage"]
+
+
+def __getattr__(name: str):
+    """The stage shell (``run``, ``run_stage``) on first use: the kernels (core, geometry, robust),
+    which earlier stages use, import without it."""
+    if name in ("run", "run_stage"):
+        from . import stage
+
+        return getattr(stage, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

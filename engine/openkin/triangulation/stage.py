@@ -4,23 +4,24 @@ See :mod:`openkin.triangulation` for the outputs and the report format.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
-import re
 import time
 from pathlib import Path
 
 import numpy as np
 
+from ..context import RunContext, run_alone
 from ..errors import OpenKinError
 from ..fileio import atomic_write
 from ..formats.c3d import write_c3d
+from ..formats.calibration import read_calibration
 from ..formats.trc import Trc, write_trc, zup_to_yup
-from ..framerate import resolve_frame_rate
 from ..progress import Progress, report, scaled
 from .core import PersonResult, Rig, TriangulationParams, prepare_points, reconstruct_person, shift_subframe
 from .gaps import runs
-from .inputs import Views, pose_folders, read_views, skeleton_of
+from ..inputs import Views, camera_name, match_cameras, read_views, skeleton_of, subframe_residuals
 
 log = logging.getLogger(__name__)
 
@@ -41,50 +42,46 @@ def params_from_config(config) -> TriangulationParams:
         fill_large_gaps_with=t.fill_large_gaps_with, remove_incomplete_frames=t.remove_incomplete_frames)
 
 
-def frame_rate(config, paths) -> float:
-    """The trial's frame rate: :func:`openkin.framerate.resolve_frame_rate`."""
-    return resolve_frame_rate(config, paths)
+def load_people(ctx: RunContext, progress: Progress | None = None) -> tuple[Views, list[np.ndarray], str]:
+    """The 2D keypoints of each person ``[(C,F,K,3), ...]`` and the stage they come from: this
+    run's association (in memory), else the association's recorded folders, else the current
+    ``pose-sync/`` or ``pose/`` (people associated here). Cameras: ``ctx.calibration``."""
+    from ..association.kernels import associate, params_from_config
 
-
-def load_people(config, paths, progress: Progress | None = None) -> tuple[Views, list[np.ndarray], str]:
-    """The 2D keypoints of each person ``[(C,F,K,3), ...]``, from this process's association if
-    unchanged on disk, else ``pose-associated/``, else ``pose-sync/`` or ``pose/`` (associated here)."""
-    from .. import association
-    from ..calibration import find_calibration
-
-    assoc = association.cached(paths.pose_associated)
-    if assoc is not None:
+    config = ctx.config
+    calib = ctx.calibration
+    cameras = read_calibration(calib, units=config.calibration.units)
+    if ctx.association is not None:
         log.info("using the association computed in this run (in memory)")
-        return assoc.views, [assoc.person_keypoints(t) for t in range(assoc.choice.shape[0])], "pose-associated"
-    calib = find_calibration(paths)
-    if pose_folders(paths.pose_associated):
-        views = read_views(paths.pose_associated, calib, config.project.frame_range, progress,
-                           units=config.calibration.units)
+        assoc = ctx.association
+        views = dataclasses.replace(assoc.views, cameras=match_cameras(assoc.views.folders, cameras, calib))
+        for folder in ctx.stage_files("association", "camera") or []:
+            ctx.read(folder, "association")
+        return views, [assoc.person_keypoints(t) for t in range(assoc.choice.shape[0])], "association"
+    associated = ctx.pose_source(("association",))
+    if associated is not None:
+        views = read_views(associated[0], calib, config.project.frame_range, progress, units=config.calibration.units)
+        _record_inputs(ctx, views, "association")
         n = views.keypoints.shape[2] if config.project.multi_person else 1
-        return views, [views.keypoints[:, :, p] for p in range(n)], "pose-associated"
-    src = association.input_dir(paths)
+        return views, [views.keypoints[:, :, p] for p in range(n)], "association"
+    source = ctx.pose_source()
+    if source is None:
+        raise OpenKinError("the 2D poses of this project are not current (their stage failed or must run again)",
+                           path=ctx.paths.pose, fix="run the pose, synchronization and association stages first")
+    src, producer = source
     views = read_views(src, calib, config.project.frame_range, progress, units=config.calibration.units)
+    _record_inputs(ctx, views, producer)
     if views.keypoints.shape[2] == 1 and not config.project.multi_person:
-        return views, [views.keypoints[:, :, 0]], src.name
-    log.info("no pose-associated/ folder: associating people in memory (run the association stage to keep it)")
+        return views, [views.keypoints[:, :, 0]], producer
+    log.info("no current association: associating people in memory (run the association stage to keep it)")
     names = list(skeleton_of(config).names)
-    assoc = association.associate(views, association.params_from_config(config, names),
-                                  config.project.multi_person)
-    return views, [assoc.person_keypoints(t) for t in range(assoc.choice.shape[0])], src.name
+    assoc = associate(views, params_from_config(config, names), config.project.multi_person)
+    return views, [assoc.person_keypoints(t) for t in range(assoc.choice.shape[0])], producer
 
 
-def subframe_residuals(paths, views: Views, source: str) -> np.ndarray | None:
-    """Per-camera sub-frame offsets left by synchronisation (``pose-sync/offsets.toml``), ``(C,)``,
-    or None when the input is not synchronised or frames are not consecutive."""
-    table = paths.pose_sync / "offsets.toml"
-    if source == "pose" or not table.is_file() or np.any(np.diff(views.frame_numbers) != 1):
-        return None
-    from ..synchronization import read_offsets
-
-    res = read_offsets(table)
-    names = [f.name.replace("_json", "") for f in views.folders]
-    r = np.array([res.get(n, 0.0) for n in names], float)
-    return r if np.any(np.abs(r) > 1e-3) else None
+def _record_inputs(ctx: RunContext, views: Views, producer: str) -> None:
+    for folder in views.folders:
+        ctx.read(folder, producer)
 
 
 def _check(views: Views, names: list[str], config) -> None:
@@ -172,32 +169,27 @@ def _or_nan(x) -> float:
     return float("nan") if x is None else float(x)
 
 
-def _remove_stale(out_dir: Path, trial: str, written: list[Path]) -> None:
-    """Delete this stage's earlier outputs (same trial, other frame ranges or people)."""
-    pattern = re.compile(rf"^{re.escape(trial)}(_P\d+)?_-?\d+--?\d+\.(trc|c3d)$")
-    keep = {p.name for p in written}
-    for p in out_dir.glob(f"{trial}*"):
-        if pattern.match(p.name) and p.name not in keep:
-            p.unlink()
-            log.info("removed earlier output %s", p.name)
+SOURCE_FOLDER = {"association": "pose-associated", "synchronization": "pose-sync", "pose": "pose"}
 
 
-def run_stage(config, paths, progress: Progress | None = None) -> None:
-    """Triangulate every associated person of ``paths`` into ``pose-3d/``."""
+def run(ctx: RunContext) -> None:
+    """Triangulate every associated person of the project into ``pose-3d/`` (see the package doc)."""
+    config, paths, progress = ctx.config, ctx.paths, ctx.progress
     t0 = time.perf_counter()
-    views, people, source = load_people(config, paths, scaled(progress, 0.0, 0.3))
+    views, people, producer = load_people(ctx, scaled(progress, 0.0, 0.3))
     names = list(skeleton_of(config).names)
     _check(views, names, config)
     params = params_from_config(config)
     rig = Rig.from_cameras(views.cameras)
-    rate = frame_rate(config, paths)
+    rate = ctx.frame_rate
     multi = config.project.multi_person
-    cams = [f.name.replace("_json", "") for f in views.folders]
-    doc = {"version": REPORT_VERSION, "trial": paths.name, "source": source, "frame_rate": rate,
-           "cameras": cams, "keypoints": names, "settings": {k: v for k, v in vars(params).items()},
+    cams = [camera_name(f) for f in views.folders]
+    doc = {"version": REPORT_VERSION, "trial": paths.name, "source": SOURCE_FOLDER[producer], "frame_rate": rate,
+           "calibration": ctx.calibration.name, "cameras": cams, "keypoints": names,
+           "settings": {k: v for k, v in vars(params).items()},
            "undistort_points": bool(config.triangulation.undistort_points), "persons": []}
-    written: list[Path] = []
-    residual = subframe_residuals(paths, views, source)
+    ctx.read(ctx.calibration, "refinement" if ctx.manifest.done("refinement") else "calibration")
+    residual = subframe_residuals(ctx.sync_offsets(producer), views)
     if residual is not None:
         log.info("sub-frame offsets from synchronisation applied: %s",
                  ", ".join(f"{c} {r:+.2f}" for c, r in zip(cams, residual)))
@@ -214,19 +206,28 @@ def run_stage(config, paths, progress: Progress | None = None) -> None:
         name = trc_name(paths.name, t, multi, views.frame_numbers[res.start:res.stop])
         files = write_person(res, names, views.frame_numbers, rate, paths.pose_3d, name,
                              config.triangulation.make_c3d)
-        written += files
+        for f in files:
+            ctx.wrote(f, "trc" if f.suffix == ".trc" else "c3d", person=t)
         entry = {"person": t, "files": [f.name for f in files]}
         entry.update(person_report(res, names, cams, views.frame_numbers))
         doc["persons"].append(entry)
         log.info("person %d: %s, frames %d-%d, mean reprojection error %.1f px (~%.0f mm), %.2f cameras excluded",
                  t, name, *entry["frame_range"], _or_nan(entry["reprojection_error_px"]),
                  _or_nan(entry["reprojection_error_mm"]), _or_nan(entry["cameras_excluded_mean"]))
-    if not written:
+    if not doc["persons"]:
         raise OpenKinError("no person could be triangulated", path=views.source,
                            fix="check the calibration and synchronisation, or raise "
                                "[triangulation] reproj_error_threshold_triangulation")
     doc["seconds"] = round(time.perf_counter() - t0, 3)
     with atomic_write(paths.pose_3d / REPORT_NAME) as f:
         json.dump(doc, f, indent=1)
-    _remove_stale(paths.pose_3d, paths.name, written)
+    ctx.wrote(paths.pose_3d / REPORT_NAME, "report")
+    ctx.summary.update(doc)
     report(progress, 1.0, "triangulation done")
+
+
+def run_stage(config, paths, progress: Progress | None = None) -> None:
+    """The stage run by itself (recorded in the run manifest like a stage of ``openkin run``)."""
+    from ..calibration import find_calibration
+
+    run_alone("triangulation", run, config, paths, progress, find_calibration)

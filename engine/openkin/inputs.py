@@ -1,4 +1,4 @@
-"""Inputs of association and triangulation: calibration, skeleton and 2D keypoints of all cameras.
+"""Shared inputs of the stages after pose: calibration, skeleton, 2D keypoints of all cameras, sync residuals.
 
 Cameras are matched to the pose folders by name (``pose/cam01_json`` ↔ calibration
 camera ``cam01``); when the names do not match, by order (Pose2Sim's rule: sorted
@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import OpenKinError
-from ..formats.calibration import Camera, read_calibration
-from ..formats.openpose import PoseFolder, read_openpose_folder
-from ..progress import Progress, report
-from ..skeletons import Skeleton, get_skeleton
+from .errors import OpenKinError
+from .formats.calibration import Camera, read_calibration
+from .formats.openpose import PoseFolder, read_openpose_folder
+from .progress import Progress, report
+from .skeletons import Skeleton, get_skeleton
 
 log = logging.getLogger(__name__)
 
@@ -150,3 +150,23 @@ def _align(per_cam: list[PoseFolder], frames: np.ndarray, folders: list[Path]):
         if pf.keypoints.size:
             out[c, pos[ok], :pf.keypoints.shape[1]] = pf.keypoints[ok]
     return out, files, listed
+
+
+def read_offsets(path: str | Path) -> dict[str, float]:
+    """Camera -> residual sub-frame offset (frames) still to apply after the integer renaming,
+    from a ``pose-sync/offsets.toml``: camera c's (renamed) frame k shows reference time
+    k + residual_frames."""
+    import tomllib
+
+    data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    return {name: float(v.get("residual_frames", 0.0)) for name, v in data.get("cameras", {}).items()}
+
+
+def subframe_residuals(offsets_toml: Path | None, views: Views) -> np.ndarray | None:
+    """Per-camera sub-frame offsets left by synchronisation ``(C,)`` from its ``offsets.toml``,
+    or None when there is none (input not synchronised) or frames are not consecutive."""
+    if offsets_toml is None or not Path(offsets_toml).is_file() or np.any(np.diff(views.frame_numbers) != 1):
+        return None
+    res = read_offsets(offsets_toml)
+    r = np.array([res.get(camera_name(f), 0.0) for f in views.folders], float)
+    return r if np.any(np.abs(r) > 1e-3) else None

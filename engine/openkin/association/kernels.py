@@ -1,63 +1,25 @@
-"""Person association: which 2D detection is which person, in every camera and frame.
-
-Single person (``[project] multi_person = false``), Pose2Sim's idea made vectorised:
-for every frame, hypotheses are pairs of detections in two cameras; each is
-triangulated on the ``tracked_keypoint`` and reprojected in every camera, where
-the nearest detection within ``reproj_error_threshold_association`` px counts as
-an inlier. The hypothesis with most inliers (then least error) wins; a camera
-without an inlier keeps no one. Where two people tie, the one closest to the
-previous frame's choice is kept, so the chosen person does not flip. A camera
-that sees a single detection keeps it (bad keypoints are the triangulation's job,
-unlike Pose2Sim, which drops the whole view when the tracked keypoint is off).
-
-Multi-person: tracking in 3D with stable identities. Each frame, every live
-person's skeleton (last position, plus its velocity if ``predict_displacement``)
-is projected into each camera and matched to the detections with the Hungarian
-algorithm (cost: confidence-weighted mean keypoint distance in px, expressed in
-metres at the person's depth and gated at half ``max_distance_m``; a detection with
-a single usable keypoint may match, as a person at the image edge shows few); matched
-people are re-triangulated, all people of a frame in one robust DLT call. Detections left over in several cameras are grouped
-by the distance between their keypoint rays (mean ≤ (1 - ``min_affinity``) ×
-``reconstruction_error_threshold`` m, one detection per camera per group); a
-group seen by ``min_cameras_for_triangulation`` cameras becomes a person: an
-earlier one unseen for at most ``max_unseen_frames`` frames and within
-``max_distance_m`` takes it back, otherwise a new identity starts. People seen in
-fewer than ``min_chunk_size`` frames are dropped.
-
-Output: ``pose-associated/<cam>_json/`` in Pose2Sim's layout (person slot n =
-person n in every camera and frame; empty slots written as zeros; a frame whose only
-detection is kept as person 0 is a hard link to its input file, see ``_link_unchanged``), and an
-in-memory copy that :mod:`openkin.triangulation` uses when it runs next in the
-same process (reading thousands of JSON files again would take longer than the
-whole reconstruction); it is keyed on the folder and the written files' stamp,
-so a changed folder is read from disk.
+"""Association kernels: which detection slot is which person (single person: hypotheses scored by
+reprojection; several: 3D tracking). See :mod:`openkin.association` for the method.
 
 Shapes: ``C`` cameras, ``F`` frames, ``P`` detection slots, ``K`` keypoints, ``T`` people.
 """
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import tempfile
-import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from .errors import OpenKinError
-from .progress import Progress, report, scaled
-from .triangulation.core import Rig, prepare_points
-from .triangulation.geometry import (blas_single, camera_centers, fill_nan, project, ray_directions,
-                                     ray_distance, triangulate_dlt)
-from .triangulation.inputs import Views, camera_name, read_views, skeleton_of
-from .triangulation.robust import triangulate_robust
+from ..errors import OpenKinError
+from ..inputs import Views
+from ..progress import Progress, report
+from ..triangulation.core import Rig, prepare_points
+from ..triangulation.geometry import (blas_single, camera_centers, fill_nan, project, ray_directions, ray_distance,
+                                      triangulate_dlt)
+from ..triangulation.robust import triangulate_robust
 
 log = logging.getLogger(__name__)
-
-STAMP = ".openkin-association"
 
 
 @dataclass(frozen=True)
@@ -357,7 +319,7 @@ def associate_multi(points: np.ndarray, weights: np.ndarray, rig: Rig, params: A
     return tracker.result()
 
 
-# ============================================================================ stage
+
 def params_from_config(config, keypoint_names: list[str]) -> AssociationParams:
     """:class:`AssociationParams` from ``[personAssociation]``, ``[triangulation]`` and ``[project]``."""
     sp = config.personAssociation.single_person
@@ -394,152 +356,3 @@ def associate(views: Views, params: AssociationParams, multi: bool, progress: Pr
         choice = associate_single(pts, w, rig, params)[None]
     return Association(views, choice, multi)
 
-
-def _frame_texts(people: np.ndarray) -> list[str]:
-    """OpenPose JSON text of each frame. ``people (F,T,K,3)`` (NaN absent) → F strings; slot n is
-    person n (an absent person before a present one is written as zeros, like Pose2Sim's ``{}``)."""
-    F, T, K, _ = people.shape
-    present = np.isfinite(people[..., 0]).any(-1)                              # (F,T)
-    vals = np.where(np.isfinite(people).all(-1, keepdims=True), people, 0.0)   # OpenPose: 0, 0, 0 = absent
-    fmt = ",".join(["%.3f,%.3f,%.4f"] * K)
-    head = '{"version": 1.3, "people": ['
-    empty = ', "face_keypoints_2d": [], "hand_left_keypoints_2d": [], "hand_right_keypoints_2d": []}'
-    texts = []
-    for f in range(F):  # string formatting in C: ~10 µs per person and frame
-        last = int(np.flatnonzero(present[f])[-1]) + 1 if present[f].any() else 0
-        people_txt = [f'{{"person_id": [{t}], "pose_keypoints_2d": [{fmt % tuple(vals[f, t].ravel())}]{empty}'
-                      for t in range(last)]
-        texts.append(head + ", ".join(people_txt) + "]}")
-    return texts
-
-
-def _write_camera(out_dir: Path, folder_name: str, stem: str, people: np.ndarray, frames: np.ndarray,
-                  sources: list | None = None) -> None:
-    """Write one camera's folder into a temporary folder, then swap it in (the earlier folder is
-    replaced only once the new one is complete). Written directly rather than through
-    :func:`openkin.formats.openpose.write_openpose_dir`, whose per-file temporary + rename
-    doubles the file-system work (measured 2-3× slower for thousands of small files).
-    ``people (F,T,K,3)``; ``sources``: per frame, an input file holding exactly what would be
-    written (its single person is person 0), hard-linked instead of rewritten, or None."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder_name}.", dir=out_dir))
-    try:
-        names = [f"{stem}_{int(f):06d}.json" for f in frames]
-        todo = _link_unchanged(tmp, names, sources)
-        tmp_s = str(tmp)
-        for i, text in zip(todo.tolist(), _frame_texts(people[todo])):
-            with open(os.path.join(tmp_s, names[i]), "w", encoding="utf-8") as fh:
-                fh.write(text)
-        final = out_dir / folder_name
-        trash = out_dir / f".{folder_name}.old"
-        shutil.rmtree(trash, ignore_errors=True)
-        if final.exists():
-            os.replace(final, trash)
-        os.replace(tmp, final)
-        shutil.rmtree(trash, ignore_errors=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _link_unchanged(tmp: Path, names: list[str], sources: list | None) -> np.ndarray:
-    """Hard-link ``sources[i]`` as ``tmp/names[i]`` where given → indices ``(n,)`` still to write.
-
-    Chosen for speed: where association keeps a camera frame's single detection as person 0 (a
-    single-person scene: nearly every file), the output file would hold the input's numbers, so
-    the input file is linked (one cheap metadata operation; 600 frames × 4 cameras: 0.11 s
-    instead of 0.35 s to format and create the files). The linked file keeps the detector's
-    digits and person_id; both are valid OpenPose/Pose2Sim JSON. Our writers replace files
-    (temporary + rename) rather than rewrite them in place, so a rerun of an earlier stage never
-    changes a linked file under this folder. Where links fail (FAT/exFAT drives, another
-    device, a vanished input) the rest is written."""
-    if sources is None:
-        return np.arange(len(names))
-    todo = []
-    linking = True
-    tmp_s = str(tmp)  # plain strings: a Path per file costs as much as the link itself
-    for i, (name, src) in enumerate(zip(names, sources)):
-        if src is not None and linking:
-            try:
-                os.link(src, os.path.join(tmp_s, name))
-                continue
-            except OSError as exc:
-                log.debug("hard link %s failed (%s): writing the files instead", src, exc)
-                linking = False
-        todo.append(i)
-    return np.array(todo, dtype=int)
-
-
-def _unchanged_sources(assoc: Association) -> list[list | None]:
-    """Per camera, per frame: the input file to reuse (its only listed person is kept as person 0
-    and nobody else is written there), else None → C lists (or None where unknown)."""
-    views, ch = assoc.views, assoc.choice
-    C = ch.shape[1] if ch.ndim == 3 else len(views.folders)
-    if views.files is None or views.listed is None or ch.shape[0] == 0:
-        return [None] * C
-    same = (ch[0] == 0) & (views.listed == 1) & (ch[1:] < 0).all(0)           # (C,F)
-    return [[os.path.join(str(folder), name) if ok and name else None
-             for ok, name in zip(same[c].tolist(), views.files[c])] for c, folder in enumerate(views.folders)]
-
-
-def write_associated(assoc: Association, out_dir: Path, progress: Progress | None = None) -> None:
-    """Write ``out_dir/<cam>_json/`` (slot n = person n) and the stamp the in-memory copy is keyed on."""
-    views = assoc.views
-    T = assoc.choice.shape[0]
-    people = np.stack([assoc.person_keypoints(t) for t in range(T)], axis=2) if T else \
-        np.full(views.keypoints.shape[:2] + (0,) + views.keypoints.shape[3:], np.nan)  # (C,F,T,K,3)
-    C = len(views.folders)
-    sources = _unchanged_sources(assoc)
-    for c, folder in enumerate(views.folders):
-        _write_camera(out_dir, folder.name, camera_name(folder), people[c], views.frame_numbers, sources[c])
-        report(progress, (c + 1) / C, f"wrote {folder.name}")
-    stamp = out_dir / STAMP
-    stamp.write_text(f"{time.time_ns()}\n")
-    _CACHE.clear()
-    _CACHE[_key(out_dir)] = assoc
-
-
-_CACHE: dict = {}
-
-
-def _key(out_dir: Path):
-    stamp = Path(out_dir) / STAMP
-    try:
-        return (str(Path(out_dir).resolve()), stamp.read_text())
-    except OSError:
-        return None
-
-
-def cached(out_dir: Path) -> Association | None:
-    """The association written to ``out_dir`` by this process, if the folder is unchanged since."""
-    key = _key(out_dir)
-    return _CACHE.get(key) if key is not None else None
-
-
-def input_dir(paths) -> Path:
-    """``pose-sync/`` if synchronisation wrote it, else ``pose/``."""
-    from .triangulation.inputs import pose_folders
-
-    return paths.pose_sync if pose_folders(paths.pose_sync) else paths.pose
-
-
-def run_stage(config, paths, progress: Progress | None = None) -> None:
-    """Associate the people of ``pose-sync/`` (or ``pose/``) into ``pose-associated/``."""
-    from .calibration import find_calibration
-
-    t0 = time.perf_counter()
-    src = input_dir(paths)
-    views = read_views(src, find_calibration(paths), config.project.frame_range, scaled(progress, 0.0, 0.3),
-                       units=config.calibration.units)
-    names = list(skeleton_of(config).names)
-    if views.keypoints.shape[3] != len(names):
-        raise OpenKinError(f"pose files have {views.keypoints.shape[3]} keypoints but pose_model "
-                           f"{config.pose.pose_model!r} has {len(names)}", path=src,
-                           fix="set [pose] pose_model to the model that made these files")
-    assoc = associate(views, params_from_config(config, names), config.project.multi_person,
-                      scaled(progress, 0.3, 0.7))
-    write_associated(assoc, paths.pose_associated, scaled(progress, 0.7, 1.0))
-    seen = (assoc.choice >= 0).mean(axis=(1, 2)) if assoc.choice.size else np.zeros(0)
-    log.info("associated %d %s over %d frames from %s in %.2f s (share of camera-frames seen: %s)",
-             assoc.choice.shape[0], "people" if assoc.multi else "person", len(views.frame_numbers), src.name,
-             time.perf_counter() - t0, ", ".join(f"{s:.0%}" for s in seen))
-    report(progress, 1.0, "association done")

@@ -1,0 +1,89 @@
+"""Command-line entry point of the add-on, for scripts and for ``openkin demo``.
+
+Run with a Python that has Blender's ``bpy`` module (``pip install bpy``, or Blender's own
+Python), from anywhere::
+
+    python blender_addon/cli_entry.py build --project TRIAL --blend OUT.blend \
+        [--render OUT.png [--camera cam01] [--frame N]] [--cache DIR] [--geometry DIR ...]
+
+``build`` imports the project (calibrated cameras with their videos, markers, the animated
+OpenSim skeleton) with the add-on's own importer into an empty scene, saves ``OUT.blend`` and,
+with ``--render``, renders the scene from one camera (the first by name unless ``--camera``;
+mid-capture unless ``--frame``) to a PNG. The engine never imports the add-on: it runs this
+script in a child process (:func:`openkin.demo.save_blend`).
+
+Exit codes: 0 done, 2 bad input (an OpenKinError: its message on stderr), 3 no ``bpy`` in this
+Python, 1 anything else (traceback on stderr).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def build(args) -> None:
+    """Import ``args.project`` into an empty scene, save ``args.blend``, render ``args.render``."""
+    import bpy
+
+    from blender_addon.core.capture import find_project
+    from blender_addon.scene.build import BuildOptions, import_files
+
+    project = Path(args.project).resolve()
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    bpy.context.preferences.filepaths.save_version = 0
+    cache = Path(args.cache) if args.cache else project / "openkin" / "blender_cache"
+    options = BuildOptions(cache_dir=cache, geometry_dirs=[Path(p) for p in args.geometry])
+    import_files(bpy.context, find_project(project), options)
+    bpy.ops.wm.save_as_mainfile(filepath=str(Path(args.blend).resolve()), check_existing=False, relative_remap=True)
+    if args.render:
+        render(bpy.context.scene, args.render, args.camera, args.frame)
+
+
+def render(scene, png: str, camera: str | None, frame: int | None) -> None:
+    from openkin.errors import OpenKinError
+
+    from blender_addon.scene.snapshot import render_camera
+
+    cams = sorted((o for o in scene.objects if o.type == "CAMERA"), key=lambda o: o.name)
+    chosen = [c for c in cams if camera is None or c.name == camera]
+    if not chosen:
+        raise OpenKinError(f"no camera {camera!r} in the scene (cameras: {', '.join(c.name for c in cams) or 'none'})",
+                           fix="give --camera one of the calibration's camera names")
+    at = frame if frame is not None else (scene.frame_start + scene.frame_end) // 2
+    render_camera(scene, chosen[0], at, png, percentage=50)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="cli_entry.py", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("build", help="import a project into a new scene, save it (and render one camera)")
+    b.add_argument("--project", required=True, help="trial folder (calibration/, videos/, pose-3d/, kinematics/)")
+    b.add_argument("--blend", required=True, help=".blend file to write")
+    b.add_argument("--render", help="PNG to render the scene to, from one camera")
+    b.add_argument("--camera", help="camera object to render from (default: the first by name)")
+    b.add_argument("--frame", type=int, help="scene frame to render (default: the middle of the capture)")
+    b.add_argument("--cache", help="folder for undistorted videos and meshes (default: PROJECT/openkin/blender_cache)")
+    b.add_argument("--geometry", action="append", default=[], help="folder of OpenSim bone meshes (repeatable)")
+    args = parser.parse_args(argv)
+    try:
+        import bpy  # noqa: F401
+    except ImportError:
+        sys.stderr.write("this Python has no bpy module: run this script with Blender's Python or pip install bpy\n")
+        return 3
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from openkin.errors import OpenKinError
+
+    try:
+        build(args)
+    except OpenKinError as e:
+        sys.stderr.write(f"error: {e}\n")
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
