@@ -20,6 +20,7 @@ from ..progress import Progress, report, scaled
 from .core import PersonResult, Rig, TriangulationParams, prepare_points, reconstruct_person, shift_subframe
 from .gaps import runs
 from .inputs import Views, pose_folders, read_views, skeleton_of
+from .reprojection import write_person_errors
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +187,7 @@ def _or_nan(x) -> float:
 
 def _remove_stale(out_dir: Path, trial: str, written: list[Path]) -> None:
     """Delete this stage's earlier outputs (same trial, other frame ranges or people)."""
-    pattern = re.compile(rf"^{re.escape(trial)}(_P\d+)?_-?\d+--?\d+\.(trc|c3d)$")
+    pattern = re.compile(rf"^{re.escape(trial)}(_P\d+)?_-?\d+--?\d+(\.trc|\.c3d|_reprojection\.npz)$")
     keep = {p.name for p in written}
     for p in out_dir.glob(f"{trial}*"):
         if pattern.match(p.name) and p.name not in keep:
@@ -229,6 +230,7 @@ def run_stage(config, paths, progress: Progress | None = None) -> None:
         written += files
         entry = {"person": t, "files": [f.name for f in files]}
         entry.update(person_report(res, names, cams, views.frame_numbers))
+        written.append(write_person_errors(res, names, cams, views.frame_numbers, files[0]))
         doc["persons"].append(entry)
         log.info("person %d: %s, frames %d-%d, mean reprojection error %.1f px (~%.0f mm), %.2f cameras excluded",
                  t, name, *entry["frame_range"], _or_nan(entry["reprojection_error_px"]),
