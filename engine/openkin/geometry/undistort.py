@@ -40,11 +40,14 @@ def undistort_camera_points(camera: Camera, uv: np.ndarray) -> np.ndarray:
 
 
 def _undistort_one(flat: np.ndarray, K: np.ndarray, d: np.ndarray, fisheye: bool) -> np.ndarray:
-    """One camera: ``flat (N,2)`` → ``(N,2)``."""
-    if flat.shape[0] == 0 or not np.any(d):
+    """One camera: ``flat (N,2)`` → ``(N,2)``. A fisheye lens with k1..k4 = 0 still distorts
+    (equidistant: r = f θ, not f tan θ)."""
+    if flat.shape[0] == 0:
         return flat.copy()
     if fisheye:
         return _undistort_fisheye(flat, K, d[:4])
+    if not np.any(d):
+        return flat.copy()
     if d.size <= 5 and K[0, 1] == 0:
         return _undistort_brown(flat, K, d)
     out = np.full_like(flat, np.nan)
