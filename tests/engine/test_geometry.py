@@ -270,3 +270,20 @@ def test_camera_model_checks_its_lens():
         g.Camera("p", [1000, 800], K, [0.1, 0.0, 0.0], [0, 0, 0], [0, 0, 2])
     cam = g.Camera("r", [1000, 800], K, [0, 0, 0, 0], cv2.Rodrigues(np.array([0.1, 0.2, 0.3]))[0], [0, 0, 2])
     np.testing.assert_allclose(cam.rotation, [0.1, 0.2, 0.3], atol=1e-12)       # (3,3) accepted
+
+
+def test_geometry_is_a_base_layer():
+    """openkin.geometry imports only numpy, scipy, OpenCV, the standard library and openkin.errors."""
+    import ast
+    import sys
+    from pathlib import Path
+
+    allowed = {"numpy", "scipy", "cv2", "threadpoolctl", "__future__"} | set(sys.stdlib_module_names)
+    for path in Path(g.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 2:
+                assert node.module == "errors", (path.name, node.module)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                assert node.module.split(".")[0] in allowed, (path.name, node.module)
+            elif isinstance(node, ast.Import):
+                assert all(a.name.split(".")[0] in allowed for a in node.names), path.name
