@@ -1,4 +1,7 @@
-"""All axis conventions in one place: OpenCV camera ↔ Blender camera, Y-up ↔ Z-up.
+"""Blender's side of the axis conventions. The conventions themselves (Y-up ↔ Z-up, OpenCV
+camera ↔ Blender camera, extrinsics → ``matrix_world``) live in :mod:`openkin.geometry.axes`
+and are re-exported here; this module adds what only Blender needs (its camera's lens,
+shift and pixel aspect for an OpenCV ``K``, its view-frame coordinates).
 
 Worlds
   * Calibration world (Pose2Sim/OpenKin TOML): Z-up, metres. The Blender world
@@ -28,64 +31,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# Y-up (OpenSim, TRC, MOT) → Z-up (calibration world = Blender world): p_z = YUP_TO_ZUP @ p_y.
-YUP_TO_ZUP = np.array([[0.0, 0.0, 1.0],
-                       [1.0, 0.0, 0.0],
-                       [0.0, 1.0, 0.0]])
-ZUP_TO_YUP = YUP_TO_ZUP.T
-
-# OpenCV camera axes → Blender camera axes (flip y and z).
-CV_TO_BL_CAM = np.diag([1.0, -1.0, -1.0])
+from openkin.geometry.axes import CV_TO_BLENDER_CAM as CV_TO_BL_CAM  # noqa: F401  (OpenCV → Blender camera axes)
+from openkin.geometry.axes import YUP_TO_ZUP, YUP_TO_ZUP_4, ZUP_TO_YUP, homogeneous, yup_to_zup_transforms  # noqa: F401
+from openkin.geometry.axes import blender_camera_matrix_world as camera_matrix_world  # noqa: F401
+from openkin.geometry.axes import yup_to_zup as yup_to_zup_points  # noqa: F401
 
 SENSOR_WIDTH_MM = 36.0  # arbitrary: only lens / sensor matters
-
-
-def homogeneous(rotation: np.ndarray, translation: np.ndarray | None = None) -> np.ndarray:
-    """(…, 3, 3) rotation and (…, 3) translation → (…, 4, 4) rigid transforms."""
-    rotation = np.asarray(rotation, dtype=float)
-    out = np.zeros(rotation.shape[:-2] + (4, 4))
-    out[..., :3, :3] = rotation
-    if translation is not None:
-        out[..., :3, 3] = translation
-    out[..., 3, 3] = 1.0
-    return out
-
-
-YUP_TO_ZUP_4 = homogeneous(YUP_TO_ZUP)
-
-
-def yup_to_zup_points(xyz: np.ndarray) -> np.ndarray:
-    """(…, 3) Y-up points → (…, 3) Z-up points (same as ``openkin.formats.trc.yup_to_zup``)."""
-    return np.asarray(xyz, dtype=float) @ YUP_TO_ZUP.T
-
-
-def yup_to_zup_transforms(mats: np.ndarray) -> np.ndarray:
-    """(…, 4, 4) frames expressed in the Y-up world → the same frames in the Z-up world."""
-    return YUP_TO_ZUP_4 @ np.asarray(mats, dtype=float)
-
-
-def rodrigues_to_matrix(rvec: np.ndarray) -> np.ndarray:
-    """(3,) Rodrigues vector → (3, 3) rotation matrix (same as ``cv2.Rodrigues``)."""
-    rvec = np.asarray(rvec, dtype=float).reshape(3)
-    theta = float(np.linalg.norm(rvec))
-    if theta < 1e-12:
-        return np.eye(3)
-    k = rvec / theta
-    kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
-    return np.eye(3) + np.sin(theta) * kx + (1 - np.cos(theta)) * (kx @ kx)
-
-
-def camera_matrix_world(rotation_w2c: np.ndarray, translation_w2c: np.ndarray) -> np.ndarray:
-    """OpenCV extrinsics (x_cam = R x_world + t) → (4, 4) Blender camera ``matrix_world``.
-
-    ``rotation_w2c``: (3, 3) matrix or (3,) Rodrigues; ``translation_w2c``: (3,) metres.
-    """
-    r = np.asarray(rotation_w2c, dtype=float)
-    if r.shape != (3, 3):
-        r = rodrigues_to_matrix(r)
-    t = np.asarray(translation_w2c, dtype=float).reshape(3)
-    rot_c2w = r.T @ CV_TO_BL_CAM  # Blender camera axes expressed in the world
-    return homogeneous(rot_c2w, -r.T @ t)
 
 
 @dataclass(frozen=True)
@@ -139,14 +90,3 @@ def image_plane_corners(matrix: np.ndarray, size: tuple[float, float], depth: fl
     y = (v - k[1, 2]) / k[1, 1] * depth
     cv = np.stack([x, y, np.full(4, depth)], axis=1)
     return cv @ CV_TO_BL_CAM.T
-
-
-def project_pinhole(points: np.ndarray, matrix: np.ndarray, rotation_w2c: np.ndarray,
-                    translation_w2c: np.ndarray) -> np.ndarray:
-    """(N, 3) world points → (N, 2) ideal (undistorted) OpenCV pixels."""
-    r = np.asarray(rotation_w2c, dtype=float)
-    if r.shape != (3, 3):
-        r = rodrigues_to_matrix(r)
-    cam = np.asarray(points, dtype=float) @ r.T + np.asarray(translation_w2c, dtype=float).reshape(3)
-    uvw = cam @ np.asarray(matrix, dtype=float).T
-    return uvw[:, :2] / uvw[:, 2:3]

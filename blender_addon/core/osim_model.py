@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from openkin.errors import OpenKinError
+from openkin.geometry import euler_xyz_to_matrix
 from openkin.progress import Progress, report
 
 log = logging.getLogger(__name__)
@@ -82,20 +83,9 @@ def load_model(path: str | Path) -> OsimModel:
 def _frame_matrix(transform) -> np.ndarray:
     """SimTK Transform → (4, 4)."""
     out = np.eye(4)
-    out[:3, :3] = body_xyz_to_matrix(transform.R().convertRotationToBodyFixedXYZ().to_numpy()[None])[0]
+    out[:3, :3] = euler_xyz_to_matrix(transform.R().convertRotationToBodyFixedXYZ().to_numpy()[None])[0]
     out[:3, 3] = transform.p().to_numpy()
     return out
-
-
-def body_xyz_to_matrix(angles: np.ndarray) -> np.ndarray:
-    """(N, 3) SimTK body-fixed X-Y-Z angles → (N, 3, 3) ``Rx(a) Ry(b) Rz(c)`` (vectorised)."""
-    ca, cb, cc = np.cos(angles).T
-    sa, sb, sc = np.sin(angles).T
-    return np.stack([
-        np.stack([cb * cc, -cb * sc, sb], axis=-1),
-        np.stack([ca * sc + sa * sb * cc, ca * cc - sa * sb * sc, -sa * cb], axis=-1),
-        np.stack([sa * sc - ca * sb * cc, sa * cc + ca * sb * sc, ca * cb], axis=-1),
-    ], axis=-2)
 
 
 def _parents(model, names: list[str]) -> list[int]:
@@ -203,7 +193,7 @@ def body_frames(model: OsimModel, q: np.ndarray, progress: Progress | None = Non
         if f % step == 0:
             report(progress, f / n, f"body frames {f}/{n}")
     out = np.zeros((n, len(handles), 4, 4))
-    out[..., :3, :3] = body_xyz_to_matrix(eul.reshape(-1, 3)).reshape(n, -1, 3, 3)
+    out[..., :3, :3] = euler_xyz_to_matrix(eul.reshape(-1, 3)).reshape(n, -1, 3, 3)
     out[..., :3, 3] = pos
     out[..., 3, 3] = 1.0
     return out

@@ -1,9 +1,18 @@
-"""Reprojection error of each 3D marker, per frame: distance in pixels between the
-marker projected through each camera (with distortion) and the nearest detected 2D
-keypoint of the same name, averaged over the cameras that saw it."""
+"""Reprojection error of each 3D marker per frame, for the marker colours: the engine's figures.
+
+The triangulation stage writes, next to each TRC, the per-frame per-keypoint reprojection
+error it computed (``pose-3d/<trc stem>_reprojection.npz``, see
+:mod:`openkin.triangulation.reprojection`): mean over the cameras it kept of the distance, in
+the undistorted image, between the detection and the projection of the triangulated point.
+The markers are coloured with exactly those values. Only when that file is absent (results
+of another tool, an older OpenKin) is the error recomputed here, with the same definition
+through :mod:`openkin.geometry`, over every camera that detected the keypoint (the views the
+triangulation rejected are not known then).
+"""
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +20,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 POSE_FOLDERS = ("pose-associated", "pose-sync", "pose")
+_PERSON = re.compile(r"_P(\d+)(?=[_.-]|$)", re.IGNORECASE)
 
 
 def find_pose_dirs(root: Path, camera_names: list[str]) -> dict[str, Path]:
@@ -28,25 +38,66 @@ def find_pose_dirs(root: Path, camera_names: list[str]) -> dict[str, Path]:
     return {}
 
 
-def camera_errors(project, markers: np.ndarray, video_frames: np.ndarray, keypoints: np.ndarray,
-                  kp_frames: np.ndarray, kp_index: np.ndarray) -> np.ndarray:
-    """Errors in one camera.
+def find_error_file(root: Path, person: str = "P0") -> Path | None:
+    """The triangulation's reprojection file of ``person`` ('P0', 'P1', ...) in ``root/pose-3d``
+    (the newest if several), or None."""
+    files = sorted((root / "pose-3d").glob("*_reprojection.npz"), key=lambda p: p.stat().st_mtime) \
+        if (root / "pose-3d").is_dir() else []
+    mine = [p for p in files if _person_of(p.name) == person.upper()]
+    return mine[-1] if mine else None
 
-    ``project``: (N, 3) → (N, 2) px with distortion; ``markers``: (F, M, 3) world;
+
+def _person_of(name: str) -> str:
+    m = _PERSON.search(name)
+    return f"P{int(m.group(1))}" if m else "P0"
+
+
+def errors_from_file(path: Path, marker_names: list[str], video_frames: np.ndarray) -> np.ndarray:
+    """The engine's errors for the markers: ``marker_names (M,)``, ``video_frames (F,)`` →
+    ``(F, M)`` px, NaN where the engine has none (other markers, frames, untriangulated points)."""
+    from openkin.triangulation.reprojection import read_reprojection
+
+    data = read_reprojection(path)
+    rows = _lookup(data.frame_numbers, video_frames)
+    cols = np.array([data.keypoints.index(n) if n in data.keypoints else -1 for n in marker_names], int)
+    out = np.full((len(video_frames), len(marker_names)), np.nan)
+    use = (rows >= 0)[:, None] & (cols >= 0)[None, :]
+    picked = data.error_px[np.maximum(rows, 0)][:, np.maximum(cols, 0)]
+    out[use] = picked[use]
+    return out
+
+
+def _lookup(frames: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Row of each ``wanted (F,)`` frame number in ``frames`` or -1."""
+    row = {int(n): i for i, n in enumerate(frames)}
+    return np.array([row.get(int(v), -1) for v in wanted], int)
+
+
+def camera_errors(camera, markers: np.ndarray, video_frames: np.ndarray, keypoints: np.ndarray,
+                  kp_frames: np.ndarray, kp_index: np.ndarray, min_confidence: float = 0.0) -> np.ndarray:
+    """Errors in one camera, as the triangulation defines them: distance in the undistorted
+    image between the detection (undistorted with the camera's lens, fisheye included) and
+    the pinhole projection of the marker; per frame, the detected person nearest the marker.
+
+    ``camera``: :class:`openkin.geometry.Camera`; ``markers``: (F, M, 3) world Z-up m;
     ``video_frames``: (F,); ``keypoints``: (F2, P, K, 3) [x, y, conf]; ``kp_frames``: (F2,);
-    ``kp_index``: (M,) keypoint index of each marker or -1. Returns (F, M) px, NaN where unseen.
+    ``kp_index``: (M,) keypoint index of each marker or -1; detections with confidence
+    ≤ ``min_confidence`` are not used. Returns (F, M) px, NaN where unseen.
     """
+    from openkin.geometry import project, undistort_camera_points
+
     f, m = markers.shape[:2]
     out = np.full((f, m), np.nan)
-    row = {int(n): i for i, n in enumerate(kp_frames)}
-    rows = np.array([row.get(int(v), -1) for v in video_frames])
+    rows = _lookup(kp_frames, video_frames)
     use = (rows >= 0)[:, None] & (kp_index >= 0)[None, :]
     if not use.any():
         return out
-    uv = project(markers.reshape(-1, 3)).reshape(f, m, 2)
+    uv = project(camera.projection[None], markers.reshape(-1, 3))[0].reshape(f, m, 2)
     kp = keypoints[np.maximum(rows, 0)][:, :, np.maximum(kp_index, 0)]          # (F, P, M, 3)
-    seen = np.isfinite(kp[..., 0]) & (np.nan_to_num(kp[..., 2]) > 0)
-    dist = np.linalg.norm(kp[..., :2] - uv[:, None], axis=-1)                   # (F, P, M)
+    det = undistort_camera_points(camera, kp[..., :2]).reshape(kp.shape[:-1] + (2,))
+    with np.errstate(invalid="ignore"):
+        seen = np.isfinite(det[..., 0]) & (np.nan_to_num(kp[..., 2]) > min_confidence)
+    dist = np.linalg.norm(det - uv[:, None], axis=-1)                            # (F, P, M)
     dist = np.where(seen, dist, np.inf).min(axis=1)
     dist[~np.isfinite(dist)] = np.nan
     out[use] = dist[use]
@@ -54,9 +105,20 @@ def camera_errors(project, markers: np.ndarray, video_frames: np.ndarray, keypoi
 
 
 def person_errors(cameras: list, pose_dirs: dict[str, Path], markers: np.ndarray, scene_frames: np.ndarray,
-                  marker_names: list[str], keypoint_names: tuple[str, ...]) -> np.ndarray | None:
-    """(F, M) mean reprojection error over cameras (NaN where no camera saw the marker)."""
-    from openkin.formats.calibration import project_points
+                  marker_names: list[str], keypoint_names: tuple[str, ...], *, root: Path | None = None,
+                  person: str = "P0", min_confidence: float = 0.0) -> np.ndarray | None:
+    """(F, M) reprojection error of each marker per scene frame (scene frame = video frame + 1):
+    the triangulation's own figures from ``root/pose-3d`` when it wrote them, else recomputed
+    (:func:`camera_errors`, mean over the cameras that saw the marker). None when nothing applies."""
+    video_frames = np.asarray(scene_frames) - 1
+    path = find_error_file(Path(root), person) if root is not None else None
+    if path is not None:
+        log.info("marker colours: reprojection errors of the triangulation (%s)", path.name)
+        return errors_from_file(path, marker_names, video_frames)
+    return _recomputed(cameras, pose_dirs, markers, video_frames, marker_names, keypoint_names, min_confidence)
+
+
+def _recomputed(cameras, pose_dirs, markers, video_frames, marker_names, keypoint_names, min_confidence):
     from openkin.formats.openpose import read_openpose_dir
 
     kp_index = np.array([keypoint_names.index(n) if n in keypoint_names else -1 for n in marker_names])
@@ -71,8 +133,7 @@ def person_errors(cameras: list, pose_dirs: dict[str, Path], markers: np.ndarray
             log.warning("%s: %d keypoints per person, expected %d: skipped", pose_dirs[cam.name],
                         kps.shape[2], len(keypoint_names))
             continue
-        per_cam.append(camera_errors(lambda p, c=cam: project_points(c, p), markers,
-                                     np.asarray(scene_frames) - 1, kps, frames, kp_index))
+        per_cam.append(camera_errors(cam, markers, video_frames, kps, frames, kp_index, min_confidence))
     if not per_cam:
         return None
     stack = np.stack(per_cam)

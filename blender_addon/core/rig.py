@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from openkin.geometry import matrix_to_quaternion
+
 MIN_BONE = 0.03  # m: shortest bone drawn
 
 
@@ -87,40 +89,13 @@ def pose_channels(world: np.ndarray, rest_world: np.ndarray, bone_rest: np.ndarr
     return np.linalg.inv(bone_rest)[None] @ rel @ bone_rest[None]
 
 
-def matrix_to_quat(r: np.ndarray) -> np.ndarray:
-    """(N, 3, 3) rotation matrices → (N, 4) unit quaternions w, x, y, z.
-
-    Shepperd's method, vectorised: per matrix, the largest of w², x², y², z² is
-    computed from the trace and the others from off-diagonal sums (no SVD: these
-    matrices are orthonormal already; ~15× faster than scipy's ``from_matrix``).
-    """
-    m00, m11, m22 = r[:, 0, 0], r[:, 1, 1], r[:, 2, 2]
-    cands = np.stack([1 + m00 + m11 + m22, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22], axis=1)
-    k = np.argmax(cands, axis=1)
-    s = 2.0 * np.sqrt(np.maximum(cands[np.arange(len(r)), k], 1e-300))   # 4·|component k|
-    d21, d02, d10 = r[:, 2, 1] - r[:, 1, 2], r[:, 0, 2] - r[:, 2, 0], r[:, 1, 0] - r[:, 0, 1]
-    s21, s02, s10 = r[:, 2, 1] + r[:, 1, 2], r[:, 0, 2] + r[:, 2, 0], r[:, 1, 0] + r[:, 0, 1]
-    q = np.empty((len(r), 4))
-    rows = [
-        (s / 4, d21 / s, d02 / s, d10 / s),
-        (d21 / s, s / 4, s10 / s, s02 / s),
-        (d02 / s, s10 / s, s / 4, s21 / s),
-        (d10 / s, s02 / s, s21 / s, s / 4),
-    ]
-    for case, comps in enumerate(rows):
-        sel = k == case
-        q[sel] = np.stack([c[sel] for c in comps], axis=1)
-    q[q[:, 0] < 0] *= -1
-    return q
-
-
 def loc_quat(channels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(F, B, 4, 4) rigid matrices → locations (F, B, 3) and quaternions (F, B, 4) w,x,y,z.
+    """(F, B, 4, 4) rigid matrices → locations (F, B, 3) and quaternions (F, B, 4) w,x,y,z
+    (:func:`openkin.geometry.matrix_to_quaternion`, scipy).
 
     Quaternion signs are made continuous along F so interpolation never flips.
     """
-    f, b = channels.shape[:2]
-    quat = matrix_to_quat(channels[..., :3, :3].reshape(-1, 3, 3)).reshape(f, b, 4)
+    quat = matrix_to_quaternion(channels[..., :3, :3])
     dots = np.einsum("fbi,fbi->fb", quat[1:], quat[:-1])
     flips = np.cumsum(dots < 0, axis=0) % 2 == 1
     quat[1:][flips] *= -1

@@ -138,7 +138,7 @@ def _reprojection(cap, root: Path, options: BuildOptions) -> dict:
     for person in cap.people:
         if person.markers is not None:
             err = reprojection.person_errors(cap.cameras, pose_dirs, person.markers, person.marker_frames,
-                                             person.marker_names, names)
+                                             person.marker_names, names, root=root, person=person.name)
             if err is not None:
                 out[person.name] = err
     return out

@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import OpenKinError
-from .formats.calibration import Camera, read_calibration
+from .formats.calibration import read_calibration
+from .geometry import Camera
 from .formats.openpose import PoseFolder, read_openpose_folder
 from .progress import Progress, report
 from .skeletons import Skeleton, get_skeleton

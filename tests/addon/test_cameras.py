@@ -23,7 +23,7 @@ def _blender_pixels(scn, cam_obj, cam, points):
 
 
 def _opencv_on_background(cam, points):
-    from openkin.formats.calibration import project_points, undistort_points
+    from openkin.geometry import project_points, undistort_camera_points as undistort_points
 
     return undistort_points(cam, project_points(cam, points))
 
@@ -63,7 +63,7 @@ def test_demo_calibration_exact(scene, synth_project):
 def test_strong_distortion_anisotropic_offcentre_camera(scene):
     """A harder camera than the demo's: fy ≠ fx, principal point far off centre, strong
     radial and tangential distortion, landscape 1920×1080."""
-    from openkin.formats.calibration import Camera
+    from openkin.geometry import Camera
 
     k = np.array([[1400.0, 0, 1010.0], [0, 1470.0, 500.0], [0, 0, 1]])
     cam = Camera("odd", [1920, 1080], k, [-0.25, 0.08, 0.002, -0.0015, 0.0], [0.3, -0.2, 0.1], [0.1, -0.2, 4.0])

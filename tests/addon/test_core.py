@@ -1,4 +1,6 @@
 """bpy-free core: axes, rig maths, rotations, mesh readers, project discovery."""
+import json
+
 import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
@@ -15,17 +17,31 @@ def test_yup_to_zup_matches_engine_convention():
     assert np.isclose(np.linalg.det(axes.YUP_TO_ZUP), 1.0)
 
 
-def test_quaternions_and_euler_match_scipy():
-    from blender_addon.core.osim_model import body_xyz_to_matrix
-    from blender_addon.core.rig import matrix_to_quat
+def test_rig_quaternions_are_continuous_unit_rotations():
+    """loc_quat (scipy's quaternions, w first) reproduces the matrices, with no sign flips along F."""
+    from blender_addon.core import rig
 
-    rots = Rotation.random(500, random_state=1)
-    q = matrix_to_quat(rots.as_matrix())
-    ref = rots.as_quat(scalar_first=True)
-    ref[ref[:, 0] < 0] *= -1
-    assert np.allclose(q, ref, atol=1e-12)
-    ang = np.random.default_rng(2).uniform(-3, 3, (100, 3))
-    assert np.allclose(body_xyz_to_matrix(ang), Rotation.from_euler("XYZ", ang).as_matrix(), atol=1e-12)
+    rots = Rotation.random(40, random_state=1).as_matrix().reshape(10, 4, 3, 3)
+    mats = np.zeros((10, 4, 4, 4))
+    mats[..., :3, :3] = rots
+    mats[..., 3, 3] = 1.0
+    _, quat = rig.loc_quat(mats)
+    back = Rotation.from_quat(quat.reshape(-1, 4), scalar_first=True).as_matrix().reshape(rots.shape)
+    assert np.allclose(back, rots, atol=1e-12)
+    assert np.all(np.einsum("fbi,fbi->fb", quat[1:], quat[:-1]) >= 0)
+
+
+def test_osim_body_frames_use_simtk_body_fixed_xyz():
+    """SimTK's body-fixed X-Y-Z angles of a rotation give back that rotation (OpenSim's own
+    conversion is the independent truth)."""
+    opensim = pytest.importorskip("opensim")
+    from openkin.geometry import euler_xyz_to_matrix
+
+    for r in Rotation.random(20, random_state=2).as_matrix():
+        mat = opensim.Mat33(*r.ravel().tolist())
+        simtk = opensim.Rotation(mat)
+        ang = simtk.convertRotationToBodyFixedXYZ().to_numpy()
+        assert np.allclose(euler_xyz_to_matrix(ang), r, atol=1e-9)
 
 
 def test_pose_channels_reproduce_body_motion():
@@ -124,3 +140,76 @@ def test_make_project_from_videos_and_calibration(tmp_path):
         make_project(root, demo / "videos", demo / "calibration" / "Calib.qca.txt")
     with pytest.raises(OpenKinError, match="no video"):
         make_project(tmp_path / "other", tmp_path, demo / "calibration" / "Calib.qca.txt")
+
+
+def test_marker_colours_are_the_engines_reprojection_errors(tmp_path):
+    """The add-on's marker error values (bpy-free ``reprojection.person_errors``, what
+    ``scene.build`` colours with) equal the triangulation's per-keypoint figures for the
+    same frames, which match an independent OpenCV recomputation; without the engine's
+    file the add-on recomputes them with the same definition."""
+    import cv2
+
+    from blender_addon.core import capture, reprojection
+    from openkin import association, triangulation
+    from openkin.config import load_config
+    from openkin.formats.openpose import read_openpose_dir
+    from openkin.formats.trc import read_trc
+    from openkin.project import ProjectPaths
+    from openkin.skeletons import HALPE_26
+    from openkin.synth import build_scene
+    from openkin.triangulation.reprojection import find_reprojection, read_reprojection
+
+    root = build_scene(tmp_path / "trial", "realistic", n_frames=90, seed=5, max_offset_frames=0.0).path
+    cfg = load_config(root, overrides={"triangulation": {"handle_LR_swap": False}})  # detections used as filed
+    paths = ProjectPaths(root)
+    association.run_stage(cfg, paths)
+    triangulation.run_stage(cfg, paths)
+    trc_path = next(paths.pose_3d.glob("*.trc"))
+    engine = read_reprojection(find_reprojection(trc_path))
+
+    cap = capture.load_capture(capture.find_project(root))
+    person = cap.people[0]
+    pose_dirs = reprojection.find_pose_dirs(root, [c.name for c in cap.cameras])
+    args = (cap.cameras, pose_dirs, person.markers, person.marker_frames, person.marker_names, HALPE_26.names)
+    addon = reprojection.person_errors(*args, root=root, person=person.name)
+    assert addon.shape == engine.error_px.shape and person.marker_names == engine.keypoints
+    assert np.array_equal(addon, engine.error_px, equal_nan=True)
+    assert 0.5 < np.nanmean(addon) < 15 and np.isnan(addon).any()        # noisy scene, some gaps
+    report = json.loads((paths.pose_3d / "triangulation_report.json").read_text())["persons"][0]["keypoints"]
+    for m, name in enumerate(person.marker_names):
+        assert report[name]["reprojection_error_px"] == pytest.approx(np.nanmean(addon[:, m]), abs=1e-3)
+
+    # independent: OpenCV on 20 (frame, keypoint) pairs, over the views the engine kept
+    trc = read_trc(trc_path)
+    det = {c.name: read_openpose_dir(pose_dirs[c.name]) for c in cap.cameras}
+    rng = np.random.default_rng(1)
+    pairs = np.argwhere(np.isfinite(addon))
+    for f, k in pairs[rng.choice(len(pairs), 20, replace=False)]:
+        errs = []
+        for c, cam in enumerate(cap.cameras):
+            if engine.used[c, f, k]:
+                kp, frames, _ = det[cam.name]
+                uv = kp[list(frames).index(trc.frame_numbers[f]), 0, k, :2]
+                seen = cv2.undistortPoints(uv.reshape(1, 1, 2), cam.matrix, cam.distortions, P=cam.matrix)
+                proj = cv2.projectPoints(person.markers[f, k].reshape(1, 1, 3), cam.rotation, cam.translation,
+                                         cam.matrix, None)[0]
+                errs.append(np.linalg.norm(seen.ravel() - proj.ravel()))
+        assert addon[f, k] == pytest.approx(np.mean(errs), abs=1e-6)
+
+    # fallback without the engine's file: same definition over every confident view
+    find_reprojection(trc_path).unlink()
+    again = reprojection.person_errors(*args, root=root, person=person.name, min_confidence=0.3)
+    all_kept = (engine.used == _confident(det, cap.cameras, trc.frame_numbers)).all(0) & np.isfinite(addon)
+    assert all_kept.mean() > 0.5
+    np.testing.assert_allclose(again[all_kept], addon[all_kept], atol=1e-6)
+
+
+def _confident(det, cameras, frames, threshold=0.3):
+    """``(C, F, K)``: the camera has a detection of at least ``threshold`` confidence."""
+    out = []
+    for cam in cameras:
+        kp, kp_frames, _ = det[cam.name]
+        rows = [list(kp_frames).index(f) if f in kp_frames else -1 for f in frames]
+        conf = np.where(np.array(rows)[:, None] >= 0, kp[np.maximum(rows, 0), 0, :, 2], np.nan)
+        out.append(np.nan_to_num(conf) >= threshold)
+    return np.stack(out)

@@ -1,13 +1,14 @@
 """Ground-truth scenes: real OpenSim forward kinematics, the demo calibration, corruptions."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
 from openkin import cli
 from openkin.config import load_config
 from openkin.errors import OpenKinError
-from openkin.formats.calibration import project_points, read_calibration, rotation_vector
+from openkin.formats.calibration import read_calibration
 from openkin.formats.mot import read_mot
 from openkin.formats.openpose import read_openpose_dir
 from openkin.formats.trc import read_trc, yup_to_zup
@@ -26,6 +27,20 @@ def clean(tmp_path_factory):
 @pytest.fixture(scope="module")
 def realistic(tmp_path_factory):
     return build_scene(tmp_path_factory.mktemp("s") / "real", "realistic", n_frames=400, seed=5)
+
+
+def project_points(cam, points):
+    """OpenCV's projection (the independent truth for synth's): ``points (N,3)`` → ``(N,2)`` px."""
+    obj = np.ascontiguousarray(points, dtype=float).reshape(-1, 1, 3)
+    if cam.fisheye:
+        uv = cv2.fisheye.projectPoints(obj, cam.rotation, cam.translation, cam.matrix, cam.distortions)[0]
+    else:
+        uv = cv2.projectPoints(obj, cam.rotation, cam.translation, cam.matrix, cam.distortions)[0]
+    return uv.reshape(-1, 2)
+
+
+def rotation_vector(R):
+    return cv2.Rodrigues(np.asarray(R, float))[0].ravel()
 
 
 def _json(scene, cam):
@@ -62,6 +77,25 @@ def test_clean_json_is_the_exact_projection_of_the_truth(clean):
         assert np.abs(kp[:, 0, :, :2][seen] - uv[seen]).max() < 1e-6
         conf = kp[:, 0, :, 2][seen]
         assert conf.min() > 0.5 and conf.max() <= 1.0
+
+
+def test_fisheye_scene_projects_through_the_fisheye_lens(tmp_path):
+    from openkin.synth.spec import FISHEYE_K
+
+    info = build_scene(tmp_path / "f", "fisheye", n_frames=30, seed=3)
+    world = yup_to_zup(read_trc(info.path / "truth" / "keypoints.trc").xyz)
+    for name in ("Calib_scene.toml", "../truth/Calib_exact.toml"):
+        for cam in read_calibration(info.path / "calibration" / name):
+            assert cam.fisheye and np.array_equal(cam.distortions, FISHEYE_K)
+    for cam in info.cameras:
+        kp, _ = _json(info, cam.name)
+        uv = project_points(cam, world.reshape(-1, 3)).reshape(30, 26, 2)
+        seen = np.isfinite(kp[:, 0, :, 0])
+        assert seen.mean() > 0.97
+        assert np.abs(kp[:, 0, :, :2][seen] - uv[seen]).max() < 1e-6
+        pinhole = cv2.projectPoints(world.reshape(-1, 1, 3), cam.rotation, cam.translation, cam.matrix,
+                                    None)[0].reshape(30, 26, 2)
+        assert np.abs(kp[:, 0, :, :2][seen] - pinhole[seen]).max() > 10   # the lens matters (up to ~18 px here)
 
 
 def test_truth_is_anatomically_sane(clean):

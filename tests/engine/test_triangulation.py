@@ -12,7 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from recon_rig import project_distorted, ring_rig, walking_points  # noqa: E402
 
-from openkin import association, triangulation  # noqa: E402
+from openkin import association, geometry, triangulation  # noqa: E402
 from openkin.config import load_config  # noqa: E402
 from openkin.errors import OpenKinError  # noqa: E402
 from openkin.evaluate import evaluate_trial  # noqa: E402
@@ -21,9 +21,10 @@ from openkin.formats.trc import read_trc  # noqa: E402
 from openkin.project import ProjectPaths  # noqa: E402
 from openkin.skeletons import HALPE_26  # noqa: E402
 from openkin.synth.build import build_scene  # noqa: E402
-from openkin.triangulation import gaps, geometry, swaps  # noqa: E402
-from openkin.triangulation.core import Rig, TriangulationParams, prepare_points, reconstruct_person  # noqa: E402
-from openkin.triangulation.robust import triangulate_robust  # noqa: E402
+from openkin.formats.calibration import read_calibration  # noqa: E402
+from openkin.geometry import Rig, triangulate_robust  # noqa: E402
+from openkin.triangulation import gaps, swaps  # noqa: E402
+from openkin.triangulation.core import TriangulationParams, prepare_points, reconstruct_person  # noqa: E402
 
 NAMES = list(HALPE_26.names)
 
@@ -276,6 +277,73 @@ def test_realistic_scene_swaps_corrected_outliers_rejected(realistic_scene):
     assert evaluate_trial("real", trc, realistic_scene)[0].mpjpe > with_swaps + 5.0
 
 
+def test_fisheye_scene_triangulates_as_well_as_the_pinhole_one(clean_scene, tmp_path):
+    """The same clean scene seen through fisheye lenses (synth 'fisheye': the demo rig with
+    FISHEYE_K, projected by cv2.fisheye): the stage honours the calibration's fisheye flag."""
+    from openkin.triangulation.inputs import read_views
+
+    fish = build_scene(tmp_path / "fish", "fisheye", n_frames=90, seed=3).path
+    cams = read_calibration(fish / "calibration" / "Calib_scene.toml")
+    assert all(c.fisheye for c in cams)
+    pin = evaluate_trial("clean", next(_run(clean_scene).pose_3d.glob("clean_*.trc")), clean_scene)[0]
+    paths = _run(fish)
+    fe = evaluate_trial("fish", next(paths.pose_3d.glob("fish_*.trc")), fish)[0]
+    assert abs(fe.mpjpe - pin.mpjpe) < 0.5 and fe.frames_pct == pin.frames_pct == 100.0     # mm
+    rep = json.loads((paths.pose_3d / "triangulation_report.json").read_text())
+    assert rep["persons"][0]["reprojection_error_px"] < 0.5
+    # the former defect: the same detections taken through the pinhole model are centimetres off
+    views = read_views(fish / "pose", fish / "calibration" / "Calib_scene.toml")
+    kp = views.keypoints[:, :, 0]
+    as_pinhole = Rig.from_cameras(cams)
+    as_pinhole.fisheye[:] = False
+    truth = read_trc(fish / "truth" / "keypoints.trc").xyz
+    for rig, lo, hi in ((Rig.from_cameras(cams), 0.0, 1.0), (as_pinhole, 5.0, np.inf)):
+        res = reconstruct_person(*prepare_points(kp, rig, True, 0.3), rig, NAMES, TriangulationParams())
+        err_mm = np.nanmean(np.linalg.norm(geometry.zup_to_yup(res.raw) - truth, axis=-1)) * 1000
+        assert lo <= err_mm < hi, err_mm
+
+
+def test_triangulation_writes_the_per_frame_reprojection_errors(realistic_scene):
+    """pose-3d/<trc stem>_reprojection.npz: per frame and keypoint, the mean over the views kept
+    of |undistorted detection − projection| (checked against cv2 on a few points), the
+    figures the report averages. Left/right swap correction off, so that the detections used are
+    those of the pose-associated files as they are."""
+    import cv2
+
+    from openkin.formats.openpose import read_openpose_dir
+    from openkin.triangulation.reprojection import find_reprojection, read_reprojection
+
+    paths = _run(realistic_scene, triangulation={"handle_LR_swap": False})
+    trc_path = next(paths.pose_3d.glob("real_*.trc"))
+    data = read_reprojection(find_reprojection(trc_path))
+    trc = read_trc(trc_path)
+    assert data.keypoints == trc.marker_names and np.array_equal(data.frame_numbers, trc.frame_numbers)
+    rep = json.loads((paths.pose_3d / "triangulation_report.json").read_text())["persons"][0]
+    for k, name in enumerate(NAMES):
+        assert rep["keypoints"][name]["reprojection_error_px"] == pytest.approx(np.nanmean(data.error_px[:, k]),
+                                                                               abs=1e-3)
+    cams = read_calibration(next(paths.calibration.glob("*.toml")))
+    det = [read_openpose_dir(paths.pose_associated / f"{c.name}_json") for c in cams]
+    world = geometry.yup_to_zup(trc.xyz)
+    rng = np.random.default_rng(0)
+    picks = [tuple(ix) for ix in np.argwhere(np.isfinite(data.error_px))]
+    checked = 0
+    for f, k in [picks[i] for i in rng.choice(len(picks), 25, replace=False)]:
+        errs = []
+        for c, cam in enumerate(cams):
+            if not data.used[c, f, k]:
+                continue
+            kp, frames, _ = det[c]
+            uv = kp[list(frames).index(data.frame_numbers[f]), 0, k, :2]
+            seen = cv2.undistortPoints(uv.reshape(1, 1, 2), cam.matrix, cam.distortions, P=cam.matrix).ravel()
+            proj = cv2.projectPoints(world[f, k].reshape(1, 1, 3), cam.rotation, cam.translation, cam.matrix,
+                                     None)[0].ravel()
+            errs.append(np.linalg.norm(seen - proj))
+        assert data.error_px[f, k] == pytest.approx(np.mean(errs), abs=1e-6)
+        checked += 1
+    assert checked == 25 and (data.used.sum(0)[np.isfinite(data.error_px)] >= 2).all()
+
+
 def test_triangulation_reads_pose_associated_from_disk(clean_scene, tmp_path):
     paths = _run(clean_scene)
     (paths.pose_associated / association.STAMP).write_text("changed\n")  # the in-memory copy is stale
@@ -369,7 +437,7 @@ def test_no_detection_anywhere_is_a_clear_error(clean_scene, tmp_path):
 def test_array_undistortion_matches_opencv(dist):
     import cv2
 
-    from openkin.triangulation.geometry import undistort_points
+    from openkin.geometry import undistort_points
 
     rng = np.random.default_rng(4)
     K = np.array([[[1100.0, 0.0, 960.0], [0.0, 1080.0, 540.0], [0.0, 0.0, 1.0]]])

@@ -1,5 +1,8 @@
 """Camera calibrations: the TOML shared by Pose2Sim, anipose, Caliscope and FreeMoCap.
 
+This module only reads and writes the file; the camera model (:class:`Camera`, re-exported
+here) and all projection live in :mod:`openkin.geometry`.
+
 File layout (one section per camera, in camera order, then metadata)::
 
     [cam_0]
@@ -34,181 +37,31 @@ Axis conventions
 - ``x_cam = R @ X_world + t``: ``rotation``/``translation`` map world points into
   the camera frame; the camera centre in world is ``-R.T @ t``.
 - World: Z up, as in Pose2Sim calibrations (Qualisys, checkerboard on the floor).
-  Pose2Sim's TRC outputs are Y-up; see :func:`openkin.formats.trc.zup_to_yup`.
+  Pose2Sim's TRC outputs are Y-up; see :mod:`openkin.geometry.axes`.
 """
 from __future__ import annotations
 
 import logging
 import math
 import tomllib
-from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from ..errors import OpenKinError
 from ..fileio import atomic_write
+from ..geometry.camera import Camera
+# Compatibility re-exports (the geometry lives in openkin.geometry): for the modules that still
+# import it from here (refinement, report, calibration stage, converters, synchronisation, tests).
+from ..geometry.camera import camera_projections as projection_matrices  # noqa: F401
+from ..geometry.projection import camera_depths, project_linear, project_points, project_points_all  # noqa: F401
+from ..geometry.rotations import rotation_matrix, rotation_vector  # noqa: F401
+from ..geometry.undistort import undistort_camera_points as undistort_points  # noqa: F401
 from ._io import read_text
 
 log = logging.getLogger(__name__)
 
 NOT_CAMERAS = ("metadata", "capture_volume", "charuco", "checkerboard")
-
-
-@dataclass(eq=False)  # arrays inside: compare fields with numpy, not ==
-class Camera:
-    """One calibrated camera (OpenCV pinhole model, optionally fisheye).
-
-    ``size``: (2,) width, height px; ``matrix``: (3, 3) K; ``distortions``: (4,) or (5,)
-    k1, k2, p1, p2[, k3] (fisheye: k1..k4); ``rotation``: (3,) Rodrigues world→camera;
-    ``translation``: (3,) metres world→camera.
-    """
-
-    name: str
-    size: np.ndarray
-    matrix: np.ndarray
-    distortions: np.ndarray
-    rotation: np.ndarray
-    translation: np.ndarray
-    fisheye: bool = False
-
-    def __post_init__(self):
-        self.name = str(self.name)
-        self.size = _array("size", self.size, (2,))
-        self.matrix = _array("matrix", self.matrix, (3, 3))
-        self.distortions = _array("distortions", self.distortions, None).reshape(-1)
-        if self.distortions.shape not in ((4,), (5,), (8,), (12,), (14,)):
-            raise OpenKinError(f"camera {self.name!r}: distortions must have 4 or 5 values, got "
-                               f"{self.distortions.shape[0]}", fix="give k1, k2, p1, p2[, k3] (OpenCV order)")
-        rotation = _array("rotation", self.rotation, None)
-        if rotation.shape == (3, 3):
-            rotation = cv2.Rodrigues(rotation)[0]
-        self.rotation = _array("rotation", rotation.reshape(-1), (3,))
-        self.translation = _array("translation", self.translation, (3,))
-        self.fisheye = bool(self.fisheye)
-        if self.size.min() <= 0 or self.matrix[0, 0] <= 0 or self.matrix[1, 1] <= 0:
-            raise OpenKinError(f"camera {self.name!r}: image size and focal lengths must be positive",
-                               fix="check 'size' and 'matrix' (fx = matrix[0][0], fy = matrix[1][1])")
-
-    @property
-    def R(self) -> np.ndarray:
-        """(3, 3) rotation matrix world→camera."""
-        return cv2.Rodrigues(self.rotation)[0]
-
-    @property
-    def projection(self) -> np.ndarray:
-        """(3, 4) ``K @ [R | t]`` (no distortion)."""
-        return self.matrix @ np.hstack([self.R, self.translation[:, None]])
-
-    @property
-    def center(self) -> np.ndarray:
-        """(3,) camera position in world coordinates (metres)."""
-        return -self.R.T @ self.translation
-
-    @property
-    def width(self) -> int:
-        return int(round(self.size[0]))
-
-    @property
-    def height(self) -> int:
-        return int(round(self.size[1]))
-
-
-def _array(key: str, value, shape: tuple | None) -> np.ndarray:
-    try:
-        arr = np.array(value, dtype=float)
-    except (TypeError, ValueError):
-        what = f"{' x '.join(map(str, shape))} numbers" if shape else "numbers"
-        raise OpenKinError(f"'{key}' must be {what}, got {value!r}", fix=f"write '{key}' as {what}") from None
-    if shape is not None and arr.shape != shape:
-        raise OpenKinError(f"'{key}' has shape {arr.shape}, expected {shape}",
-                           fix=f"write '{key}' with {' x '.join(map(str, shape))} numbers")
-    if not np.all(np.isfinite(arr)):
-        raise OpenKinError(f"'{key}' contains NaN or infinite values", fix="recalibrate or fix the values by hand")
-    return arr
-
-
-# ---------------------------------------------------------------- geometry
-def rotation_vector(R: np.ndarray) -> np.ndarray:
-    """(3, 3) rotation matrix → (3,) Rodrigues vector."""
-    return cv2.Rodrigues(np.asarray(R, dtype=float))[0].reshape(3)
-
-
-def rotation_matrix(rvec: np.ndarray) -> np.ndarray:
-    """(3,) Rodrigues vector → (3, 3) rotation matrix."""
-    return cv2.Rodrigues(np.asarray(rvec, dtype=float).reshape(3, 1))[0]
-
-
-def project_points(camera: Camera, points: np.ndarray) -> np.ndarray:
-    """Project world points into ``camera`` with its distortion. (N, 3) metres → (N, 2) px.
-
-    Rows with NaN give NaN. Points behind the camera are projected too (mirrored):
-    check depth with :func:`camera_depths` where that matters.
-    """
-    points = np.asarray(points, dtype=float).reshape(-1, 3)
-    out = np.full((len(points), 2), np.nan)
-    ok = np.all(np.isfinite(points), axis=1)
-    if ok.any():
-        obj = np.ascontiguousarray(points[ok]).reshape(-1, 1, 3)
-        if camera.fisheye:
-            uv = cv2.fisheye.projectPoints(obj, camera.rotation, camera.translation, camera.matrix,
-                                           camera.distortions[:4])[0]
-        else:
-            uv = cv2.projectPoints(obj, camera.rotation, camera.translation, camera.matrix, camera.distortions)[0]
-        out[ok] = uv.reshape(-1, 2)
-    return out
-
-
-def project_points_all(cameras: list[Camera], points: np.ndarray) -> np.ndarray:
-    """Project through every camera with distortion. (..., 3) → (C, ..., 2) px."""
-    points = np.asarray(points, dtype=float)
-    flat = points.reshape(-1, 3)
-    return np.stack([project_points(c, flat).reshape(*points.shape[:-1], 2) for c in cameras])
-
-
-def projection_matrices(cameras: list[Camera]) -> np.ndarray:
-    """(C, 3, 4) stacked ``K [R | t]``."""
-    return np.stack([c.projection for c in cameras])
-
-
-def project_linear(P: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Pinhole projection without distortion, vectorised over cameras and points.
-
-    ``P``: (C, 3, 4) or (3, 4); ``points``: (..., 3) → (C, ..., 2) (or (..., 2) for one P).
-    Points on or behind the image plane's vanishing line (depth 0) give inf/NaN.
-    """
-    P = np.asarray(P, dtype=float)
-    pts = np.asarray(points, dtype=float)
-    homog = np.concatenate([pts, np.ones(pts.shape[:-1] + (1,))], axis=-1)
-    uvw = np.einsum("...ij,nj->...ni", P, homog.reshape(-1, 4))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        uv = uvw[..., :2] / uvw[..., 2:3]
-    return uv.reshape(P.shape[:-2] + pts.shape[:-1] + (2,))
-
-
-def camera_depths(cameras: list[Camera], points: np.ndarray) -> np.ndarray:
-    """Depth (camera z) of points in each camera. (..., 3) → (C, ...) metres; negative = behind."""
-    pts = np.asarray(points, dtype=float)
-    R = np.stack([c.R for c in cameras])
-    t = np.stack([c.translation for c in cameras])
-    z = np.einsum("cj,nj->cn", R[:, 2], pts.reshape(-1, 3)) + t[:, 2:3]
-    return z.reshape((len(cameras),) + pts.shape[:-1])
-
-
-def undistort_points(camera: Camera, uv: np.ndarray) -> np.ndarray:
-    """Remove lens distortion from pixel points, keeping pixel units (new K = K). (N, 2) → (N, 2)."""
-    uv = np.asarray(uv, dtype=float).reshape(-1, 2)
-    out = np.full_like(uv, np.nan)
-    ok = np.all(np.isfinite(uv), axis=1)
-    if ok.any():
-        src = np.ascontiguousarray(uv[ok]).reshape(-1, 1, 2)
-        if camera.fisheye:
-            dst = cv2.fisheye.undistortPoints(src, camera.matrix, camera.distortions[:4], P=camera.matrix)
-        else:
-            dst = cv2.undistortPoints(src, camera.matrix, camera.distortions, P=camera.matrix)
-        out[ok] = dst.reshape(-1, 2)
-    return out
 
 
 # ---------------------------------------------------------------- reading

@@ -28,6 +28,7 @@ import numpy as np
 
 from ..errors import OpenKinError
 from ..fileio import atomic_write
+from ..geometry.axes import yup_to_zup, zup_to_yup  # noqa: F401  (axis conventions live there)
 from ._io import fast_table, format_rows, parse_floats, read_text
 
 log = logging.getLogger(__name__)
@@ -87,19 +88,6 @@ class Trc:
         except ValueError:
             raise OpenKinError(f"marker {name!r} is not in this TRC",
                                fix=f"use one of: {', '.join(self.marker_names)}") from None
-
-
-def zup_to_yup(xyz: np.ndarray) -> np.ndarray:
-    """Z-up world (Pose2Sim calibrations) → Y-up (OpenSim, Pose2Sim TRC files). (..., 3) → (..., 3).
-
-    As Pose2Sim's ``zup2yup``: new X = old Y, new Y = old Z, new Z = old X.
-    """
-    return np.asarray(xyz)[..., [1, 2, 0]]
-
-
-def yup_to_zup(xyz: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`zup_to_yup`. (..., 3) → (..., 3)."""
-    return np.asarray(xyz)[..., [2, 0, 1]]
 
 
 # ---------------------------------------------------------------- reading

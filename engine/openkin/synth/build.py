@@ -30,15 +30,16 @@ from ..fileio import atomic_path, atomic_write, toml_dumps
 from ..formats.calibration import write_calibration
 from ..formats.mot import Motion, write_mot
 from ..formats.openpose import write_openpose_dir
-from ..formats.trc import Trc, write_trc, yup_to_zup, zup_to_yup
+from ..formats.trc import Trc, write_trc
+from ..geometry import yup_to_zup, zup_to_yup
 from ..progress import Progress, report, scaled
 from ..skeletons import get_skeleton
 from . import corrupt
-from .cameras import camera_looking_at, look_at_point, perturb_cameras, scene_cameras
+from .cameras import camera_looking_at, look_at_point, perturb_cameras, scene_cameras, with_fisheye
 from .forward import forward_kinematics, load_body
 from .scene import (CameraDetections, PersonTruth, SceneInfo, _event_frames, camera_offsets, detect, sample_at,
                     simulate_people)
-from .spec import SceneSpec, make_spec
+from .spec import FISHEYE_K, SceneSpec, make_spec
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,8 @@ def _rig(spec: SceneSpec):
     target[2] = 0.0  # the path lies on the floor under the aim point
     aim = target + [0, 0, TARGET_HEIGHT]
     cams = scene_cameras(spec.cameras, aim)
+    if spec.fisheye:
+        cams = with_fisheye(cams, FISHEYE_K)
     if spec.collinear_pair and len(cams) > 1:
         # the second camera 1 m behind the first on its line of sight: a degenerate pair
         back = cams[0].center + (cams[0].center - aim) / np.linalg.norm(cams[0].center - aim)

@@ -9,7 +9,7 @@ import logging
 
 import numpy as np
 
-from ..formats.calibration import Camera, rotation_matrix, rotation_vector
+from ..geometry import Camera, rotation_matrix, rotation_vector
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def camera_looking_at(name: str, center: np.ndarray, target: np.ndarray, templat
     R = np.stack([right, down, forward])  # rows: camera x (right), y (down), z (forward)
     return Camera(name=name, size=template.size.copy(), matrix=template.matrix.copy(),
                   distortions=template.distortions.copy(), rotation=rotation_vector(R),
-                  translation=-R @ center)
+                  translation=-R @ center, fisheye=template.fisheye)
 
 
 def ring_cameras(n: int, target: np.ndarray, template: Camera, *, radius: float = 3.6,
@@ -77,6 +77,12 @@ def scene_cameras(n: int, target: np.ndarray) -> list[Camera]:
         return demo[:n]
     ring = ring_cameras(n - len(demo), target, demo[0], first_index=len(demo) + 1, phase=np.pi / (n - len(demo)))
     return demo + ring
+
+
+def with_fisheye(cameras: list[Camera], k: tuple[float, float, float, float]) -> list[Camera]:
+    """Copies of ``cameras`` with a fisheye lens (OpenCV fisheye model, ``k`` = k1..k4), same K and pose."""
+    return [Camera(name=c.name, size=c.size.copy(), matrix=c.matrix.copy(), distortions=list(k),
+                   rotation=c.rotation.copy(), translation=c.translation.copy(), fisheye=True) for c in cameras]
 
 
 def perturb_cameras(rng: np.random.Generator, cameras: list[Camera], translation_m: float,

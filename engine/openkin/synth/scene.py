@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from scipy.interpolate import CubicSpline
 
-from ..formats.calibration import Camera, camera_depths, project_points
+from ..geometry import Camera, camera_depths, project_points
 from ..progress import Progress, scaled
 from . import corrupt
 from .forward import forward_kinematics

@@ -9,6 +9,11 @@ from dataclasses import dataclass
 from ..errors import OpenKinError
 
 
+# Fisheye coefficients k1..k4 (cv2.fisheye) of the 'fisheye' scenes: a mild lens on the demo rig
+# (its image corners sit ~110 px from where a pinhole camera with the same K puts them).
+FISHEYE_K = (0.05, -0.02, 0.01, -0.002)
+
+
 @dataclass(frozen=True)
 class SceneSpec:
     """Everything that defines a scene; presets are sets of overrides of these defaults.
@@ -47,6 +52,7 @@ class SceneSpec:
     calib_translation_cm: float = 0.0  # error of the WRITTEN calibration (truth uses the exact one)
     calib_rotation_deg: float = 0.0
     collinear_pair: bool = False       # second camera 1 m behind the first on its line of sight
+    fisheye: bool = False              # cameras use OpenCV's fisheye model with FISHEYE_K (written so)
     description: str = ""
 
 
@@ -66,6 +72,8 @@ PRESETS: dict[str, dict] = {
     "desync": dict(description="mild noise, per-camera offsets up to 20 frames (fractional)",
                    noise_px=1.5, dropout_rate=0.01, max_offset_frames=20.0),
 }
+PRESETS["fisheye"] = dict(description="no corruption, cameras with a mild fisheye lens (OpenCV fisheye model, "
+                                       "k1..k4 = FISHEYE_K): exact 2D projections through it", fisheye=True)
 PRESETS["realistic_multi"] = {**PRESETS["realistic"], "people": 2,
                               "description": "the realistic corruptions with two people crossing"}
 

@@ -9,14 +9,16 @@ filling. Pure arrays in, arrays out; the stage shell reads and writes.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
+from ..geometry import Rig, blas_single, finite_xy, project_homogeneous, triangulate_robust, undistort_points
 from .gaps import fill_large_gaps, interpolate_gaps, keep_sections
-from .geometry import _homogeneous, blas_single, finite_xy, projection_matrices, undistort_points
-from .robust import triangulate_robust
 from .swaps import correct_lr_swaps
+
+__all__ = ["PersonResult", "Rig", "TriangulationParams", "prepare_points", "reconstruct_person", "shift_subframe",
+           "swap_suspects"]
 
 log = logging.getLogger(__name__)
 
@@ -36,28 +38,6 @@ class TriangulationParams:
     min_chunk_size: int = 10
     fill_large_gaps_with: str = "last_value"
     remove_incomplete_frames: bool = False
-
-
-@dataclass
-class Rig:
-    """Camera arrays: ``K (C,3,3)``, ``R (C,3,3)``, ``t (C,3)``, ``dist`` (C lists), ``fisheye (C,)``."""
-
-    K: np.ndarray
-    R: np.ndarray
-    t: np.ndarray
-    dist: list
-    names: list[str] = field(default_factory=list)
-
-    @classmethod
-    def from_cameras(cls, cameras) -> "Rig":
-        return cls(np.array([c.matrix for c in cameras]), np.array([c.R for c in cameras]),
-                   np.array([c.translation for c in cameras]), [c.distortions for c in cameras],
-                   [c.name for c in cameras])
-
-    @property
-    def P(self) -> np.ndarray:
-        """``(C,3,4)`` projection matrices."""
-        return projection_matrices(self.K, self.R, self.t)
 
 
 @dataclass
@@ -105,10 +85,11 @@ def shift_subframe(keypoints: np.ndarray, residual: np.ndarray) -> np.ndarray:
 
 def prepare_points(keypoints: np.ndarray, rig: Rig, undistort: bool, likelihood_threshold: float):
     """``keypoints (C,F,K,3)`` → undistorted ``points (C,F,K,2)`` and ``weights (C,F,K)``
-    (confidence, 0 below the threshold or where missing)."""
+    (confidence, 0 below the threshold or where missing). Fisheye cameras of ``rig`` are
+    undistorted through the fisheye model."""
     pts = keypoints[..., :2].astype(float)
     if undistort:
-        pts = undistort_points(pts, rig.K, rig.dist)
+        pts = undistort_points(pts, rig.K, rig.dist, rig.fisheye)
     conf = keypoints[..., 2]
     ok = finite_xy(pts) & np.isfinite(conf) & (conf >= likelihood_threshold) & (conf > 0)
     return pts, np.where(ok, conf, 0.0)
@@ -120,7 +101,7 @@ def _error_mm(P, rig: Rig, X, err_px):
     than the former per-camera loop, which had replaced a slower einsum)."""
     ok = np.isfinite(err_px)
     out = np.full(err_px.shape, np.nan)
-    depth = _homogeneous(P, X[ok])[:, 2]                                      # (C,M)
+    depth = project_homogeneous(P, X[ok])[:, 2]                                      # (C,M)
     scale = (depth / rig.K[:, 0, 0][:, None]).mean(0)
     out[ok] = err_px[ok] * scale * 1000.0
     return out

@@ -22,6 +22,7 @@ from ..progress import Progress, report, scaled
 from .core import PersonResult, Rig, TriangulationParams, prepare_points, reconstruct_person, shift_subframe
 from .gaps import runs
 from ..inputs import Views, camera_name, match_cameras, read_views, skeleton_of, subframe_residuals
+from .reprojection import write_person_errors
 
 log = logging.getLogger(__name__)
 
@@ -210,6 +211,7 @@ def run(ctx: RunContext) -> None:
             ctx.wrote(f, "trc" if f.suffix == ".trc" else "c3d", person=t)
         entry = {"person": t, "files": [f.name for f in files]}
         entry.update(person_report(res, names, cams, views.frame_numbers))
+        ctx.wrote(write_person_errors(res, names, cams, views.frame_numbers, files[0]), "reprojection", person=t)
         doc["persons"].append(entry)
         log.info("person %d: %s, frames %d-%d, mean reprojection error %.1f px (~%.0f mm), %.2f cameras excluded",
                  t, name, *entry["frame_range"], _or_nan(entry["reprojection_error_px"]),

@@ -24,7 +24,7 @@ import logging
 
 import numpy as np
 
-from .geometry import blas_single, finite_xy, reprojection_errors, triangulate_dlt
+from ..geometry import blas_single, finite_xy, reprojection_errors, triangulate_dlt
 
 log = logging.getLogger(__name__)
 
