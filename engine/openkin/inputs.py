@@ -20,7 +20,7 @@ import numpy as np
 
 from .errors import OpenKinError
 from .formats.calibration import read_calibration
-from .geometry import Camera
+from .geometry import Camera, Rig, finite_xy, undistort_points
 from .formats.openpose import PoseFolder, read_openpose_folder
 from .progress import Progress, report
 from .skeletons import Skeleton, get_skeleton
@@ -171,3 +171,35 @@ def subframe_residuals(offsets_toml: Path | None, views: Views) -> np.ndarray | 
     res = read_offsets(offsets_toml)
     r = np.array([res.get(camera_name(f), 0.0) for f in views.folders], float)
     return r if np.any(np.abs(r) > 1e-3) else None
+
+def shift_subframe(keypoints: np.ndarray, residual: np.ndarray) -> np.ndarray:
+    """Resample each camera at the reference instants: ``keypoints (C,F,K,3)`` on consecutive
+    frames, ``residual (C,)`` frames (camera c's frame k shows reference time k + residual_c)
+    → ``(C,F,K,3)`` linearly interpolated at k - residual_c; where one neighbour is
+    missing the nearer sample is kept if it exists."""
+    out = keypoints.copy()
+    F = keypoints.shape[1]
+    for c in np.flatnonzero(np.abs(residual) > 1e-3):  # a handful of cameras
+        q = np.arange(F) - residual[c]
+        i0 = np.clip(np.floor(q).astype(int), 0, F - 1)
+        i1 = np.clip(i0 + 1, 0, F - 1)
+        a = np.clip(q - np.floor(q), 0.0, 1.0)[:, None, None]
+        x0, x1 = keypoints[c, i0], keypoints[c, i1]
+        lerp = (1 - a) * x0 + a * x1
+        near = np.where(a < 0.5, x0, x1)
+        ok0 = np.isfinite(x0).all(-1, keepdims=True)
+        ok1 = np.isfinite(x1).all(-1, keepdims=True)
+        out[c] = np.where(ok0 & ok1, lerp, near)
+    return out
+
+
+def prepare_points(keypoints: np.ndarray, rig: Rig, undistort: bool, likelihood_threshold: float):
+    """``keypoints (C,F,K,3)`` → undistorted ``points (C,F,K,2)`` and ``weights (C,F,K)``
+    (confidence, 0 below the threshold or where missing). Fisheye cameras of ``rig`` are
+    undistorted through the fisheye model."""
+    pts = keypoints[..., :2].astype(float)
+    if undistort:
+        pts = undistort_points(pts, rig.K, rig.dist, rig.fisheye)
+    conf = keypoints[..., 2]
+    ok = finite_xy(pts) & np.isfinite(conf) & (conf >= likelihood_threshold) & (conf > 0)
+    return pts, np.where(ok, conf, 0.0)

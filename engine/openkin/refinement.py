@@ -57,13 +57,11 @@ from scipy.sparse import csr_matrix
 from .context import RunContext, run_alone
 from .errors import OpenKinError
 from .fileio import atomic_write, toml_dumps
-from .formats.calibration import (Camera, read_calibration, rotation_matrix, rotation_vector, undistort_points,
-                                  write_calibration)
-from .inputs import match_cameras, read_views, subframe_residuals
+from .formats.calibration import Camera, read_calibration, write_calibration
+from .geometry import reprojection_errors, rotation_matrix, rotation_vector, triangulate_dlt, undistort_camera_points
+from .inputs import match_cameras, read_views, shift_subframe, subframe_residuals
 from .manifest import relpath
 from .progress import Progress, report, scaled
-from .triangulation.core import shift_subframe
-from .triangulation.geometry import reprojection_errors, triangulate_dlt
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +108,7 @@ def _undistorted(cameras: list[Camera], points2d: np.ndarray) -> np.ndarray:
     """``points2d (C,F,K,3)`` → ``(C,F,K,2)`` undistorted px (keeps each camera's K)."""
     out = np.empty(points2d.shape[:-1] + (2,))
     for c, cam in enumerate(cameras):
-        out[c] = undistort_points(cam, points2d[c, ..., :2].reshape(-1, 2)).reshape(points2d.shape[1:-1] + (2,))
+        out[c] = undistort_camera_points(cam, points2d[c, ..., :2].reshape(-1, 2)).reshape(points2d.shape[1:-1] + (2,))
     return out
 
 

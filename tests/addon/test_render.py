@@ -34,7 +34,8 @@ def test_render_synthetic_person_over_demo_video(addon, demo_project):
     corr = [float((_gray(img.astype(float)) * _gray(f)).mean()) for f in small]
     assert corr[1] > 0.8 and corr[1] > corr[0] + 0.02, corr
     # Markers are drawn where OpenCV projects them (green pixels at the projected Nose).
-    from openkin.formats.calibration import read_calibration, undistort_points, project_points
+    from openkin.formats.calibration import read_calibration
+    from openkin.geometry import project_points, undistort_camera_points as undistort_points
     from blender_addon.core.capture import find_project
     cam = next(c for c in read_calibration(find_project(demo_project).calibration) if c.name == "cam01")
     nose = np.array(scn.objects["P0 Nose"].matrix_world.translation)

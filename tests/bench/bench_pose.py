@@ -8,7 +8,7 @@ Prints, for the offline backend (bundled BlazePose):
   count) are timed on them alone;
 - mean reprojection error (px) of the 2D keypoints triangulated from the four
   cameras with the demo's Qualisys calibration (goal < 10 px): likelihood-
-  weighted DLT (openkin.triangulation.geometry) on undistorted points, every
+  weighted DLT (openkin.geometry) on undistorted points, every
   camera with confidence ≥ 0.3, no view rejection (a conservative figure);
 - writes ``pose_detections.png`` (frame 50 of each camera, drawn from the
   written JSON) for a person to look at.
@@ -103,8 +103,7 @@ def reprojection(root: Path) -> dict | None:
     15 px, likelihood 0.3, 2 cameras); None if those modules are missing."""
     try:
         from openkin.formats.calib_converters import convert_calibration
-        from openkin.triangulation.geometry import reprojection_errors, triangulate_dlt, undistort_points
-        from openkin.triangulation.robust import triangulate_robust
+        from openkin.geometry import reprojection_errors, triangulate_dlt, triangulate_robust, undistort_points
     except ImportError as e:
         out(f"reprojection: skipped ({e})")
         return None

@@ -57,8 +57,9 @@ from openkin.skeletons import HALPE_26  # noqa: E402
 from openkin.synth.build import build_scene  # noqa: E402
 from openkin.synth import PRESETS  # noqa: E402
 from openkin.triangulation import geometry, swaps  # noqa: E402
-from openkin.triangulation.core import Rig, TriangulationParams, prepare_points, reconstruct_person  # noqa: E402
-from openkin.triangulation.robust import triangulate_robust  # noqa: E402
+from openkin.geometry import Rig, triangulate_robust  # noqa: E402
+from openkin.inputs import prepare_points  # noqa: E402
+from openkin.triangulation.core import TriangulationParams, reconstruct_person  # noqa: E402
 
 log = logging.getLogger("bench_reconstruction")
 P2S_MARKERS = ["Hip", "RHip", "RKnee", "RAnkle", "RBigToe", "RSmallToe", "RHeel", "LHip", "LKnee", "LAnkle",
@@ -193,7 +194,7 @@ def compute_only(scene: Path) -> dict[str, float]:
     """OpenKin's work without file I/O: the same kernels on arrays already in memory; seconds."""
     from openkin.calibration import find_calibration
     from openkin.filtering import filter_array
-    from openkin.triangulation.inputs import read_views, skeleton_of
+    from openkin.inputs import read_views, skeleton_of
     from openkin.triangulation.stage import params_from_config
 
     cfg = load_config(scene)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from openkin.errors import OpenKinError
+from openkin import geometry as geo
 from openkin.formats import calibration as cal
 from openkin.formats import openpose
 from openkin.formats.mot import Motion, read_mot, write_mot
@@ -35,7 +36,7 @@ def make_cameras():
         R = np.stack([x, y, z])
         K = [[1500 + 10 * i, 0, 540], [0, 1500 + 10 * i, 960], [0, 0, 1]]
         cams.append(cal.Camera(f"cam{i + 1:02d}", [1088, 1920], K, [-0.05, 0.1, 0.001, -0.0005],
-                               cal.rotation_vector(R), -R @ centre))
+                               geo.rotation_vector(R), -R @ centre))
     return cams
 
 
@@ -239,13 +240,13 @@ def test_camera_geometry_and_projection():
     np.testing.assert_allclose(cam.center, [0, 4, 1.5], atol=1e-12)
     np.testing.assert_allclose(cam.R @ cam.R.T, np.eye(3), atol=1e-12)
     # the world origin projects near the principal point (distortion is 0 at the centre)
-    np.testing.assert_allclose(cal.project_points(cam, np.zeros((1, 3))), [[540, 960]], atol=1e-9)
+    np.testing.assert_allclose(geo.project_points(cam, np.zeros((1, 3))), [[540, 960]], atol=1e-9)
     pts = RNG.uniform(-0.8, 0.8, size=(50, 3))
     pts[5] = np.nan
-    uv = cal.project_points(cam, pts)
+    uv = geo.project_points(cam, pts)
     assert np.isnan(uv[5]).all()
-    undist = cal.undistort_points(cam, uv)
-    linear = cal.project_linear(cam.projection, pts)
+    undist = geo.undistort_camera_points(cam, uv)
+    linear = geo.project_linear(cam.projection, pts)
     np.testing.assert_allclose(undist, linear, atol=1e-3, equal_nan=True)
     assert np.nanmax(np.abs(uv - linear)) > 0.5  # distortion moved the points
 
@@ -255,10 +256,10 @@ def test_vectorised_projection_matches_opencv():
     for c in cams:
         c.distortions = np.zeros(4)
     pts = RNG.uniform(-1, 1, size=(7, 3, 3))
-    lin = cal.project_linear(cal.projection_matrices(cams), pts)
+    lin = geo.project_linear(geo.camera_projections(cams), pts)
     assert lin.shape == (4, 7, 3, 2)
-    np.testing.assert_allclose(lin, cal.project_points_all(cams, pts), atol=1e-8)
-    assert np.all(cal.camera_depths(cams, pts) > 0)
+    np.testing.assert_allclose(lin, geo.project_points_all(cams, pts), atol=1e-8)
+    assert np.all(geo.camera_depths(cams, pts) > 0)
 
 
 def test_calibration_reads_anipose_caliscope_variants(tmp_path):
@@ -303,7 +304,7 @@ def test_freemocap_millimetres_detected(tmp_path, caplog):
     R0, t0 = cams[0].R, cams[0].translation
     for c in cams:  # re-express in camera 0's frame, as FreeMoCap does
         R = c.R @ R0.T
-        c.translation, c.rotation = (c.translation - R @ t0) * 1000, cal.rotation_vector(R)
+        c.translation, c.rotation = (c.translation - R @ t0) * 1000, geo.rotation_vector(R)
     text = "".join(f"[cam_{i}]\nname = \"{c.name}\"\nsize = [ 1088, 1920,]\n"
                    f"matrix = {c.matrix.tolist()}\ndistortions = [ -0.3, 0.0, 0.0, 0.0, 0.0,]\n"
                    f"rotation = {c.rotation.tolist()}\ntranslation = {c.translation.tolist()}\n\n"

@@ -10,6 +10,7 @@ from scipy.spatial.transform import Rotation
 
 from openkin import assets
 from openkin.errors import OpenKinError
+from openkin import geometry as geo
 from openkin.formats import calibration as cal
 from openkin.formats.calib_converters import convert_calibration, natural_key
 from test_formats import assert_same_cameras, make_cameras
@@ -76,11 +77,11 @@ def test_qualisys_demo_file_is_physically_right():
     np.testing.assert_allclose(centres[0], [1.4602323709, -1.9091590482, 1.8965058524], atol=1e-9)
     assert np.all((centres[:, 2] > 1.5) & (centres[:, 2] < 2.2))  # heights: Z is up
     volume = np.array([[0, 0, 0], [0, 0, 1.0], [0, 0, 1.8]])  # floor origin, 1 m and 1.8 m above
-    assert np.all(cal.camera_depths(cams, volume) > 2)
+    assert np.all(geo.camera_depths(cams, volume) > 2)
     for c in cams:
-        uv = cal.project_points(c, volume)
+        uv = geo.project_points(c, volume)
         assert np.all((uv > 0) & (uv < c.size)), c.name
-        head, foot = cal.project_points(c, volume[[1, 0]])
+        head, foot = geo.project_points(c, volume[[1, 0]])
         assert head[1] < foot[1]  # higher in the world is higher in the image (y down)
     # Pose2Sim 0.10.49's calib_qca_fun gives these for cam01 (regression reference)
     np.testing.assert_allclose(cams[0].rotation, [1.68827548, 1.04832205, -0.41955852], atol=1e-7)
@@ -134,7 +135,7 @@ def test_opencap_round_trip(tmp_path):
         c.distortions = c.distortions[:4]
     assert_same_cameras(out, cams, atol=1e-9)
     pts = np.random.default_rng(0).uniform(-1, 1, (20, 3))
-    np.testing.assert_allclose(cal.project_points(out[0], pts), cal.project_points(cams[0], pts), atol=1e-6)
+    np.testing.assert_allclose(geo.project_points(out[0], pts), geo.project_points(cams[0], pts), atol=1e-6)
 
 
 # ---------------------------------------------------------------- EasyMocap

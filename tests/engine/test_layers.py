@@ -32,9 +32,6 @@ BASE = {"openkin.__version__", "openkin.errors", "openkin.fileio", "openkin.prog
         "openkin.project",
         "openkin.framerate", "openkin.skeletons", "openkin.metrics", "openkin.assets", "openkin.inputs",
         "openkin.measure", "openkin.manifest", "openkin.lock", "openkin.context",
-        # geometry kernels shared by association, refinement and triangulation
-        "openkin.triangulation.core", "openkin.triangulation.geometry",
-        "openkin.triangulation.robust", "openkin.triangulation.gaps", "openkin.triangulation.swaps",
         # signal kernels shared by synchronization, filtering and kinematics (filter_array, Hampel)
         "openkin.filtering", "openkin.filtering.kernels", "openkin.filtering.outliers",
         "openkin.filtering.recursive", "openkin.filtering._segments"}

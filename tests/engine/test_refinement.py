@@ -164,7 +164,7 @@ def test_degenerate_inputs(clean):
 
 
 def test_align_rig_undoes_a_similarity(clean):
-    from openkin.formats.calibration import Camera, rotation_matrix, rotation_vector
+    from openkin.geometry import Camera, rotation_matrix, rotation_vector
 
     cams = read_calibration(clean / "calibration" / "Calib_scene.toml")
     Q = rotation_matrix([0.1, -0.2, 0.3])

@@ -58,7 +58,7 @@ def test_epipolar_cost_is_lowest_at_the_true_lag():
     t = np.arange(300) / 60.0
     pts = np.stack([np.sin(2 * np.pi * 0.7 * t) * 0.8, np.cos(2 * np.pi * 0.4 * t) * 0.6,
                     0.9 + 0.3 * np.sin(2 * np.pi * 1.3 * t)], axis=-1)[:, None, :]  # one moving point, Z up
-    from openkin.formats.calibration import project_points
+    from openkin.geometry import project_points
 
     xy_i = project_points(cams[0], pts.reshape(-1, 3)).reshape(300, 1, 2)
     xy_j = project_points(cams[1], pts.reshape(-1, 3)).reshape(300, 1, 2)

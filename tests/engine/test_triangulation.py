@@ -24,7 +24,8 @@ from openkin.synth.build import build_scene  # noqa: E402
 from openkin.formats.calibration import read_calibration  # noqa: E402
 from openkin.geometry import Rig, triangulate_robust  # noqa: E402
 from openkin.triangulation import gaps, swaps  # noqa: E402
-from openkin.triangulation.core import TriangulationParams, prepare_points, reconstruct_person  # noqa: E402
+from openkin.inputs import prepare_points  # noqa: E402
+from openkin.triangulation.core import TriangulationParams, reconstruct_person  # noqa: E402
 
 NAMES = list(HALPE_26.names)
 
@@ -280,7 +281,7 @@ def test_realistic_scene_swaps_corrected_outliers_rejected(realistic_scene):
 def test_fisheye_scene_triangulates_as_well_as_the_pinhole_one(clean_scene, tmp_path):
     """The same clean scene seen through fisheye lenses (synth 'fisheye': the demo rig with
     FISHEYE_K, projected by cv2.fisheye): the stage honours the calibration's fisheye flag."""
-    from openkin.triangulation.inputs import read_views
+    from openkin.inputs import read_views
 
     fish = build_scene(tmp_path / "fish", "fisheye", n_frames=90, seed=3).path
     cams = read_calibration(fish / "calibration" / "Calib_scene.toml")
@@ -391,7 +392,7 @@ def test_only_one_camera_with_detections_is_a_clear_error(clean_scene, tmp_path)
 
 
 def test_subframe_shift_resamples_each_camera():
-    from openkin.triangulation.core import shift_subframe
+    from openkin.inputs import shift_subframe
 
     F = 20
     kp = np.zeros((2, F, 1, 3))

@@ -63,7 +63,7 @@ def test_metric_calibration_60_m_from_its_origin_stays_metres(tmp_path, caplog):
     point = np.array([[60.2, 0.1, 1.3]])
     _, rvec, t = cams[0]
     truth = cv2.projectPoints(point, rvec, t, np.array(K), np.zeros(4))[0].reshape(2)
-    from openkin.formats.calibration import project_points
+    from openkin.geometry import project_points
 
     assert np.allclose(project_points(read[0], point)[0], truth, atol=1e-6)
 

@@ -12,12 +12,10 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from ..errors import OpenKinError
-from ..inputs import Views
+from ..inputs import Views, prepare_points
 from ..progress import Progress, report
-from ..triangulation.core import Rig, prepare_points
-from ..triangulation.geometry import (blas_single, camera_centers, fill_nan, project, ray_directions, ray_distance,
-                                      triangulate_dlt)
-from ..triangulation.robust import triangulate_robust
+from ..geometry import (Rig, blas_single, camera_centers, fill_nan, project, ray_directions, ray_distance,
+                        triangulate_dlt, triangulate_robust)
 
 log = logging.getLogger(__name__)
 

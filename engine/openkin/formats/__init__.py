@@ -6,7 +6,7 @@ Import the submodules (``from openkin.formats import trc``) or the names below.
 """
 from .c3d import read_c3d, write_c3d
 from .calib_converters import convert_calibration
-from .calibration import Camera, project_points, read_calibration, write_calibration
+from .calibration import Camera, read_calibration, write_calibration
 from .mot import Motion, read_mot, write_mot
 from .openpose import read_openpose_dir, write_openpose_dir
 from .trc import Trc, read_trc, write_trc, yup_to_zup, zup_to_yup
@@ -14,7 +14,7 @@ from .trc import Trc, read_trc, write_trc, yup_to_zup, zup_to_yup
 __all__ = [
     "read_c3d", "write_c3d",
     "convert_calibration",
-    "Camera", "project_points", "read_calibration", "write_calibration",
+    "Camera", "read_calibration", "write_calibration",
     "Motion", "read_mot", "write_mot",
     "read_openpose_dir", "write_openpose_dir",
     "Trc", "read_trc", "write_trc", "yup_to_zup", "zup_to_yup",

@@ -30,7 +30,8 @@ import cv2
 import numpy as np
 
 from ..errors import OpenKinError
-from .calibration import Camera, read_calibration, rotation_vector
+from ..geometry import rotation_vector
+from .calibration import Camera, read_calibration
 from ._io import read_bytes, read_text
 
 log = logging.getLogger(__name__)

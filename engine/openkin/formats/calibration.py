@@ -51,12 +51,6 @@ import numpy as np
 from ..errors import OpenKinError
 from ..fileio import atomic_write
 from ..geometry.camera import Camera
-# Compatibility re-exports (the geometry lives in openkin.geometry): for the modules that still
-# import it from here (refinement, report, calibration stage, converters, synchronisation, tests).
-from ..geometry.camera import camera_projections as projection_matrices  # noqa: F401
-from ..geometry.projection import camera_depths, project_linear, project_points, project_points_all  # noqa: F401
-from ..geometry.rotations import rotation_matrix, rotation_vector  # noqa: F401
-from ..geometry.undistort import undistort_camera_points as undistort_points  # noqa: F401
 from ._io import read_text
 
 log = logging.getLogger(__name__)

@@ -271,10 +271,10 @@ def synchronize(tracks: list[np.ndarray], starts, max_lag: int, reference: int, 
     starts = np.asarray(starts, dtype=float)
     motion = np.array([motion_level(t) for t in tracks])
     if cameras is not None:
-        from ..formats.calibration import undistort_points
+        from ..geometry import undistort_camera_points
 
         views = people if people is not None else tracks
-        und = [undistort_points(cam, t.reshape(-1, 2)).reshape(t.shape) for cam, t in zip(cameras, views)]
+        und = [undistort_camera_points(cam, t.reshape(-1, 2)).reshape(t.shape) for cam, t in zip(cameras, views)]
 
         def measure(i, j):
             return geometric_offset(und[i], und[j], fundamental_matrix(cameras[i], cameras[j]), max_lag,

@@ -47,9 +47,9 @@ valid frames is not written (warning); nobody written → ``OpenKinError``.
 """
 from __future__ import annotations
 
-from .core import PersonResult, Rig, TriangulationParams, reconstruct_person
+from .core import PersonResult, TriangulationParams, reconstruct_person
 
-__all__ = ["PersonResult", "Rig", "TriangulationParams", "reconstruct_person", "run", "run_stage"]
+__all__ = ["PersonResult", "TriangulationParams", "reconstruct_person", "run", "run_stage"]
 
 
 def __getattr__(name: str):

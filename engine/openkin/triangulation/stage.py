@@ -19,9 +19,11 @@ from ..formats.c3d import write_c3d
 from ..formats.calibration import read_calibration
 from ..formats.trc import Trc, write_trc, zup_to_yup
 from ..progress import Progress, report, scaled
-from .core import PersonResult, Rig, TriangulationParams, prepare_points, reconstruct_person, shift_subframe
+from ..geometry import Rig
+from .core import PersonResult, TriangulationParams, reconstruct_person
 from .gaps import runs
-from ..inputs import Views, camera_name, match_cameras, read_views, skeleton_of, subframe_residuals
+from ..inputs import (Views, camera_name, match_cameras, prepare_points, read_views, shift_subframe, skeleton_of,
+                      subframe_residuals)
 from .reprojection import write_person_errors
 
 log = logging.getLogger(__name__)
