@@ -127,9 +127,14 @@ def _render_settings(scene) -> list:
     return [float(r.resolution_x), float(r.resolution_y), float(r.pixel_aspect_x), float(r.pixel_aspect_y)]
 
 
+def _same(a, b) -> bool:
+    """Equal render settings (pixel aspects are stored as 32-bit floats)."""
+    return len(a) == len(b) and all(abs(float(x) - float(y)) <= 1e-5 * max(1.0, abs(float(y))) for x, y in zip(a, b))
+
+
 def _set_render(scene, values) -> None:
     r = scene.render
-    if _render_settings(scene) != list(values):
+    if not _same(_render_settings(scene), values):
         r.resolution_x, r.resolution_y = int(values[0]), int(values[1])
         r.pixel_aspect_x, r.pixel_aspect_y = float(values[2]), float(values[3])
 
@@ -151,12 +156,12 @@ def _sync_render_size(scene, cam) -> None:
     wanted = _camera_settings(cam)
     if wanted is None:   # a camera of the user's (or none): their own size back, once
         user = state.get("user")
-        if user is not None and list(state.get("applied", [])) == _render_settings(scene):
+        if user is not None and _same(state.get("applied", []), _render_settings(scene)):
             _set_render(scene, user)
         if state:
             scene.pop(STATE_KEY, None)
         return
-    if state.get("camera") == cam.name and list(state.get("applied", [])) == wanted:
+    if state.get("camera") == cam.name and _same(state.get("applied", []), wanted):
         return            # same camera as last time: leave whatever size is set now
     if "user" not in state:
         state["user"] = _render_settings(scene)
