@@ -268,16 +268,18 @@ def import_capture(context, files, options) -> tuple[str, list[str]]:
             f"in {time.perf_counter() - t0:.1f} s"), list(cap.warnings)
 
 
-def _import(op, context, files, config=None):
+def _import(op, context, files, config=None, in_job: bool | None = None):
     """Import now, or (in the UI, when videos still need undistorting) undistort them in a
-    background job first and import when it is done."""
+    background job first and import when it is done. ``in_job``: default ``not bpy.app.background``
+    (under ``blender -b`` the undistortion runs here, synchronously)."""
     from openkin.errors import OpenKinError
 
     from .scene.build import pending_undistortions
 
     options = _build_options(context, config)
+    in_job = not bpy.app.background if in_job is None else in_job
     try:
-        todo = [] if bpy.app.background else pending_undistortions(files, options)
+        todo = pending_undistortions(files, options) if in_job else []
         if todo:
             return _import_later(op, context, files, options, todo)
         summary, warnings = import_capture(context, files, options)
@@ -298,7 +300,7 @@ def _import_later(op, context, files, options, todo: list[dict]):
     def then():
         _import_in_timer(scene_name, files, options)
 
-    start_job({"kind": "undistort", "videos": todo}, "undistort", then=then)
+    start_job({"kind": "undistort", "videos": todo}, "undistort", wait=False, then=then)
     op.report({"INFO"}, f"undistorting {len(todo)} video{'s' if len(todo) > 1 else ''} in the background "
                         "(progress and Cancel in the panel); the capture is imported when they are done")
     return {"FINISHED"}
@@ -334,6 +336,9 @@ class OPENKIN_OT_import_project(bpy.types.Operator):
     bl_label = "Import Capture"
     bl_options = {"REGISTER", "UNDO"}
     directory: StringProperty(subtype="DIR_PATH", description="Project folder (default: the panel's)")
+    undistort_in_job: BoolProperty(name="Undistort in a job", default=False, options={"HIDDEN", "SKIP_SAVE"},
+                                   description="Under blender -b too, undistort the videos in a background job "
+                                               "(then import from the job's timer) instead of synchronously")
 
     def execute(self, context):
         from openkin.errors import OpenKinError
@@ -347,7 +352,7 @@ class OPENKIN_OT_import_project(bpy.types.Operator):
             return _report_error(self, context, str(e))
         if files is None:
             return _report_error(self, context, "choose a project folder first")
-        return _import(self, context, files, _project_config(root))
+        return _import(self, context, files, _project_config(root), True if self.undistort_in_job else None)
 
 
 def _project_config(root: Path):

@@ -173,8 +173,19 @@ def run_tool(job: dict, events: EventWriter) -> dict[str, float]:
     return {name: seconds}
 
 
+def _exit_on_terminate() -> None:
+    """Cancel (SIGTERM) unwinds the stack, so half-written files are removed (``atomic_path``)."""
+    import signal
+
+    def stop(signum, frame):
+        raise SystemExit(130)
+
+    signal.signal(signal.SIGTERM, stop)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    _exit_on_terminate()
     job_path = Path(argv[0])
     job = json.loads(job_path.read_text(encoding="utf-8"))
     events = EventWriter(Path(job.get("events") or job_path.with_name("events.jsonl")))
