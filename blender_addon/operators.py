@@ -10,7 +10,6 @@ from bpy.app.handlers import persistent
 from bpy.props import BoolProperty, EnumProperty, StringProperty
 
 from . import jobs, paths
-from .props import STAGE_ITEMS
 
 log = logging.getLogger(__name__)
 

@@ -126,3 +126,15 @@ def test_first_import_into_an_empty_scene_sets_camera_and_size(addon, synth_proj
     scene = bpy.context.scene
     assert scene.camera.name == "cam01"
     assert (scene.render.resolution_x, scene.render.resolution_y) == (1088, 1920)
+
+
+def test_rays_go_with_their_import(addon, synth_project):
+    """Rays drawn from a marker belong to that import: a re-import removes them too."""
+    _import(synth_project)
+    scene = bpy.context.scene
+    bpy.context.view_layer.objects.active = scene.objects["P0 Nose"]
+    assert bpy.ops.openkin.marker_rays() == {"FINISHED"}
+    assert "Rays P0 Nose" in bpy.data.objects
+    _import(synth_project)
+    assert "Rays P0 Nose" not in bpy.data.objects and "Rays P0 Nose" not in bpy.data.meshes
+    assert _dotted() == []
