@@ -138,3 +138,22 @@ def test_rays_go_with_their_import(addon, synth_project):
     _import(synth_project)
     assert "Rays P0 Nose" not in bpy.data.objects and "Rays P0 Nose" not in bpy.data.meshes
     assert _dotted() == []
+
+
+def test_reimport_renders_the_same(addon, demo_project, tmp_path):
+    """The replaced capture looks exactly like the first import from cam01 (video, markers, bones)."""
+    import cv2
+
+    from addon_helpers import ROOT
+    from blender_addon.scene.snapshot import render_camera
+
+    shots = []
+    for i in range(2):
+        _import(demo_project)
+        scene = bpy.context.scene
+        out = (ROOT / "demo" / "output" / "blender_reimport_cam01.png") if i else tmp_path / "first.png"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        render_camera(scene, scene.objects["cam01"], 50, out, percentage=25)
+        shots.append(cv2.imread(str(out)).astype(float))
+    assert shots[0].shape == (480, 272, 3)
+    assert np.abs(shots[0] - shots[1]).mean() < 0.5
