@@ -24,8 +24,12 @@ RUNNER = Path(__file__).with_name("runner.py")
 MAX_LOG_LINES = 200
 
 
-def child_env() -> dict[str, str]:
-    """The environment of the child: ours, plus where ``openkin`` and its wheels live."""
+ONLINE_ENV = "OPENKIN_ONLINE"   # "0": Blender's online access is off; the child downloads nothing
+
+
+def child_env(online: bool = True) -> dict[str, str]:
+    """The environment of the child: ours, plus where ``openkin`` and its wheels live, and
+    whether it may download (``OPENKIN_ONLINE``; offline, pip is also told not to reach an index)."""
     import openkin
 
     env = dict(os.environ)
@@ -33,16 +37,23 @@ def child_env() -> dict[str, str]:
     old = env.get("PYTHONPATH")
     env["PYTHONPATH"] = os.pathsep.join(extra + ([old] if old else []))
     env["PYTHONUNBUFFERED"] = "1"
+    env[ONLINE_ENV] = "1" if online else "0"
+    if not online:
+        env["PIP_NO_INDEX"] = "1"
     return env
 
 
 class Job:
     """One child process. ``status``: 'new' → 'running' → 'done' | 'failed' | 'cancelled'."""
 
-    def __init__(self, spec: dict, job_dir: str | Path, python: str | None = None):
+    def __init__(self, spec: dict, job_dir: str | Path, python: str | None = None, online: bool = True):
+        """``spec``: the job (see :mod:`.runner`); its optional ``"cwd"`` is the child's working
+        folder (default: ``job_dir``), so libraries that write into the current folder
+        (OpenSim's ``opensim.log``) write there, never into Blender's."""
         self.spec = dict(spec)
         self.dir = Path(job_dir)
         self.python = python or sys.executable
+        self.online = online
         self.status = "new"
         self.stage = ""
         self.stage_index, self.stage_count = 0, 1
@@ -75,10 +86,12 @@ class Job:
         self.events_path.write_text("", encoding="utf-8")
         # own process group: cancel stops the stage's worker processes too
         flags = getattr(subprocess, "CREATE_NO_WINDOW", 0) | getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)
+        cwd = Path(self.spec.get("cwd") or self.dir)
+        cwd.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "wb") as out:
             self.proc = subprocess.Popen([self.python, "-u", str(RUNNER), str(job_file)], stdout=out,
-                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=self.dir,
-                                         env=child_env(), creationflags=flags,
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=cwd,
+                                         env=child_env(self.online), creationflags=flags,
                                          start_new_session=os.name == "posix")
         self.status = "running"
         log.info("job %s started (pid %d)", self.dir.name, self.proc.pid)

@@ -20,49 +20,64 @@ class _Base:
     bl_category = "OpenKin"
 
 
+def draw_main(layout, context) -> None:
+    """The main panel's content (a function of the layout: the tests draw it into a popover)."""
+    from .props import OPTIONS
+
+    s = context.scene.openkin
+    col = layout.column()
+    col.prop(s, "project_dir")
+    row = col.row(align=True)
+    row.operator("openkin.demo", icon="FILE_FOLDER")
+    row.operator("openkin.import_project", icon="IMPORT")
+    col.prop(s, "keep_previous")
+    box = col.box()
+    changed = set(s.changed())
+    box.label(text="Options (changed ones override Config.toml)" if changed else "Options (from Config.toml)")
+    for name in OPTIONS:
+        row = box.row()
+        row.prop(s, name)
+        if name in changed:
+            row.label(text="", icon="MODIFIER_ON")
+    row = col.row(align=True)
+    row.operator("openkin.run", text="Run All", icon="PLAY").stages = "ALL"
+    row = col.row(align=True)
+    row.prop(s, "stage", text="")
+    row.operator("openkin.run", text="Run Stage").stages = "ONE"
+    draw_job(col)
+    if s.last_error:
+        err = col.box()
+        err.alert = True
+        _wrap(err, s.last_error)
+    if len(s.import_warnings):
+        warn = col.box()
+        warn.label(text=f"Import warnings ({len(s.import_warnings)})", icon="ERROR")
+        for w in s.import_warnings:
+            _wrap(warn, w.text)
+
+
+def draw_job(layout) -> None:
+    job = current_job()
+    if job is None:
+        return
+    box = layout.box()
+    text = f"{job.stage or job.spec.get('kind', '')}: {job.message}" if job.status == "running" else job.status
+    box.progress(factor=job.overall, type="BAR", text=text)
+    if job.status == "running":
+        box.operator("openkin.cancel", icon="CANCEL")
+    if job.error:
+        err = box.column()
+        err.alert = True
+        _wrap(err, job.error)
+    for line in list(job.log)[-8:]:
+        box.label(text=line[:90])
+
+
 class OPENKIN_PT_main(_Base, bpy.types.Panel):
     bl_label = "OpenKin"
 
     def draw(self, context):
-        s = context.scene.openkin
-        col = self.layout.column()
-        col.prop(s, "project_dir")
-        row = col.row(align=True)
-        row.operator("openkin.demo", icon="FILE_FOLDER")
-        row.operator("openkin.import_project", icon="IMPORT")
-        box = col.box()
-        box.label(text="Options")
-        box.prop(s, "pose_mode")
-        box.prop(s, "pose_backend")
-        box.prop(s, "multi_person")
-        box.prop(s, "filter_type")
-        box.prop(s, "simple_model")
-        row = col.row(align=True)
-        row.operator("openkin.run", text="Run All", icon="PLAY").stages = "ALL"
-        row = col.row(align=True)
-        row.prop(s, "stage", text="")
-        row.operator("openkin.run", text="Run Stage").stages = "ONE"
-        self._draw_job(col)
-        if s.last_error:
-            err = col.box()
-            err.alert = True
-            _wrap(err, s.last_error)
-
-    def _draw_job(self, layout) -> None:
-        job = current_job()
-        if job is None:
-            return
-        box = layout.box()
-        text = f"{job.stage or job.spec.get('kind', '')}: {job.message}" if job.status == "running" else job.status
-        box.progress(factor=job.overall, type="BAR", text=text)
-        if job.status == "running":
-            box.operator("openkin.cancel", icon="CANCEL")
-        if job.error:
-            err = box.column()
-            err.alert = True
-            _wrap(err, job.error)
-        for line in list(job.log)[-8:]:
-            box.label(text=line[:90])
+        draw_main(self.layout, context)
 
 
 class OPENKIN_PT_new_project(_Base, bpy.types.Panel):

@@ -5,9 +5,13 @@ Started by the add-on with Blender's own Python (``sys.executable``)::
     python -u runner.py JOB.json
 
 ``JOB.json``: ``{"kind": "stages", "project": DIR, "stages": [...], "overrides": {...}}``,
-``{"kind": "demo", "dest": DIR, "which": "single"}`` or
-``{"kind": "synth", "out": DIR, "preset": "clean", "frames": 600}``; ``"events"``: the
-JSON-lines file to append to (default ``events.jsonl`` beside JOB.json).
+``{"kind": "demo", "dest": DIR, "which": "single"}``,
+``{"kind": "synth", "out": DIR, "preset": "clean", "frames": 600}`` or
+``{"kind": "undistort", "videos": [{"video", "matrix", "dist", "size", "cache_dir"}, ...]}``;
+``"events"``: the JSON-lines file to append to (default ``events.jsonl`` beside JOB.json).
+
+``OPENKIN_ONLINE=0`` in the environment (Blender's online access is off): nothing is
+downloaded; pose uses the bundled offline model unless the RTMPose weights are cached.
 
 Events (one JSON object per line, flushed at once)::
 
@@ -24,8 +28,10 @@ This file never imports ``bpy``: it runs outside Blender.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
+import os
 import sys
 import time
 import traceback
@@ -66,13 +72,81 @@ class _EventLogHandler(logging.Handler):
         self.writer.emit("log", level=record.levelname, message=record.getMessage())
 
 
+OFFLINE_FIX = ("turn on Blender's Edit › Preferences › System › Network › Allow Online Access "
+               "(or start Blender without --offline-mode)")
+
+
+def online() -> bool:
+    return os.environ.get("OPENKIN_ONLINE", "1") != "0"
+
+
+def _addon_module(name: str):
+    """A bpy-free module of the add-on's ``core/`` loaded by path (this file runs as a script)."""
+    path = Path(__file__).with_name("core") / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"_openkin_addon_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def offline_overrides(project: str, stages: list[str], overrides: dict | None) -> dict | None:
+    """Offline: the pose stage must not download RTMPose weights. Keeps ``overrides`` when the
+    weights are cached (or pose does not run); else adds ``pose.pose_backend = 'offline'``
+    (for 'auto') or raises (for an explicit 'rtmlib')."""
+    if online() or "pose" not in stages:
+        return overrides
+    from openkin.config import load_config
+    from openkin.errors import OpenKinError
+    from openkin.pose import rtm
+
+    pose = load_config(project, overrides=overrides).pose
+    if pose.pose_backend == "offline":
+        return overrides
+    try:
+        models = rtm.resolve_models(pose.pose_model, pose.mode)
+    except OpenKinError:
+        return overrides          # no RTMPose model for this keypoint set: the engine goes offline itself
+    if rtm.available(models, check_network=False):
+        return overrides          # cached: nothing to download
+    if pose.pose_backend == "rtmlib":
+        raise OpenKinError("pose_backend = 'rtmlib' needs the RTMPose weights, which are not downloaded yet, "
+                           "and online access is off", fix=f"{OFFLINE_FIX}, or set [pose] pose_backend = 'offline'")
+    log.info("online access is off and the RTMPose weights are not cached: pose uses the bundled offline model")
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in (overrides or {}).items()}
+    out.setdefault("pose", {})["pose_backend"] = "offline"
+    return out
+
+
 def run_stages(job: dict, events: EventWriter) -> dict[str, float]:
     """The named stages in pipeline order, as ``openkin run`` does, with JSON progress."""
     from openkin.cli import run_stages as run_engine_stages
 
-    return run_engine_stages(job["project"], list(job["stages"]), overrides=job.get("overrides") or None,
+    stages = list(job["stages"])
+    overrides = offline_overrides(job["project"], stages, job.get("overrides") or None)
+    if {"kinematics", "augmentation"} & set(stages):
+        _addon_module("opensim_log").redirect_opensim_log(Path(job["project"]) / "openkin" / "logs")
+    return run_engine_stages(job["project"], stages, overrides=overrides or None,
                              progress_bars=False, progress_factory=events.progress_callback,
                              on_event=events.emit)
+
+
+def run_undistort(job: dict, events: EventWriter) -> dict[str, float]:
+    """Undistorted copies of the videos (the add-on's cache), one stage per video."""
+    import numpy as np
+
+    undistort = _addon_module("undistort")
+    items = list(job["videos"])
+    names = [f"undistort {Path(v['video']).stem}" for v in items]
+    events.emit("start", stages=names)
+    timings = {}
+    for i, (name, item) in enumerate(zip(names, items)):
+        events.emit("stage", stage=name, index=i, count=len(items))
+        t0 = time.perf_counter()
+        undistort.undistorted_video(item["video"], np.asarray(item["matrix"], float), np.asarray(item["dist"], float),
+                                    tuple(item["size"]), item["cache_dir"], events.progress_callback(name))
+        timings[name] = time.perf_counter() - t0
+        events.emit("stage_done", stage=name, seconds=timings[name])
+    return timings
 
 
 def run_tool(job: dict, events: EventWriter) -> dict[str, float]:
@@ -83,7 +157,10 @@ def run_tool(job: dict, events: EventWriter) -> dict[str, float]:
     cb = events.progress_callback(name)
     t0 = time.perf_counter()
     if name == "demo":
-        from openkin.assets import demo_project, ensure_assets
+        from openkin.assets import demo_project, ensure_assets, is_ready
+        from openkin.errors import OpenKinError
+        if not online() and not is_ready():
+            raise OpenKinError("the demo project is not downloaded yet and online access is off", fix=OFFLINE_FIX)
         ensure_assets(progress=cb)
         demo_project(job["dest"], job.get("which", "single"))
     elif name == "synth":
@@ -96,8 +173,19 @@ def run_tool(job: dict, events: EventWriter) -> dict[str, float]:
     return {name: seconds}
 
 
+def _exit_on_terminate() -> None:
+    """Cancel (SIGTERM) unwinds the stack, so half-written files are removed (``atomic_path``)."""
+    import signal
+
+    def stop(signum, frame):
+        raise SystemExit(130)
+
+    signal.signal(signal.SIGTERM, stop)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    _exit_on_terminate()
     job_path = Path(argv[0])
     job = json.loads(job_path.read_text(encoding="utf-8"))
     events = EventWriter(Path(job.get("events") or job_path.with_name("events.jsonl")))
@@ -110,7 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     from openkin.errors import OpenKinError
     from openkin.progress import Cancelled
     try:
-        timings = run_stages(job, events) if job.get("kind", "stages") == "stages" else run_tool(job, events)
+        kind = job.get("kind", "stages")
+        runner = {"stages": run_stages, "undistort": run_undistort}.get(kind, run_tool)
+        timings = runner(job, events)
     except OpenKinError as e:
         events.emit("error", message=str(e), kind="user")
         return 2

@@ -43,6 +43,7 @@ class CaptureFiles:
     videos: list[Path] = field(default_factory=list)
     people: list[PersonFiles] = field(default_factory=list)
     sync: Path | None = None    # pose-sync/offsets.toml: per-camera time offsets (synchronization stage)
+    warnings: list[str] = field(default_factory=list)   # found while locating the files
 
 
 @dataclass
@@ -68,116 +69,260 @@ class Capture:
     fps: float = 30.0
     frame_range: tuple[int, int] = (1, 1)
     name: str = "capture"
+    warnings: list[str] = field(default_factory=list)   # suspicious but importable (shown in the panel)
 
 
 # ------------------------------------------------------------------ discovery
+MANIFEST = Path("openkin") / "manifest.json"
+# Stages whose outputs the import shows, most downstream last (the engine's pipeline order).
+TRC_STAGES = ("triangulation", "filtering", "augmentation")
+MOT_STAGES = ("kinematics",)
+
+
 def _person_key(path: Path) -> str:
     m = _PERSON.search(path.stem)
     return f"P{int(m.group(1))}" if m else "P0"
 
 
-def _trc_rank(path: Path) -> tuple[int, float]:
-    """Most processed first: LSTM-augmented > filtered > raw; then newest."""
+def trc_stage(path: Path) -> str:
+    """The stage that wrote a ``pose-3d`` TRC, from Pose2Sim's names: ``*_LSTM`` augmentation,
+    ``*_filt_*`` filtering, else triangulation."""
     stem = path.stem.lower()
-    level = 3 if "lstm" in stem else 2 if "filt" in stem else 1
-    return level, path.stat().st_mtime
+    return "augmentation" if "lstm" in stem else "filtering" if "_filt" in stem else "triangulation"
+
+
+def _freshest(candidates: list[tuple[int, Path]]) -> Path | None:
+    """The most downstream file that is not older than any file upstream of it (a downstream
+    file older than its inputs comes from an earlier run: stale); ties → newest.
+
+    ``candidates``: (stage level, path); a higher level is further down the pipeline."""
+    if not candidates:
+        return None
+    mtime = {p: p.stat().st_mtime for _, p in candidates}
+    ranked = sorted(candidates, key=lambda c: (c[0], mtime[c[1]]), reverse=True)
+    for level, path in ranked:
+        upstream = [mtime[p] for lv, p in candidates if lv < level]
+        if not upstream or mtime[path] >= max(upstream):
+            return path
+    return ranked[-1][1]
+
+
+def read_manifest(root: Path) -> dict[str, list[Path]] | None:
+    """Stage name → the files it wrote in the last run, from ``PROJECT/openkin/manifest.json``;
+    None when there is no manifest.
+
+    ASSUMED FORMAT (the run manifest is written by the engine, ``openkin.run``; align this
+    reader with it after the merge): a JSON object ``{"stages": {STAGE: {"outputs":
+    [path, ...]}, ...}}`` with paths relative to the project folder (absolute paths are
+    accepted too). Other keys are ignored."""
+    import json
+
+    path = root / MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        stages = doc["stages"]
+        return {str(name): [root / str(p) for p in entry.get("outputs", [])] for name, entry in stages.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise OpenKinError(f"cannot read the run manifest ({type(e).__name__}: {e})", path=path,
+                           fix="run the pipeline again (it rewrites the manifest), or delete this file") from None
+
+
+def _stage_files(root: Path) -> dict[str, list[Path]]:
+    """Stage name → its result files: from the manifest when present, else from the folders."""
+    manifest = read_manifest(root)
+    if manifest is not None:
+        out = {name: [p for p in files if p.is_file()] for name, files in manifest.items()}
+        missing = [p for files in manifest.values() for p in files if not p.is_file()]
+        if missing:
+            log.warning("files listed in %s are missing: %s", root / MANIFEST, ", ".join(p.name for p in missing))
+        return out
+    out: dict[str, list[Path]] = {}
+    for trc in sorted((root / "pose-3d").glob("*.trc")) if (root / "pose-3d").is_dir() else []:
+        out.setdefault(trc_stage(trc), []).append(trc)
+    kin = root / "kinematics"
+    out["kinematics"] = sorted(p for p in kin.glob("*") if p.suffix in (".mot", ".osim")) if kin.is_dir() else []
+    return out
+
+
+def _osim_for(mot: Path, person: str, candidates: list[Path]) -> Path | None:
+    """The scaled model of a motion: ``<stem>_scaled.osim`` or ``<stem>.osim``, else the person's only one."""
+    by_name = {p.name: p for p in candidates}
+    for name in (f"{mot.stem}_scaled.osim", f"{mot.stem}.osim"):
+        if name in by_name:
+            return by_name[name]
+    same = [o for o in candidates if _person_key(o) == person]
+    return same[0] if len(same) == 1 else None
+
+
+def latest_outputs(root: str | Path) -> CaptureFiles:
+    """The results to import: per person, the TRC of the most downstream stage (augmentation >
+    filtering > triangulation) that is not older than its inputs, and the newest kinematics
+    motion with its scaled model; from ``openkin/manifest.json`` (the files the last run
+    wrote) when present, else from ``pose-3d/`` and ``kinematics/`` by name and mtime.
+    Only ``people`` (and ``root``) are filled."""
+    root = Path(root)
+    files = _stage_files(root)
+    levels = {name: i for i, name in enumerate(TRC_STAGES)}
+    trcs: dict[str, list[tuple[int, Path]]] = {}
+    for stage in TRC_STAGES:
+        for p in files.get(stage, []):
+            if p.suffix.lower() == ".trc":
+                trcs.setdefault(_person_key(p), []).append((levels[stage], p))
+    kin = [p for s in MOT_STAGES for p in files.get(s, [])]
+    osims = [p for p in kin if p.suffix.lower() == ".osim"]
+    mots: dict[str, list[tuple[int, Path]]] = {}
+    for p in kin:
+        if p.suffix.lower() == ".mot" and _osim_for(p, _person_key(p), osims) is not None:
+            mots.setdefault(_person_key(p), []).append((0, p))
+    people = []
+    for key in sorted(set(trcs) | set(mots), key=lambda k: int(k[1:])):
+        mot = _freshest(mots.get(key, []))
+        people.append(PersonFiles(key, _freshest(trcs.get(key, [])), _osim_for(mot, key, osims) if mot else None, mot))
+    return CaptureFiles(root, people=people)
 
 
 def find_project(root: str | Path) -> CaptureFiles:
-    """Locate the calibration, videos, TRC and OpenSim results of a project folder."""
+    """Everything a project import needs: the calibration the engine uses, the videos, the
+    latest results (:func:`latest_outputs`), the synchronisation offsets; ``warnings`` lists
+    what is missing or suspicious (the import goes on)."""
     root = Path(root)
     if not root.is_dir():
         raise OpenKinError("project folder not found", path=root, fix="choose the trial folder (it holds calibration/ and videos/)")
-    calibs = sorted((root / "calibration").glob("*.toml")) if (root / "calibration").is_dir() else []
-    videos = sorted(p for p in (root / "videos").glob("*") if p.suffix.lower() in VIDEO_EXTS) if (root / "videos").is_dir() else []
-    people: dict[str, PersonFiles] = {}
-    for trc in sorted((root / "pose-3d").glob("*.trc")) if (root / "pose-3d").is_dir() else []:
-        person = people.setdefault(_person_key(trc), PersonFiles(_person_key(trc)))
-        if person.trc is None or _trc_rank(trc) > _trc_rank(person.trc):
-            person.trc = trc
-    kin = root / "kinematics"
-    for mot in sorted(kin.glob("*.mot")) if kin.is_dir() else []:
-        person = people.setdefault(_person_key(mot), PersonFiles(_person_key(mot)))
-        osim = next((o for o in (kin / f"{mot.stem}_scaled.osim", kin / f"{mot.stem}.osim") if o.is_file()), None)
-        if osim is None:
-            same = [o for o in kin.glob("*.osim") if _person_key(o) == person.name]
-            osim = same[0] if len(same) == 1 else None
-        if osim is not None:
-            person.mot, person.osim = mot, osim
-    if not calibs and not people:
+    files = latest_outputs(root)
+    files.calibration = project_calibration(root)
+    files.videos, problems = project_videos(root)
+    files.warnings.extend(problems)
+    if files.calibration is None and not files.people:
         raise OpenKinError("no calibration TOML (calibration/*.toml) and no results (pose-3d/*.trc, "
                            "kinematics/*.mot) in the project folder", path=root,
                            fix="run the pipeline first, or import single files")
+    if files.calibration is not None and not files.videos:
+        files.warnings.append(f"no videos in {root / 'videos'}: the cameras are shown without their footage")
+    for p in files.people:
+        if p.trc is not None and p.mot is not None and p.mot.stat().st_mtime < p.trc.stat().st_mtime:
+            files.warnings.append(f"{p.name}: the skeleton ({p.mot.name}) is older than the markers "
+                                  f"({p.trc.name}): run the kinematics stage again to update it")
     sync = root / "pose-sync" / "offsets.toml"
-    return CaptureFiles(root, _pick_calibration(calibs), videos, [people[k] for k in sorted(people)],
-                        sync if sync.is_file() else None)
+    files.sync = sync if sync.is_file() else None
+    return files
 
 
-def _pick_calibration(calibs: list[Path]) -> Path | None:
-    if not calibs:
+def project_calibration(root: Path) -> Path | None:
+    """The calibration the engine's stages use (:func:`openkin.calibration.find_calibration`:
+    the newest ``Calib*.toml``, else the only ``*.toml``); None when there is none at all."""
+    calib_dir = Path(root) / "calibration"
+    if not calib_dir.is_dir() or not any(calib_dir.glob("*.toml")):
         return None
-    preferred = [c for c in calibs if c.stem.lower().startswith("calib")]
-    return max(preferred or calibs, key=lambda p: p.stat().st_mtime)
+    from openkin.calibration import find_calibration
+
+    return find_calibration(calib_dir)
+
+
+def project_videos(root: Path) -> tuple[list[Path], list[str]]:
+    """The project's videos in the engine's camera order (:func:`openkin.pose.video.find_cameras`),
+    and the problems it found; ([], []) without a videos folder."""
+    videos_dir = Path(root) / "videos"
+    if not videos_dir.is_dir():
+        return [], []
+    from openkin.pose.video import find_cameras
+
+    cams, problems = find_cameras(videos_dir)
+    return [c.path for c in cams if c.kind == "video"], list(problems)
+
+
+def match_camera_names(names: list[str], cameras: list, calib_path: Path | None) -> dict[str, object]:
+    """Name (a video's stem, an offsets entry) → its calibrated camera, by the engine's rule:
+    every name equal to a camera's name, else by order when the counts agree (with a
+    warning in the log), else an ``OpenKinError``.
+
+    The ONE place the add-on matches camera names (videos, synchronisation offsets): it calls
+    :func:`openkin.triangulation.inputs.match_cameras` (the rule pose folders are matched by);
+    repoint it here if the engine gains a dedicated ``openkin.project.match_camera_names``."""
+    from openkin.triangulation.inputs import match_cameras
+
+    matched = match_cameras([Path(f"{n}_json") for n in names], cameras, calib_path or Path("calibration"))
+    return dict(zip(names, matched))
+
+
+def match_videos(cameras: list, videos: list[Path], calib_path: Path | None = None,
+                 warnings: list[str] | None = None) -> dict[str, Path]:
+    """Camera name → video (video stem = camera name, else by order; see :func:`match_camera_names`).
+
+    Appends to ``warnings`` the cameras without a video. Raises when the videos cannot be matched."""
+    if not videos:
+        return {}
+    names = [v.stem for v in videos]
+    try:
+        by_video = match_camera_names(names, cameras, calib_path)
+    except OpenKinError:
+        raise OpenKinError(
+            f"the videos ({', '.join(v.name for v in videos)}) do not match the calibration's cameras "
+            f"({', '.join(c.name for c in cameras)}) by name, nor by order ({len(videos)} videos for "
+            f"{len(cameras)} cameras)", path=calib_path,
+            fix="name each video after its camera (e.g. cam01.mp4 for camera cam01), or choose the "
+                "calibration made for these videos") from None
+    out = {cam.name: video for video, cam in zip(videos, by_video.values())}
+    notes = warnings if warnings is not None else []
+    if any(n not in {c.name for c in cameras} for n in names):
+        notes.append(f"videos matched to the cameras by order, not by name: "
+                     f"{', '.join(f'{v.name} → {c}' for c, v in out.items())}")
+    missing = [c.name for c in cameras if c.name not in out]
+    if missing:
+        notes.append(f"no video for camera{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+                     f"(expected videos/<camera name>.mp4)")
+    return out
 
 
 def _norm(name: str) -> str:
-    """'cam_01' / 'Cam01' / 'cam1' → 'cam1' (letters + number without leading zeros)."""
+    """'cam_01' / 'Cam01' / 'cam1' → 'cam1'. Kept only for ``reprojection.find_pose_dirs``
+    (owned by the geometry work; to be repointed to :func:`match_camera_names`)."""
     name = name.lower()
     letters = re.sub(r"[^a-z]", "", re.sub(r"\d+", "", name))
     digits = re.findall(r"\d+", name)
     return letters + (str(int(digits[-1])) if digits else "")
 
 
-def match_videos(camera_names: list[str], videos: list[Path], calib_path: Path | None = None) -> dict[str, Path]:
-    """Camera name → video, matching names like ``cam_01`` ↔ ``cam01.mp4``.
-
-    Raises when videos are given but none matches any camera.
-    """
-    if not videos:
-        return {}
-    by_norm = {_norm(v.stem): v for v in videos}
-    out = {c: by_norm[_norm(c)] for c in camera_names if _norm(c) in by_norm}
-    if not out:
-        raise OpenKinError(
-            f"none of the calibration's cameras ({', '.join(camera_names)}) matches a video "
-            f"({', '.join(v.name for v in videos)})", path=calib_path,
-            fix="name each video after its camera (e.g. cam01.mp4 for camera cam_01), or choose the "
-                "calibration made for these videos")
-    for c in camera_names:
-        if c not in out:
-            log.warning("camera %s has no video", c)
-    return out
-
-
 # ------------------------------------------------------------------ reading
-def load_capture(files: CaptureFiles, *, fps: float | None = None, progress: Progress | None = None) -> Capture:
-    """Read and check every file of ``files``; nothing is created in Blender here."""
+def load_capture(files: CaptureFiles, *, fps: float | None = None, progress: Progress | None = None,
+                 opensim_log_dir: Path | None = None) -> Capture:
+    """Read and check every file of ``files``; nothing is created in Blender here.
+
+    ``opensim_log_dir``: where OpenSim writes its ``opensim.log`` while the models load
+    (by default OpenSim opens it in whatever folder is current at its first message)."""
     from openkin.formats.calibration import read_calibration
 
-    cap = Capture(name=files.root.name if files.root else "capture")
+    cap = Capture(name=files.root.name if files.root else "capture", warnings=list(files.warnings))
     if files.calibration is not None:
         if not Path(files.calibration).is_file():
             raise OpenKinError("calibration file not found", path=files.calibration, fix="choose an existing .toml")
         cap.cameras = read_calibration(files.calibration)
-        cap.videos = match_videos([c.name for c in cap.cameras], list(files.videos), files.calibration)
-        cap.video_offsets = read_video_offsets(files.sync, list(cap.videos)) if files.sync else {}
+        cap.videos = match_videos(cap.cameras, list(files.videos), files.calibration, cap.warnings)
+        cap.video_offsets = read_video_offsets(files.sync, cap.cameras, cap.warnings) if files.sync else {}
     rates = []
     n = max(1, len(files.people))
+    if opensim_log_dir is not None and any(pf.osim for pf in files.people):
+        from .opensim_log import redirect_opensim_log
+
+        redirect_opensim_log(opensim_log_dir)
     for i, pf in enumerate(files.people):
         person, rate = _load_person(pf, scaled(progress, i / n, (i + 1) / n))
         cap.people.append(person)
         rates.extend(rate)
     cap.fps = float(fps or (rates[0] if rates else _video_fps(cap.videos) or 30.0))
     _assign_frames(cap)
+    cap.warnings.extend(person_warnings(cap, files))
     report(progress, 1.0, "files read")
     return cap
 
 
-def read_video_offsets(path: Path, camera_names: list[str]) -> dict[str, int]:
+def read_video_offsets(path: Path, cameras: list, warnings: list[str] | None = None) -> dict[str, int]:
     """Camera name → how many frames its video runs ahead of the reference timeline.
 
     The synchronization stage renames camera frame k to reference frame k + shift_frames,
-    so at reference frame r the camera's video shows frame r − shift_frames.
+    so at reference frame r the camera's video shows frame r − shift_frames. The file's
+    camera entries are matched to ``cameras`` by :func:`match_camera_names`.
     """
     import tomllib
 
@@ -186,8 +331,42 @@ def read_video_offsets(path: Path, camera_names: list[str]) -> dict[str, int]:
     except (OSError, tomllib.TOMLDecodeError) as e:
         raise OpenKinError(f"cannot read the synchronization offsets ({e})", path=path,
                            fix="run the synchronization stage again, or delete this file") from None
-    cams = {_norm(k): v for k, v in doc.get("cameras", {}).items()}
-    return {c: -int(cams[_norm(c)].get("shift_frames", 0)) for c in camera_names if _norm(c) in cams}
+    entries = doc.get("cameras", {})
+    try:
+        matched = match_camera_names(list(entries), cameras, path)
+    except OpenKinError as e:
+        if warnings is not None:
+            warnings.append(f"synchronisation offsets not used: {e.problem}")
+        return {}
+    return {cam.name: -int(entries[key].get("shift_frames", 0)) for key, cam in matched.items()}
+
+
+def person_warnings(cap: Capture, files: CaptureFiles) -> list[str]:
+    """TRC files shorter than their header says, and bodies that jump (identity switches)."""
+    from .checks import body_jumps, describe_jumps, trc_declared_frames
+
+    out = []
+    by_name = {pf.name: pf for pf in files.people}
+    for person in cap.people:
+        pf = by_name.get(person.name)
+        if pf is not None and pf.trc is not None and Path(pf.trc).suffix.lower() == ".trc":
+            declared = trc_declared_frames(pf.trc)
+            if declared is not None and person.markers is not None and len(person.markers) < declared:
+                out.append(f"{person.name}: {Path(pf.trc).name} has {len(person.markers)} frames but its header "
+                           f"says {declared}: the file was cut short (re-run the stage that wrote it)")
+        if person.markers is not None:
+            jumps = body_jumps(person.markers, person.marker_frames, cap.fps)
+            if jumps:
+                out.append(describe_jumps(person.name, "marker set", jumps))
+        if person.body_frames is not None:
+            names = list(getattr(person.model, "body_names", []))
+            pelvis = names.index("pelvis") if "pelvis" in names else 0
+            jumps = body_jumps(person.body_frames[:, pelvis:pelvis + 1, :3, 3], person.motion_frames, cap.fps)
+            if jumps:
+                out.append(describe_jumps(person.name, "skeleton's pelvis", jumps))
+    for w in out:
+        log.warning("%s", w)
+    return out
 
 
 def _video_fps(videos: dict[str, Path]) -> float | None:

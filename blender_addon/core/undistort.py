@@ -40,6 +40,11 @@ def cache_key(video: Path, matrix: np.ndarray, dist: np.ndarray, size: tuple[int
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
+def output_path(video: Path, matrix: np.ndarray, dist: np.ndarray, size: tuple[int, int], cache_dir: str | Path) -> Path:
+    """Where the undistorted copy of ``video`` is cached (it may not exist yet)."""
+    return Path(cache_dir) / f"{video.stem}-undist-{cache_key(video, matrix, dist, size)}.mp4"
+
+
 def undistorted_video(video: str | Path, matrix: np.ndarray, dist: np.ndarray, size: tuple[int, int],
                       cache_dir: str | Path, progress: Progress | None = None,
                       max_frames: int | None = None) -> Path:
@@ -49,7 +54,7 @@ def undistorted_video(video: str | Path, matrix: np.ndarray, dist: np.ndarray, s
     video = Path(video)
     if not video.is_file():
         raise OpenKinError("video not found", path=video, fix="check the project's videos/ folder")
-    out = Path(cache_dir) / f"{video.stem}-undist-{cache_key(video, matrix, dist, size)}.mp4"
+    out = output_path(video, matrix, dist, size, cache_dir)
     if out.is_file():
         return out
     w, h = int(size[0]), int(size[1])
@@ -82,3 +87,4 @@ def _remap_all(src, writer, map1, map2, total: int, progress: Progress | None) -
         writer.write(cv2.remap(frame, map1, map2, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT))
         if i % 25 == 0:
             report(progress, i / total, f"undistorting video frame {i}/{total}")
+    report(progress, 1.0, "video undistorted")

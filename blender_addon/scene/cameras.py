@@ -3,8 +3,10 @@
 Per-camera render settings: Blender has one render size per scene, so each
 camera stores its own (``openkin_resolution``, ``openkin_pixel_aspect``) and
 :func:`sync_active_camera` (run from handlers on frame change, depsgraph update
-and render) applies them whenever the scene's active camera is an OpenKin
-camera. The same function shows only the active camera's image plane in renders.
+and render) applies them when the scene's active camera *becomes* an OpenKin
+camera (a size the user then types in stays), and gives the user's own size back
+when the active camera becomes a camera of the user's. The same function shows only
+the active camera's image plane in renders.
 """
 from __future__ import annotations
 
@@ -109,23 +111,70 @@ def _plane_material(name: str, image, frame_start: int, frame_offset: int):
     return mat
 
 
-def apply_camera_settings(scene, cam_obj) -> bool:
-    """Set the scene's render size and pixel aspect from an OpenKin camera. False if not one."""
+STATE_KEY = "openkin_render_state"   # scene ID property: what sync_active_camera last applied
+
+
+def _camera_settings(cam_obj) -> list | None:
     res = cam_obj.get("openkin_resolution") if cam_obj is not None else None
     if res is None:
-        return False
-    r = scene.render
+        return None
     ax, ay = cam_obj["openkin_pixel_aspect"]
-    if (r.resolution_x, r.resolution_y, r.pixel_aspect_x, r.pixel_aspect_y) != (res[0], res[1], ax, ay):
-        r.resolution_x, r.resolution_y = int(res[0]), int(res[1])
-        r.pixel_aspect_x, r.pixel_aspect_y = float(ax), float(ay)
+    return [float(res[0]), float(res[1]), float(ax), float(ay)]
+
+
+def _render_settings(scene) -> list:
+    r = scene.render
+    return [float(r.resolution_x), float(r.resolution_y), float(r.pixel_aspect_x), float(r.pixel_aspect_y)]
+
+
+def _same(a, b) -> bool:
+    """Equal render settings (pixel aspects are stored as 32-bit floats)."""
+    return len(a) == len(b) and all(abs(float(x) - float(y)) <= 1e-5 * max(1.0, abs(float(y))) for x, y in zip(a, b))
+
+
+def _set_render(scene, values) -> None:
+    r = scene.render
+    if not _same(_render_settings(scene), values):
+        r.resolution_x, r.resolution_y = int(values[0]), int(values[1])
+        r.pixel_aspect_x, r.pixel_aspect_y = float(values[2]), float(values[3])
+
+
+def apply_camera_settings(scene, cam_obj) -> bool:
+    """Set the scene's render size and pixel aspect from an OpenKin camera. False if not one."""
+    values = _camera_settings(cam_obj)
+    if values is None:
+        return False
+    _set_render(scene, values)
     return True
 
 
+def _sync_render_size(scene, cam) -> None:
+    """Apply ``cam``'s size when the active camera changed to it; keep the user's size
+    (saved the first time an OpenKin camera took over) and give it back afterwards."""
+    raw = scene.get(STATE_KEY)
+    state = raw.to_dict() if hasattr(raw, "to_dict") else {}
+    wanted = _camera_settings(cam)
+    if wanted is None:   # a camera of the user's (or none): their own size back, once
+        user = state.get("user")
+        if user is not None and _same(state.get("applied", []), _render_settings(scene)):
+            _set_render(scene, user)
+        if state:
+            scene.pop(STATE_KEY, None)
+        return
+    if state.get("camera") == cam.name and _same(state.get("applied", []), wanted):
+        return            # same camera as last time: leave whatever size is set now
+    if "user" not in state:
+        state["user"] = _render_settings(scene)
+    _set_render(scene, wanted)
+    state["camera"], state["applied"] = cam.name, wanted
+    scene[STATE_KEY] = state
+
+
 def sync_active_camera(scene) -> None:
-    """Render size of the active camera; only its image plane is rendered."""
+    """Render size of the active camera (see the module doc); only its image plane is rendered."""
     cam = scene.camera
-    if not apply_camera_settings(scene, cam):
+    _sync_render_size(scene, cam)
+    if _camera_settings(cam) is None:
         return
     for obj in scene.objects:
         owner = obj.get("openkin_plane_of")

@@ -87,13 +87,25 @@ def test_fan_triangles_of_mixed_polygons():
 
 
 def test_video_matching_by_camera_name(tmp_path):
+    """The engine's rule (openkin.triangulation.inputs.match_cameras): the video's stem is the
+    camera's name, else by order when the counts agree; no fuzzy 'cam_01' ↔ 'cam01'."""
+    import numpy as np
+
     from blender_addon.core.capture import match_videos
     from openkin.errors import OpenKinError
+    from openkin.formats.calibration import Camera
+
+    def cams(*names):
+        return [Camera(n, [640, 480], np.diag([500.0, 500.0, 1.0]), [0, 0, 0, 0], [0, 0, 0], [0, 0, 1]) for n in names]
 
     vids = [tmp_path / n for n in ("cam01.mp4", "cam02.mp4", "cam03.mp4")]
-    assert match_videos(["cam_01", "Cam2", "cam_04"], vids) == {"cam_01": vids[0], "Cam2": vids[1]}
-    with pytest.raises(OpenKinError, match="matches a video"):
-        match_videos(["left", "right"], vids)
+    notes = []
+    assert match_videos(cams("cam01", "cam02", "cam03", "cam04"), vids, None, notes) == \
+        {"cam01": vids[0], "cam02": vids[1], "cam03": vids[2]}
+    assert notes == ["no video for camera cam04 (expected videos/<camera name>.mp4)"]
+    assert match_videos(cams("left", "middle", "right"), vids) == {"left": vids[0], "middle": vids[1], "right": vids[2]}
+    with pytest.raises(OpenKinError, match="by name, nor by order"):
+        match_videos(cams("cam_01", "Cam2", "cam_04", "cam_05"), vids)
 
 
 def test_find_project_picks_most_processed_results(tmp_path):

@@ -105,7 +105,7 @@ def test_errors_leave_scene_unchanged(addon, synth_project, tmp_path, case):
         (project / "calibration" / "Calib.toml").write_bytes(next((synth_project / "calibration").glob("*.toml")).read_bytes())
         (project / "videos" / "GoPro_left.mp4").write_bytes(b"")
         call = lambda: bpy.ops.openkin.import_project(directory=str(project))  # noqa: E731
-        expected = "matches a video"
+        expected = "by name, nor by order"
     else:
         bad = tmp_path / "other_model.mot"
         write_mot(bad, Motion(["knee_angle", "hip_flexion", "ankle_angle"], np.arange(5) / 60, np.zeros((5, 3))))
