@@ -108,25 +108,16 @@ def _freshest(candidates: list[tuple[int, Path]]) -> Path | None:
 
 
 def read_manifest(root: Path) -> dict[str, list[Path]] | None:
-    """Stage name → the files it wrote in the last run, from ``PROJECT/openkin/manifest.json``;
-    None when there is no manifest.
+    """Stage name → the files it wrote in the last run (current outputs only: a stage whose
+    record is not ``done`` gives []), from the engine's run manifest
+    (:class:`openkin.manifest.Manifest`, ``PROJECT/openkin/manifest.json``); None when the
+    project has no manifest (a Pose2Sim project, or one made before manifests)."""
+    from openkin.manifest import Manifest
 
-    ASSUMED FORMAT (the run manifest is written by the engine, ``openkin.run``; align this
-    reader with it after the merge): a JSON object ``{"stages": {STAGE: {"outputs":
-    [path, ...]}, ...}}`` with paths relative to the project folder (absolute paths are
-    accepted too). Other keys are ignored."""
-    import json
-
-    path = root / MANIFEST
-    if not path.is_file():
+    manifest = Manifest.load(root)
+    if not manifest.path.is_file():
         return None
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        stages = doc["stages"]
-        return {str(name): [root / str(p) for p in entry.get("outputs", [])] for name, entry in stages.items()}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
-        raise OpenKinError(f"cannot read the run manifest ({type(e).__name__}: {e})", path=path,
-                           fix="run the pipeline again (it rewrites the manifest), or delete this file") from None
+    return {name: manifest.outputs(name) or [] for name in manifest.stages}
 
 
 def _stage_files(root: Path) -> dict[str, list[Path]]:
@@ -233,14 +224,11 @@ def project_videos(root: Path) -> tuple[list[Path], list[str]]:
 
 
 def match_camera_names(names: list[str], cameras: list, calib_path: Path | None) -> dict[str, object]:
-    """Name (a video's stem, an offsets entry) → its calibrated camera, by the engine's rule:
-    every name equal to a camera's name, else by order when the counts agree (with a
-    warning in the log), else an ``OpenKinError``.
-
-    The ONE place the add-on matches camera names (videos, synchronisation offsets): it calls
-    :func:`openkin.triangulation.inputs.match_cameras` (the rule pose folders are matched by);
-    repoint it here if the engine gains a dedicated ``openkin.project.match_camera_names``."""
-    from openkin.triangulation.inputs import match_cameras
+    """Name (a video's stem, an offsets entry) → its calibrated camera, by the engine's one rule
+    for camera names (:func:`openkin.inputs.match_cameras`: same name, normalised name, last
+    number, else by order with a warning in the log); an ``OpenKinError`` when they cannot be
+    paired. The ONE place the add-on matches camera names (videos, offsets, pose folders)."""
+    from openkin.inputs import match_cameras
 
     matched = match_cameras([Path(f"{n}_json") for n in names], cameras, calib_path or Path("calibration"))
     return dict(zip(names, matched))
@@ -273,15 +261,6 @@ def match_videos(cameras: list, videos: list[Path], calib_path: Path | None = No
         notes.append(f"no video for camera{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
                      f"(expected videos/<camera name>.mp4)")
     return out
-
-
-def _norm(name: str) -> str:
-    """'cam_01' / 'Cam01' / 'cam1' → 'cam1'. Kept only for ``reprojection.find_pose_dirs``
-    (owned by the geometry work; to be repointed to :func:`match_camera_names`)."""
-    name = name.lower()
-    letters = re.sub(r"[^a-z]", "", re.sub(r"\d+", "", name))
-    digits = re.findall(r"\d+", name)
-    return letters + (str(int(digits[-1])) if digits else "")
 
 
 # ------------------------------------------------------------------ reading

@@ -24,17 +24,23 @@ _PERSON = re.compile(r"_P(\d+)(?=[_.-]|$)", re.IGNORECASE)
 
 
 def find_pose_dirs(root: Path, camera_names: list[str]) -> dict[str, Path]:
-    """Camera name → its ``<cam>_json`` folder, from the most processed 2D folder present."""
-    from .capture import _norm
+    """Camera name → its ``<cam>_json`` folder, from the most processed 2D folder present,
+    paired by the engine's one rule for camera names (:func:`openkin.project.match_camera_names`)."""
+    from openkin.errors import OpenKinError
+    from openkin.project import match_camera_names
 
     for folder in POSE_FOLDERS:
         base = root / folder
         if not base.is_dir():
             continue
-        dirs = {_norm(d.name.removesuffix("_json")): d for d in base.iterdir() if d.is_dir()}
-        found = {c: dirs[_norm(c)] for c in camera_names if _norm(c) in dirs}
-        if found:
-            return found
+        dirs = {d.name: d for d in sorted(base.iterdir()) if d.is_dir()}
+        try:
+            pairs = match_camera_names(list(camera_names), list(dirs))
+        except OpenKinError as e:
+            log.warning("%s: %s", base, e.problem)
+            continue
+        if pairs:
+            return {c: dirs[f] for c, f in pairs.items()}
     return {}
 
 

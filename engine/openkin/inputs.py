@@ -23,6 +23,7 @@ from .formats.calibration import read_calibration
 from .geometry import Camera, Rig, finite_xy, undistort_points
 from .formats.openpose import PoseFolder, read_openpose_folder
 from .progress import Progress, report
+from .project import match_camera_names
 from .skeletons import Skeleton, get_skeleton
 
 log = logging.getLogger(__name__)
@@ -77,20 +78,16 @@ def camera_name(folder: Path) -> str:
 
 
 def match_cameras(folders: list[Path], cameras: list[Camera], calib_path: Path) -> list[Camera]:
-    """The calibrated camera of each pose folder (by name, else by order)."""
+    """The calibrated camera of each pose folder, by :func:`openkin.project.match_camera_names`
+    (the one rule for camera names: same name, normalised name, last number, else by order)."""
     names = [camera_name(f) for f in folders]
+    try:
+        pairs = match_camera_names([c.name for c in cameras], names)
+    except OpenKinError as e:
+        raise OpenKinError(e.problem, path=calib_path, fix=e.fix) from None
     by_name = {c.name: c for c in cameras}
-    if all(n in by_name for n in names):
-        return [by_name[n] for n in names]
-    if len(folders) != len(cameras):
-        raise OpenKinError(f"{len(folders)} pose folders ({', '.join(f.name for f in folders)}) but "
-                           f"{len(cameras)} cameras in the calibration ({', '.join(c.name for c in cameras)})",
-                           path=calib_path, fix="use the calibration of this camera set, or remove the extra "
-                                                "pose folders (one <cam>_json folder per calibrated camera)")
-    log.warning("pose folders %s do not match calibration cameras %s by name: matched by order",
-                names, [c.name for c in cameras])
-    return list(cameras)
-
+    by_folder = {folder: by_name[cam] for cam, folder in pairs.items()}
+    return [by_folder[n] for n in names]
 
 def read_views(pose_dir: Path, calib_path: Path, frame_range=None, progress: Progress | None = None,
                units: str = "auto") -> Views:

@@ -87,7 +87,7 @@ def test_fan_triangles_of_mixed_polygons():
 
 
 def test_video_matching_by_camera_name(tmp_path):
-    """The engine's rule (openkin.triangulation.inputs.match_cameras): the video's stem is the
+    """The engine's rule (openkin.inputs.match_cameras): the video's stem is the
     camera's name, else by order when the counts agree; no fuzzy 'cam_01' ↔ 'cam01'."""
     import numpy as np
 
