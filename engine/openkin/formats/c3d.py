@@ -9,6 +9,7 @@ read back as NaN. Points are written as floats in millimetres by default
 from __future__ import annotations
 
 import logging
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,7 @@ def read_c3d(path: str | Path) -> Trc:
     if "LABELS2" in point:
         names += [str(n).strip() for n in point["LABELS2"]["value"]]
     xyz = np.asarray(c3d["data"]["points"], dtype=float)[:3].transpose(2, 1, 0)  # (3, M, F) -> (F, M, 3)
+    xyz = _complete_frames(path, xyz, int(c3d["header"]["points"]["first_frame"]))
     names = _fit_names(path, names, xyz.shape[1])
     units = _units(path, point)
     rate = float(c3d["header"]["points"]["frame_rate"])
@@ -51,6 +53,51 @@ def read_c3d(path: str | Path) -> Trc:
     first = int(c3d["header"]["points"]["first_frame"])
     frames = first + np.arange(xyz.shape[0])
     return Trc(names, rate, xyz * UNIT_SCALE[units], frame_numbers=frames, times=frames / rate)
+
+
+def _layout(head: bytes, size: int) -> tuple[int, int, int] | None:
+    """From a C3D file's first bytes and its size → (frames declared in the header, complete
+    frames in the file, first frame (1-based, as in the header)), or None when the header is
+    not one this check can read."""
+    if len(head) < 512 or head[1] != 0x50 or head[0] < 2 or len(head) < (head[0] - 1) * 512 + 4:
+        return None
+    processor = head[(head[0] - 1) * 512 + 3]  # 84 Intel, 85 DEC (little-endian words), 86 MIPS
+    end = ">" if processor == 86 else "<"
+    points, analogs, first, last = struct.unpack_from(end + "4H", head, 2)
+    data_start = struct.unpack_from(end + "H", head, 16)[0]
+    sign_byte = {84: 15, 85: 13, 86: 12}.get(processor)
+    if sign_byte is None or data_start < 2 or last < first:
+        return None
+    width = 4 if head[sign_byte] & 0x80 else 2  # negative scale: floats, else 16-bit integers
+    frame_bytes = (4 * points + analogs) * width
+    if frame_bytes == 0:
+        return None
+    complete = max(size - (data_start - 1) * 512, 0) // frame_bytes
+    return last - first + 1, complete, first
+
+
+def _complete_frames(path: Path, xyz: np.ndarray, first: int) -> np.ndarray:
+    """``xyz (F, M, 3)`` without frames the file does not hold entirely (a truncated file), with a
+    warning naming the frames lost; an error when no frame is complete."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1 << 16)
+        layout = _layout(head, path.stat().st_size)
+    except OSError:
+        return xyz
+    if layout is None:
+        return xyz
+    declared, complete, _ = layout
+    if complete >= declared:
+        return xyz
+    if complete == 0:
+        raise OpenKinError(f"C3D file holds no complete frame (its header declares {declared}); "
+                           "the file looks truncated", path=path,
+                           fix="write the file again (rerun the stage that made it) or restore it from a copy")
+    log.warning("%s: the header declares %d frames but the file holds only %d complete ones: frames %d-%d "
+                "lost (the file looks truncated); continuing with %d frames. Rerun the stage that wrote it "
+                "to get them back", path, declared, complete, first + complete, first + declared - 1, complete)
+    return xyz[:complete]
 
 
 def _fit_names(path: Path, names: list[str], n_points: int) -> list[str]:
