@@ -12,9 +12,11 @@ Exit codes: 0 success, 1 internal error (a bug: traceback in the log file),
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import importlib.util
 import logging
+import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -92,8 +94,12 @@ def _setup_logging(verbose: bool, log_file: Path | None) -> None:
     console.setFormatter(logging.Formatter("%(levelname)s %(message)s" if verbose else "%(message)s"))
     root.addHandler(console)
     if log_file is not None:
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        fh = logging.FileHandler(log_file, encoding="utf-8")
+        try:
+            log_file.parent.mkdir(parents=True, exist_ok=True)
+            fh = logging.FileHandler(log_file, encoding="utf-8")
+        except OSError as exc:
+            log.warning("cannot write the log file %s (%s): logging to the console only", log_file, exc.strerror)
+            return
         fh.setLevel(logging.DEBUG)
         fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         root.addHandler(fh)
@@ -262,6 +268,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _setup_logging(args.verbose, _log_file(args))
+    with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
+        signal.signal(signal.SIGTERM, signal.default_int_handler)  # terminate = Ctrl+C: clean up, exit 130
     try:
         if hasattr(args, "tool_module"):
             if importlib.util.find_spec(args.tool_module) is None:

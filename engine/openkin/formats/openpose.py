@@ -209,6 +209,8 @@ def read_openpose_folder(json_dir: str | Path, stem: str | None = None,
 _POSE = re.compile(rb'"pose_keypoints_2d"\s*:\s*\[([^\]]*)\]')
 _PID = re.compile(rb'"person_id"\s*:\s*(?:\[\s*)?(-?\d+)\s*[\],}]')
 _EMPTY_PERSON = re.compile(rb'\{\s*\}')
+_PEOPLE_LIST = re.compile(rb'"people"\s*:\s*\[\s*[\]{]')  # a list, empty or of objects
+_NOT_OBJECT = re.compile(rb'\}\s*,\s*[^\s{]')  # a list item after a person that is not an object
 _NAME_FRAME = re.compile(r"(\d+)(?!.*\d)")
 
 
@@ -244,7 +246,8 @@ def _read_dir_fast(json_dir: Path, stem: str | None):
                 blob = fh.read()
             pose = _POSE.findall(blob)
             pid = _PID.findall(blob)
-            if (not blob.rstrip().endswith(b"}") or b'"people"' not in blob or _EMPTY_PERSON.search(blob)
+            if (not blob.rstrip().endswith(b"}") or _PEOPLE_LIST.search(blob) is None
+                    or blob.count(b'"people"') != 1 or _EMPTY_PERSON.search(blob) or _NOT_OBJECT.search(blob)
                     or blob.count(b'"pose_keypoints_2d"') != len(pose) or len(pid) not in (0, len(pose))):
                 return None
             chunks.extend(pose)
