@@ -34,6 +34,7 @@ def read_c3d(path: str | Path) -> Trc:
     path = Path(path)
     if not path.is_file():
         raise OpenKinError("C3D file not found", path=path, fix="check the path of the .c3d file")
+    _check_structure(path)
     try:
         c3d = _ezc3d().c3d(str(path))
     except (RuntimeError, OSError, ValueError) as exc:
@@ -53,6 +54,82 @@ def read_c3d(path: str | Path) -> Trc:
     first = int(c3d["header"]["points"]["first_frame"])
     frames = first + np.arange(xyz.shape[0])
     return Trc(names, rate, xyz * UNIT_SCALE[units], frame_numbers=frames, times=frames / rate)
+
+
+def _check_structure(path: Path) -> None:
+    """Check the header and the parameter chain before ezc3d reads the file: ezc3d loops
+    forever on a parameter section longer than the file or a chain that points backwards."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(512)
+            start = (head[0] - 1) * 512 if head else 0
+            f.seek(start)
+            params = f.read(4 + 255 * 512)
+    except OSError as exc:
+        raise OpenKinError(f"cannot read C3D: {exc.strerror}", path=path, fix="check the file") from None
+    problem = _structure_problem(head, params)
+    if problem:
+        raise OpenKinError(f"not a valid C3D file: {problem}", path=path,
+                           fix="give a valid .c3d file (it may be truncated, damaged or not a C3D)")
+
+
+def _structure_problem(head: bytes, params: bytes) -> str | None:
+    """What is wrong with a C3D header (512 bytes) and parameter section, or None."""
+    if len(head) < 512:
+        return f"{len(head)} bytes, shorter than the 512-byte C3D header"
+    if head[1] != 0x50:
+        return "the second byte is not 0x50 (the C3D signature)"
+    if head[0] < 2 or len(params) < 4:
+        return "the parameter section lies outside the file"
+    blocks, processor = params[2], params[3]
+    if processor not in (84, 85, 86):
+        return f"unknown processor type {processor} (84 Intel, 85 DEC, 86 MIPS)"
+    end = blocks * 512
+    if blocks == 0 or end > len(params):
+        return f"the parameter section ({blocks} blocks of 512 bytes) runs past the end of the file"
+    return _chain_problem(params, end, ">" if processor == 86 else "<")
+
+
+def _chain_problem(params: bytes, end: int, endian: str) -> str | None:
+    """Walk the parameter records: each must fit its own length and point forward inside the
+    section; a parameter's data must fit its record and its group must exist."""
+    pos, groups, params_of = 4, set(), []
+    while pos + 2 <= end:
+        n_chars, group = struct.unpack_from("bb", params, pos)
+        if n_chars == 0:
+            break
+        at = pos + 2 + abs(n_chars)
+        if at + 2 > end:
+            return "a parameter record runs past the end of the parameter section"
+        offset = struct.unpack_from(endian + "h", params, at)[0]
+        record_end = at + offset if offset else end
+        if offset != 0 and offset < 2:
+            return "the parameter records point backwards (the parameter section is damaged)"
+        if record_end > end or not _record_fits(params, at + 2, record_end, group < 0):
+            return f"parameter record at byte {pos} is damaged (its content overruns it)"
+        (groups.add(abs(group)) if group < 0 else params_of.append(group))
+        if offset == 0:
+            break
+        pos = record_end
+    if not groups or any(g not in groups for g in params_of):
+        return "the parameter section has no groups, or parameters of a group that does not exist"
+    return None
+
+
+def _record_fits(params: bytes, pos: int, end: int, is_group: bool) -> bool:
+    """Whether a group's description, or a parameter's type, dimensions, data and description,
+    fit between ``pos`` and ``end``."""
+    if not is_group:
+        if pos + 2 > end:
+            return False
+        kind, n_dims = struct.unpack_from("bB", params, pos)
+        if kind not in (-1, 1, 2, 4) or pos + 2 + n_dims > end:
+            return False
+        size = abs(kind)
+        for d in params[pos + 2:pos + 2 + n_dims]:
+            size *= d
+        pos += 2 + n_dims + size
+    return pos + 1 <= end and pos + 1 + params[pos] <= end
 
 
 def _layout(head: bytes, size: int) -> tuple[int, int, int] | None:
