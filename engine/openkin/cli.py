@@ -11,8 +11,10 @@ the file, the problem and the fix), 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
+import signal
 import sys
 from pathlib import Path
 from typing import Callable
@@ -56,8 +58,12 @@ def _setup_logging(verbose: bool, log_file: Path | None) -> None:
     console.setFormatter(logging.Formatter("%(levelname)s %(message)s" if verbose else "%(message)s"))
     root.addHandler(console)
     if log_file is not None:
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        fh = logging.FileHandler(log_file, encoding="utf-8")
+        try:
+            log_file.parent.mkdir(parents=True, exist_ok=True)
+            fh = logging.FileHandler(log_file, encoding="utf-8")
+        except OSError as exc:
+            log.warning("cannot write the log file %s (%s): logging to the console only", log_file, exc.strerror)
+            return
         fh.setLevel(logging.DEBUG)
         fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         root.addHandler(fh)
@@ -185,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _setup_logging(args.verbose, _log_file(args))
+    with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
+        signal.signal(signal.SIGTERM, signal.default_int_handler)  # terminate = Ctrl+C: clean up, exit 130
     try:
         if hasattr(args, "tool_module"):
             return int(importlib.import_module(args.tool_module).main(args) or 0)

@@ -6,6 +6,7 @@ result is only replaced once the new one is complete.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import logging
 import os
@@ -13,7 +14,59 @@ import tempfile
 from pathlib import Path
 from typing import IO, Iterator
 
+from .errors import OpenKinError
+
 log = logging.getLogger(__name__)
+
+# errno -> (problem, fix) for write failures a user can act on
+_WRITE_ERRORS = {
+    errno.EACCES: ("permission denied", "make the folder writable (chmod u+w) or choose another output folder"),
+    errno.EPERM: ("operation not permitted", "make the folder writable (chmod u+w) or choose another output folder"),
+    errno.EROFS: ("the file system is read-only", "copy the project to a writable disk and run there"),
+    errno.ENOSPC: ("no space left on the device", "free some disk space (or move the project to a larger "
+                                                    "disk) and run again; earlier outputs were kept"),
+    errno.EDQUOT: ("disk quota exceeded", "free some space within your quota and run again; earlier "
+                                          "outputs were kept"),
+    errno.EFBIG: ("file too large for this file system", "write to a disk whose file system allows large files"),
+    errno.ENAMETOOLONG: ("file name too long", "use a shorter project path"),
+}
+
+
+def write_error(exc: OSError, path: str | Path) -> OpenKinError | None:
+    """The :class:`OpenKinError` for an ``OSError`` met while writing ``path`` (permissions,
+    read-only or full disk, quota), or None for errors that are not the user's to fix."""
+    known = _WRITE_ERRORS.get(exc.errno)
+    if known is None:
+        return None
+    problem, fix = known
+    return OpenKinError(f"cannot write: {problem}", path=Path(path), fix=fix)
+
+
+@contextlib.contextmanager
+def writing(path: str | Path) -> Iterator[None]:
+    """Turn a user-fixable ``OSError`` raised in the block into an :class:`OpenKinError` on ``path``.
+
+    For writers that cannot use :func:`atomic_write` (folders of files, libraries)::
+
+        with writing(out_dir):
+            tmp = tempfile.mkdtemp(dir=out_dir.parent)
+    """
+    try:
+        yield
+    except OSError as exc:
+        err = write_error(exc, _target(exc.filename, path) if exc.filename else path)
+        if err is None:
+            raise
+        raise err from None
+
+
+def _target(filename, path: str | Path) -> Path:
+    """The file to name in a write error: the user's ``path`` for its temporary files and
+    itself, the folder when the error was on a folder above it, else the file of the error."""
+    filename, path = Path(os.fsdecode(filename)), Path(path)
+    if filename in path.parents:
+        return filename
+    return path if filename.parent == path.parent or filename.parent == path else filename
 
 
 def _umask() -> int:
@@ -38,19 +91,20 @@ def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-
             f.write(text)
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     binary = "b" in mode
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, mode, encoding=None if binary else encoding) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        _publish(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, mode, encoding=None if binary else encoding) as f:
+                yield f
+                f.flush()
+                os.fsync(f.fileno())
+            _publish(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
 
 
 @contextlib.contextmanager
@@ -58,17 +112,30 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` for libraries that write files themselves
     (OpenSim, ezc3d, OpenCV); it is renamed over ``path`` only if the block succeeds."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+        os.close(fd)
+        tmp = Path(tmp)
+        try:
+            yield tmp
+            if _disk_full(tmp):  # the library may have stopped writing silently
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+            _publish(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            raise
+
+
+def _disk_full(path: Path) -> bool:
+    """Whether the file system of ``path`` has no free block left (libraries such as OpenSim
+    or ezc3d may leave an empty file and report nothing when the disk is full)."""
     try:
-        yield tmp
-        _publish(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
+        st = os.statvfs(path.parent)
+    except OSError:
+        return False
+    return st.f_bavail == 0
 
 
 def sha256_file(path: str | Path) -> str:

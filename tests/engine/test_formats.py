@@ -156,8 +156,9 @@ def test_failed_writes_keep_earlier_files(tmp_path, monkeypatch):
     writers = [lambda p: write_trc(p, make_trc(n=9)), lambda p: write_mot(p, make_motion(9)),
                lambda p: write_mot(p, make_motion(9)), lambda p: cal.write_calibration(p, make_cameras()[:2])]
     for path, write in zip(paths, writers):
-        with pytest.raises(OSError, match="No space"):
+        with pytest.raises(OpenKinError, match="no space left") as info:
             write(path)
+        assert info.value.path == path and "free some disk space" in info.value.fix
     assert {p: p.read_bytes() for p in paths} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in paths)
 
@@ -410,7 +411,7 @@ def test_openpose_rewrite_replaces_old_frames_only_when_complete(tmp_path, monke
 
     real_frame = openpose.openpose_frame
     monkeypatch.setattr(openpose, "openpose_frame", fail_third_frame)
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(OpenKinError, match="no space left"):
         write_openpose_dir(folder, "cam01", np.full((8, 1, 4, 3), 2.0))
     monkeypatch.undo()
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before

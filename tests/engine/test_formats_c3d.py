@@ -71,7 +71,7 @@ def test_c3d_failed_write_keeps_earlier_file(tmp_path, monkeypatch):
             raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(c3d_mod, "_build", lambda *args: HalfWriter())
-    with pytest.raises(OSError):
+    with pytest.raises(OpenKinError, match="no space left"):
         write_c3d(path, make_trc(n=8))
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["a.c3d"]

@@ -3,11 +3,14 @@ and formatting numbers so that files round-trip exactly."""
 from __future__ import annotations
 
 import io
+import logging
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import OpenKinError
+
+log = logging.getLogger(__name__)
 
 
 def read_text(path: str | Path, what: str, fix: str | None = None) -> str:
@@ -74,3 +77,47 @@ def format_rows(table: np.ndarray, fmt: str = "%.10g", nan: str = "") -> list[st
     if nan != "nan" and np.isnan(table).any():
         lines = [line.replace("nan", nan) for line in lines]
     return lines
+
+
+def declared_count(value: str | None) -> int | None:
+    """A header's row count (``NumFrames``, ``nRows``) as an int, or None when absent or not a count."""
+    value = (value or "").strip()
+    return int(value) if value.isdigit() else None
+
+
+def complete_lines(text: str, lines: list[str], width: int, declared: int | None) -> tuple[list[str], bool]:
+    """The data ``lines`` without a last row cut off by truncation → (lines, dropped).
+
+    The last row counts as cut off when the text does not end with a newline and the row
+    has fewer than ``width`` cells, or fewer rows than ``declared`` are present (its last
+    number may then be cut short too)."""
+    if not lines or text.endswith(("\n", "\r")):
+        return lines, False
+    last = max((i for i, line in enumerate(lines) if line.strip()), default=None)
+    if last is None:
+        return lines, False
+    n_rows = sum(1 for line in lines if line.strip())
+    short = len(lines[last].rstrip("\r").split("\t")) < width
+    if short or (declared is not None and n_rows < declared):
+        return lines[:last], True
+    return lines, False
+
+
+def check_count(path: Path, what: str, declared: int | None, got: int, dropped: bool, key: str,
+                next_frame: int | None = None) -> None:
+    """Warn (naming the file and the frames lost) when fewer rows than ``declared`` were read, or
+    a cut-off last row was dropped; an :class:`OpenKinError` when no row is left."""
+    if got == 0 and (declared or dropped):
+        raise OpenKinError(f"{what} has no complete data row (its header declares {declared} under {key}); "
+                           "the file looks truncated", path=path,
+                           fix="write the file again (rerun the stage that made it) or restore it from a copy")
+    if declared is not None and got < declared:
+        lost = declared - got
+        which = (f"frames {next_frame}-{next_frame + lost - 1}" if next_frame is not None and lost > 1
+                 else f"frame {next_frame}" if next_frame is not None else f"the last {lost}")
+        log.warning("%s: the header declares %d frames (%s) but only %d complete rows are present: %s "
+                    "lost (the file looks truncated); continuing with %d frames. Rerun the stage that wrote "
+                    "it to get them back", path, declared, key, got, which, got)
+    elif dropped:
+        log.warning("%s: the last row is cut short (no newline at the end of the file): dropped; "
+                    "continuing with %d frames", path, got)

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import OpenKinError
 from ..fileio import atomic_write
-from ._io import fast_table, format_rows, parse_floats, read_text
+from ._io import check_count, complete_lines, declared_count, fast_table, format_rows, parse_floats, read_text
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,8 @@ class Motion:
 def read_mot(path: str | Path) -> Motion:
     """Read a .mot or .sto file."""
     path = Path(path)
-    lines = read_text(path, "motion file").splitlines()
+    text = read_text(path, "motion file")
+    lines = text.splitlines()
     end = next((i for i, line in enumerate(lines) if line.strip().lower() == "endheader"), None)
     if end is None:
         raise OpenKinError("no 'endheader' line: not an OpenSim .mot/.sto file", path=path,
@@ -87,7 +88,10 @@ def read_mot(path: str | Path) -> Motion:
     if not labels or labels[0].lower() != "time":
         raise OpenKinError(f"the first column is {labels[0] if labels else ''!r}, not 'time'", path=path,
                            fix="the column-label line must start with 'time'")
-    table = _parse_table(path, lines, labels_at + 1, len(labels))
+    declared = declared_count(header.get("nrows"))
+    data, dropped = complete_lines(text, lines[labels_at + 1:], len(labels), declared)
+    table = _parse_table(path, lines[:labels_at + 1] + data, labels_at + 1, len(labels))
+    check_count(path, "motion file", declared, len(table), dropped, "nRows")
     in_degrees = header.get("indegrees", "no").lower() in ("yes", "true", "1")
     if "indegrees" not in header:
         log.debug("%s: no inDegrees line; taking radians", path)

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import OpenKinError
+from ..fileio import writing
 from ..progress import Progress, report
 
 log = logging.getLogger(__name__)
@@ -40,9 +41,26 @@ _EMPTY_PARTS = ("face_keypoints_2d", "hand_left_keypoints_2d", "hand_right_keypo
 
 
 def frame_number(path: Path) -> int | None:
-    """The last number in a file's stem (``cam01_000123`` → 123), or None."""
+    """The last number in a file's stem (``cam01_000123`` → 123, ``cam01.0123`` → 123), or None."""
     match = _FRAME.search(Path(path).stem)
     return int(match.group(1)) if match else None
+
+
+def _of_stem(name: str, stem: str | None) -> bool:
+    """Whether a file name belongs to ``stem``: ``<stem>_<frame>…`` or ``<stem>.<frame>…`` (Pose2Sim
+    accepts both), or any name when ``stem`` is None."""
+    return stem is None or (name.startswith(stem) and name[len(stem):len(stem) + 1] in ("_", "."))
+
+
+def _missing_frames(json_dir: Path, frames: np.ndarray) -> None:
+    """Warn, naming them, about frame numbers absent between the first and the last file."""
+    if len(frames) < 2 or np.all(np.diff(frames) == 1):
+        return
+    missing = np.setdiff1d(np.arange(frames[0], frames[-1] + 1), frames)
+    shown = ", ".join(map(str, missing[:10].tolist())) + (", ..." if len(missing) > 10 else "")
+    log.warning("%s: %d frame file(s) missing between frames %d and %d (frames %s); they are read as "
+                "'nobody detected'. If files were lost, rerun the pose stage", json_dir, len(missing),
+                frames[0], frames[-1], shown)
 
 
 def list_json(json_dir: str | Path, stem: str | None = None) -> tuple[list[Path], np.ndarray]:
@@ -51,8 +69,8 @@ def list_json(json_dir: str | Path, stem: str | None = None) -> tuple[list[Path]
     if not json_dir.is_dir():
         raise OpenKinError("pose folder not found" if not json_dir.exists() else "not a folder", path=json_dir,
                            fix="run the pose stage first, or check the camera folder name (pose/<cam>_json)")
-    pattern = f"{stem}_*.json" if stem else "*.json"
-    files = [p for p in json_dir.glob(pattern) if not p.name.startswith(".")]
+    files = [p for p in json_dir.glob(f"{stem}*.json" if stem else "*.json")
+             if not p.name.startswith(".") and _of_stem(p.name, stem)]
     numbered = [(frame_number(p), p) for p in files]
     bad = [p.name for n, p in numbered if n is None]
     if bad:
@@ -77,6 +95,10 @@ def read_openpose_json(path: str | Path) -> tuple[list[np.ndarray], list[int]]:
     except json.JSONDecodeError as exc:
         raise OpenKinError(f"malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}", path=path,
                            fix="delete the file and rerun the pose stage (or fix it by hand)") from None
+    except (UnicodeDecodeError, RecursionError) as exc:
+        problem = "not UTF-8 JSON text" if isinstance(exc, UnicodeDecodeError) else "JSON nested too deeply"
+        raise OpenKinError(f"malformed JSON: {problem}", path=path,
+                           fix="delete the file and rerun the pose stage") from None
     except OSError as exc:
         raise OpenKinError(f"cannot read pose file: {exc.strerror}", path=path, fix="check the file") from None
     people = data.get("people") if isinstance(data, dict) else None
@@ -92,15 +114,27 @@ def read_openpose_json(path: str | Path) -> tuple[list[np.ndarray], list[int]]:
 
 def _person_array(path: Path, index: int, person) -> np.ndarray:
     flat = person.get("pose_keypoints_2d", []) if isinstance(person, dict) else None
-    try:
-        arr = np.array(flat if flat is not None else [], dtype=float)
-    except (TypeError, ValueError):
-        arr = np.zeros(1)
-    if arr.ndim != 1 or len(arr) % 3:
+    if not isinstance(flat, list) or len(flat) % 3:
+        got = f"{len(flat)} values" if isinstance(flat, list) else f"a {type(flat).__name__}"
         raise OpenKinError(f"person {index}: pose_keypoints_2d must be a flat list of x, y, confidence "
-                           f"triples, got {len(arr) if arr.ndim == 1 else arr.shape} values", path=path,
-                           fix="delete the file and rerun the pose stage")
+                           f"triples, got {got}", path=path, fix="delete the file and rerun the pose stage")
+    bad = next((i for i, v in enumerate(flat) if not _is_number(v)), None)
+    if bad is not None:
+        raise OpenKinError(f"person {index}: pose_keypoints_2d value {bad} is {flat[bad]!r}, not a number "
+                           f"(keypoint {bad // 3}); a missing keypoint is written 0, 0, 0 or NaN (unquoted)",
+                           path=path, fix="delete the file and rerun the pose stage, or write the value as a number")
+    arr = np.array([np.nan if v is None else v for v in flat], dtype=float)
+    if np.isinf(arr).any():
+        bad = int(np.flatnonzero(np.isinf(arr))[0])
+        raise OpenKinError(f"person {index}: pose_keypoints_2d value {bad} is infinite (keypoint {bad // 3})",
+                           path=path, fix="delete the file and rerun the pose stage, or write 0, 0, 0 for a "
+                                          "missing keypoint")
     return arr.reshape(-1, 3)
+
+
+def _is_number(value) -> bool:
+    """JSON numbers (NaN literals included) and null; not strings, booleans, lists or objects."""
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
 
 
 def _person_id(person: dict) -> int:
@@ -144,12 +178,14 @@ def read_openpose_folder(json_dir: str | Path, stem: str | None = None,
     json_dir = Path(json_dir)
     fast = _read_dir_fast(json_dir, stem)
     if fast is not None:
+        _missing_frames(json_dir, fast.frames)
         report(progress, 1.0, f"read {len(fast.frames)} frames")
         return fast
     files, frames = list_json(json_dir, stem)
     if not files:
         raise OpenKinError("no JSON pose files in folder", path=json_dir,
                            fix="run the pose stage first (it writes pose/<cam>_json/*.json)")
+    _missing_frames(json_dir, frames)
     per_frame = []
     for i, path in enumerate(files):
         per_frame.append(read_openpose_json(path))
@@ -173,15 +209,16 @@ def read_openpose_folder(json_dir: str | Path, stem: str | None = None,
 _POSE = re.compile(rb'"pose_keypoints_2d"\s*:\s*\[([^\]]*)\]')
 _PID = re.compile(rb'"person_id"\s*:\s*(?:\[\s*)?(-?\d+)\s*[\],}]')
 _EMPTY_PERSON = re.compile(rb'\{\s*\}')
+_PEOPLE_LIST = re.compile(rb'"people"\s*:\s*\[\s*[\]{]')  # a list, empty or of objects
+_NOT_OBJECT = re.compile(rb'\}\s*,\s*[^\s{]')  # a list item after a person that is not an object
 _NAME_FRAME = re.compile(r"(\d+)(?!.*\d)")
 
 
 def _scan_names(json_dir: Path, stem: str | None) -> list[tuple[int, str]] | None:
     """``[(frame, file name)]`` sorted by frame, or None when the validating path must decide."""
-    prefix = f"{stem}_" if stem else ""
     try:
         names = [e.name for e in os.scandir(json_dir) if e.name.endswith(".json")
-                 and e.name.startswith(prefix) and not e.name.startswith(".")]
+                 and _of_stem(e.name, stem) and not e.name.startswith(".")]
     except OSError:
         return None
     numbered = []
@@ -209,7 +246,8 @@ def _read_dir_fast(json_dir: Path, stem: str | None):
                 blob = fh.read()
             pose = _POSE.findall(blob)
             pid = _PID.findall(blob)
-            if (not blob.rstrip().endswith(b"}") or b'"people"' not in blob or _EMPTY_PERSON.search(blob)
+            if (not blob.rstrip().endswith(b"}") or _PEOPLE_LIST.search(blob) is None
+                    or blob.count(b'"people"') != 1 or _EMPTY_PERSON.search(blob) or _NOT_OBJECT.search(blob)
                     or blob.count(b'"pose_keypoints_2d"') != len(pose) or len(pid) not in (0, len(pose))):
                 return None
             chunks.extend(pose)
@@ -233,9 +271,14 @@ def _assemble(chunks: list[bytes], where: list, ids: list, n_frames: int, frames
         return None
     K = n_val.pop() // 3 if n_val else 0
     text = b",".join(c for c, ok in zip(chunks, full) if ok).decode("ascii", "replace")
-    values = np.fromstring(text, sep=",") if text else np.zeros(0)
-    if values.size != int(sizes.sum()):
+    if '"' in text:
+        return None  # a quoted value ("NaN"): let the validating path say which
+    try:
+        values = np.fromstring(text, sep=",") if text else np.zeros(0)
+    except ValueError:
         return None  # something that is not a number: let the validating path say what
+    if values.size != int(sizes.sum()) or np.isinf(values).any():
+        return None
     where_a = np.array(where, dtype=int).reshape(-1, 2)
     P = int(where_a[:, 1].max()) + 1 if len(where_a) else 0
     keypoints = np.full((n_frames, P, K, 3), np.nan)
@@ -296,19 +339,21 @@ def write_openpose_dir(json_dir: str | Path, stem: str, keypoints: np.ndarray,
     """
     json_dir = Path(json_dir)
     keypoints, frame_numbers, person_ids = _check_write(json_dir, keypoints, frame_numbers, person_ids)
-    json_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{json_dir.name}.", dir=json_dir.parent))
-    try:
-        names = []
-        for f in range(len(keypoints)):
-            name = f"{stem}_{int(frame_numbers[f]):06d}.json"
-            (tmp / name).write_text(json.dumps(openpose_frame(keypoints[f], person_ids[f])), encoding="utf-8")
-            names.append(name)
-            if f % 500 == 0:
-                report(progress, 0.9 * f / max(len(keypoints), 1), f"writing {json_dir.name}")
-        _move_in(tmp, json_dir, stem, names)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with writing(json_dir):
+        json_dir.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{json_dir.name}.", dir=json_dir.parent))
+        try:
+            names = []
+            for f in range(len(keypoints)):
+                name = f"{stem}_{int(frame_numbers[f]):06d}.json"
+                text = json.dumps(openpose_frame(keypoints[f], person_ids[f]))
+                (tmp / name).write_text(text, encoding="utf-8")
+                names.append(name)
+                if f % 500 == 0:
+                    report(progress, 0.9 * f / max(len(keypoints), 1), f"writing {json_dir.name}")
+            _move_in(tmp, json_dir, stem, names)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     report(progress, 1.0, f"wrote {len(names)} frames")
     return [json_dir / n for n in names]
 
@@ -336,6 +381,6 @@ def _move_in(tmp: Path, json_dir: Path, stem: str, names: list[str]) -> None:
     keep = set(names)
     for name in names:
         os.replace(tmp / name, json_dir / name)
-    for old in json_dir.glob(f"{stem}_*.json"):
-        if old.name not in keep and frame_number(old) is not None:
+    for old in json_dir.glob(f"{stem}*.json"):
+        if old.name not in keep and _of_stem(old.name, stem) and frame_number(old) is not None:
             old.unlink()

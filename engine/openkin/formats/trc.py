@@ -29,7 +29,7 @@ import numpy as np
 from ..errors import OpenKinError
 from ..fileio import atomic_write
 from ..geometry.axes import yup_to_zup, zup_to_yup  # noqa: F401  (axis conventions live there)
-from ._io import fast_table, format_rows, parse_floats, read_text
+from ._io import check_count, complete_lines, declared_count, fast_table, format_rows, parse_floats, read_text
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,8 @@ class Trc:
 def read_trc(path: str | Path) -> Trc:
     """Read a TRC file; coordinates are returned in metres, in the file's axes."""
     path = Path(path)
-    lines = read_text(path, "TRC file").splitlines()
+    text = read_text(path, "TRC file")
+    lines = text.splitlines()
     if len(lines) < 5 or not lines[0].startswith("PathFileType"):
         raise OpenKinError("not a TRC file: the first line must start with 'PathFileType' and the "
                            "header must have 5 lines", path=path, fix="give a .trc marker file (OpenSim format)")
@@ -106,7 +107,13 @@ def read_trc(path: str | Path) -> Trc:
     declared = header.get("NumMarkers")
     if declared is not None and declared.isdigit() and int(declared) != len(names):
         log.warning("%s: header declares %s markers but names %d; using the names", path, declared, len(names))
-    table = _parse_rows(path, lines[5:], 2 + 3 * len(names))
+    width = 2 + 3 * len(names)
+    n_declared = declared_count(header.get("NumFrames"))
+    data_lines, dropped = complete_lines(text, lines[5:], width, n_declared)
+    table = _parse_rows(path, data_lines, width, n_declared, dropped)
+    last = table[-1, 0] if len(table) and np.isfinite(table[-1, 0]) else None
+    check_count(path, "TRC file", n_declared, len(table), dropped, "NumFrames",
+                None if last is None else int(last) + 1)
     unit = header.get("Units", "m").strip().lower()
     if unit not in UNIT_SCALE:
         raise OpenKinError(f"unknown TRC units {unit!r}", path=path,
@@ -144,15 +151,19 @@ def _frames(path: Path, column: np.ndarray) -> np.ndarray:
     if not np.all(np.isfinite(column)):
         raise OpenKinError("the Frame# column has empty or non-numeric cells", path=path,
                            fix="give every data row a frame number in the first column")
-    return column.astype(int)
+    if np.any(np.abs(column) > 2**31):
+        raise OpenKinError("the Frame# column has numbers too large to be frame numbers", path=path,
+                           fix="number the frames 0, 1, 2, ... (or from the first frame of the capture)")
+    return np.round(column).astype(int)
 
 
-def _parse_rows(path: Path, data_lines: list[str], width: int) -> np.ndarray:
+def _parse_rows(path: Path, data_lines: list[str], width: int, declared: int | None = None,
+                dropped: bool = False) -> np.ndarray:
     """Data rows → (F, width) floats; empty cells are NaN. Vectorised string parsing."""
     table = fast_table(data_lines, width)
     if table is not None:
         return table
-    rows, numbers = [], []
+    rows, numbers, short = [], [], []
     for i, line in enumerate(data_lines, start=6):
         if not line.strip():
             continue
@@ -161,10 +172,17 @@ def _parse_rows(path: Path, data_lines: list[str], width: int) -> np.ndarray:
             raise OpenKinError(f"line {i} has {len(cells)} values, more than the {width} the marker names "
                                f"allow (Frame#, Time, 3 per marker)", path=path,
                                fix="make the marker-name line and the data columns agree")
+        if len(cells) < width:
+            short.append(i)
         rows.append((cells + [""] * width)[:width])
         numbers.append(i)
     if not rows:
+        if declared or dropped:
+            return np.zeros((0, width))  # truncated: check_count says so
         raise OpenKinError("TRC file has no data rows", path=path, fix="write at least one frame")
+    if short:
+        log.warning("%s: %d row(s) have fewer values than the %d columns (first: line %d); the missing "
+                    "values are read as empty (missing markers)", path, len(short), width, short[0])
     try:
         return parse_floats(np.array(rows, dtype=str))
     except ValueError:
