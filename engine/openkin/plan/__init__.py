@@ -10,8 +10,19 @@ A tool-level package: it imports base modules (errors, fileio, formats, triangul
 """
 from __future__ import annotations
 
-from .command import add_arguments, main  # noqa: F401  (the CLI's tool-module convention)
-from .kernel import PlanResult, PlanSettings, camera_terms, evaluate, evaluate_terms  # noqa: F401
-from .layout import Setup, load_setup, make_camera  # noqa: F401
-from .presets import PRESETS, get_preset, intrinsics  # noqa: F401
-from .volume import Grid, Volume, box_volume, default_volume, make_grid, polygon_volume  # noqa: F401
+import importlib
+
+from .command import add_arguments, main  # noqa: F401  (the CLI's tool-module convention; light imports)
+
+# The rest loads on first use (OpenCV comes with the kernel): `openkin --help` stays fast.
+_LAZY = {"PlanResult": "kernel", "PlanSettings": "kernel", "camera_terms": "kernel", "evaluate": "kernel",
+         "evaluate_terms": "kernel", "Setup": "layout", "load_setup": "layout", "make_camera": "layout",
+         "PRESETS": "presets", "get_preset": "presets", "intrinsics": "presets", "Grid": "volume",
+         "Volume": "volume", "box_volume": "volume", "default_volume": "volume", "make_grid": "volume",
+         "polygon_volume": "volume", "suggest": "optimise"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
