@@ -13,4 +13,4 @@ from ..formats.calib_converters import convert_calibration  # noqa: F401
 from ..formats.calibration import (Camera, project_points, projection_matrices, read_calibration,  # noqa: F401
                                    rotation_vector)
 from ..triangulation.geometry import triangulate_dlt  # noqa: F401
-from ..triangulation.robust import MIN_PARALLAX_DEG, triangulate_robust  # noqa: F401
+from ..triangulation.robust import triangulate_robust  # noqa: F401

@@ -29,7 +29,7 @@ SQUARE = 1.0  # m: the floor squares the worst region is picked from
 
 def add_arguments(parser) -> None:
     parser.add_argument("cameras", help="calibration TOML (or .qca.txt), or a layout TOML of virtual cameras")
-    parser.add_argument("--volume", metavar="X0,Y0,X1,Y1", help="floor rectangle in metres "
+    parser.add_argument("--volume", metavar="X0,Y0,X1,Y1", help="floor rectangle in metres (write --volume=-3,-3,3,3 when it starts with a minus) "
                         "(default: the layout's [volume], else a square around the cameras' common look-at point)")
     parser.add_argument("--height", type=float, default=None, help=f"volume height, m (default {DEFAULT_HEIGHT})")
     parser.add_argument("--grid", type=float, default=0.25, help="grid spacing, m (default 0.25)")

@@ -28,8 +28,8 @@ allows; e.g. 8 cameras at p = 0.1: 163 of the 247 subsets of ≥ 2 are evaluated
 rest carry 0.04 % of the mass; ``tail_mass=0`` makes the sum exact); above
 ``exact_max_cameras`` it is estimated from ``samples`` random survivor sets drawn once
 (an unbiased Monte-Carlo estimate, seeded: the same input gives the same output).
-Subsets whose normal matrix is as ill-conditioned as two rays less than the robust
-triangulation's minimum parallax (2°) apart count as not triangulated, as there.
+Subsets as ill-conditioned as two rays within 0.1° of parallel count as not triangulated
+(see ``DEGENERATE_DEG``).
 
 Visibility: in front of the camera (depth ≥ ``min_depth``), within ``max_distance`` of
 it, and projected (with the lens distortion) inside the image shrunk by ``margin`` (a
@@ -277,10 +277,15 @@ def _finish(num, den) -> tuple[np.ndarray, np.ndarray]:
         return np.where(den > 0, num / den, np.nan), den
 
 
-# A subset whose normal matrix is as ill-conditioned as two rays MIN_PARALLAX_DEG apart counts
-# as not triangulated, as the robust triangulation does: with eigenvalues λ1 ≥ λ2 ≥ λ3,
-# det / (trace · trace(adj)) ≈ λ3 / (λ1 + λ2 + λ3) ≈ (1 - cos θ) / 4 for two equal views θ apart.
-ILL_CONDITIONED = (1.0 - np.cos(np.radians(geo.MIN_PARALLAX_DEG))) / 4.0
+# A subset whose normal matrix is as ill-conditioned as two rays within DEGENERATE_DEG of
+# parallel (cameras in line with the point, on the same or opposite sides) counts as not
+# triangulated: the depth along that line is unobservable and the DLT's error unbounded.
+# With eigenvalues λ1 ≥ λ2 ≥ λ3, det / (trace · trace(adj)) ≈ λ3 / (λ1 + λ2 + λ3) ≈ (1 - cos θ) / 4
+# for two equal views θ apart. Kept far below the robust triangulation's 2° parallax rule: that
+# rule rejects same-side pairs only, and the model must follow the triangulators, which keep
+# opposite pairs (their large errors are real: see the tests' Monte-Carlo check).
+DEGENERATE_DEG = 0.1
+ILL_CONDITIONED = (1.0 - np.cos(np.radians(DEGENERATE_DEG))) / 4.0
 
 
 class _Work:
