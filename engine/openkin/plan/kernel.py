@@ -48,7 +48,7 @@ from . import _geometry as geo
 
 log = logging.getLogger(__name__)
 
-BLOCK = 4096  # points per block in the subset sums: the temporaries stay in cache
+BLOCK = 32768  # points per block in the subset sums: the temporaries stay in cache
 ESTIMATORS = ("dlt", "optimal")
 
 
@@ -83,7 +83,7 @@ class PlanSettings:
 class CameraTerms:
     """Per camera and point: ``seen`` (C, N) bool, ``gram`` (C, 6, N) the DLT rows' Gram
     matrix ``Σ_r a_r a_rᵀ = w² JᵀJ`` (upper triangle xx, xy, xz, yy, yz, zz; zero where
-    unseen), ``depth`` (C, N) projective depth w, ``rays`` (C, N, 3) unit camera→point."""
+    unseen), ``depth`` (C, N) projective depth w, ``rays`` (C, 3, N) unit camera→point."""
 
     seen: np.ndarray
     gram: np.ndarray
@@ -116,21 +116,31 @@ class PlanResult:
 # ---------------------------------------------------------------- per camera
 def camera_terms(cameras: list, points: np.ndarray, settings: PlanSettings) -> CameraTerms:
     """Visibility and Jacobian terms of ``points`` (N, 3) world metres in each camera."""
-    pts = np.asarray(points, float).reshape(-1, 3)
+    pts = np.ascontiguousarray(np.asarray(points, float).reshape(-1, 3))
     P = geo.projection_matrices(cameras)                                    # (C, 3, 4)
-    h = np.einsum("cij,nj->cin", P[:, :, :3], pts) + P[:, :, 3:]            # (C, 3, N)
+    h = P[:, :, :3] @ pts.T + P[:, :, 3:]                                   # (C, 3, N): one BLAS product each
     w = h[:, 2]
     with np.errstate(divide="ignore", invalid="ignore"):
         uv = h[:, :2] / w[:, None]                                          # (C, 2, N) pinhole
     centers = np.stack([c.center for c in cameras])                         # (C, 3)
-    rel = pts[None] - centers[:, None]                                      # (C, N, 3)
-    dist = np.linalg.norm(rel, axis=-1)
+    rel = pts.T[None] - centers[:, :, None]                                 # (C, 3, N)
+    dist = np.sqrt(np.einsum("cxn,cxn->cn", rel, rel))
     seen = _visible(cameras, pts, uv, w, dist, settings)
-    a = P[:, None, :2, :3] - uv.transpose(0, 2, 1)[..., None] * P[:, None, 2:3, :3]  # (C, N, 2, 3)
-    a = np.where(seen[..., None, None], a, 0.0)
-    gram = _sym_outer(a)                                                    # (C, 6, N)
-    rays = rel / np.maximum(dist, 1e-12)[..., None]
+    u, v = np.where(seen, uv[:, 0], 0.0), np.where(seen, uv[:, 1], 0.0)
+    basis = np.stack([seen.astype(float), u, v, u * u + v * v], axis=1)     # (C, 4, N)
+    gram = _gram_coefficients(P) @ basis                                    # (C, 6, N)
+    rays = rel / np.maximum(dist, 1e-12)[:, None]
     return CameraTerms(seen, gram, np.where(seen, w, 1.0), rays)
+
+
+def _gram_coefficients(P: np.ndarray) -> np.ndarray:
+    """(C, 6, 4): with the DLT rows a_0 = p0 - u p2, a_1 = p1 - v p2 (p_r = P[r, :3]), the
+    Gram matrix Σ_r a_r a_rᵀ (upper triangle) is ``coef @ [1, u, v, u² + v²]``."""
+    p0, p1, p2 = P[:, 0, :3], P[:, 1, :3], P[:, 2, :3]
+    i, j = np.array(_IU).T
+    outer = lambda a, b: a[:, i] * b[:, j]                                  # noqa: E731
+    return np.stack([outer(p0, p0) + outer(p1, p1), -(outer(p0, p2) + outer(p2, p0)),
+                     -(outer(p1, p2) + outer(p2, p1)), outer(p2, p2)], axis=2)
 
 
 def _visible(cameras, pts, uv, w, dist, s: PlanSettings) -> np.ndarray:
@@ -158,18 +168,15 @@ def _visible(cameras, pts, uv, w, dist, s: PlanSettings) -> np.ndarray:
 _IU = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))
 
 
-def _sym_outer(a: np.ndarray) -> np.ndarray:
-    """``a`` (C, N, 2, 3) rows → (C, 6, N) upper triangle of Σ_r a_r a_rᵀ."""
-    return np.stack([(a[..., i] * a[..., j]).sum(-1) for i, j in _IU], axis=1)
-
-
 # ---------------------------------------------------------------- combination
 def best_angle_deg(terms: CameraTerms) -> np.ndarray:
     """(N,) angle of the seeing pair closest to 90° (degrees, 0-90; NaN below two cameras)."""
-    C = terms.seen.shape[0]
-    cos = np.abs(np.einsum("anx,bnx->abn", terms.rays, terms.rays))         # (C, C, N)
-    pair = terms.seen[:, None] & terms.seen[None] & ~np.eye(C, dtype=bool)[..., None]
-    best = np.where(pair, cos, np.inf).min(axis=(0, 1))
+    C, N = terms.seen.shape
+    best = np.full(N, np.inf)
+    for a in range(C):
+        for b in range(a + 1, C):
+            cos = np.abs(np.einsum("xn,xn->n", terms.rays[a], terms.rays[b]))
+            np.minimum(best, np.where(terms.seen[a] & terms.seen[b], cos, np.inf), out=best)
     with np.errstate(invalid="ignore"):
         return np.where(np.isfinite(best), np.degrees(np.arccos(np.clip(best, 0, 1))), np.nan)
 
@@ -342,11 +349,9 @@ class _Work:
         return self.tr
 
     def trace_sandwich(self, a, b) -> np.ndarray:
-        """trace(A⁻¹ B A⁻¹) = Σ_ij B_ij (A⁻²)_ij (n,); 0 where A is not regular."""
+        """trace(A⁻¹ B A⁻¹) = Σ_ij B_ij (adj(A)²)_ij / det² (n,); 0 where A is not regular."""
         self._adjugate(a)
-        q = self.adj
-        q *= self.inv                                       # A⁻¹
-        q00, q01, q02, q11, q12, q22 = q
+        q00, q01, q02, q11, q12, q22 = self.adj              # adj(A) = det · A⁻¹
         tr, t, u = self.tr, self.t, self.u
         tr.fill(0.0)
         for bij, factor, rows in ((b[0], 1.0, ((q00, q00), (q01, q01), (q02, q02))),
@@ -363,4 +368,6 @@ class _Work:
             if factor != 1.0:
                 t *= factor
             tr += t
+        tr *= self.inv
+        tr *= self.inv                                      # / det²
         return tr
