@@ -280,3 +280,75 @@ def test_suggest_add_raises_coverage_and_respects_keep_out():
     assert (again.cameras_seeing >= 2).mean() == pytest.approx(sug.after.seen2)
     moved = suggest(cams, vol, pts, s, "move", n_angles=12)
     assert moved.after.key() >= moved.before.key()
+
+
+def test_segment_distance_against_dense_sampling():
+    from openkin.plan.motion import segment_distance
+
+    rng = np.random.default_rng(3)
+    p1, q1, p2, q2 = (rng.normal(size=(100, 3)) for _ in range(4))
+    q2[:20] = p2[:20] + 1e-9 * rng.normal(size=(20, 3))                   # near-degenerate segments
+    q1[20:40] = p1[20:40] + 0.3 * (q2[20:40] - p2[20:40])                  # parallel pairs
+    t = np.linspace(0, 1, 301)[:, None]
+    brute = np.array([np.linalg.norm((p1[i] + t * (q1[i] - p1[i]))[:, None] - (p2[i] + t * (q2[i] - p2[i]))[None],
+                                     axis=-1).min() for i in range(len(p1))])
+    got = segment_distance(p1, q1, p2, q2)
+    assert np.all(got <= brute + 1e-12) and np.all(brute - got < 1e-2)
+
+
+def test_occlusion_by_hand():
+    from openkin.plan.motion import occluded
+
+    cams = np.array([[0.0, -5.0, 1.0], [5.0, 0.0, 1.0]])
+    joints = np.array([[[0.0, 1.0, 1.0], [-1.0, 0.0, 1.0], [1.0, 0.0, 1.0]]])   # 1 frame, 3 joints
+    bones, radii = np.array([[1, 2]]), np.array([0.1])                   # a bar from joint 1 to 2 along x
+    hid = occluded(cams, joints, bones, radii)
+    assert hid[0, 0, 0]                       # camera 0 looks at joint 0 through the bar
+    assert not hid[1, 0, 0]                   # camera 1 sees joint 0 from the side, past the bar's end
+    assert not hid[:, 0, 1:].any()            # the bar never hides its own ends
+    joints[0, 0, 2] = 1.5                     # joint 0 lifted 0.5 m: camera 0's sight passes above the bar
+    assert not occluded(cams, joints, bones, radii)[0, 0, 0]
+
+
+def test_motion_plan_on_demo(demo_cameras, capsys):
+    from openkin.assets import asset_path
+
+    assert cli_main(["plan", str(asset_path(DEMO_CALIB)), "--grid", "0.5", "--motion", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "per joint" in out
+    table = out.split("per joint:")[1].strip().splitlines()[1:]
+    assert len(table) == 26 and {r.split()[0] for r in table} >= {"LWrist", "RAnkle", "Nose"}
+    hidden = [float(r.split()[2].rstrip("%")) for r in table]
+    assert max(hidden) > 5 and min(hidden) < 50                          # the body hides some views, not all
+
+
+@pytest.fixture(scope="module")
+def small_rig():
+    cams = ring8()[::2]
+    pts = volume.make_grid(volume.box_volume(-2, -2, 2, 2, 2.0), 0.5).points
+    return cams, pts
+
+
+from hypothesis import given, settings as hyp_settings, strategies as st  # noqa: E402
+
+
+@hyp_settings(max_examples=25, deadline=None)
+@given(angle=st.floats(-np.pi, np.pi), shift=st.tuples(*[st.floats(-50, 50)] * 3),
+       sigma=st.floats(0.2, 10), dropout=st.floats(0, 0.5))
+def test_error_is_rigid_invariant_and_linear_in_noise(small_rig, angle, shift, sigma, dropout):
+    """Moving the whole rig and volume together changes nothing; the error scales with σ."""
+    from openkin.formats.calibration import Camera, rotation_matrix, rotation_vector
+
+    cams, pts = small_rig
+    Rz = rotation_matrix([0.0, 0.0, angle])
+    T = np.array(shift)
+    moved = [Camera(name=c.name, size=c.size, matrix=c.matrix, distortions=c.distortions,
+                    rotation=rotation_vector(c.R @ Rz.T), translation=c.translation - c.R @ Rz.T @ T) for c in cams]
+    s1 = kernel.PlanSettings(noise_px=1.0, dropout=dropout, tail_mass=0.0)
+    s2 = kernel.PlanSettings(noise_px=sigma, dropout=dropout, tail_mass=0.0)
+    a = kernel.evaluate(cams, pts, s1)
+    b = kernel.evaluate(moved, pts @ Rz.T + T, s2)
+    assert np.array_equal(a.cameras_seeing, b.cameras_seeing)
+    ok = np.isfinite(a.expected_error_mm)
+    assert np.allclose(b.expected_error_mm[ok], sigma * a.expected_error_mm[ok], rtol=1e-6)
+    assert np.allclose(a.p_triangulated, b.p_triangulated, atol=1e-12)

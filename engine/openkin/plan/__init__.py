@@ -4,7 +4,8 @@ actor everywhere in the volume, and how accurate will the 3D be?
 Modules: :mod:`.presets` (lens table), :mod:`.layout` (cameras from a calibration or a
 layout TOML), :mod:`.volume` (capture volume and grid), :mod:`.kernel` (visibility, ray
 angles, expected triangulation error: vectorised, the error model is in its docstring),
-:mod:`.optimise` (where to add or move a camera), :mod:`.figures` (top-view PNG),
+:mod:`.optimise` (where to add or move a camera), :mod:`.motion` (per joint along an actor's
+motion, with self-occlusion), :mod:`.actor` (a capsule stand-in for the Blender view), :mod:`.figures` (top-view PNG),
 :mod:`.command` (the CLI). Camera geometry comes from :mod:`._geometry` only.
 A tool-level package: it imports base modules (errors, fileio, formats, triangulation kernels).
 """
@@ -19,7 +20,7 @@ _LAZY = {"PlanResult": "kernel", "PlanSettings": "kernel", "camera_terms": "kern
          "evaluate_terms": "kernel", "Setup": "layout", "load_setup": "layout", "make_camera": "layout",
          "PRESETS": "presets", "get_preset": "presets", "intrinsics": "presets", "Grid": "volume",
          "Volume": "volume", "box_volume": "volume", "default_volume": "volume", "make_grid": "volume",
-         "polygon_volume": "volume", "suggest": "optimise"}
+         "polygon_volume": "volume", "suggest": "optimise", "plan_motion": "motion"}
 
 
 def __getattr__(name: str):

@@ -44,6 +44,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--suggest", choices=("add", "move"), help="search where to add a camera or move one")
     parser.add_argument("--preset", help=f"lens of the added camera ({', '.join(PRESETS)}; default: the first camera's)")
     parser.add_argument("--heights", default="0.8,2.5", metavar="LO,HI", help="camera height range for --suggest, m")
+    parser.add_argument("--motion", type=float, nargs="?", const=6.0, default=None, metavar="SECONDS",
+                        help="also follow the synth actor (OpenSim) walking around the volume centre for SECONDS "
+                             "(default 6): per-joint coverage and error with self-occlusion")
     parser.add_argument("--keep-out", action="append", metavar="X0,Y0,X1,Y1",
                         help="floor box where no camera may stand (repeatable; adds to the layout's [[keep_out]])")
 
@@ -206,6 +209,11 @@ def main(args) -> int:
                        title=f"{setup.source.name}: {100 * (result.cameras_seeing >= 2).mean():.0f}% seen by ≥ 2 cameras, "
                              f"σ = {settings.noise_px:g} px, dropout {settings.dropout:g}")
         lines.append(f"wrote {args.png}")
+    if args.motion:
+        from .motion import actor_motion, motion_lines, plan_motion
+
+        names, joints = actor_motion(volume.centre[:2], seconds=args.motion)
+        lines += motion_lines(plan_motion(setup.cameras, names, joints, settings))
     if args.suggest:
         lines += _suggest(args, setup, volume, settings)
     sys.stdout.write("\n".join(lines) + "\n")
