@@ -352,3 +352,20 @@ def test_error_is_rigid_invariant_and_linear_in_noise(small_rig, angle, shift, s
     ok = np.isfinite(a.expected_error_mm)
     assert np.allclose(b.expected_error_mm[ok], sigma * a.expected_error_mm[ok], rtol=1e-6)
     assert np.allclose(a.p_triangulated, b.p_triangulated, atol=1e-12)
+
+
+def test_cli_suggest_add_on_demo(tmp_path, capsys):
+    from openkin.assets import asset_path
+
+    png = tmp_path / "s.png"
+    assert cli_main(["plan", str(asset_path(DEMO_CALIB)), "--grid", "0.5", "--suggest", "add", "--preset", "webcam",
+                     "--keep-out=-10,2,10,10", "--png", str(png)]) == 0
+    out = capsys.readouterr().out
+    line = next(ln for ln in out.splitlines() if ln.strip().startswith("seen by ≥ 2:"))
+    before, after = (float(v.rstrip("%;")) for v in line.split(":")[1].split("→")[0:2] for v in [v.split()[0]])
+    assert after > before
+    pos = next(ln for ln in out.splitlines() if ln.strip().startswith("position ="))
+    assert float(pos.split("[")[1].split(",")[1]) < 2                  # not in the keep-out band y > 2
+    assert png.stat().st_size > 10_000
+    assert cli_main(["plan", str(asset_path(DEMO_CALIB)), "--suggest", "add", "--preset", "iphone_99"]) == 2
+    assert "iphone_99" in capsys.readouterr().err

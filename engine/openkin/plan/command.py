@@ -177,7 +177,8 @@ def _suggestion_lines(sug, settings) -> list[str]:
     t = sug.target
     return [f"suggestion: {what} ({c[0]:+.2f}, {c[1]:+.2f}, {c[2]:+.2f}) m, aimed at ({t[0]:.2f}, {t[1]:.2f}, {t[2]:.2f})",
             f"  seen by ≥ 2: {100 * b.seen2:.1f}% → {100 * a.seen2:.1f}%;  by ≥ 3: {100 * b.seen3:.1f}% → {100 * a.seen3:.1f}%",
-            f"  expected error median {b.median_mm:.1f} → {a.median_mm:.1f} mm, 95th pct {b.p95_mm:.1f} → {a.p95_mm:.1f} mm",
+            f"  expected error median {b.median_mm:.1f} → {a.median_mm:.1f} mm, 95th pct {b.p95_mm:.1f} → {a.p95_mm:.1f} mm "
+            "(over the points seen by ≥ 2, before and after)",
             "  as a layout entry:",
             "    [[camera]]",
             f"    name = \"{sug.replaced or 'new'}\"",
@@ -202,26 +203,36 @@ def main(args) -> int:
     if args.json:
         write_json(args.json, grid, result, setup, volume, settings)
         lines.append(f"wrote {args.json}")
-    if args.png:
-        from .figures import write_plan_png
-
-        write_plan_png(args.png, grid, result, setup.cameras, volume,
-                       title=f"{setup.source.name}: {100 * (result.cameras_seeing >= 2).mean():.0f}% seen by ≥ 2 cameras, "
-                             f"σ = {settings.noise_px:g} px, dropout {settings.dropout:g}")
-        lines.append(f"wrote {args.png}")
     if args.motion:
         from .motion import actor_motion, motion_lines, plan_motion
 
         names, joints = actor_motion(volume.centre[:2], seconds=args.motion)
         lines += motion_lines(plan_motion(setup.cameras, names, joints, settings))
+    suggestion = None
     if args.suggest:
-        lines += _suggest(args, setup, volume, settings)
+        more, suggestion = _suggest(args, setup, volume, settings, grid, result)
+        lines += more
+    if args.png:
+        from .figures import write_plan_png
+
+        write_plan_png(args.png, grid, result, setup.cameras, volume,
+                       title=f"{setup.source.name}: {100 * (result.cameras_seeing >= 2).mean():.0f}% seen by ≥ 2 cameras, "
+                             f"σ = {settings.noise_px:g} px, dropout {settings.dropout:g}",
+                       keep_out=_keep_out(setup, args.keep_out), suggestion=suggestion)
+        lines.append(f"wrote {args.png}")
     sys.stdout.write("\n".join(lines) + "\n")
     return 0
 
 
-def _suggest(args, setup, volume: Volume, settings) -> list[str]:
-    from .optimise import suggest
+SEARCH_GRID = 0.5  # m: the search scores candidates on this grid (or the user's, if coarser)
+
+
+def _suggest(args, setup, volume: Volume, settings, grid, result) -> tuple[list[str], object]:
+    """Search on a coarse grid, then report before/after on the user's grid."""
+    from dataclasses import replace
+
+    from .kernel import evaluate
+    from .optimise import score, suggest
 
     template = None
     if args.preset:
@@ -230,10 +241,16 @@ def _suggest(args, setup, volume: Volume, settings) -> list[str]:
         from .layout import make_camera
 
         template = make_camera("new", [0, 0, 1], [1, 0, 0], K, size)
-    coarse = make_grid(volume, max(args.grid, 0.25))
+    spacing = max(args.grid, SEARCH_GRID)
+    coarse = make_grid(volume, spacing)
     lo, hi = _numbers(args.heights, 2, "--heights")
     t0 = time.perf_counter()
     sug = suggest(setup.cameras, volume, coarse.points, settings, args.suggest, heights=(lo, hi),
                   keep_out=_keep_out(setup, args.keep_out), template=template)
-    return _suggestion_lines(sug, settings) + [f"  searched in {time.perf_counter() - t0:.1f} s "
-                                               f"(on a {max(args.grid, 0.25):.2f} m grid)"]
+    seconds = time.perf_counter() - t0
+    cams = [sug.camera if c.name == sug.replaced else c for c in setup.cameras]
+    if sug.mode == "add":
+        cams.append(sug.camera)
+    sug = replace(sug, before=score(result), after=score(evaluate(cams, grid.points, settings)))
+    return _suggestion_lines(sug, settings) + [f"  searched in {seconds:.1f} s on a {spacing:.2f} m grid; "
+                                               f"figures above on the {args.grid:.2f} m grid"], sug

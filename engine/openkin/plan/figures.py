@@ -50,8 +50,10 @@ def _extent(grid) -> list[float]:
     return [grid.xs[0] - dx, grid.xs[-1] + dx, grid.ys[0] - dy, grid.ys[-1] + dy]
 
 
-def write_plan_png(path: str | Path, grid, result, cameras, volume, title: str = "") -> Path:
-    """Write the four-panel top view to ``path`` (PNG)."""
+def write_plan_png(path: str | Path, grid, result, cameras, volume, title: str = "",
+                   keep_out: np.ndarray | None = None, suggestion=None) -> Path:
+    """Write the four-panel top view to ``path`` (PNG); ``keep_out`` (K, 4) boxes hatched;
+    a ``suggestion`` (:class:`~openkin.plan.optimise.Suggestion`) drawn as a red star."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -74,7 +76,7 @@ def write_plan_png(path: str | Path, grid, result, cameras, volume, title: str =
         count_cmap.colors[1] = (0.95, 0.55, 0.2, 1.0)                         # 1: orange (no 3D)
     norm = BoundaryNorm(np.arange(-0.5, n_max + 1.5), n_max + 1)
     fig, axes = plt.subplots(2, 2, figsize=(12, 11), constrained_layout=True)
-    xlim, ylim = _limits(grid, cameras)
+    xlim, ylim = _limits(grid, cameras + ([suggestion.camera] if suggestion is not None else []))
     fov_len = 0.6 * max(xlim[1] - xlim[0], ylim[1] - ylim[0])
     floor = np.vstack([volume.floor, volume.floor[:1]])
     for ax, (name, img, kind) in zip(axes.ravel(), panels):
@@ -92,7 +94,17 @@ def write_plan_png(path: str | Path, grid, result, cameras, volume, title: str =
             cb.set_label("RMS 3D error (mm); grey: < 2 cameras")
         ax.plot(floor[:, 0], floor[:, 1], color="white", lw=2.5, zorder=3)
         ax.plot(floor[:, 0], floor[:, 1], color="black", lw=1.0, zorder=3)
+        for bx0, by0, bx1, by1 in (np.zeros((0, 4)) if keep_out is None else keep_out):
+            ax.add_patch(plt.Rectangle((bx0, by0), bx1 - bx0, by1 - by0, fill=False, hatch="///", ec="dimgray",
+                                       lw=1.0, zorder=2, label="keep-out"))
         _camera_marks(ax, cameras, fov_len)
+        if suggestion is not None:
+            c = suggestion.camera.center
+            ax.plot(c[0], c[1], marker="*", ms=16, mfc="red", mec="black", zorder=8)
+            ax.annotate("", xy=tuple(suggestion.target[:2]), xytext=(c[0], c[1]), zorder=8,
+                        arrowprops=dict(arrowstyle="-|>", color="red", lw=1.2, ls="--"))
+            ax.text(c[0], c[1] - 0.35, f"{suggestion.mode} {suggestion.replaced or ''}".strip(), color="red",
+                    ha="center", va="top", fontsize=8, zorder=8)
         ax.set_xlim(*xlim)
         ax.set_ylim(*ylim)
         ax.set_aspect("equal")
