@@ -13,7 +13,9 @@ detection survives:
   robust one, which is a DLT on the views it keeps). The DLT minimises the algebraic
   error, which weighs each view by w_c², so ``Σ_X = σ² A⁻¹ B A⁻¹`` with
   ``A = Σ_S w_c² J_cᵀJ_c``, ``B = Σ_S w_c⁴ J_cᵀJ_c`` (equal to the optimal one when all
-  depths are equal, up to 10-40 % larger when they differ a lot).
+  depths are equal; measured, without dropout: median 4 % / at most 28 % larger on the
+  demo's calibration, median 14 % / at most 66 % on a ring of 8 phones 5 m out, where
+  points near one camera are far from the opposite one).
 
 The reported error is the RMS 3D error ``sqrt(trace Σ_X)`` (the root of the expected
 squared distance between the triangulated and the true point). With a dropout rate p
@@ -48,7 +50,7 @@ from . import _geometry as geo
 
 log = logging.getLogger(__name__)
 
-BLOCK = 32768  # points per block in the subset sums: the temporaries stay in cache
+BLOCK = 4096  # points per block in the subset sums: the temporaries stay in cache
 ESTIMATORS = ("dlt", "optimal")
 
 
