@@ -369,3 +369,15 @@ def test_cli_suggest_add_on_demo(tmp_path, capsys):
     assert png.stat().st_size > 10_000
     assert cli_main(["plan", str(asset_path(DEMO_CALIB)), "--suggest", "add", "--preset", "iphone_99"]) == 2
     assert "iphone_99" in capsys.readouterr().err
+
+
+def test_threaded_blocks_give_the_same_numbers(monkeypatch):
+    cams = ring8()
+    pts = volume.make_grid(volume.box_volume(-3, -3, 3, 3, 2.0), 0.2).points        # > one block
+    s = kernel.PlanSettings(dropout=0.1)
+    assert (kernel.evaluate(cams, pts, s).cameras_seeing >= 2).sum() > 2 * kernel.BLOCK
+    threaded = kernel.evaluate(cams, pts, s)
+    monkeypatch.setattr(kernel, "THREADS", 1)
+    single = kernel.evaluate(cams, pts, s)
+    assert np.array_equal(threaded.expected_error_mm, single.expected_error_mm, equal_nan=True)
+    assert np.array_equal(threaded.p_triangulated, single.p_triangulated)

@@ -51,6 +51,19 @@ from . import _geometry as geo
 log = logging.getLogger(__name__)
 
 BLOCK = 4096  # points per block in the subset sums: the temporaries stay in cache
+# Blocks run on this many threads when there is dropout (numpy releases the GIL in the
+# per-subset ufuncs; each block writes its own points), as the robust triangulation does.
+THREADS = 2
+_POOL: list = []
+
+
+def _pool():
+    """The planner's thread pool, made on first use."""
+    if not _POOL:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _POOL.append(ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="openkin-plan"))
+    return _POOL[0]
 ESTIMATORS = ("dlt", "optimal")
 
 
@@ -193,10 +206,18 @@ def evaluate_terms(terms: CameraTerms, settings: PlanSettings) -> PlanResult:
     pattern = np.packbits(terms.seen[:, todo], axis=0, bitorder="little")     # (ceil(C/8), n)
     todo = todo[np.lexsort(pattern[::-1])]     # blocks of points seen by the same cameras: fewer subsets
     A, B = _estimator_terms(terms, settings.estimator)
-    for s in range(0, todo.size, BLOCK):
-        idx = todo[s:s + BLOCK]
+
+    def block(start: int) -> None:
+        idx = todo[start:start + BLOCK]
         mse[idx], p_ok[idx] = _expected_trace(A[:, :, idx], None if B is None else B[:, :, idx],
                                               terms.seen[:, idx], settings)
+
+    starts = range(0, todo.size, BLOCK)
+    if THREADS > 1 and len(starts) > 1 and settings.dropout > 0:
+        list(_pool().map(block, starts))
+    else:
+        for start in starts:
+            block(start)
     err = 1000.0 * settings.noise_px * np.sqrt(mse)
     return PlanResult(n_seen, best_angle_deg(terms), p_ok, err, terms.seen)
 
