@@ -5,7 +5,6 @@ import time
 
 import bpy
 import numpy as np
-import pytest
 
 from addon_helpers import ROOT, addon  # noqa: F401  (fixtures)
 
@@ -92,7 +91,7 @@ def test_heatmap_is_the_engine_result_and_follows_a_moved_camera(addon):
 def test_render_plan_view(addon):
     import cv2
 
-    from blender_addon.scene.plan import build_actor, evaluate_scene, import_cameras, render_plan_view, update_plan
+    from blender_addon.scene.plan import build_actor, import_cameras, render_plan_view, update_plan
 
     scene = bpy.context.scene
     path, _ = _demo_cameras()

@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import OpenKinError
 from ..fileio import atomic_write
 from .presets import PRESETS, get_preset, intrinsics
-from .volume import (DEFAULT_HEIGHT, Volume, box_volume, default_volume, make_grid, polygon_volume,
+from .volume import (DEFAULT_HEIGHT, Volume, box_volume, default_volume, make_grid,
                      volume_from_table)
 
 log = logging.getLogger(__name__)
