@@ -34,6 +34,7 @@ TOOLS: dict[str, tuple[str, str]] = {
     "assets": ("openkin.assets", "fetch, verify or locate the demo data, OpenSim models and augmenter"),
     "demo": ("openkin.demo", "obtain the demo project and run the whole pipeline on it, with a report"),
     "report": ("openkin.report", "write the HTML/PNG report of a processed project"),
+    "plan": ("openkin.plan", "camera-placement planner: coverage and expected 3D error of a camera layout"),
 }
 
 
