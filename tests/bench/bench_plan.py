@@ -71,7 +71,7 @@ def main() -> None:
         print("speed:")
         return speed(args.repeat)
     from openkin.assets import asset_path
-    from openkin.plan._geometry import convert_calibration
+    from openkin.formats.calib_converters import convert_calibration
 
     demo = convert_calibration(asset_path("Demo_SinglePerson/calibration/Calib.qca.txt"), "qualisys")
     rng = np.random.default_rng(0)

@@ -37,7 +37,7 @@ BASE = {"openkin.__version__", "openkin.errors", "openkin.fileio", "openkin.prog
         "openkin.filtering.recursive", "openkin.filtering._segments"}
 STAGES = ("calibration", "pose", "synchronization", "association", "refinement", "triangulation", "filtering",
           "augmentation", "kinematics")
-TOOLS = {"openkin.cli", "openkin.report", "openkin.demo", "openkin.synth", "openkin.evaluate", "openkin.pipeline",
+TOOLS = {"openkin.cli", "openkin.report", "openkin.demo", "openkin.synth", "openkin.evaluate", "openkin.pipeline", "openkin.plan",
          "openkin.api"}
 
 

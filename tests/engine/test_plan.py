@@ -14,7 +14,8 @@ import pytest
 from openkin.cli import main as cli_main
 from openkin.errors import OpenKinError
 from openkin.plan import kernel, layout, presets, volume
-from openkin.plan._geometry import convert_calibration, triangulate_dlt, triangulate_robust
+from openkin.formats.calib_converters import convert_calibration
+from openkin.geometry import triangulate_dlt, triangulate_robust
 
 DEMO_CALIB = "Demo_SinglePerson/calibration/Calib.qca.txt"
 TRIALS = 2000

@@ -46,7 +46,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import OpenKinError
-from . import _geometry as geo
+from ..geometry import camera_projections, project_points
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ class PlanResult:
 def camera_terms(cameras: list, points: np.ndarray, settings: PlanSettings) -> CameraTerms:
     """Visibility and Jacobian terms of ``points`` (N, 3) world metres in each camera."""
     pts = np.ascontiguousarray(np.asarray(points, float).reshape(-1, 3))
-    P = geo.projection_matrices(cameras)                                    # (C, 3, 4)
+    P = camera_projections(cameras)                                    # (C, 3, 4)
     h = P[:, :, :3] @ pts.T + P[:, :, 3:]                                   # (C, 3, N): one BLAS product each
     w = h[:, 2]
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -161,7 +161,7 @@ def _gram_coefficients(P: np.ndarray) -> np.ndarray:
 def _visible(cameras, pts, uv, w, dist, s: PlanSettings) -> np.ndarray:
     """(C, N) bool: depth, distance and (distorted) image-bounds tests."""
     size = np.stack([c.size for c in cameras])                              # (C, 2)
-    depth_ok = (w >= s.min_depth * np.linalg.norm(geo.projection_matrices(cameras)[:, 2, :3], axis=1)[:, None])
+    depth_ok = (w >= s.min_depth * np.linalg.norm(camera_projections(cameras)[:, 2, :3], axis=1)[:, None])
     ok = depth_ok & (dist <= s.max_distance)
     # the pinhole projection must be near the image, or distortion polynomials can fold far points back in
     ok &= np.all((uv > -0.5 * size[:, :, None]) & (uv < 1.5 * size[:, :, None]), axis=1)
@@ -172,7 +172,7 @@ def _visible(cameras, pts, uv, w, dist, s: PlanSettings) -> np.ndarray:
         if idx.size == 0:
             continue
         if np.any(cam.distortions != 0) or cam.fisheye:
-            p = geo.project_points(cam, pts[idx])                           # (n, 2) with distortion
+            p = project_points(cam, pts[idx])                           # (n, 2) with distortion
         else:
             p = uv[c][:, idx].T
         inside = np.all((p >= lo[c]) & (p <= hi[c]), axis=1)

@@ -31,7 +31,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import OpenKinError
-from . import _geometry as geo
+from ..formats.calib_converters import convert_calibration
+from ..formats.calibration import read_calibration
+from ..geometry import Camera, rotation_vector
 from .presets import get_preset, intrinsics
 
 log = logging.getLogger(__name__)
@@ -77,8 +79,8 @@ def make_camera(name: str, position, forward, K: np.ndarray, size: np.ndarray, r
     """A distortion-free ``Camera`` at ``position`` (3,) looking along ``forward`` (3,)."""
     R = look_rotation(forward, roll_deg)
     c = np.asarray(position, float)
-    return geo.Camera(name=name, size=size, matrix=K, distortions=np.zeros(4),
-                      rotation=geo.rotation_vector(R), translation=-R @ c)
+    return Camera(name=name, size=size, matrix=K, distortions=np.zeros(4),
+                      rotation=rotation_vector(R), translation=-R @ c)
 
 
 def load_setup(path: str | Path) -> Setup:
@@ -89,9 +91,9 @@ def load_setup(path: str | Path) -> Setup:
                            fix="give a calibration TOML (Calib_*.toml) or a layout TOML of virtual cameras")
     name = path.name.lower()
     if name.endswith(".qca.txt"):
-        return Setup(geo.convert_calibration(path, "qualisys"), path)
+        return Setup(convert_calibration(path, "qualisys"), path)
     if name.endswith(".xcp"):
-        return Setup(geo.convert_calibration(path, "vicon"), path)
+        return Setup(convert_calibration(path, "vicon"), path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
@@ -99,7 +101,7 @@ def load_setup(path: str | Path) -> Setup:
                            fix="fix the syntax at that line (TOML: key = value, [section], [[camera]])") from None
     if "camera" in data:
         return _layout(path, data)
-    return Setup(geo.read_calibration(path), path)
+    return Setup(read_calibration(path), path)
 
 
 def _layout(path: Path, data: dict) -> Setup:
