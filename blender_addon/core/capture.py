@@ -201,14 +201,18 @@ def find_project(root: str | Path) -> CaptureFiles:
 
 
 def project_calibration(root: Path) -> Path | None:
-    """The calibration the engine's stages use (:func:`openkin.calibration.find_calibration`:
-    the newest ``Calib*.toml``, else the only ``*.toml``); None when there is none at all."""
-    calib_dir = Path(root) / "calibration"
+    """The calibration the project's results were computed with, by the engine's rule
+    (:func:`openkin.context.calibration_in_use`: the one the last run recorded, else the
+    newest ``Calib*.toml`` of the trial's or its session's calibration folder); None when
+    there is none at all."""
+    from openkin.context import calibration_in_use
+    from openkin.project import ProjectPaths
+
+    paths = ProjectPaths(Path(root))
+    calib_dir = paths.calibration
     if not calib_dir.is_dir() or not any(calib_dir.glob("*.toml")):
         return None
-    from openkin.calibration import find_calibration
-
-    return find_calibration(calib_dir)
+    return calibration_in_use(paths)
 
 
 def project_videos(root: Path) -> tuple[list[Path], list[str]]:

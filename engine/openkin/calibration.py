@@ -50,7 +50,7 @@ from .errors import OpenKinError
 from .fileio import atomic_write, read_optional_toml, sha256_file
 from .formats.calibration import Camera, read_calibration, write_calibration
 from .progress import Progress, report, scaled
-from .project import ProjectPaths
+from .project import ProjectPaths, find_calibration  # noqa: F401  (the rule lives in the base layer)
 
 log = logging.getLogger(__name__)
 
@@ -71,30 +71,6 @@ _SUBPIX_CRITERIA = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 30, 0.00
 
 
 # =========================================================================== finding the calibration
-def find_calibration(calib_dir: str | Path | ProjectPaths) -> Path:
-    """The calibration TOML later stages use: the newest ``Calib*.toml`` in ``calib_dir``,
-    else the only other ``*.toml`` there (anipose / Caliscope / FreeMoCap)."""
-    if isinstance(calib_dir, ProjectPaths):
-        calib_dir = calib_dir.calibration
-    calib_dir = Path(calib_dir)
-    if not calib_dir.is_dir():
-        raise OpenKinError("no calibration folder", path=calib_dir,
-                           fix="create it with the calibration file (e.g. Calib.qca.txt), "
-                               "then run `openkin calibration`")
-    ours = sorted(calib_dir.glob("Calib*.toml"), key=lambda p: p.stat().st_mtime)
-    if ours:
-        if len(ours) > 1:
-            log.info("several calibrations in %s: using the newest, %s", calib_dir, ours[-1].name)
-        return ours[-1]
-    others = sorted(calib_dir.glob("*.toml"))
-    if len(others) == 1:
-        return others[0]
-    raise OpenKinError("no calibration TOML" if not others else
-                       f"several calibration TOMLs and none named Calib*.toml: {[p.name for p in others]}",
-                       path=calib_dir,
-                       fix="run `openkin calibration` (convert or calculate), "
-                           "or keep one TOML named Calib_<something>.toml")
-
 
 # =========================================================================== stage
 def run_stage(config, paths: ProjectPaths, progress: Progress | None = None) -> None:

@@ -77,17 +77,7 @@ class RunContext:
         self._calibration = Path(path)
 
     def recorded_calibration(self) -> Path | None:
-        for stage, role in (("refinement", "calibration_used"), ("calibration", "calibration")):
-            rec = self.manifest.done(stage)
-            if rec is None:
-                continue
-            used = rec.get("summary", {}).get(role) if stage == "refinement" else None
-            if used:
-                return self.paths.root / used
-            files = self.manifest.outputs(stage, "calibration")
-            if files:
-                return files[0]
-        return None
+        return recorded_calibration(self.manifest)
 
     def _found_calibration(self) -> Path:
         if self.find_calibration is None:
@@ -189,3 +179,28 @@ def run_alone(name: str, fn: Callable[[RunContext], None], config, paths, progre
         ctx = RunContext(config, paths, Manifest.load(paths.root), find_calibration=find_calibration)
         execute(ctx, name, fn, progress)
     return ctx
+
+
+def recorded_calibration(manifest: Manifest) -> Path | None:
+    """The calibration the project's last run used, from its manifest: the one the refinement
+    record names, else the calibration stage's output; None when neither stage is recorded."""
+    for stage, role in (("refinement", "calibration_used"), ("calibration", "calibration")):
+        rec = manifest.done(stage)
+        if rec is None:
+            continue
+        used = rec.get("summary", {}).get(role) if stage == "refinement" else None
+        if used:
+            return manifest.root / used
+        files = manifest.outputs(stage, "calibration")
+        if files:
+            return files[0]
+    return None
+
+
+def calibration_in_use(paths) -> Path:
+    """The calibration the project's results were computed with (what the Blender import and
+    the report show): the recorded one (:func:`recorded_calibration`), else
+    :func:`openkin.project.find_calibration`."""
+    from .project import find_calibration
+
+    return recorded_calibration(Manifest.load(paths.root)) or find_calibration(paths)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Iterator
 
 from .errors import OpenKinError
+from .fileio import writing
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +78,9 @@ def project_lock(root: Path, wait: bool = False) -> Iterator[Path]:
     """
     root = Path(root)
     path = root / "openkin" / LOCK_NAME
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    with writing(path):  # a read-only project or a full disk: OpenKinError naming the file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         waited, told = 0.0, -60.0
         while not _try_lock(fd):

@@ -417,6 +417,16 @@ def load_points(ctx: RunContext, calib: Path, progress: Progress | None = None):
     return cameras, np.concatenate(people, axis=1), source
 
 
+def refined_path(paths) -> Path:
+    """Where a trial's refined calibration is written: beside its calibration when the trial
+    owns that folder; in the trial's ``openkin/`` folder when the calibration is a session's,
+    shared by its trials (one trial's refinement must never become another trial's calibration)."""
+    calib_dir = Path(paths.calibration).resolve()
+    if calib_dir.is_relative_to(Path(paths.root).resolve()):
+        return calib_dir / REFINED_NAME
+    return Path(paths.reports) / REFINED_NAME
+
+
 def _source(ctx: RunContext) -> Path:
     """The calibration to refine: the calibration stage's recorded output, else :func:`source_calibration`."""
     recorded = ctx.stage_files("calibration", "calibration")
@@ -441,7 +451,7 @@ def run(ctx: RunContext) -> None:
     cameras, points, source = loaded
     refined, info = refine_extrinsics(cameras, points, params_from_config(config), scaled(progress, 0.1, 0.95))
     if info.accepted:
-        out = Path(paths.calibration) / REFINED_NAME
+        out = refined_path(paths)
         write_calibration(out, _in_file_order(refined, read_calibration(src, units=config.calibration.units)), error=info.mean_after_px, adjusted=True)
         ctx.wrote(out, "calibration")
         _use(ctx, out)

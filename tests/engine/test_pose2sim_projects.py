@@ -23,6 +23,7 @@ import pytest
 from openkin import cli
 from openkin.calibration import find_calibration
 from openkin.config import load_config
+from openkin.context import calibration_in_use
 from openkin.errors import OpenKinError
 from openkin.formats.openpose import read_openpose_dir, write_openpose_dir
 from openkin.formats.trc import read_trc, yup_to_zup
@@ -165,6 +166,9 @@ def test_s00_demo_trial_runs_unchanged_with_no_flags(s00_run):
     assert not (trial / "videos").exists()
     assert load_config(trial).pose.pose_model == "BODY_25B"  # from the session's Config.toml
     assert find_calibration(ProjectPaths(trial)).parent.name == "S00_Calibration"
+    # the session's calibration is shared by its trials: a trial's refinement stays in the trial
+    assert not (trial.parents[1] / "S00_Calibration" / "Calib_refined.toml").exists()
+    assert calibration_in_use(ProjectPaths(trial)) == trial / "openkin" / "Calib_refined.toml"
     assert sorted(p.name for p in (trial / "pose-3d").glob("*.trc"))
     assert list((trial / "kinematics").glob("*.mot"))
 
@@ -176,7 +180,7 @@ def test_s00_reprojection_at_least_as_good_as_pose2sims_trc(s00_run):
     names = get_skeleton("BODY_25B").names
     theirs_trc = S00 / "reference" / "S00_P00_T01_BalancingTrial_0-100.trc"
     markers = set(read_trc(ours_trc).marker_names) & set(read_trc(theirs_trc).marker_names)  # Pose2Sim's 21
-    ours = _reprojection_px(ours_trc, find_calibration(ProjectPaths(trial)), trial / "pose", names, markers)
+    ours = _reprojection_px(ours_trc, calibration_in_use(ProjectPaths(trial)), trial / "pose", names, markers)
     theirs = _reprojection_px(theirs_trc, S00 / "reference" / "Calib_qualisys.toml", trial / "pose", names, markers)
     print(f"S00 balancing trial reprojection px: OpenKin mean {ours.mean():.2f} median {np.median(ours):.2f} "
           f"(n={ours.size}); Pose2Sim mean {theirs.mean():.2f} median {np.median(theirs):.2f} (n={theirs.size})")

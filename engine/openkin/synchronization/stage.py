@@ -202,10 +202,11 @@ def _read_cameras(folders: list[Path], n_keypoints: int, progress) -> list[tuple
 
     out = []
     for i, folder in enumerate(folders):
-        if not list_json(folder)[0]:
-            log.warning("synchronization: %s has no JSON file: that camera cannot be synchronised", folder)
-            out.append((np.full((1, 1, n_keypoints, 3), np.nan), 0))
-            continue
+        if not list_json(folder)[0]:  # not "nobody seen" (files with no people): no files at all
+            raise OpenKinError("this camera's pose folder holds no JSON file (the pose stage did not finish "
+                               "for it, or its files were removed)", path=folder,
+                               fix="run the pose stage again, or remove the folder to process the other "
+                                   "cameras without this one")
         kp, frames, _ = read_openpose_dir(folder)
         if not np.isfinite(kp).any():  # nobody detected: an all-NaN camera of the right shape
             kp = np.full((len(frames), 1, n_keypoints, 3), np.nan)
