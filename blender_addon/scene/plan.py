@@ -122,7 +122,7 @@ def camera_from_object(obj):
 
 
 def _rodrigues(R: np.ndarray) -> np.ndarray:
-    from openkin.formats.calibration import rotation_vector
+    from openkin.geometry import rotation_vector
 
     return rotation_vector(R)
 

@@ -338,7 +338,7 @@ from hypothesis import given, settings as hyp_settings, strategies as st  # noqa
        sigma=st.floats(0.2, 10), dropout=st.floats(0, 0.5))
 def test_error_is_rigid_invariant_and_linear_in_noise(small_rig, angle, shift, sigma, dropout):
     """Moving the whole rig and volume together changes nothing; the error scales with σ."""
-    from openkin.formats.calibration import Camera, rotation_matrix, rotation_vector
+    from openkin.geometry import Camera, rotation_matrix, rotation_vector
 
     cams, pts = small_rig
     Rz = rotation_matrix([0.0, 0.0, angle])

@@ -299,15 +299,17 @@ def test_frame_range_limits_the_search():
         S.clip_to_frame_range([(0, 600)], [0], (700, 800))
 
 
-def test_camera_folder_without_files_does_not_stop_the_others(tmp_path, caplog):
+def test_camera_folder_without_files_is_an_error_naming_it(tmp_path):
+    """No JSON file at all (not "nobody seen"): the pose stage did not finish for that camera;
+    an error naming that folder, before anything is written."""
     paths = _still_project(tmp_path, 3, moving=True)
     for f in (paths.pose / "cam03_json").glob("*.json"):
         f.unlink()
-    with caplog.at_level(logging.WARNING, logger="openkin.synchronization"):
+    with pytest.raises(OpenKinError) as e:
         S.run_stage(load_config(tmp_path, {"synchronization": {"save_sync_plots": False}}), paths)
-    found = tomllib.loads((paths.pose_sync / "offsets.toml").read_text())["cameras"]
-    assert not found["cam03"]["synchronized"] and found["cam02"]["synchronized"]
-    assert "cam03_json has no JSON file" in caplog.text
+    assert e.value.path == paths.pose / "cam03_json" and "no JSON file" in e.value.problem
+    assert "pose stage" in e.value.fix
+    assert not (paths.pose_sync / "offsets.toml").exists()
 
 
 def test_many_cameras_measure_a_connected_subset_of_pairs():
