@@ -24,9 +24,12 @@ from scipy.optimize import least_squares
 from scipy.sparse import lil_matrix
 from scipy.spatial.transform import Rotation
 
+from .triangulation.geometry import single_thread_blas
+
 log = logging.getLogger(__name__)
 
 SCALE_WEIGHT = 1e4  # px per unit of relative change of the scale baseline: stiff
+LSMR_ITERATIONS = 100  # inner iterations per step: inexact steps, measured much faster than the default (min(M, N))
 
 
 @dataclass
@@ -122,11 +125,13 @@ def bundle_adjust(start: Bundle, cam: np.ndarray, pt: np.ndarray, uv: np.ndarray
         return np.concatenate([r.ravel(), [SCALE_WEIGHT * (np.linalg.norm(c1 - c0) / base - 1.0)]])
 
     pattern = _sparsity(cam, pt, C, N, n_cam_params, scale_camera)
-    sol = least_squares(residuals, x0, jac_sparsity=pattern, loss="soft_l1", f_scale=f_scale_px,
-                        x_scale="jac", method="trf", max_nfev=max_nfev, tr_solver="lsmr")
+    with single_thread_blas:  # LSMR's short dot products: OpenBLAS threads spin-wait on busy cores (~10x slower)
+        sol = least_squares(residuals, x0, jac_sparsity=pattern, loss="soft_l1", f_scale=f_scale_px,
+                            x_scale="jac", method="trf", max_nfev=max_nfev, tr_solver="lsmr",
+                            tr_options={"maxiter": LSMR_ITERATIONS})
     rvecs, tvecs, K, points = _unpack(sol.x, start, n_cam_params)
     out = Bundle(rvecs, tvecs, K, points)
     err = np.linalg.norm(project_observations(rvecs, tvecs, K, points, cam, pt) - uv, axis=1)
-    log.debug("bundle adjustment: %d cameras, %d points, %d observations, %d evaluations, median %.2f px",
+    log.info("bundle adjustment: %d cameras, %d points, %d observations, %d evaluations, median %.2f px",
               C, N, len(cam), sol.nfev, float(np.median(err)))
     return out, err

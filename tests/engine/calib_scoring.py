@@ -1,0 +1,39 @@
+"""Score a calibration against a reference after the similarity that best maps its camera centres
+onto the reference's (Umeyama 1991, written out here independently of the code under test)."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def umeyama(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """Similarity ``dst ≈ s R src + t`` of ``src, dst (N,3)`` → (s, R (3,3), t (3,))."""
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    a, b = src - mu_s, dst - mu_d
+    U, S, Vt = np.linalg.svd(b.T @ a / len(src))
+    D = np.eye(3)
+    D[2, 2] = np.sign(np.linalg.det(U @ Vt))
+    R = U @ D @ Vt
+    s = float(np.trace(np.diag(S) @ D) / (a ** 2).sum(1).mean())
+    return s, R, mu_d - s * R @ mu_s
+
+
+def _angle_deg(R: np.ndarray) -> float:
+    return float(np.degrees(np.arccos(np.clip((np.trace(R) - 1) / 2, -1, 1))))
+
+
+def score(ours: list, truth: list, subject: np.ndarray) -> dict:
+    """Cameras ``ours`` vs ``truth`` (same order): centre errors (m and % of the camera-to-subject
+    distance), orientation errors (deg), focal ratios, the scale of the alignment (1 = metric scale
+    right), and the tilt (deg) between our Z axis and the reference's."""
+    A = np.array([c.center for c in ours])
+    B = np.array([c.center for c in truth])
+    s, R, t = umeyama(A, B)
+    moved = s * A @ R.T + t
+    dist = np.linalg.norm(B - subject, axis=1)
+    centre = np.linalg.norm(moved - B, axis=1)
+    # camera rotation world->camera: ours R_c maps our world; in the reference world it is R_c R^T
+    orient = [_angle_deg(o.R @ R.T @ tr.R.T) for o, tr in zip(ours, truth)]
+    focal = [o.matrix[0, 0] / tr.matrix[0, 0] for o, tr in zip(ours, truth)]
+    z = R @ np.array([0.0, 0.0, 1.0])
+    return {"scale": s, "centre_m": centre, "centre_pct": 100 * centre / dist, "orient_deg": np.array(orient),
+            "focal_ratio": np.array(focal), "vertical_deg": float(np.degrees(np.arccos(np.clip(z[2], -1, 1))))}
