@@ -70,36 +70,41 @@ def project_observations(rvecs: np.ndarray, tvecs: np.ndarray, K: np.ndarray, po
     return np.stack([k[:, 0, 0], k[:, 1, 1]], axis=1) * x[:, :2] / z + k[:, :2, 2]
 
 
-def _unpack(x: np.ndarray, start: Bundle, n_cam_params: int):
-    """Parameter vector → (rvecs, tvecs, K, points); camera 0 fixed."""
+def _unpack(x: np.ndarray, start: Bundle, n_focal: int):
+    """Parameter vector [poses of cameras 1.. (C-1, 6), log focal scales (n_focal,), points (N, 3)]
+    → (rvecs, tvecs, K, points); camera 0's pose fixed, every camera's focal length free when refined."""
     C, N = len(start.rvecs), len(start.points)
-    cams = x[:(C - 1) * n_cam_params].reshape(C - 1, n_cam_params)
+    cams = x[:(C - 1) * 6].reshape(C - 1, 6)
     rvecs = np.vstack([start.rvecs[:1], cams[:, :3]])
     tvecs = np.vstack([start.tvecs[:1], cams[:, 3:6]])
     K = start.K.copy()
-    if n_cam_params == 7:
-        s = np.exp(np.concatenate([[0.0], cams[:, 6]]))
+    if n_focal:
+        s = np.exp(x[(C - 1) * 6:(C - 1) * 6 + C])
         K[:, 0, 0] *= s
         K[:, 1, 1] *= s
-    points = x[(C - 1) * n_cam_params:].reshape(N, 3)
+    points = x[(C - 1) * 6 + n_focal:].reshape(N, 3)
     return rvecs, tvecs, K, points
 
 
-def _sparsity(cam: np.ndarray, pt: np.ndarray, C: int, N: int, n_cam_params: int, scale_camera: int):
-    """Jacobian pattern: 2 rows per observation (its camera's and point's columns) + the scale row."""
+def _sparsity(cam: np.ndarray, pt: np.ndarray, C: int, N: int, n_focal: int, scale_camera: int):
+    """Jacobian pattern: 2 rows per observation (its camera's pose and focal columns, its point's
+    columns) + the scale row."""
     M = len(cam)
-    A = lil_matrix((2 * M + 1, (C - 1) * n_cam_params + 3 * N), dtype=np.int8)
+    A = lil_matrix((2 * M + 1, (C - 1) * 6 + n_focal + 3 * N), dtype=np.int8)
     rows = np.arange(M)
     moving = cam > 0
-    for k in range(n_cam_params):
-        col = (cam[moving] - 1) * n_cam_params + k
+    cols = [(cam[moving] - 1) * 6 + k for k in range(6)]
+    for col in cols:
         A[2 * rows[moving], col] = 1
         A[2 * rows[moving] + 1, col] = 1
+    if n_focal:
+        A[2 * rows, (C - 1) * 6 + cam] = 1
+        A[2 * rows + 1, (C - 1) * 6 + cam] = 1
     for k in range(3):
-        col = (C - 1) * n_cam_params + 3 * pt + k
+        col = (C - 1) * 6 + n_focal + 3 * pt + k
         A[2 * rows, col] = 1
         A[2 * rows + 1, col] = 1
-    A[2 * M, (scale_camera - 1) * n_cam_params:(scale_camera - 1) * n_cam_params + 6] = 1
+    A[2 * M, (scale_camera - 1) * 6:(scale_camera - 1) * 6 + 6] = 1
     return A.tocsr()
 
 
@@ -111,25 +116,25 @@ def bundle_adjust(start: Bundle, cam: np.ndarray, pt: np.ndarray, uv: np.ndarray
     soft-L1 loss turns from quadratic to linear. Returns the refined bundle and the
     per-observation reprojection errors ``(M,)`` px (unweighted)."""
     C, N = len(start.rvecs), len(start.points)
-    n_cam_params = 7 if refine_focal else 6
-    cams0 = np.hstack([start.rvecs[1:], start.tvecs[1:]] + ([np.zeros((C - 1, 1))] if refine_focal else []))
-    x0 = np.concatenate([cams0.ravel(), start.points.ravel()])
+    n_focal = C if refine_focal else 0
+    cams0 = np.hstack([start.rvecs[1:], start.tvecs[1:]])
+    x0 = np.concatenate([cams0.ravel(), np.zeros(n_focal), start.points.ravel()])
     base = np.linalg.norm(start.centers[scale_camera] - start.centers[0])
     sw = np.sqrt(np.asarray(weights, float))[:, None]
 
     def residuals(x):
-        rvecs, tvecs, K, points = _unpack(x, start, n_cam_params)
+        rvecs, tvecs, K, points = _unpack(x, start, n_focal)
         r = (project_observations(rvecs, tvecs, K, points, cam, pt) - uv) * sw
         R1 = Rotation.from_rotvec(rvecs[scale_camera]).as_matrix()
         c1, c0 = -R1.T @ tvecs[scale_camera], -Rotation.from_rotvec(rvecs[0]).as_matrix().T @ tvecs[0]
         return np.concatenate([r.ravel(), [SCALE_WEIGHT * (np.linalg.norm(c1 - c0) / base - 1.0)]])
 
-    pattern = _sparsity(cam, pt, C, N, n_cam_params, scale_camera)
+    pattern = _sparsity(cam, pt, C, N, n_focal, scale_camera)
     with single_thread_blas:  # LSMR's short dot products: OpenBLAS threads spin-wait on busy cores (~10x slower)
         sol = least_squares(residuals, x0, jac_sparsity=pattern, loss="soft_l1", f_scale=f_scale_px,
                             x_scale="jac", method="trf", max_nfev=max_nfev, tr_solver="lsmr",
                             tr_options={"maxiter": LSMR_ITERATIONS})
-    rvecs, tvecs, K, points = _unpack(sol.x, start, n_cam_params)
+    rvecs, tvecs, K, points = _unpack(sol.x, start, n_focal)
     out = Bundle(rvecs, tvecs, K, points)
     err = np.linalg.norm(project_observations(rvecs, tvecs, K, points, cam, pt) - uv, axis=1)
     log.info("bundle adjustment: %d cameras, %d points, %d observations, %d evaluations, median %.2f px",

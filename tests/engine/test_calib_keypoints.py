@@ -171,7 +171,8 @@ def test_large_error_is_refused_not_written(mild):
 def test_stage_without_height_or_pose_says_what_to_do(tmp_path, mild):
     root = tmp_path / "p"
     shutil.copytree(mild, root)
-    text = (root / "Config.toml").read_text().replace("participant_height = 1.7", "participant_height = 'auto'")
+    text = (root / "Config.toml").read_text().replace(KEYPOINTS_CONFIG, "")
+    text = text.replace("participant_height = 1.7", "participant_height = 'auto'")
     (root / "Config.toml").write_text(text + KEYPOINTS_CONFIG)
     with pytest.raises(OpenKinError, match="needs the person's height"):
         run_stages(root, ["calibration"], progress_bars=False)
