@@ -217,6 +217,8 @@ class Intrinsics:
     distortions: np.ndarray
     rms: float
     n_images: int
+    fisheye: bool = False
+    report: dict | None = None
 
 
 def _calculate_stage(cfg, paths: ProjectPaths, progress: Progress | None) -> Path:
@@ -224,14 +226,14 @@ def _calculate_stage(cfg, paths: ProjectPaths, progress: Progress | None) -> Pat
     ext_cfg = cfg.extrinsics
     intrinsics = _intrinsics(cfg.intrinsics, calib_dir, scaled(progress, 0.0, 0.8))
     record: dict = {"type": "calculate", "intrinsics": {
-        i.name: {"rms_px": i.rms, "images": i.n_images} for i in intrinsics}}
+        i.name: {"rms_px": i.rms, "images": i.n_images, **(i.report or {})} for i in intrinsics}}
     if ext_cfg.calculate_extrinsics:
         poses, ext_record = _extrinsics(ext_cfg, calib_dir, intrinsics, cfg.save_debug_images)
         record["extrinsics"] = {"method": ext_cfg.extrinsics_method, **ext_record}
     else:
         poses = [(np.zeros(3), np.zeros(3))] * len(intrinsics)
         log.warning("calculate_extrinsics = false: cameras written at the world origin")
-    cameras = [Camera(i.name, i.size, i.matrix, i.distortions, r, t) for i, (r, t) in zip(intrinsics, poses)]
+    cameras = [Camera(i.name, i.size, i.matrix, i.distortions, r, t, i.fisheye) for i, (r, t) in zip(intrinsics, poses)]
     out = calib_dir / f"Calib_{ext_cfg.extrinsics_method}.toml"
     errors = [v["rms_px"] for v in record.get("extrinsics", {}).get("cameras", {}).values()]
     write_calibration(out, cameras, error=float(np.mean(errors)) if errors else 0.0)
@@ -283,6 +285,8 @@ def _reuse_intrinsics(calib_dir: Path, names: list[str]) -> list[Intrinsics]:
 
 def _camera_intrinsics(folder: Path, cfg, progress: Progress | None) -> Intrinsics:
     name = camera_name(folder.name)
+    if cfg.intrinsics_board == "charuco":
+        return _charuco_intrinsics(folder, name, cfg)
     images = list(_frames(folder, cfg.intrinsics_extension, cfg.extract_every_N_sec))
     h, w = cfg.intrinsics_corners_nb
     board = board_points((h, w), cfg.intrinsics_square_size / 1000.0, "horizontal")
@@ -308,6 +312,26 @@ def _camera_intrinsics(folder: Path, cfg, progress: Progress | None) -> Intrinsi
     if len(image_points) < 10:
         log.info("%s: fewer than 10 usable images; intrinsics may be imprecise", name)
     return Intrinsics(name, (int(size[0]), int(size[1])), K, dist, rms, len(image_points))
+
+
+def _charuco_intrinsics(folder: Path, name: str, cfg) -> Intrinsics:
+    """One camera's intrinsics from ChArUco images or videos (:mod:`openkin.calibration_charuco`);
+    its coverage PNG goes to ``calibration/debug/<cam>_charuco_coverage.png``."""
+    from .calibration_charuco import CharucoSpec, calibrate_charuco, coverage_image
+
+    spec = CharucoSpec(tuple(cfg.charuco_squares_nb), cfg.intrinsics_square_size / 1000.0,
+                       cfg.charuco_marker_size / 1000.0, cfg.charuco_dictionary)
+    res = calibrate_charuco(_frames(folder, cfg.intrinsics_extension, cfg.extract_every_N_sec), spec, name,
+                            cfg.fisheye, where=folder)
+    png = folder.parents[1] / "debug" / f"{name}_charuco_coverage.png"
+    png.parent.mkdir(parents=True, exist_ok=True)
+    ok, buf = cv2.imencode(".png", coverage_image(res))
+    if ok:
+        with atomic_write(png, "wb") as f:
+            f.write(buf.tobytes())
+    report = {"board": "charuco", "frames": res.frames, "board_found": res.detected, "coverage": res.coverage,
+              "border_coverage": res.border_coverage, "warnings": res.warnings, "coverage_png": png.name}
+    return Intrinsics(name, res.size, res.matrix, res.distortions, res.rms, res.used, res.fisheye, report)
 
 
 def _frames(folder: Path, extension: str, every_s: float):

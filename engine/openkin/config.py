@@ -216,6 +216,12 @@ class IntrinsicsConfig:
     intrinsics_corners_nb: tuple[Corners, Corners] = (4, 7)  # inner corners [H, W]
     intrinsics_square_size: Positive = 60.0  # mm
     show_detection_intrinsics: bool = False  # OpenKin never opens windows
+    # OpenKin only: a ChArUco board instead of a checkerboard, and fisheye lenses
+    intrinsics_board: Literal["checkerboard", "charuco"] = "checkerboard"
+    charuco_squares_nb: tuple[Corners, Corners] = (7, 5)  # squares [columns, rows]
+    charuco_marker_size: Positive = 45.0  # mm (the square side is intrinsics_square_size)
+    charuco_dictionary: str = "DICT_4X4_50"  # OpenCV's ArUco dictionary name
+    fisheye: bool = False  # OpenCV's fisheye model (k1..k4) instead of the pinhole one
 
 
 @dataclass(frozen=True)

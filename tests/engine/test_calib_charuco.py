@@ -100,3 +100,27 @@ def test_no_board_is_a_clear_error():
     with pytest.raises(OpenKinError, match="found in 0 of 5 frames") as e:
         calibrate_charuco(blank, SPEC, "cam03")
     assert "dictionary" in e.value.fix
+
+
+def test_calibration_stage_with_charuco_images(tmp_path):
+    """[calibration.calculate.intrinsics] intrinsics_board = 'charuco': images in calibration/intrinsics/cam01/
+    → the calibration file's K within the goals, the record and the coverage PNG."""
+    from openkin.cli import run_stages
+    from openkin.fileio import read_optional_toml
+    from openkin.formats.calibration import read_calibration
+
+    folder = tmp_path / "calibration" / "intrinsics" / "cam01"
+    folder.mkdir(parents=True)
+    for label, img in _views(False, n=20, seed=3):
+        cv2.imwrite(str(folder / f"{label}.png"), img)
+    (tmp_path / "Config.toml").write_text(
+        "[calibration]\ncalibration_type = 'calculate'\n[calibration.calculate.intrinsics]\n"
+        "intrinsics_extension = 'png'\nintrinsics_board = 'charuco'\ncharuco_squares_nb = [9, 7]\n"
+        "intrinsics_square_size = 40\ncharuco_marker_size = 30\ncharuco_dictionary = 'DICT_4X4_50'\n"
+        "[calibration.calculate.extrinsics]\ncalculate_extrinsics = false\n")
+    run_stages(tmp_path, ["calibration"], progress_bars=False)
+    cam = read_calibration(next((tmp_path / "calibration").glob("Calib_*.toml")))[0]
+    assert abs(cam.matrix[0, 0] / K[0, 0] - 1) < 0.005 and np.hypot(*(cam.matrix[:2, 2] - K[:2, 2])) < 2.0
+    record = read_optional_toml(tmp_path / "openkin" / "calibration.toml")["intrinsics"]["cam01"]
+    assert record["board"] == "charuco" and record["rms_px"] < 0.5
+    assert (tmp_path / "calibration" / "debug" / record["coverage_png"]).is_file()
