@@ -171,6 +171,7 @@ def test_large_error_is_refused_not_written(mild):
 def test_stage_without_height_or_pose_says_what_to_do(tmp_path, mild):
     root = tmp_path / "p"
     shutil.copytree(mild, root)
+    (root / "calibration" / "Calib_keypoints.toml").unlink(missing_ok=True)  # made by another test
     text = (root / "Config.toml").read_text().replace(KEYPOINTS_CONFIG, "")
     text = text.replace("participant_height = 1.7", "participant_height = 'auto'")
     (root / "Config.toml").write_text(text + KEYPOINTS_CONFIG)
@@ -180,3 +181,39 @@ def test_stage_without_height_or_pose_says_what_to_do(tmp_path, mild):
     with pytest.raises(OpenKinError, match="run the pose stage first"):
         run_stages(root, ["calibration"], progress_bars=False)
     assert not (root / "calibration" / "Calib_keypoints.toml").exists()
+
+
+# ------------------------------------------------------------------ real footage: Pose2Sim's demo
+@pytest.fixture(scope="module")
+def demo_figures(tmp_path_factory) -> dict:
+    """Pose2Sim's single-person demo (4 real videos, 100 frames) through the offline pose stage,
+    calibrated from its keypoints with the Qualisys intrinsics, compared with the Qualisys
+    calibration (tests/bench/bench_calibration.py:demo_figures)."""
+    from openkin.assets import demo_project
+    from openkin.kinematics.measure import participant_height
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "bench"))
+    from bench_calibration import demo_figures as figures
+
+    root = tmp_path_factory.mktemp("demo") / "trial"
+    demo_project(root)
+    (root / "Config.toml").write_text(
+        "[project]\nframe_range = [0, 100]\n[pose]\npose_model = 'Body_with_feet'\npose_backend = 'offline'\n"
+        "save_video = 'none'\n[calibration]\ncalibration_type = 'convert'\n[calibration.convert]\n"
+        "convert_from = 'qualisys'\n")
+    run_stages(root, ["calibration", "pose"], progress_bars=False)
+    return figures(root, participant_height)
+
+
+def test_demo_orientation_scale_and_reprojection_against_qualisys(demo_figures):
+    s = demo_figures["score"]
+    assert s["orient_deg"].max() < 2.0, s["orient_deg"]
+    assert abs(s["scale"] - 1) < 0.03, s["scale"]
+    assert demo_figures["keypoints_px"]["median"] <= demo_figures["qualisys_px"]["median"]
+    assert demo_figures["keypoints_px"]["mean"] <= demo_figures["qualisys_px"]["mean"]
+
+
+@pytest.mark.xfail(strict=True, reason="goal 5 cm not met: measured camera centres 30, 22, 54, 58 mm from the "
+                                       "Qualisys calibration after similarity alignment (offline BlazePose, 100 frames)")
+def test_demo_camera_centres_within_5_cm_of_qualisys(demo_figures):
+    assert demo_figures["score"]["centre_m"].max() < 0.05, demo_figures["score"]["centre_m"]
