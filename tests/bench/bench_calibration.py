@@ -120,7 +120,25 @@ def _triangulated(cameras: list[Camera], pts: np.ndarray) -> np.ndarray:
     return triangulate_dlt(np.nan_to_num(uv.reshape(C, -1, 2)), w.reshape(C, -1), P).reshape(F, Kn, 3)
 
 
+def charuco() -> None:
+    """ChArUco intrinsics on the synthetic images of tests/engine/test_calib_charuco.py (goals: focal
+    within 0.5%, principal point within 2 px, RMS < 0.5 px)."""
+    import test_calib_charuco as tc
+    from openkin.calibration_charuco import calibrate_charuco
+
+    for fisheye in (False, True):
+        t0 = time.perf_counter()
+        res = calibrate_charuco(tc._views(fisheye), tc.SPEC, "cam", fisheye=fisheye, max_views=25)
+        Kt = tc.K_FISH if fisheye else tc.K
+        focal = 100 * max(abs(res.matrix[0, 0] / Kt[0, 0] - 1), abs(res.matrix[1, 1] / Kt[1, 1] - 1))
+        pp = float(np.hypot(*(res.matrix[:2, 2] - Kt[:2, 2])))
+        print(f"charuco {'fisheye' if fisheye else 'pinhole':28s} focal {focal:.3f}%  principal point {pp:.2f} px  "
+              f"RMS {res.rms:.3f} px  views {res.used}/{res.detected}  coverage {100 * res.coverage:.0f}%  "
+              f"{time.perf_counter() - t0:.1f} s")
+
+
 def main() -> None:
+    charuco()
     with tempfile.TemporaryDirectory() as d:
         synthetic(Path(d))
         if "--no-demo" not in sys.argv:
