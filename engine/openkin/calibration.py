@@ -109,11 +109,30 @@ def run_stage(config, paths: ProjectPaths, progress: Progress | None = None) -> 
     cfg = config.calibration
     if cfg.calibration_type == "convert":
         _convert_stage(cfg.convert, paths, progress)
-    elif cfg.calculate.extrinsics.calculate_extrinsics and cfg.calculate.extrinsics.extrinsics_method == "keypoints":
+    elif from_keypoints(config):
         _keypoints_stage(config, paths, progress)
     else:
         _calculate_stage(cfg.calculate, paths, progress)
     report(progress, 1.0, "calibration done")
+
+
+def from_keypoints(config) -> bool:
+    """Whether this configuration calibrates the cameras from the person's keypoints."""
+    cfg = config.calibration
+    ext = cfg.calculate.extrinsics
+    return cfg.calibration_type == "calculate" and ext.calculate_extrinsics and ext.extrinsics_method == "keypoints"
+
+
+def pipeline_order(stages: list, config) -> list:
+    """``stages`` (objects with a ``name``) in pipeline order, with calibration moved after pose and
+    synchronization when it is computed from the keypoints (it needs them)."""
+    if not from_keypoints(config) or "calibration" not in [s.name for s in stages]:
+        return list(stages)
+    calib = next(s for s in stages if s.name == "calibration")
+    rest = [s for s in stages if s is not calib]
+    before = [s.name for s in rest]
+    at = max((before.index(n) + 1 for n in ("pose", "synchronization") if n in before), default=0)
+    return rest[:at] + [calib] + rest[at:]
 
 
 def _read_record(paths: ProjectPaths) -> dict:

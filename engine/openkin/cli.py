@@ -130,6 +130,8 @@ def run_stages(project: str | Path, names: list[str], *, overrides: dict | None 
     write_resolved_config(config, paths.reports)
     emit = on_event or _no_event
     wanted = [s for s in STAGES if s.name in set(names)]
+    from .calibration import pipeline_order  # calibration from keypoints runs after pose (and synchronization)
+    wanted = pipeline_order(wanted, config)
     emit("start", stages=[s.name for s in wanted])
     timings: dict[str, float] = {}
     for index, stage in enumerate(wanted):

@@ -217,3 +217,16 @@ def test_demo_orientation_scale_and_reprojection_against_qualisys(demo_figures):
                                        "Qualisys calibration after similarity alignment (offline BlazePose, 100 frames)")
 def test_demo_camera_centres_within_5_cm_of_qualisys(demo_figures):
     assert demo_figures["score"]["centre_m"].max() < 0.05, demo_figures["score"]["centre_m"]
+
+
+def test_pipeline_runs_pose_and_synchronization_before_a_keypoint_calibration(tmp_path):
+    from openkin.calibration import pipeline_order
+    from openkin.cli import STAGES
+    from openkin.config import load_config
+
+    (tmp_path / "Config.toml").write_text(KEYPOINTS_CONFIG)
+    order = [s.name for s in pipeline_order(list(STAGES), load_config(tmp_path))]
+    assert order.index("calibration") == order.index("synchronization") + 1
+    assert order.index("pose") < order.index("calibration") < order.index("triangulation")
+    (tmp_path / "Config.toml").write_text("")
+    assert [s.name for s in pipeline_order(list(STAGES), load_config(tmp_path))] == [s.name for s in STAGES]
