@@ -91,6 +91,7 @@ def test_mild_scene_stage_writes_calibration_within_goals(mild):
     assert record["synchronisation"].startswith("pose/")
     assert set(record["extrinsics"]["cameras"]) == {c.name for c in truth}
     assert all(v["median_px"] < 3.0 for v in record["extrinsics"]["cameras"].values())  # 1.5 px noise
+    assert record["extrinsics"]["floor"]["normal_from"] == "floor plane" and "warning" not in record["extrinsics"]["floor"]
     # origin on the floor: the lowest foot keypoints near Z = 0
     text = (mild / "calibration" / "Calib_keypoints.toml").read_text()
     assert 'units = "m"' in text
