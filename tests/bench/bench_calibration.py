@@ -63,6 +63,11 @@ def synthetic(tmp: Path) -> None:
         runs = [("exact intrinsics", truth, KeypointParams())]
         if preset == "mild":
             runs.append(("focal guessed +8%, refined", guessed(truth, 1.08), KeypointParams(refine_focal=True)))
+            from openkin.calibration import guess_intrinsics
+
+            fov = [Camera(c.name, c.size, guess_intrinsics((c.width, c.height), 38.0), np.zeros(5), np.zeros(3),
+                          np.zeros(3)) for c in truth]
+            runs.append(("no intrinsics, fov_deg 38, refined", fov, KeypointParams(refine_focal=True)))
         for label, intr, params in runs:
             t0 = time.perf_counter()
             res = calibrate_from_keypoints(pts, intr, NAMES, 1.7, params)
