@@ -42,7 +42,7 @@ def _render(rays: np.ndarray, texture: np.ndarray, rvec: np.ndarray, tvec: np.nd
     p = o_b[:2] + s[..., None] * d_b[..., :2]
     mx = (p[..., 0] * BOARD_PX_PER_M).astype(np.float32)
     my = (p[..., 1] * BOARD_PX_PER_M).astype(np.float32)
-    img = cv2.remap(texture, mx, my, cv2.INTER_AREA if False else cv2.INTER_LINEAR, borderValue=128)
+    img = cv2.remap(texture, mx, my, cv2.INTER_LINEAR, borderValue=128)
     return cv2.GaussianBlur(img, (3, 3), 0.6)
 
 
