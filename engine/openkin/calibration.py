@@ -33,7 +33,14 @@ never overwritten.
   (``{"extrinsics": [{"cam_name": "<image file name>", "image_points_2d":
   [x1, y1, x2, y2, ...] (null for a hidden point), "object_points_3d": [...]
   (optional, defaults to object_coords_3d)}]}``).
-- extrinsics ``'keypoints'``: not available.
+- extrinsics ``'keypoints'``: the cameras calibrated from a person walking through the
+  volume (:mod:`openkin.calibration_keypoints`), from the 2D keypoints of ``pose-sync/``
+  (else ``pose/``: the videos are then assumed synchronised) — run the pose stage first.
+  Intrinsics: checkerboard images in ``calibration/intrinsics/`` (when
+  ``overwrite_intrinsics`` or no calibration file exists), else the intrinsics of an
+  existing calibration file (cameras matched by name, else by order), else a pinhole
+  guess from ``fov_deg`` and the videos' frame size (focal lengths then refined). Writes
+  ``calibration/Calib_keypoints.toml`` and its record (pairs, scale, floor, errors per camera).
 """
 from __future__ import annotations
 
@@ -78,9 +85,30 @@ def run_stage(config, paths: ProjectPaths, progress: Progress | None = None) -> 
     cfg = config.calibration
     if cfg.calibration_type == "convert":
         _convert_stage(cfg.convert, paths, progress)
+    elif from_keypoints(config):
+        _keypoints_stage(config, paths, progress)
     else:
         _calculate_stage(cfg.calculate, paths, progress)
     report(progress, 1.0, "calibration done")
+
+
+def from_keypoints(config) -> bool:
+    """Whether this configuration calibrates the cameras from the person's keypoints."""
+    cfg = config.calibration
+    ext = cfg.calculate.extrinsics
+    return cfg.calibration_type == "calculate" and ext.calculate_extrinsics and ext.extrinsics_method == "keypoints"
+
+
+def pipeline_order(stages: list, config) -> list:
+    """``stages`` (objects with a ``name``) in pipeline order, with calibration moved after pose and
+    synchronization when it is computed from the keypoints (it needs them)."""
+    if not from_keypoints(config) or "calibration" not in [s.name for s in stages]:
+        return list(stages)
+    calib = next(s for s in stages if s.name == "calibration")
+    rest = [s for s in stages if s is not calib]
+    before = [s.name for s in rest]
+    at = max((before.index(n) + 1 for n in ("pose", "synchronization") if n in before), default=0)
+    return rest[:at] + [calib] + rest[at:]
 
 
 def _read_record(paths: ProjectPaths) -> dict:
@@ -184,24 +212,23 @@ class Intrinsics:
     distortions: np.ndarray
     rms: float
     n_images: int
+    fisheye: bool = False
+    report: dict | None = None
 
 
 def _calculate_stage(cfg, paths: ProjectPaths, progress: Progress | None) -> Path:
     calib_dir = paths.calibration
     ext_cfg = cfg.extrinsics
-    if ext_cfg.calculate_extrinsics and ext_cfg.extrinsics_method == "keypoints":
-        raise OpenKinError("extrinsics_method = 'keypoints' is not available",
-                           fix="use 'scene' (points of known coordinates marked in Image_points.json) or 'board'")
     intrinsics = _intrinsics(cfg.intrinsics, calib_dir, scaled(progress, 0.0, 0.8))
     record: dict = {"type": "calculate", "intrinsics": {
-        i.name: {"rms_px": i.rms, "images": i.n_images} for i in intrinsics}}
+        i.name: {"rms_px": i.rms, "images": i.n_images, **(i.report or {})} for i in intrinsics}}
     if ext_cfg.calculate_extrinsics:
         poses, ext_record = _extrinsics(ext_cfg, calib_dir, intrinsics, cfg.save_debug_images)
         record["extrinsics"] = {"method": ext_cfg.extrinsics_method, **ext_record}
     else:
         poses = [(np.zeros(3), np.zeros(3))] * len(intrinsics)
         log.warning("calculate_extrinsics = false: cameras written at the world origin")
-    cameras = [Camera(i.name, i.size, i.matrix, i.distortions, r, t) for i, (r, t) in zip(intrinsics, poses)]
+    cameras = [Camera(i.name, i.size, i.matrix, i.distortions, r, t, i.fisheye) for i, (r, t) in zip(intrinsics, poses)]
     out = calib_dir / f"Calib_{ext_cfg.extrinsics_method}.toml"
     errors = [v["rms_px"] for v in record.get("extrinsics", {}).get("cameras", {}).values()]
     write_calibration(out, cameras, error=float(np.mean(errors)) if errors else 0.0)
@@ -253,6 +280,8 @@ def _reuse_intrinsics(calib_dir: Path, names: list[str]) -> list[Intrinsics]:
 
 def _camera_intrinsics(folder: Path, cfg, progress: Progress | None) -> Intrinsics:
     name = camera_name(folder.name)
+    if cfg.intrinsics_board == "charuco":
+        return _charuco_intrinsics(folder, name, cfg)
     images = list(_frames(folder, cfg.intrinsics_extension, cfg.extract_every_N_sec))
     h, w = cfg.intrinsics_corners_nb
     board = board_points((h, w), cfg.intrinsics_square_size / 1000.0, "horizontal")
@@ -278,6 +307,26 @@ def _camera_intrinsics(folder: Path, cfg, progress: Progress | None) -> Intrinsi
     if len(image_points) < 10:
         log.info("%s: fewer than 10 usable images; intrinsics may be imprecise", name)
     return Intrinsics(name, (int(size[0]), int(size[1])), K, dist, rms, len(image_points))
+
+
+def _charuco_intrinsics(folder: Path, name: str, cfg) -> Intrinsics:
+    """One camera's intrinsics from ChArUco images or videos (:mod:`openkin.calibration_charuco`);
+    its coverage PNG goes to ``calibration/debug/<cam>_charuco_coverage.png``."""
+    from .calibration_charuco import CharucoSpec, calibrate_charuco, coverage_image
+
+    spec = CharucoSpec(tuple(cfg.charuco_squares_nb), cfg.intrinsics_square_size / 1000.0,
+                       cfg.charuco_marker_size / 1000.0, cfg.charuco_dictionary)
+    res = calibrate_charuco(_frames(folder, cfg.intrinsics_extension, cfg.extract_every_N_sec), spec, name,
+                            cfg.fisheye, where=folder)
+    png = folder.parents[1] / "debug" / f"{name}_charuco_coverage.png"
+    png.parent.mkdir(parents=True, exist_ok=True)
+    ok, buf = cv2.imencode(".png", coverage_image(res))
+    if ok:
+        with atomic_write(png, "wb") as f:
+            f.write(buf.tobytes())
+    report = {"board": "charuco", "frames": res.frames, "board_found": res.detected, "coverage": res.coverage,
+              "border_coverage": res.border_coverage, "warnings": res.warnings, "coverage_png": png.name}
+    return Intrinsics(name, res.size, res.matrix, res.distortions, res.rms, res.used, res.fisheye, report)
 
 
 def _frames(folder: Path, extension: str, every_s: float):
@@ -491,3 +540,172 @@ def _debug_image(calib_dir: Path, image: Path, img_pts: np.ndarray, obj: np.ndar
     if ok:
         with atomic_write(out, "wb") as f:
             f.write(buf.tobytes())
+
+
+# --------------------------------------------------------------------------- extrinsics from keypoints
+KEYPOINTS_OUTPUT = "Calib_keypoints.toml"
+
+
+def _keypoints_stage(config, paths: ProjectPaths, progress: Progress | None) -> Path:
+    """Calibrate from the person's keypoints (see :mod:`openkin.calibration_keypoints`)."""
+    from .calibration_keypoints import KeypointParams, calibrate_from_keypoints
+
+    cfg = config.calibration.calculate
+    kp_cfg = cfg.extrinsics.keypoints
+    pose_dir, folders = _keypoint_folders(paths)
+    cams = [camera_name_of_pose(f) for f in folders]
+    report(progress, 0.05, "intrinsics")
+    intrinsics, source = _keypoint_intrinsics(cfg, paths, cams, kp_cfg.fov_deg, scaled(progress, 0.05, 0.3))
+    report(progress, 0.3, f"reading {pose_dir.name}/")
+    points2d = _read_pose_folders(folders)
+    height = _participant_height(config, paths)
+    refine = (source == "fov_deg") if kp_cfg.refine_focal == "auto" else bool(kp_cfg.refine_focal)
+    params = KeypointParams(min_confidence=kp_cfg.min_confidence, max_frames=kp_cfg.max_frames,
+                            max_error_px=kp_cfg.max_error_px, refine_focal=refine)
+    report(progress, 0.35, "camera poses from the keypoints")
+    names = list(_skeleton(config).names)
+    if points2d.shape[2] != len(names):
+        raise OpenKinError(f"the pose files hold {points2d.shape[2]} keypoints, [pose] pose_model "
+                           f"{config.pose.pose_model} has {len(names)}", path=pose_dir,
+                           fix="set [pose] pose_model to the model that wrote these files")
+    result = calibrate_from_keypoints(points2d, intrinsics, names, height, params, where=pose_dir)
+    out = paths.calibration / KEYPOINTS_OUTPUT
+    errors = [c["median_px"] for c in result.record["cameras"].values()]
+    write_calibration(out, result.cameras, error=float(np.mean(errors)))
+    record = {"type": "calculate", "intrinsics_from": source, "pose_folder": pose_dir.name,
+              "synchronisation": "pose-sync/ (synchronised by the synchronization stage)"
+              if pose_dir.name == paths.pose_sync.name else "pose/: the videos are assumed synchronised",
+              "extrinsics": result.record}
+    _write_record(paths, {**record, "output": out.name, "output_sha256": sha256_file(out)})
+    log.info("calibration from keypoints written to %s (median reprojection error %s px)", out,
+             ", ".join(f"{n} {e:.1f}" for n, e in zip(cams, errors)))
+    return out
+
+
+def camera_name_of_pose(folder: Path) -> str:
+    """``cam01_json`` -> ``cam01``."""
+    return re.sub(r"_?json$", "", folder.name) or folder.name
+
+
+def _keypoint_folders(paths: ProjectPaths) -> tuple[Path, list[Path]]:
+    """``pose-sync/`` if it holds camera folders, else ``pose/``: (folder, camera folders sorted)."""
+    for pose_dir in (paths.pose_sync, paths.pose):
+        folders = sorted((d for d in pose_dir.iterdir() if d.is_dir() and d.name.endswith("json")),
+                         key=_numeric_key) if pose_dir.is_dir() else []
+        if folders:
+            if pose_dir == paths.pose:
+                log.warning("calibration from keypoints: %s/ is used as it is, the videos are assumed "
+                            "synchronised (run the synchronization stage first if they are not)", pose_dir.name)
+            return pose_dir, folders
+    raise OpenKinError("extrinsics_method = 'keypoints' needs the 2D keypoints of a person filmed by every camera, "
+                       "and there are none", path=paths.pose,
+                       fix="run the pose stage first (`openkin pose`), then `openkin calibration`; or put "
+                           "OpenPose JSON folders <cam>_json in pose/")
+
+
+def _read_pose_folders(folders: list[Path]) -> np.ndarray:
+    """One person per camera and frame on the union of the frame numbers. → (C,F,K,3)."""
+    from .calibration_keypoints import pick_person
+    from .formats.openpose import read_openpose_folder
+
+    per_cam = [read_openpose_folder(f) for f in folders]
+    ks = {pf.keypoints.shape[2] for pf in per_cam if pf.keypoints.size}
+    if len(ks) != 1:
+        raise OpenKinError(f"cameras have different keypoint counts {sorted(ks)}", path=folders[0].parent,
+                           fix="all cameras must come from the same pose model")
+    frames = np.unique(np.concatenate([pf.frames for pf in per_cam]))
+    out = np.full((len(folders), len(frames), ks.pop(), 3), np.nan)
+    for c, pf in enumerate(per_cam):
+        if pf.keypoints.shape[1] == 0:
+            continue
+        out[c, np.searchsorted(frames, pf.frames)] = pick_person(pf.keypoints[None])[0]
+    return out
+
+
+def _participant_height(config, paths: ProjectPaths) -> float:
+    h = config.project.participant_height
+    if h == "auto":
+        raise OpenKinError("calibration from keypoints needs the person's height for the metric scale",
+                           path=paths.root / "Config.toml",
+                           fix="set [project] participant_height = <the height in metres of the person filmed>")
+    return float(h[0] if isinstance(h, (tuple, list)) else h)
+
+
+def _skeleton(config):
+    from .skeletons import get_skeleton
+
+    name = config.pose.pose_model
+    try:
+        return get_skeleton(name)
+    except OpenKinError:
+        return config.pose.custom_skeleton(name)
+
+
+def _keypoint_intrinsics(cfg, paths: ProjectPaths, cams: list[str], fov_deg: float,
+                         progress: Progress | None) -> tuple[list[Camera], str]:
+    """Intrinsics of the pose cameras ``cams`` and where they came from: 'checkerboard', the
+    calibration file's name, or 'fov_deg'."""
+    calib_dir = paths.calibration
+    existing = _intrinsics_file(calib_dir)
+    boards = calib_dir / "intrinsics"
+    if boards.is_dir() and any(p.is_dir() for p in boards.iterdir()) and (
+            cfg.intrinsics.overwrite_intrinsics or existing is None):
+        found = [Camera(i.name, i.size, i.matrix, i.distortions, np.zeros(3), np.zeros(3))
+                 for i in _intrinsics(cfg.intrinsics, calib_dir, progress)]
+        return _match(found, cams, boards), "checkerboard"
+    if existing is not None:
+        return _match(read_calibration(existing), cams, existing), existing.name
+    return [_guess_camera(n, _video_size(paths, n), fov_deg) for n in cams], "fov_deg"
+
+
+def _intrinsics_file(calib_dir: Path) -> Path | None:
+    """The calibration file to take intrinsics from: the newest that is not our own output
+    (whose focal lengths may be guesses), else our own."""
+    if not calib_dir.is_dir():
+        return None
+    tomls = sorted(calib_dir.glob("*.toml"), key=lambda p: (p.name == KEYPOINTS_OUTPUT, -p.stat().st_mtime))
+    return tomls[0] if tomls else None
+
+
+def _match(cameras: list[Camera], cams: list[str], where: Path) -> list[Camera]:
+    """The camera of each pose folder name, by name, else by order."""
+    by_name = {c.name: c for c in cameras}
+    if all(n in by_name for n in cams):
+        return [by_name[n] for n in cams]
+    if len(cameras) != len(cams):
+        raise OpenKinError(f"{len(cams)} pose folders ({', '.join(cams)}) but intrinsics of {len(cameras)} cameras "
+                           f"({', '.join(c.name for c in cameras)})", path=where,
+                           fix="give intrinsics for exactly the filmed cameras, named as the pose folders")
+    log.warning("intrinsics cameras %s matched to pose folders %s by order", [c.name for c in cameras], cams)
+    return [Camera(n, c.size, c.matrix, c.distortions, c.rotation, c.translation, c.fisheye)
+            for n, c in zip(cams, cameras)]
+
+
+def _video_size(paths: ProjectPaths, cam: str) -> tuple[int, int]:
+    """(width, height) px of the video of camera ``cam`` in ``videos/``."""
+    videos = sorted(p for p in paths.videos.glob(f"*{cam}*") if p.suffix.lower().lstrip(".") in VIDEO_EXTENSIONS) \
+        if paths.videos.is_dir() else []
+    for video in videos:
+        cap = cv2.VideoCapture(str(video))
+        try:
+            w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        finally:
+            cap.release()
+        if w > 0 and h > 0:
+            return w, h
+    raise OpenKinError(f"no intrinsics for camera {cam} and no video to read its frame size from", path=paths.videos,
+                       fix="put the videos in videos/ (named after the cameras), a calibration file with "
+                           "intrinsics in calibration/, or checkerboard images in calibration/intrinsics/<cam>/")
+
+
+def guess_intrinsics(size: tuple[int, int], fov_deg: float) -> np.ndarray:
+    """(3,3) pinhole K of an image ``size`` (w, h) px with horizontal field of view ``fov_deg``."""
+    w, h = size
+    f = 0.5 * w / np.tan(np.radians(fov_deg) / 2)
+    return np.array([[f, 0, (w - 1) / 2], [0, f, (h - 1) / 2], [0, 0, 1.0]])
+
+
+def _guess_camera(name: str, size: tuple[int, int], fov_deg: float) -> Camera:
+    log.warning("camera %s: no intrinsics, focal length guessed from fov_deg = %g (refined with the poses)",
+                name, fov_deg)
+    return Camera(name, size, guess_intrinsics(size, fov_deg), np.zeros(5), np.zeros(3), np.zeros(3))

@@ -216,6 +216,12 @@ class IntrinsicsConfig:
     intrinsics_corners_nb: tuple[Corners, Corners] = (4, 7)  # inner corners [H, W]
     intrinsics_square_size: Positive = 60.0  # mm
     show_detection_intrinsics: bool = False  # OpenKin never opens windows
+    # OpenKin only: a ChArUco board instead of a checkerboard, and fisheye lenses
+    intrinsics_board: Literal["checkerboard", "charuco"] = "checkerboard"
+    charuco_squares_nb: tuple[Corners, Corners] = (7, 5)  # squares [columns, rows]
+    charuco_marker_size: Positive = 45.0  # mm (the square side is intrinsics_square_size)
+    charuco_dictionary: str = "DICT_4X4_50"  # OpenCV's ArUco dictionary name
+    fisheye: bool = False  # OpenCV's fisheye model (k1..k4) instead of the pinhole one
 
 
 @dataclass(frozen=True)
@@ -233,6 +239,18 @@ class SceneConfig:
 
 
 @dataclass(frozen=True)
+class KeypointsCalibConfig:
+    """``[calibration.calculate.extrinsics.keypoints]`` (OpenKin): camera poses from a person's 2D keypoints."""
+
+    fov_deg: Annotated[float, Range(gt=10, lt=170, unit="deg")] = 70.0  # horizontal field of view guessed
+    # when no intrinsics exist (no calibration file, no checkerboard images)
+    refine_focal: Literal["auto"] | bool = "auto"  # 'auto': refined when guessed from fov_deg
+    min_confidence: Fraction = 0.5  # keypoints below this confidence are not used
+    max_frames: AtLeast1 = 200  # frames (spread over the trial) in the bundle adjustment
+    max_error_px: Px = 15.0  # no calibration is written when a camera's median reprojection error is larger
+
+
+@dataclass(frozen=True)
 class ExtrinsicsConfig:
     """``[calibration.calculate.extrinsics]``: camera poses in the world."""
 
@@ -243,7 +261,7 @@ class ExtrinsicsConfig:
     moving_cameras: bool = False  # not supported
     board: BoardConfig = field(default_factory=BoardConfig)
     scene: SceneConfig = field(default_factory=SceneConfig)
-    keypoints: EmptySection = field(default_factory=EmptySection)
+    keypoints: KeypointsCalibConfig = field(default_factory=KeypointsCalibConfig)
 
 
 @dataclass(frozen=True)

@@ -184,10 +184,15 @@ class Manifest:
         self.save()
 
     def begin(self, name: str, run_id: str) -> None:
-        """``name`` starts: its record becomes ``running``; the stages depending on it ``outdated``."""
+        """``name`` starts: its record becomes ``running``; the stages depending on it ``outdated``,
+        except those this run already ran before it (a calibration from keypoints runs after pose
+        and synchronization, which did not use it)."""
         self.stages[name] = _pending(self.stages.get(name), "running", run=run_id, started=now())
         for later in dependents(name):
-            if later in self.stages and self.stages[later].get("status") != "outdated":
+            rec = self.stages.get(later)
+            if rec is None or (rec.get("run") == run_id and rec.get("status") == "done"):
+                continue
+            if rec.get("status") != "outdated":
                 self.stages[later] = _pending(self.stages[later], "outdated", outdated_by=f"{name} ({run_id})")
         self.save()
 

@@ -55,7 +55,7 @@ def layer(module: str) -> tuple[int, int]:
     if module in BASE or any(module == p or module.startswith(p + ".") for p in BASE_PACKAGES):
         return 0, 0
     for i, stage in enumerate(STAGES):
-        if module == f"openkin.{stage}" or module.startswith(f"openkin.{stage}."):
+        if module == f"openkin.{stage}" or module.startswith((f"openkin.{stage}.", f"openkin.{stage}_")):
             return 1, i
     for prefix in TOOLS:
         if module == prefix or module.startswith(prefix + "."):
