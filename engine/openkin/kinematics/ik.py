@@ -226,3 +226,46 @@ def _solve_pool(jobs, chunks, flat, cpus, on_done) -> list[IkResult]:
             pool.shutdown(wait=True, cancel_futures=True)
             raise
     return [merge(results[i]) for i in range(len(jobs))]
+
+
+# ------------------------------------------------------------------ OpenKin's batch solver
+
+SOLVERS = ("openkin", "opensim")
+
+
+def problem(job: IkJob, model, state=None):
+    """The :class:`openkin.kinematics.solver.Problem` of ``job`` on a loaded ``model``.
+    Raises :class:`openkin.kinematics.model_tree.Unsupported` for a model the batch solver cannot represent."""
+    from . import model_tree, solver
+
+    tree = model_tree.read_tree(model)
+    index = {n: i for i, n in enumerate(tree.marker_names)}
+    missing = [m for m in job.marker_names if m not in index]
+    if missing:
+        raise model_tree.Unsupported(f"markers {missing} not in the model")
+    cindex = {n: i for i, n in enumerate(tree.coord_names)}
+    tasks = [(cindex[t.name], t.weight, tree.default[cindex[t.name]] if t.value is None else t.value)
+             for t in job.coordinate_tasks if t.name in cindex and t.weight > 0]
+    return solver.Problem(tree, np.array([index[m] for m in job.marker_names], int), np.asarray(job.xyz, float),
+                          np.array([float(job.weights.get(m, 1.0)) for m in job.marker_names]),
+                          np.array([t[0] for t in tasks], int), np.array([t[1] for t in tasks], float),
+                          np.array([t[2] for t in tasks], float))
+
+
+def solve_openkin(job: IkJob, model=None) -> IkResult:
+    """Solve a whole trial with OpenKin's batch solver (one process, all frames at once)."""
+    from . import model_tree, solver
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    if model is None:
+        model, _ = load_model(job.model_path)
+    pb = problem(job, model)
+    load_seconds = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    x, _ = solver.solve_problem(pb)
+    solver_seconds = time.perf_counter() - t1
+    q, _ = model_tree.full_coordinates(pb.tree, x)
+    rms, worst = solver.marker_errors(pb, x)
+    k = job.keep_from
+    return IkResult(pb.tree.coord_names, [bool(r) for r in pb.tree.rotational], q[k:], rms[k:], worst[k:],
+                    solver_seconds, load_seconds, time.process_time() - c0, {"solver": "openkin"})

@@ -1,0 +1,208 @@
+"""OpenKin's batch inverse kinematics: all frames of a trial solved at once with numpy.
+
+The problem is OpenSim's InverseKinematicsTool's, frame by frame::
+
+    min_q  sum_m w_m |x_m(q) - o_m|^2  +  sum_t w_t (q_t - v_t)^2
+
+over the free coordinates (locked ones held at their default, coupled ones
+following their CoordinateCouplerConstraint, clamped ones kept in range), with
+``x_m(q)`` the model's marker positions (:mod:`openkin.kinematics.model_tree`),
+``o_m`` the observed ones (NaN: weight 0) and the coordinate tasks ``t`` of the
+IK setup.
+
+Solver: Levenberg–Marquardt on every frame at once. Residuals and the analytic
+Jacobian (marker velocity along each joint axis, chained through spline slopes
+and couplers) are (F, 3M, n) arrays; each iteration solves the F small normal
+equations in one ``np.linalg.solve`` over (F, n, n), with a damping factor per
+frame (raised when a step does not lower that frame's cost) and steps projected
+into the clamped coordinates' ranges. Frames that have converged drop out.
+
+Start: OpenSim's tool warm-starts each frame from the previous one, which is
+sequential. Here every frame starts from the model's default pose with the root
+joint's heading (its rotation closest to vertical) tried at four quarter turns
+and its 6 coordinates fitted first; then a neighbour pass re-solves each frame
+from the previous and next frames' solutions and keeps the better fit, which
+carries good solutions across frames where the default start fell in another
+basin (vectorised: all frames at once per pass).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import model_tree as mt
+
+log = logging.getLogger(__name__)
+
+MAX_ITER = 60
+TOL_STEP = 1e-7       # rad or m: a frame has converged when its largest step is below this
+NEIGHBOUR_PASSES = 3
+ROOT_ITER = 6         # iterations fitting the root joint alone, per heading tried
+JUMP = 0.2            # rad or m: a frame this far from a neighbour is re-solved from it
+
+
+@dataclass
+class Problem:
+    """A trial to solve. ``obs``: (F, M, 3) observed marker positions (NaN = missing) for the tree's
+    markers ``markers`` (M,); ``w``: (M,) marker weights; ``task_coord``/``task_w``/``task_v``: (T,)."""
+
+    tree: mt.Tree
+    markers: np.ndarray
+    obs: np.ndarray
+    w: np.ndarray
+    task_coord: np.ndarray
+    task_w: np.ndarray
+    task_v: np.ndarray
+
+    def __post_init__(self):
+        self.src = mt.source(self.tree)
+        self.desc = mt.descendants(self.tree)[:, self.tree.marker_body[self.markers]]  # (J, M)
+        free = self.tree.free
+        lim = self.tree.clamped[free]
+        self.lo = np.where(lim, self.tree.lower[free], -np.inf)
+        self.hi = np.where(lim, self.tree.upper[free], np.inf)
+        self.axis_markers = None  # per active axis: the markers it moves (set at the first Jacobian)
+
+
+def residuals(pb: Problem, x: np.ndarray, obs: np.ndarray, jac: bool = True):
+    """Weighted residuals r (F, 3M + T) and Jacobian (F, 3M + T, n) at ``x`` (F, n)."""
+    tree = pb.tree
+    q, dq = mt.full_coordinates(tree, x)
+    pose = mt.forward(tree, q, pb.markers)
+    ok = np.isfinite(obs).all(-1)                       # (F, M)
+    sw = np.sqrt(pb.w)[None, :] * ok                     # (F, M)
+    diff = np.where(ok[..., None], pose.markers - np.nan_to_num(obs), 0.0)
+    r_m = (sw[..., None] * diff).reshape(len(x), -1)
+    r_t = np.sqrt(pb.task_w) * (q[:, pb.task_coord] - pb.task_v)
+    r = np.concatenate([r_m, r_t], 1)
+    if not jac:
+        return r, None
+    F, n, M = len(x), x.shape[1], len(pb.markers)
+    if pb.axis_markers is None:
+        pb.axis_markers = [np.flatnonzero(pb.desc[j]) for j in pose.axis_joint]
+    J = np.zeros((n, F, M, 3))
+    X, dirs, orig = pose.markers, pose.axis_dir, pose.axis_origin
+    coef = pose.axis_slope * dq[:, pose.axis_coord]                           # (F, A)
+    for a, (rot, c) in enumerate(zip(pose.axis_rot, pose.axis_coord)):
+        i, ms = pb.src[c], pb.axis_markers[a]
+        if i < 0 or not len(ms):
+            continue
+        d = dirs[:, a, None, :] * coef[:, a, None, None]                       # (F, 1, 3)
+        if rot:  # marker velocity d x (x - o)
+            lv = X[:, ms] - orig[:, a, None, :]
+            J[i][:, ms, 0] += d[..., 1] * lv[..., 2] - d[..., 2] * lv[..., 1]
+            J[i][:, ms, 1] += d[..., 2] * lv[..., 0] - d[..., 0] * lv[..., 2]
+            J[i][:, ms, 2] += d[..., 0] * lv[..., 1] - d[..., 1] * lv[..., 0]
+        else:
+            J[i][:, ms] += d
+    J *= sw[None, :, :, None]
+    J_t = np.zeros((F, len(pb.task_coord), n))
+    tsrc = pb.src[pb.task_coord]
+    for k, (c, s) in enumerate(zip(pb.task_coord, tsrc)):
+        if s >= 0:
+            J_t[:, k, s] = np.sqrt(pb.task_w[k]) * dq[:, c]
+    return r, np.concatenate([J.transpose(1, 2, 3, 0).reshape(F, 3 * M, n), J_t], 1)
+
+
+def levenberg_marquardt(pb: Problem, x: np.ndarray, obs: np.ndarray, cols: np.ndarray | None = None,
+                        max_iter: int = MAX_ITER) -> tuple[np.ndarray, np.ndarray]:
+    """Minimise every frame's cost from ``x`` (F, n), over the free variables ``cols`` (default all).
+    Returns (x, cost (F,))."""
+    x = np.clip(x.copy(), pb.lo, pb.hi)
+    n = x.shape[1]
+    cols = np.arange(n) if cols is None else np.asarray(cols)
+    r, _ = residuals(pb, x, obs, jac=False)
+    cost = np.einsum("fi,fi->f", r, r)
+    lam = np.full(len(x), 1e-3)
+    active = np.arange(len(x))
+    it = 0
+    for it in range(max_iter):
+        if not len(active):
+            break
+        xa, oa = x[active], obs[active]
+        r, J = residuals(pb, xa, oa)
+        J = J[:, :, cols]
+        H = J.transpose(0, 2, 1) @ J
+        g = np.einsum("fin,fi->fn", J, r)
+        diag = np.einsum("fii->fi", H)
+        A = H + lam[active, None, None] * (np.eye(len(cols)) * (diag[:, None, :] + 1e-9))
+        step = -np.linalg.solve(A, g[..., None])[..., 0]
+        trial = xa.copy()
+        trial[:, cols] = np.clip(xa[:, cols] + step, pb.lo[cols], pb.hi[cols])
+        rt, _ = residuals(pb, trial, oa, jac=False)
+        ct = np.einsum("fi,fi->f", rt, rt)
+        better = ct <= cost[active]
+        moved = np.abs(trial - xa).max(1)
+        x[active[better]] = trial[better]
+        gain = cost[active] - ct
+        cost[active[better]] = ct[better]
+        lam[active] = np.where(better, np.maximum(lam[active] / 3, 1e-9), np.minimum(lam[active] * 4, 1e9))
+        done = (better & ((moved < TOL_STEP) | (gain <= 1e-14 * (1 + ct)))) | (~better & (lam[active] >= 1e9))
+        active = active[~done]
+    log.debug("LM: %d frames, %d iterations, %d not converged", len(x), it + 1, len(active))
+    return x, cost
+
+
+def _heading(tree: mt.Tree) -> tuple[int, np.ndarray]:
+    """(free-variable index of the root joint's rotation nearest to vertical (ground y), root joint's
+    free-variable indices)."""
+    root = next(j for j in tree.joints if j.parent < 0)
+    src = mt.source(tree)
+    idx = [src[a.coord] for a in root.axes if a.coord >= 0 and src[a.coord] >= 0]
+    q, _ = mt.full_coordinates(tree, tree.default[tree.free][None])
+    pose = mt.forward(tree, q, np.zeros(0, int))
+    best, score = -1, -1.0
+    for k in range(len(pose.axis_rot)):
+        if pose.axis_joint[k] == 0 and pose.axis_rot[k] and src[pose.axis_coord[k]] >= 0:
+            s = abs(pose.axis_dir[0, k, 1])
+            if s > score:
+                best, score = src[pose.axis_coord[k]], s
+    return best, np.array(idx, int)
+
+
+def initial_guess(pb: Problem, obs: np.ndarray) -> np.ndarray:
+    """(F, n): default pose, root fitted from four headings, the best kept."""
+    tree, F = pb.tree, len(obs)
+    x0 = np.broadcast_to(tree.default[tree.free], (F, len(tree.free))).copy()
+    head, root = _heading(tree)
+    if head < 0:
+        return levenberg_marquardt(pb, x0, obs, root, 20)[0]
+    xs = np.concatenate([x0] * 4)
+    xs[:, head] += np.repeat(np.arange(4) * np.pi / 2, F)
+    xs, cost = levenberg_marquardt(pb, xs, np.concatenate([obs] * 4), root, ROOT_ITER)
+    best = np.argmin(cost.reshape(4, F), 0)
+    return xs.reshape(4, F, -1)[best, np.arange(F)]
+
+
+def solve_problem(pb: Problem, x0: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Solve all frames; returns x (F, n) and cost (F,)."""
+    obs = pb.obs
+    x = initial_guess(pb, obs) if x0 is None else x0
+    x, cost = levenberg_marquardt(pb, x, obs)
+    for _ in range(NEIGHBOUR_PASSES):
+        improved = 0
+        for shift in (1, -1):
+            cand = np.roll(x, shift, 0)
+            frames = np.arange(len(x))[(slice(1, None) if shift == 1 else slice(None, -1))]
+            frames = frames[np.abs(cand[frames] - x[frames]).max(1) > JUMP]
+            if not len(frames):
+                continue
+            xc, cc = levenberg_marquardt(pb, cand[frames], obs[frames])
+            better = cc < cost[frames] - 1e-10 * (1 + cost[frames])
+            x[frames[better]], cost[frames[better]] = xc[better], cc[better]
+            improved += int(better.sum())
+        log.debug("neighbour pass: %d frames improved", improved)
+        if not improved:
+            break
+    return x, cost
+
+
+def marker_errors(pb: Problem, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame RMS and largest distance (F,) between model and observed markers (observed ones only)."""
+    q, _ = mt.full_coordinates(pb.tree, x)
+    d = np.linalg.norm(mt.forward(pb.tree, q, pb.markers).markers - pb.obs, axis=-1)
+    with np.errstate(invalid="ignore"):
+        return np.sqrt(np.nanmean(d ** 2, 1)), np.nanmax(d, 1)
