@@ -191,9 +191,13 @@ def _context():
     return ctx
 
 
-def solve_all(jobs: list[IkJob], workers, on_done=None) -> list[IkResult]:
-    """Solve trials (one job each), split in time chunks over ``workers`` processes.
-    ``on_done(i_trial)`` is called as each trial completes. Returns one merged result per job."""
+def solve_all(jobs: list[IkJob], workers, on_done=None, solver: str = "opensim") -> list[IkResult]:
+    """Solve trials (one job each): with ``solver`` 'openkin', OpenKin's batch solver, one trial at a time
+    (OpenSim's for a model it cannot represent, with a warning); else OpenSim's, split in time chunks
+    over ``workers`` processes. ``on_done(i_trial)`` is called as each trial completes. Returns one
+    merged result per job."""
+    if solver == "openkin":
+        return _solve_all_openkin(jobs, workers, on_done)
     cpus = n_workers(workers, 2 * len(jobs))
     chunks = [split_jobs(j, max(1, cpus // len(jobs)) if cpus > 1 else 1) for j in jobs]
     flat = [(i, c) for i, cs in enumerate(chunks) for c in cs]
@@ -269,3 +273,26 @@ def solve_openkin(job: IkJob, model=None) -> IkResult:
     k = job.keep_from
     return IkResult(pb.tree.coord_names, [bool(r) for r in pb.tree.rotational], q[k:], rms[k:], worst[k:],
                     solver_seconds, load_seconds, time.process_time() - c0, {"solver": "openkin"})
+
+
+def _solve_all_openkin(jobs: list[IkJob], workers, on_done) -> list[IkResult]:
+    from .model_tree import Unsupported
+
+    out: list[IkResult | None] = [None] * len(jobs)
+    fallback = []
+    for i, job in enumerate(jobs):
+        try:
+            out[i] = solve_openkin(job)
+        except Unsupported as e:
+            log.warning("%s: OpenKin's IK solver cannot represent %s; using OpenSim's solver",
+                        os.path.basename(job.model_path), e)
+            fallback.append(i)
+            continue
+        if on_done:
+            on_done(i)
+    if fallback:
+        done = solve_all([jobs[i] for i in fallback], workers,
+                         (lambda k: on_done(fallback[k])) if on_done else None, "opensim")
+        for i, r in zip(fallback, done):
+            out[i] = r
+    return out  # type: ignore[return-value]

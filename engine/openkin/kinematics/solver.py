@@ -38,9 +38,10 @@ from . import model_tree as mt
 log = logging.getLogger(__name__)
 
 MAX_ITER = 60
-TOL_STEP = 1e-7       # rad or m: a frame has converged when its largest step is below this
+TOL_STEP = 1e-5       # rad or m: a frame has converged when its largest step is below this
 NEIGHBOUR_PASSES = 3
 ROOT_ITER = 6         # iterations fitting the root joint alone, per heading tried
+STRIDE = 4            # coarse pass: every 4th frame
 JUMP = 0.2            # rad or m: a frame this far from a neighbour is re-solved from it
 
 
@@ -67,8 +68,9 @@ class Problem:
         self.axis_markers = None  # per active axis: the markers it moves (set at the first Jacobian)
 
 
-def residuals(pb: Problem, x: np.ndarray, obs: np.ndarray, jac: bool = True):
-    """Weighted residuals r (F, 3M + T) and Jacobian (F, 3M + T, n) at ``x`` (F, n)."""
+def residuals(pb: Problem, x: np.ndarray, obs: np.ndarray, jac: bool = True, cols: np.ndarray | None = None):
+    """Weighted residuals r (F, 3M + T) and Jacobian (F, 3M + T, n) at ``x`` (F, n); with ``cols``, the
+    Jacobian's columns for those free variables only (F, 3M + T, len(cols))."""
     tree = pb.tree
     q, dq = mt.full_coordinates(tree, x)
     pose = mt.forward(tree, q, pb.markers)
@@ -80,31 +82,37 @@ def residuals(pb: Problem, x: np.ndarray, obs: np.ndarray, jac: bool = True):
     r = np.concatenate([r_m, r_t], 1)
     if not jac:
         return r, None
-    F, n, M = len(x), x.shape[1], len(pb.markers)
+    F, M = len(x), len(pb.markers)
+    n = x.shape[1] if cols is None else len(cols)
+    col = np.arange(n) if cols is None else np.full(x.shape[1], -1)
+    if cols is not None:
+        col[cols] = np.arange(n)
     if pb.axis_markers is None:
         pb.axis_markers = [np.flatnonzero(pb.desc[j]) for j in pose.axis_joint]
-    J = np.zeros((n, F, M, 3))
+    J = np.zeros((F, M, 3, n))
     X, dirs, orig = pose.markers, pose.axis_dir, pose.axis_origin
     coef = pose.axis_slope * dq[:, pose.axis_coord]                           # (F, A)
     for a, (rot, c) in enumerate(zip(pose.axis_rot, pose.axis_coord)):
         i, ms = pb.src[c], pb.axis_markers[a]
+        i = col[i] if i >= 0 else -1
         if i < 0 or not len(ms):
             continue
         d = dirs[:, a, None, :] * coef[:, a, None, None]                       # (F, 1, 3)
         if rot:  # marker velocity d x (x - o)
             lv = X[:, ms] - orig[:, a, None, :]
-            J[i][:, ms, 0] += d[..., 1] * lv[..., 2] - d[..., 2] * lv[..., 1]
-            J[i][:, ms, 1] += d[..., 2] * lv[..., 0] - d[..., 0] * lv[..., 2]
-            J[i][:, ms, 2] += d[..., 0] * lv[..., 1] - d[..., 1] * lv[..., 0]
+            J[:, ms, 0, i] += d[..., 1] * lv[..., 2] - d[..., 2] * lv[..., 1]
+            J[:, ms, 1, i] += d[..., 2] * lv[..., 0] - d[..., 0] * lv[..., 2]
+            J[:, ms, 2, i] += d[..., 0] * lv[..., 1] - d[..., 1] * lv[..., 0]
         else:
-            J[i][:, ms] += d
-    J *= sw[None, :, :, None]
+            for k in range(3):
+                J[:, ms, k, i] += d[..., k]
+    J *= sw[:, :, None, None]
     J_t = np.zeros((F, len(pb.task_coord), n))
-    tsrc = pb.src[pb.task_coord]
+    tsrc = [col[s] if s >= 0 else -1 for s in pb.src[pb.task_coord]]
     for k, (c, s) in enumerate(zip(pb.task_coord, tsrc)):
         if s >= 0:
             J_t[:, k, s] = np.sqrt(pb.task_w[k]) * dq[:, c]
-    return r, np.concatenate([J.transpose(1, 2, 3, 0).reshape(F, 3 * M, n), J_t], 1)
+    return r, np.concatenate([J.reshape(F, 3 * M, n), J_t], 1)
 
 
 def levenberg_marquardt(pb: Problem, x: np.ndarray, obs: np.ndarray, cols: np.ndarray | None = None,
@@ -118,13 +126,12 @@ def levenberg_marquardt(pb: Problem, x: np.ndarray, obs: np.ndarray, cols: np.nd
     cost = np.einsum("fi,fi->f", r, r)
     lam = np.full(len(x), 1e-3)
     active = np.arange(len(x))
-    it = 0
+    it, trace = 0, []
     for it in range(max_iter):
         if not len(active):
             break
         xa, oa = x[active], obs[active]
-        r, J = residuals(pb, xa, oa)
-        J = J[:, :, cols]
+        r, J = residuals(pb, xa, oa, cols=None if len(cols) == n else cols)
         H = J.transpose(0, 2, 1) @ J
         g = np.einsum("fin,fi->fn", J, r)
         diag = np.einsum("fii->fi", H)
@@ -140,8 +147,10 @@ def levenberg_marquardt(pb: Problem, x: np.ndarray, obs: np.ndarray, cols: np.nd
         gain = cost[active] - ct
         cost[active[better]] = ct[better]
         lam[active] = np.where(better, np.maximum(lam[active] / 3, 1e-9), np.minimum(lam[active] * 4, 1e9))
-        done = (better & ((moved < TOL_STEP) | (gain <= 1e-14 * (1 + ct)))) | (~better & (lam[active] >= 1e9))
+        done = (better & ((moved < TOL_STEP) | (gain <= 1e-10 * (1 + ct)))) | (~better & (lam[active] >= 1e9))
         active = active[~done]
+        trace.append(len(active))
+    log.debug("LM active frames per iteration: %s", trace)
     log.debug("LM: %d frames, %d iterations, %d not converged", len(x), it + 1, len(active))
     return x, cost
 
@@ -164,12 +173,12 @@ def _heading(tree: mt.Tree) -> tuple[int, np.ndarray]:
 
 
 def initial_guess(pb: Problem, obs: np.ndarray) -> np.ndarray:
-    """(F, n): default pose, root fitted from four headings, the best kept."""
+    """(F, n): the default pose with the root joint fitted from four headings, the best kept."""
     tree, F = pb.tree, len(obs)
     x0 = np.broadcast_to(tree.default[tree.free], (F, len(tree.free))).copy()
     head, root = _heading(tree)
     if head < 0:
-        return levenberg_marquardt(pb, x0, obs, root, 20)[0]
+        return levenberg_marquardt(pb, x0, obs, root, ROOT_ITER)[0]
     xs = np.concatenate([x0] * 4)
     xs[:, head] += np.repeat(np.arange(4) * np.pi / 2, F)
     xs, cost = levenberg_marquardt(pb, xs, np.concatenate([obs] * 4), root, ROOT_ITER)
@@ -177,11 +186,8 @@ def initial_guess(pb: Problem, obs: np.ndarray) -> np.ndarray:
     return xs.reshape(4, F, -1)[best, np.arange(F)]
 
 
-def solve_problem(pb: Problem, x0: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Solve all frames; returns x (F, n) and cost (F,)."""
-    obs = pb.obs
-    x = initial_guess(pb, obs) if x0 is None else x0
-    x, cost = levenberg_marquardt(pb, x, obs)
+def neighbour_passes(pb: Problem, x: np.ndarray, cost: np.ndarray, obs: np.ndarray) -> None:
+    """Re-solve frames far from a neighbour starting from that neighbour; keep the better fit (in place)."""
     for _ in range(NEIGHBOUR_PASSES):
         improved = 0
         for shift in (1, -1):
@@ -197,6 +203,20 @@ def solve_problem(pb: Problem, x0: np.ndarray | None = None) -> tuple[np.ndarray
         log.debug("neighbour pass: %d frames improved", improved)
         if not improved:
             break
+
+
+def solve_problem(pb: Problem) -> tuple[np.ndarray, np.ndarray]:
+    """Solve all frames; returns x (F, n) and cost (F,). Coarse to fine: every ``STRIDE``-th frame
+    from the default pose first, then all frames from the coarse solution interpolated in time."""
+    obs, F = pb.obs, len(pb.obs)
+    coarse = np.unique(np.r_[np.arange(0, F, STRIDE), F - 1])
+    xc, cc = levenberg_marquardt(pb, initial_guess(pb, obs[coarse]), obs[coarse])
+    neighbour_passes(pb, xc, cc, obs[coarse])
+    if len(coarse) == F:
+        return xc, cc
+    x0 = np.stack([np.interp(np.arange(F), coarse, xc[:, k]) for k in range(xc.shape[1])], 1)
+    x, cost = levenberg_marquardt(pb, x0, obs)
+    neighbour_passes(pb, x, cost, obs)
     return x, cost
 
 
