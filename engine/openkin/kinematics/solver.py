@@ -2,13 +2,17 @@
 
 The problem is OpenSim's InverseKinematicsTool's, frame by frame::
 
-    min_q  sum_m w_m |x_m(q) - o_m|^2  +  sum_t w_t (q_t - v_t)^2
+    min_q  sum_m w_m |x_m(q) - o_m|^2 / sum_m w_m  +  sum_t w_t (q_t - v_t)^2
 
 over the free coordinates (locked ones held at their default, coupled ones
 following their CoordinateCouplerConstraint, clamped ones kept in range), with
 ``x_m(q)`` the model's marker positions (:mod:`openkin.kinematics.model_tree`),
-``o_m`` the observed ones (NaN: weight 0) and the coordinate tasks ``t`` of the
-IK setup.
+``o_m`` the observed ones (NaN: weight 0; the sums run over the observed markers
+of the frame) and the coordinate tasks ``t`` of the IK setup. The marker term is
+normalised by the frame's total marker weight as Simbody's ``Markers`` assembly
+condition does (OpenSim's IK adds it with weight 1 and each coordinate task as a
+``QValue`` goal with the task's weight), so the coordinate tasks pull exactly as
+hard as in OpenSim.
 
 Solver: Levenberg–Marquardt on every frame at once. Residuals and the analytic
 Jacobian (marker velocity along each joint axis, chained through spline slopes
@@ -75,7 +79,8 @@ def residuals(pb: Problem, x: np.ndarray, obs: np.ndarray, jac: bool = True, col
     q, dq = mt.full_coordinates(tree, x)
     pose = mt.forward(tree, q, pb.markers)
     ok = np.isfinite(obs).all(-1)                       # (F, M)
-    sw = np.sqrt(pb.w)[None, :] * ok                     # (F, M)
+    wf = pb.w[None, :] * ok                              # (F, M)
+    sw = np.sqrt(wf / np.maximum(wf.sum(1, keepdims=True), 1e-12))  # markers' weights sum to 1 (Simbody's)
     diff = np.where(ok[..., None], pose.markers - np.nan_to_num(obs), 0.0)
     r_m = (sw[..., None] * diff).reshape(len(x), -1)
     r_t = np.sqrt(pb.task_w) * (q[:, pb.task_coord] - pb.task_v)
