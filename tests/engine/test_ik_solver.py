@@ -23,10 +23,6 @@ from openkin.kinematics.setup import load_model, read_ik_tasks, setup_files
 osim = pytest.importorskip("opensim")
 SETUP = "OpenSim_Setup"
 SIMPLE, FULL = "Model_Pose2Sim_simple.osim", "Model_Pose2Sim_muscles_flex.osim"
-WELL_DETERMINED = ("pelvis_tilt", "pelvis_list", "pelvis_rotation", "pelvis_tx", "pelvis_ty", "pelvis_tz",
-                   "hip_flexion_r", "hip_flexion_l", "hip_adduction_r", "hip_adduction_l", "knee_angle_r",
-                   "knee_angle_l", "ankle_angle_r", "ankle_angle_l", "elbow_flex_r", "elbow_flex_l",
-                   "arm_flex_r", "arm_flex_l", "arm_add_r", "arm_add_l", "L5_S1_Flex_Ext", "L5_S1_axial_rotation")
 
 
 def scaled_model_file(tmp_path, model_file: str, marker_file: str = "Markers_Halpe26.xml") -> str:
@@ -119,20 +115,29 @@ def _job(path: str, n: int, model_file: str, nan_marker: str | None = None):
 
 @pytest.mark.parametrize("model_file", [SIMPLE, FULL])
 def test_batch_ik_agrees_with_opensim(tmp_path, model_file):
+    """Same job, both solvers. Where OpenSim's own answer is within 0.3° of the truth, ours is within
+    0.5° RMS of it; everywhere, ours is no further from the truth than OpenSim's (+0.1°): the
+    coordinates the markers barely see (mtp, subtalar, wrist) are where OpenSim stops short of the optimum."""
     job, coords, truth = _job(scaled_model_file(tmp_path, model_file), 60, model_file)
     theirs = ik.solve(job)
     ours = ik.solve_openkin(job)
     assert ours.coordinate_names == theirs.coordinate_names
     assert np.mean(ours.rms) <= np.mean(theirs.rms) + 5e-4
-    names = ours.coordinate_names
-    for c in WELL_DETERMINED:
-        i = names.index(c)
-        scale = np.degrees(1) if ours.rotational[i] else 1e3  # degrees / mm
-        limit = 0.5 if ours.rotational[i] else 1.0
-        assert scale * np.sqrt(np.mean((ours.q[:, i] - theirs.q[:, i]) ** 2)) < limit, c
-        ours_err = np.sqrt(np.mean((np.degrees(ours.q[:, i]) - truth[:, coords.index(c)]) ** 2)) \
-            if ours.rotational[i] else 0.0
-        assert ours_err < 1.0, c
+    coupled = set(ours.extra["coupled"])
+    checked = 0
+    for i, c in enumerate(ours.coordinate_names):
+        if c not in coords or c in coupled:
+            continue
+        rot = ours.rotational[i]
+        f = np.degrees if rot else (lambda v: 1e3 * v)  # degrees / mm
+        tv = truth[:, coords.index(c)] if rot else 1e3 * truth[:, coords.index(c)]
+        err_t = np.sqrt(np.mean((f(theirs.q[:, i]) - tv) ** 2))
+        err_o = np.sqrt(np.mean((f(ours.q[:, i]) - tv) ** 2))
+        assert err_o <= err_t + (0.1 if rot else 0.5), c
+        if err_t < (0.3 if rot else 0.5):
+            assert np.sqrt(np.mean((f(ours.q[:, i]) - f(theirs.q[:, i])) ** 2)) < (0.5 if rot else 1.0), c
+            checked += 1
+    assert checked >= 20
 
 
 def test_missing_markers_have_no_weight(tmp_path):

@@ -272,7 +272,8 @@ def solve_openkin(job: IkJob, model=None) -> IkResult:
     rms, worst = solver.marker_errors(pb, x)
     k = job.keep_from
     return IkResult(pb.tree.coord_names, [bool(r) for r in pb.tree.rotational], q[k:], rms[k:], worst[k:],
-                    solver_seconds, load_seconds, time.process_time() - c0, {"solver": "openkin"})
+                    solver_seconds, load_seconds, time.process_time() - c0,
+                    {"solver": "openkin", "coupled": [pb.tree.coord_names[c] for c in pb.tree.dep]})
 
 
 def _solve_all_openkin(jobs: list[IkJob], workers, on_done) -> list[IkResult]:

@@ -185,7 +185,7 @@ def initial_guess(pb: Problem, obs: np.ndarray) -> np.ndarray:
     if head < 0:
         return levenberg_marquardt(pb, x0, obs, root, ROOT_ITER)[0]
     xs = np.concatenate([x0] * 4)
-    xs[:, head] += np.repeat(np.arange(4) * np.pi / 2, F)
+    xs[:, head] += np.repeat(np.array([0, 0.5, 1, -0.5]) * np.pi, F)
     xs, cost = levenberg_marquardt(pb, xs, np.concatenate([obs] * 4), root, ROOT_ITER)
     best = np.argmin(cost.reshape(4, F), 0)
     return xs.reshape(4, F, -1)[best, np.arange(F)]
@@ -218,11 +218,22 @@ def solve_problem(pb: Problem) -> tuple[np.ndarray, np.ndarray]:
     xc, cc = levenberg_marquardt(pb, initial_guess(pb, obs[coarse]), obs[coarse])
     neighbour_passes(pb, xc, cc, obs[coarse])
     if len(coarse) == F:
-        return xc, cc
+        return unwrap(pb, xc), cc
     x0 = np.stack([np.interp(np.arange(F), coarse, xc[:, k]) for k in range(xc.shape[1])], 1)
     x, cost = levenberg_marquardt(pb, x0, obs)
     neighbour_passes(pb, x, cost, obs)
-    return x, cost
+    return unwrap(pb, x), cost
+
+
+def unwrap(pb: Problem, x: np.ndarray) -> np.ndarray:
+    """Unbounded rotations (the root's heading, tried at quarter turns) made continuous in time and
+    brought within half a turn of the model's default at the first frame, as OpenSim's tracking gives."""
+    rot = pb.tree.rotational[pb.tree.free] & ~np.isfinite(pb.hi) & ~np.isfinite(pb.lo)
+    default = pb.tree.default[pb.tree.free]
+    for k in np.flatnonzero(rot):
+        v = np.unwrap(x[:, k])
+        x[:, k] = v - 2 * np.pi * np.round((v[0] - default[k]) / (2 * np.pi))
+    return x
 
 
 def marker_errors(pb: Problem, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
