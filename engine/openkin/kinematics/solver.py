@@ -44,9 +44,11 @@ log = logging.getLogger(__name__)
 MAX_ITER = 60
 TOL_STEP = 1e-5       # rad or m: a frame has converged when its largest step is below this
 NEIGHBOUR_PASSES = 3
-ROOT_ITER = 6         # iterations fitting the root joint alone, per heading tried
+TOL_GAIN = 1e-6       # ... or its cost fell by less than this fraction
+ROOT_ITER = 4         # iterations fitting the root joint alone, per heading tried
 STRIDE = 4            # coarse pass: every 4th frame
-JUMP = 0.2            # rad or m: a frame this far from a neighbour is re-solved from it
+JUMP = 0.35           # rad or m: a frame this far from a neighbour is re-solved from it ...
+BASIN_GAIN = 0.01     # ... and takes that solution if its cost is lower by this fraction
 
 
 @dataclass
@@ -139,6 +141,13 @@ def levenberg_marquardt(pb: Problem, x: np.ndarray, obs: np.ndarray, cols: np.nd
         r, J = residuals(pb, xa, oa, cols=None if len(cols) == n else cols)
         H = J.transpose(0, 2, 1) @ J
         g = np.einsum("fin,fi->fn", J, r)
+        # projected steps: a variable at a bound that the gradient pushes outward stays there
+        xc = xa[:, cols]
+        stuck = ((xc <= pb.lo[cols]) & (g > 0)) | ((xc >= pb.hi[cols]) & (g < 0))
+        if stuck.any():
+            keep = (~stuck).astype(float)
+            H = H * keep[:, :, None] * keep[:, None, :] + np.eye(len(cols)) * stuck[:, None, :]
+            g = g * keep
         diag = np.einsum("fii->fi", H)
         A = H + lam[active, None, None] * (np.eye(len(cols)) * (diag[:, None, :] + 1e-9))
         step = -np.linalg.solve(A, g[..., None])[..., 0]
@@ -152,7 +161,8 @@ def levenberg_marquardt(pb: Problem, x: np.ndarray, obs: np.ndarray, cols: np.nd
         gain = cost[active] - ct
         cost[active[better]] = ct[better]
         lam[active] = np.where(better, np.maximum(lam[active] / 3, 1e-9), np.minimum(lam[active] * 4, 1e9))
-        done = (better & ((moved < TOL_STEP) | (gain <= 1e-10 * (1 + ct)))) | (~better & (lam[active] >= 1e9))
+        small = (moved < TOL_STEP) | (gain <= TOL_GAIN * ct + 1e-16)
+        done = (better & small) | (~better & (lam[active] >= 1e4))
         active = active[~done]
         trace.append(len(active))
     log.debug("LM active frames per iteration: %s", trace)
@@ -202,7 +212,7 @@ def neighbour_passes(pb: Problem, x: np.ndarray, cost: np.ndarray, obs: np.ndarr
             if not len(frames):
                 continue
             xc, cc = levenberg_marquardt(pb, cand[frames], obs[frames])
-            better = cc < cost[frames] - 1e-10 * (1 + cost[frames])
+            better = cc < (1 - BASIN_GAIN) * cost[frames]
             x[frames[better]], cost[frames[better]] = xc[better], cc[better]
             improved += int(better.sum())
         log.debug("neighbour pass: %d frames improved", improved)
