@@ -168,3 +168,26 @@ def test_unsupported_model_falls_back_to_opensim(tmp_path, caplog):
     assert res.extra.get("solver") != "openkin" and res.q.shape[0] == 12
     with pytest.raises(model_tree.Unsupported, match="PiecewiseLinearFunction"):
         model_tree.read_tree(load_model(path)[0])
+
+
+def test_stage_with_the_openkin_solver(tmp_path):
+    """run_trials with ik_solver='openkin' (the config key's path): scaled model, .mot, known angles."""
+    from openkin.formats.mot import read_mot
+    from openkin.formats.trc import Trc, write_trc
+    from openkin.kinematics import KinematicsOptions, run_trials
+
+    markers, xyz, coords, truth, _ = scene(150)
+    trc = tmp_path / "walk.trc"
+    write_trc(trc, Trc(list(markers), 60.0, xyz), units="m")
+    mot_path = run_trials([trc], tmp_path / "kin", KinematicsOptions(workers=1, ik_solver="openkin",
+                                                                       use_simple_model=True))[0]
+    mot = read_mot(mot_path)
+    for c in ("knee_angle_r", "knee_angle_l", "hip_flexion_r", "hip_flexion_l", "elbow_flex_r", "pelvis_rotation"):
+        e = mot.column(c) - truth[:, coords.index(c)]
+        assert np.sqrt(np.mean(e ** 2)) < 1.0, c
+
+
+def test_config_key_and_default():
+    from openkin.config import KinematicsConfig
+
+    assert KinematicsConfig().ik_solver in ik.SOLVERS

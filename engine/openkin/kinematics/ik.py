@@ -8,6 +8,11 @@ time chunks solved by separate processes (one OpenSim model each); every chunk
 but the first starts a few frames early (``WARMUP``) so its first kept frame is
 already warm-started, and those frames are discarded. Results are the same
 solver's, frame for frame, within its accuracy.
+
+``[kinematics] ik_solver = 'openkin'`` solves instead with OpenKin's batch solver
+(:mod:`openkin.kinematics.solver` on :mod:`openkin.kinematics.model_tree`): every
+frame at once with numpy, the same objective, one process; a model it cannot
+represent is solved here by OpenSim, with a warning naming the element.
 """
 from __future__ import annotations
 

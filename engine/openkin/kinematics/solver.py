@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 
 MAX_ITER = 60
 TOL_STEP = 1e-5       # rad or m: a frame has converged when its largest step is below this
-NEIGHBOUR_PASSES = 3
+NEIGHBOUR_PASSES = 40
 TOL_GAIN = 1e-6       # ... or its cost fell by less than this fraction
 ROOT_ITER = 4         # iterations fitting the root joint alone, per heading tried
 STRIDE = 4            # coarse pass: every 4th frame
