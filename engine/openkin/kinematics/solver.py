@@ -46,7 +46,8 @@ TOL_STEP = 1e-5       # rad or m: a frame has converged when its largest step is
 NEIGHBOUR_PASSES = 40
 TOL_GAIN = 1e-6       # ... or its cost fell by less than this fraction
 ROOT_ITER = 4         # iterations fitting the root joint alone, per heading tried
-STRIDE = 4            # coarse pass: every 4th frame
+STRIDE = 4            # coarse pass: every 4th frame ...
+COARSE_ITER = 20      # ... solved roughly (it only starts the fine pass)
 JUMP = 0.35           # rad or m: a frame this far from a neighbour is re-solved from it ...
 BASIN_GAIN = 0.01     # ... and takes that solution if its cost is lower by this fraction
 
@@ -225,7 +226,7 @@ def solve_problem(pb: Problem) -> tuple[np.ndarray, np.ndarray]:
     from the default pose first, then all frames from the coarse solution interpolated in time."""
     obs, F = pb.obs, len(pb.obs)
     coarse = np.unique(np.r_[np.arange(0, F, STRIDE), F - 1])
-    xc, cc = levenberg_marquardt(pb, initial_guess(pb, obs[coarse]), obs[coarse])
+    xc, cc = levenberg_marquardt(pb, initial_guess(pb, obs[coarse]), obs[coarse], max_iter=COARSE_ITER)
     neighbour_passes(pb, xc, cc, obs[coarse])
     if len(coarse) == F:
         return unwrap(pb, xc), cc
