@@ -49,6 +49,7 @@ ROOT_ITER = 4         # iterations fitting the root joint alone, per heading tri
 STRIDE = 4            # coarse pass: every 4th frame ...
 COARSE_ITER = 20      # ... solved roughly (it only starts the fine pass)
 JUMP = 0.35           # rad or m: a frame this far from a neighbour is re-solved from it ...
+NEIGHBOUR_ITER = 30   # iterations of a neighbour re-solve
 BASIN_GAIN = 0.01     # ... and takes that solution if its cost is lower by this fraction
 
 
@@ -203,22 +204,27 @@ def initial_guess(pb: Problem, obs: np.ndarray) -> np.ndarray:
 
 
 def neighbour_passes(pb: Problem, x: np.ndarray, cost: np.ndarray, obs: np.ndarray) -> None:
-    """Re-solve frames far from a neighbour starting from that neighbour; keep the better fit (in place)."""
+    """Re-solve frames far from a neighbour starting from that neighbour; keep the solution if its cost
+    is clearly lower (another basin). The first pass tries every such frame, later ones only the
+    neighbours of frames that just changed, so a good basin spreads along a stretch (in place)."""
+    F = len(x)
+    changed = np.ones(F, bool)
     for _ in range(NEIGHBOUR_PASSES):
-        improved = 0
+        now = np.zeros(F, bool)
         for shift in (1, -1):
             cand = np.roll(x, shift, 0)
-            frames = np.arange(len(x))[(slice(1, None) if shift == 1 else slice(None, -1))]
-            frames = frames[np.abs(cand[frames] - x[frames]).max(1) > JUMP]
+            frames = np.arange(F)[(slice(1, None) if shift == 1 else slice(None, -1))]
+            frames = frames[changed[frames - shift] & (np.abs(cand[frames] - x[frames]).max(1) > JUMP)]
             if not len(frames):
                 continue
-            xc, cc = levenberg_marquardt(pb, cand[frames], obs[frames])
+            xc, cc = levenberg_marquardt(pb, cand[frames], obs[frames], max_iter=NEIGHBOUR_ITER)
             better = cc < (1 - BASIN_GAIN) * cost[frames]
             x[frames[better]], cost[frames[better]] = xc[better], cc[better]
-            improved += int(better.sum())
-        log.debug("neighbour pass: %d frames improved", improved)
-        if not improved:
+            now[frames[better]] = True
+        log.debug("neighbour pass: %d frames improved", int(now.sum()))
+        if not now.any():
             break
+        changed = now
 
 
 def solve_problem(pb: Problem) -> tuple[np.ndarray, np.ndarray]:
