@@ -41,7 +41,7 @@ from . import model_tree as mt
 
 log = logging.getLogger(__name__)
 
-MAX_ITER = 60
+MAX_ITER = 30
 TOL_STEP = 1e-5       # rad or m: a frame has converged when its largest step is below this
 NEIGHBOUR_PASSES = 40
 TOL_GAIN = 1e-6       # ... or its cost fell by less than this fraction
@@ -214,7 +214,8 @@ def neighbour_passes(pb: Problem, x: np.ndarray, cost: np.ndarray, obs: np.ndarr
         for shift in (1, -1):
             cand = np.roll(x, shift, 0)
             frames = np.arange(F)[(slice(1, None) if shift == 1 else slice(None, -1))]
-            frames = frames[changed[frames - shift] & (np.abs(cand[frames] - x[frames]).max(1) > JUMP)]
+            frames = frames[changed[frames - shift] & (cost[frames] > cost[frames - shift])
+                            & (np.abs(cand[frames] - x[frames]).max(1) > JUMP)]
             if not len(frames):
                 continue
             xc, cc = levenberg_marquardt(pb, cand[frames], obs[frames], max_iter=NEIGHBOUR_ITER)
