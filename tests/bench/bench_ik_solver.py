@@ -10,7 +10,8 @@ is solved by both solvers in this process, BLAS pinned to one thread
 - agreement: RMS difference per coordinate (goal 0.5 deg, translations 1 mm), listing the
   coordinates over the goal with each solver's own RMSE against the truth;
 - marker RMS of each (goal: OpenKin <= OpenSim + 0.5 mm);
-- MPJAE (``openkin.evaluate``, main coordinates) of each against the truth.
+- MPJAE (``openkin.evaluate``, main coordinates) of each against the truth, and of OpenKin's
+  solver with temporal coupling (``smooth``: not OpenSim's problem any more, so no agreement goal).
 
 Usage::
 
@@ -35,8 +36,12 @@ from openkin.kinematics import KinematicsOptions, prepare, write_outputs  # noqa
 from openkin.kinematics import ik  # noqa: E402
 
 
+SMOOTH = 1e-2  # temporal coupling weight of the third column (solver.smooth_pass)
+
+
 def solve_both(trc: Path, out: Path, simple: bool):
-    """(prepared trial, OpenSim result, OpenKin result), each solver timed alone on one thread."""
+    """(prepared trial, OpenSim result, OpenKin result, OpenKin with temporal coupling), each solver
+    timed alone on one thread."""
     from threadpoolctl import threadpool_limits
 
     out.mkdir(parents=True, exist_ok=True)
@@ -50,8 +55,11 @@ def solve_both(trc: Path, out: Path, simple: bool):
         c1 = time.process_time()
         ours = ik.solve_openkin(prep.job, model)
         c2 = time.process_time()
+        smooth = ik.solve_openkin(prep.job, model, smooth=SMOOTH)
+        c3 = time.process_time()
     theirs.extra["cpu"], ours.extra["cpu"] = c1 - c0, c2 - c1  # load-independent on a busy machine
-    return prep, theirs, ours
+    smooth.extra["cpu"] = c3 - c2
+    return prep, theirs, ours, smooth
 
 
 def write_mot(prep, result, suffix: str) -> Path:
@@ -91,7 +99,7 @@ def agreement(theirs, ours, truth_mot: Path) -> tuple[list[str], int]:
     return lines, over
 
 
-def report(scene: str, model: str, prep, theirs, ours, mots: dict, truth: Path) -> list[str]:
+def report(scene: str, model: str, prep, theirs, ours, smooth, mots: dict, truth: Path) -> list[str]:
     F = len(ours.q)
     acc = {k: accuracy(m, truth) for k, m in mots.items()}
     fps_t, fps_o = F / theirs.solver_seconds, F / ours.solver_seconds
@@ -105,7 +113,10 @@ def report(scene: str, model: str, prep, theirs, ours, mots: dict, truth: Path) 
              f"{'frames per CPU s':26s}{F / theirs.extra['cpu']:10.1f}{F / ours.extra['cpu']:10.1f}",
              f"{'marker RMS mm':26s}{rms_t:10.2f}{rms_o:10.2f}",
              f"{'MPJAE deg (vs truth)':26s}{acc['opensim']['mpjae']:10.2f}{acc['openkin']['mpjae']:10.2f}",
-             f"{'MPJAE lower deg':26s}{acc['opensim']['mpjae_lower']:10.2f}{acc['openkin']['mpjae_lower']:10.2f}"]
+             f"{'MPJAE lower deg':26s}{acc['opensim']['mpjae_lower']:10.2f}{acc['openkin']['mpjae_lower']:10.2f}",
+             f"  OpenKin with temporal coupling (weight {SMOOTH:g}): MPJAE {acc['smooth']['mpjae']:.2f}, "
+             f"lower {acc['smooth']['mpjae_lower']:.2f}, marker RMS {1e3 * np.nanmean(smooth.rms):.2f} mm, "
+             f"CPU {smooth.extra['cpu']:.2f} s"]
     diff, over = agreement(theirs, ours, truth)
     goal_speed = 20 if model == "full" else None
     cpu_ratio = theirs.extra["cpu"] / ours.extra["cpu"]
@@ -134,9 +145,10 @@ def main(argv=None) -> int:
         trc, truth = scene_trc(args.work, scene, args.frames)
         for model in args.models.split(","):
             out = args.work / f"ik_{scene}_{model}_{args.frames}"
-            prep, theirs, ours = solve_both(trc, out, model == "simple")
-            mots = {"opensim": write_mot(prep, theirs, "_opensim"), "openkin": write_mot(prep, ours, "_openkin")}
-            block = report(scene, model, prep, theirs, ours, mots, truth)
+            prep, theirs, ours, smooth = solve_both(trc, out, model == "simple")
+            mots = {"opensim": write_mot(prep, theirs, "_opensim"), "openkin": write_mot(prep, ours, "_openkin"),
+                    "smooth": write_mot(prep, smooth, "_openkin_smooth")}
+            block = report(scene, model, prep, theirs, ours, smooth, mots, truth)
             print("\n".join(block), flush=True)
             lines += block
     return 0

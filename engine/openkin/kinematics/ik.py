@@ -261,14 +261,20 @@ def problem(job: IkJob, model, state=None):
                           np.array([t[2] for t in tasks], float))
 
 
-def solve_openkin(job: IkJob, model=None) -> IkResult:
-    """Solve a whole trial with OpenKin's batch solver (one process, all frames at once)."""
+def solve_openkin(job: IkJob, model=None, smooth: float = 0.0, smooth_seconds: float = 0.033) -> IkResult:
+    """Solve a whole trial with OpenKin's batch solver (one process, all frames at once).
+    ``smooth`` > 0 adds temporal coupling (:func:`openkin.kinematics.solver.smooth_pass`: a pull of
+    that weight toward the trajectory smoothed by a Gaussian of ``smooth_seconds``); 0 solves
+    OpenSim's problem, frame by frame."""
     from . import model_tree, solver
 
     t0, c0 = time.perf_counter(), time.process_time()
     if model is None:
         model, _ = load_model(job.model_path)
     pb = problem(job, model)
+    if smooth > 0 and len(job.times) > 2:
+        pb.smooth = float(smooth)
+        pb.sigma = smooth_seconds / float(np.median(np.diff(job.times)))
     load_seconds = time.perf_counter() - t0
     t1 = time.perf_counter()
     x, _ = solver.solve_problem(pb)

@@ -50,6 +50,7 @@ STRIDE = 4            # coarse pass: every 4th frame ...
 COARSE_ITER = 20      # ... solved roughly (it only starts the fine pass)
 JUMP = 0.35           # rad or m: a frame this far from a neighbour is re-solved from it ...
 NEIGHBOUR_ITER = 30   # iterations of a neighbour re-solve
+SMOOTH_PASSES = 2
 BASIN_GAIN = 0.01     # ... and takes that solution if its cost is lower by this fraction
 
 
@@ -65,6 +66,8 @@ class Problem:
     task_coord: np.ndarray
     task_w: np.ndarray
     task_v: np.ndarray
+    smooth: float = 0.0       # weight of the pull toward the smoothed trajectory (0: frames independent)
+    sigma: float = 0.0        # frames: Gaussian width of that smoothing
 
     def __post_init__(self):
         self.src = mt.source(self.tree)
@@ -76,9 +79,11 @@ class Problem:
         self.axis_markers = None  # per active axis: the markers it moves (set at the first Jacobian)
 
 
-def residuals(pb: Problem, x: np.ndarray, obs: np.ndarray, jac: bool = True, cols: np.ndarray | None = None):
-    """Weighted residuals r (F, 3M + T) and Jacobian (F, 3M + T, n) at ``x`` (F, n); with ``cols``, the
-    Jacobian's columns for those free variables only (F, 3M + T, len(cols))."""
+def residuals(pb: Problem, x: np.ndarray, obs: np.ndarray, jac: bool = True, cols: np.ndarray | None = None,
+              ref: np.ndarray | None = None):
+    """Weighted residuals r (F, 3M + T [+ n]) and Jacobian (F, 3M + T [+ n], n) at ``x`` (F, n); with ``cols``,
+    the Jacobian's columns for those free variables only. ``ref`` (F, n): a temporally smoothed
+    trajectory the free variables are pulled toward with weight ``pb.smooth`` (extra n rows)."""
     tree = pb.tree
     q, dq = mt.full_coordinates(tree, x)
     pose = mt.forward(tree, q, pb.markers)
@@ -88,7 +93,7 @@ def residuals(pb: Problem, x: np.ndarray, obs: np.ndarray, jac: bool = True, col
     diff = np.where(ok[..., None], pose.markers - np.nan_to_num(obs), 0.0)
     r_m = (sw[..., None] * diff).reshape(len(x), -1)
     r_t = np.sqrt(pb.task_w) * (q[:, pb.task_coord] - pb.task_v)
-    r = np.concatenate([r_m, r_t], 1)
+    r = np.concatenate([r_m, r_t] + ([np.sqrt(pb.smooth) * (x - ref)] if ref is not None else []), 1)
     if not jac:
         return r, None
     F, M = len(x), len(pb.markers)
@@ -121,17 +126,21 @@ def residuals(pb: Problem, x: np.ndarray, obs: np.ndarray, jac: bool = True, col
     for k, (c, s) in enumerate(zip(pb.task_coord, tsrc)):
         if s >= 0:
             J_t[:, k, s] = np.sqrt(pb.task_w[k]) * dq[:, c]
-    return r, np.concatenate([J.reshape(F, 3 * M, n), J_t], 1)
+    blocks = [J.reshape(F, 3 * M, n), J_t]
+    if ref is not None:
+        eye = np.eye(x.shape[1])[:, np.arange(x.shape[1]) if cols is None else cols]
+        blocks.append(np.broadcast_to(np.sqrt(pb.smooth) * eye, (F,) + eye.shape))
+    return r, np.concatenate(blocks, 1)
 
 
 def levenberg_marquardt(pb: Problem, x: np.ndarray, obs: np.ndarray, cols: np.ndarray | None = None,
-                        max_iter: int = MAX_ITER) -> tuple[np.ndarray, np.ndarray]:
+                        max_iter: int = MAX_ITER, ref: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Minimise every frame's cost from ``x`` (F, n), over the free variables ``cols`` (default all).
     Returns (x, cost (F,))."""
     x = np.clip(x.copy(), pb.lo, pb.hi)
     n = x.shape[1]
     cols = np.arange(n) if cols is None else np.asarray(cols)
-    r, _ = residuals(pb, x, obs, jac=False)
+    r, _ = residuals(pb, x, obs, jac=False, ref=ref)
     cost = np.einsum("fi,fi->f", r, r)
     lam = np.full(len(x), 1e-3)
     active = np.arange(len(x))
@@ -140,7 +149,8 @@ def levenberg_marquardt(pb: Problem, x: np.ndarray, obs: np.ndarray, cols: np.nd
         if not len(active):
             break
         xa, oa = x[active], obs[active]
-        r, J = residuals(pb, xa, oa, cols=None if len(cols) == n else cols)
+        ra = None if ref is None else ref[active]
+        r, J = residuals(pb, xa, oa, cols=None if len(cols) == n else cols, ref=ra)
         H = J.transpose(0, 2, 1) @ J
         g = np.einsum("fin,fi->fn", J, r)
         # projected steps: a variable at a bound that the gradient pushes outward stays there
@@ -155,7 +165,7 @@ def levenberg_marquardt(pb: Problem, x: np.ndarray, obs: np.ndarray, cols: np.nd
         step = -np.linalg.solve(A, g[..., None])[..., 0]
         trial = xa.copy()
         trial[:, cols] = np.clip(xa[:, cols] + step, pb.lo[cols], pb.hi[cols])
-        rt, _ = residuals(pb, trial, oa, jac=False)
+        rt, _ = residuals(pb, trial, oa, jac=False, ref=ra)
         ct = np.einsum("fi,fi->f", rt, rt)
         better = ct <= cost[active]
         moved = np.abs(trial - xa).max(1)
@@ -240,7 +250,24 @@ def solve_problem(pb: Problem) -> tuple[np.ndarray, np.ndarray]:
     x0 = np.stack([np.interp(np.arange(F), coarse, xc[:, k]) for k in range(xc.shape[1])], 1)
     x, cost = levenberg_marquardt(pb, x0, obs)
     neighbour_passes(pb, x, cost, obs)
-    return unwrap(pb, x), cost
+    x = unwrap(pb, x)
+    if pb.smooth > 0:
+        x, cost = smooth_pass(pb, x, obs)
+    return x, cost
+
+
+def smooth_pass(pb: Problem, x: np.ndarray, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Temporal coupling: each frame re-solved with its free variables pulled (weight ``pb.smooth``)
+    toward a Gaussian-smoothed copy of the trajectory, twice. Frames stay independent systems,
+    so the solve stays batched; coordinates the markers pin down barely move, the ones they
+    barely see follow their neighbours instead of the noise."""
+    from scipy.ndimage import gaussian_filter1d
+
+    cost = None
+    for _ in range(SMOOTH_PASSES):
+        ref = gaussian_filter1d(x, pb.sigma, axis=0, mode="nearest")
+        x, cost = levenberg_marquardt(pb, x, obs, ref=ref)
+    return x, cost
 
 
 def unwrap(pb: Problem, x: np.ndarray) -> np.ndarray:
