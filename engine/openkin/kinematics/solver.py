@@ -22,12 +22,16 @@ frame (raised when a step does not lower that frame's cost) and steps projected
 into the clamped coordinates' ranges. Frames that have converged drop out.
 
 Start: OpenSim's tool warm-starts each frame from the previous one, which is
-sequential. Here every frame starts from the model's default pose with the root
-joint's heading (its rotation closest to vertical) tried at four quarter turns
-and its 6 coordinates fitted first; then a neighbour pass re-solves each frame
-from the previous and next frames' solutions and keeps the better fit, which
-carries good solutions across frames where the default start fell in another
-basin (vectorised: all frames at once per pass).
+sequential. Here, coarse to fine: every 4th frame starts from the model's default
+pose with the root joint's heading (its rotation nearest to vertical) tried at
+four quarter turns and the root fitted alone, the best kept and solved; that
+solution interpolated in time starts all frames. After each stage, neighbour
+passes re-solve a frame that is far from, and fits worse than, a neighbour from
+that neighbour's solution and keep it when the cost is clearly lower (another
+basin, e.g. the shoulder's flipped solution), spreading a good basin along a
+stretch; unbounded rotations are then unwrapped in time. Optional temporal
+coupling (:func:`smooth_pass`) is off by default: with it the problem is no
+longer OpenSim's.
 """
 from __future__ import annotations
 
