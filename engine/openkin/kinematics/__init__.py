@@ -60,6 +60,7 @@ class KinematicsOptions:
     interp_gap_max: int = 10
     workers: object = "auto"
     filter: tuple[str, dict] | None = None
+    ik_solver: str = "opensim"
 
 
 @dataclass
@@ -265,7 +266,7 @@ def run_trials(trc_paths: list[Path], out_dir: Path, opts: KinematicsOptions,
         done.append(i)
         report(progress, 0.3 + 0.65 * len(done) / len(prepared), f"IK {prepared[i].trc_path.name}")
 
-    results = solve_all([p.job for p in prepared], opts.workers, on_done)
+    results = solve_all([p.job for p in prepared], opts.workers, on_done, opts.ik_solver)
     for prep, res in zip(prepared, results):
         prep.summary["ik_workers"] = n_workers(opts.workers, 2 * len(prepared))
         write_outputs(prep, res, opts.filter)
@@ -319,7 +320,8 @@ def options_from_config(config, augmented: bool, person: int = 0) -> KinematicsO
         section = getattr(config.filtering, k.ik_filter_type.lower(), None)
         params = dataclasses.asdict(section) if section is not None else {}
         flt = (k.ik_filter_type, {p: v for p, v in params.items() if p in filter_params(k.ik_filter_type)})
-    extra = {key: getattr(k, key) for key in ("osim_model", "missing_markers", "interp_gap_max", "refine_scaling")
+    extra = {key: getattr(k, key) for key in ("osim_model", "missing_markers", "interp_gap_max", "refine_scaling",
+                                              "ik_solver")
              if hasattr(k, key)}
     return KinematicsOptions(marker_set=marker_set, use_simple_model=k.use_simple_model,
                              right_left_symmetry=k.right_left_symmetry, large_hip_knee_angles=k.large_hip_knee_angles,

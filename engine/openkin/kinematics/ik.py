@@ -8,6 +8,11 @@ time chunks solved by separate processes (one OpenSim model each); every chunk
 but the first starts a few frames early (``WARMUP``) so its first kept frame is
 already warm-started, and those frames are discarded. Results are the same
 solver's, frame for frame, within its accuracy.
+
+``[kinematics] ik_solver = 'openkin'`` solves instead with OpenKin's batch solver
+(:mod:`openkin.kinematics.solver` on :mod:`openkin.kinematics.model_tree`): every
+frame at once with numpy, the same objective, one process; a model it cannot
+represent is solved here by OpenSim, with a warning naming the element.
 """
 from __future__ import annotations
 
@@ -191,9 +196,13 @@ def _context():
     return ctx
 
 
-def solve_all(jobs: list[IkJob], workers, on_done=None) -> list[IkResult]:
-    """Solve trials (one job each), split in time chunks over ``workers`` processes.
-    ``on_done(i_trial)`` is called as each trial completes. Returns one merged result per job."""
+def solve_all(jobs: list[IkJob], workers, on_done=None, solver: str = "opensim") -> list[IkResult]:
+    """Solve trials (one job each): with ``solver`` 'openkin', OpenKin's batch solver, one trial at a time
+    (OpenSim's for a model it cannot represent, with a warning); else OpenSim's, split in time chunks
+    over ``workers`` processes. ``on_done(i_trial)`` is called as each trial completes. Returns one
+    merged result per job."""
+    if solver == "openkin":
+        return _solve_all_openkin(jobs, workers, on_done)
     cpus = n_workers(workers, 2 * len(jobs))
     chunks = [split_jobs(j, max(1, cpus // len(jobs)) if cpus > 1 else 1) for j in jobs]
     flat = [(i, c) for i, cs in enumerate(chunks) for c in cs]
@@ -226,3 +235,76 @@ def _solve_pool(jobs, chunks, flat, cpus, on_done) -> list[IkResult]:
             pool.shutdown(wait=True, cancel_futures=True)
             raise
     return [merge(results[i]) for i in range(len(jobs))]
+
+
+# ------------------------------------------------------------------ OpenKin's batch solver
+
+SOLVERS = ("openkin", "opensim")
+
+
+def problem(job: IkJob, model, state=None):
+    """The :class:`openkin.kinematics.solver.Problem` of ``job`` on a loaded ``model``.
+    Raises :class:`openkin.kinematics.model_tree.Unsupported` for a model the batch solver cannot represent."""
+    from . import model_tree, solver
+
+    tree = model_tree.read_tree(model)
+    index = {n: i for i, n in enumerate(tree.marker_names)}
+    missing = [m for m in job.marker_names if m not in index]
+    if missing:
+        raise model_tree.Unsupported(f"markers {missing} not in the model")
+    cindex = {n: i for i, n in enumerate(tree.coord_names)}
+    tasks = [(cindex[t.name], t.weight, tree.default[cindex[t.name]] if t.value is None else t.value)
+             for t in job.coordinate_tasks if t.name in cindex and t.weight > 0]
+    return solver.Problem(tree, np.array([index[m] for m in job.marker_names], int), np.asarray(job.xyz, float),
+                          np.array([float(job.weights.get(m, 1.0)) for m in job.marker_names]),
+                          np.array([t[0] for t in tasks], int), np.array([t[1] for t in tasks], float),
+                          np.array([t[2] for t in tasks], float))
+
+
+def solve_openkin(job: IkJob, model=None, smooth: float = 0.0, smooth_seconds: float = 0.033) -> IkResult:
+    """Solve a whole trial with OpenKin's batch solver (one process, all frames at once).
+    ``smooth`` > 0 adds temporal coupling (:func:`openkin.kinematics.solver.smooth_pass`: a pull of
+    that weight toward the trajectory smoothed by a Gaussian of ``smooth_seconds``); 0 solves
+    OpenSim's problem, frame by frame."""
+    from . import model_tree, solver
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    if model is None:
+        model, _ = load_model(job.model_path)
+    pb = problem(job, model)
+    if smooth > 0 and len(job.times) > 2:
+        pb.smooth = float(smooth)
+        pb.sigma = smooth_seconds / float(np.median(np.diff(job.times)))
+    load_seconds = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    x, _ = solver.solve_problem(pb)
+    solver_seconds = time.perf_counter() - t1
+    q, _ = model_tree.full_coordinates(pb.tree, x)
+    rms, worst = solver.marker_errors(pb, x)
+    k = job.keep_from
+    return IkResult(pb.tree.coord_names, [bool(r) for r in pb.tree.rotational], q[k:], rms[k:], worst[k:],
+                    solver_seconds, load_seconds, time.process_time() - c0,
+                    {"solver": "openkin", "coupled": [pb.tree.coord_names[c] for c in pb.tree.dep]})
+
+
+def _solve_all_openkin(jobs: list[IkJob], workers, on_done) -> list[IkResult]:
+    from .model_tree import Unsupported
+
+    out: list[IkResult | None] = [None] * len(jobs)
+    fallback = []
+    for i, job in enumerate(jobs):
+        try:
+            out[i] = solve_openkin(job)
+        except Unsupported as e:
+            log.warning("%s: OpenKin's IK solver cannot represent %s; using OpenSim's solver",
+                        os.path.basename(job.model_path), e)
+            fallback.append(i)
+            continue
+        if on_done:
+            on_done(i)
+    if fallback:
+        done = solve_all([jobs[i] for i in fallback], workers,
+                         (lambda k: on_done(fallback[k])) if on_done else None, "opensim")
+        for i, r in zip(fallback, done):
+            out[i] = r
+    return out  # type: ignore[return-value]
