@@ -124,7 +124,9 @@ def run_stages(job: dict, events: EventWriter) -> dict[str, float]:
     stages = list(job["stages"])
     overrides = offline_overrides(job["project"], stages, job.get("overrides") or None)
     if {"kinematics", "augmentation"} & set(stages):
-        _addon_module("opensim_log").redirect_opensim_log(Path(job["project"]) / "openkin" / "logs")
+        from openkin.kinematics.opensim_log import redirect_opensim_log
+
+        redirect_opensim_log(Path(job["project"]) / "openkin" / "logs")
     return run_engine_stages(job["project"], stages, overrides=overrides or None,
                              progress_bars=False, progress_factory=events.progress_callback,
                              on_event=events.emit)

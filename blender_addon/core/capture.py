@@ -286,7 +286,7 @@ def load_capture(files: CaptureFiles, *, fps: float | None = None, progress: Pro
     rates = []
     n = max(1, len(files.people))
     if opensim_log_dir is not None and any(pf.osim for pf in files.people):
-        from .opensim_log import redirect_opensim_log
+        from openkin.kinematics.opensim_log import redirect_opensim_log
 
         redirect_opensim_log(opensim_log_dir)
     for i, pf in enumerate(files.people):

@@ -14,6 +14,7 @@ import argparse
 import contextlib
 import importlib
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -206,11 +207,34 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except KeyboardInterrupt:
         log.error("interrupted")
+        if _EXIT_AT_ONCE:
+            _exit_now(130)
         return 130
     except Exception:
         log.exception("internal error (please report it with the log file)")
         return 1
 
 
-if __name__ == "__main__":
+_EXIT_AT_ONCE = False  # set by the command (entry), never by in-process callers of main()
+
+
+def _exit_now(code: int) -> None:
+    """Leave the process at once, without unwinding further: the interrupted stage's frames
+    (and the OpenSim objects they hold) are not destroyed — OpenSim's C++ destructors can
+    crash mid-solve and turn the exit code into a segmentation fault. Clean-up (temporary
+    files removed, the manifest saying so) is done by then; the log is flushed here."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def entry() -> None:
+    """The ``openkin`` command: :func:`main`, then exit (at once when interrupted)."""
+    global _EXIT_AT_ONCE
+    _EXIT_AT_ONCE = True
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

@@ -56,9 +56,14 @@ def test_manifest_decides(processed, tmp_path):
 
     root = _copy(processed, tmp_path / "trial")
     (root / "openkin").mkdir(exist_ok=True)
-    (root / "openkin" / "manifest.json").write_text(json.dumps({"stages": {
-        "triangulation": {"outputs": ["pose-3d/trial_0-59.trc", "pose-3d/trial_0-59.c3d"]},
-        "filtering": {"outputs": ["pose-3d/trial_0-59_filt_butterworth.trc"]}}}))
+    def done(*files):  # a record as openkin.manifest writes it
+        return {"status": "done", "run": "r1", "outputs": [{"path": f, "role": "trc"} for f in files]}
+
+    (root / "openkin" / "manifest.json").write_text(json.dumps({"version": 1, "stages": {
+        "triangulation": done("pose-3d/trial_0-59.trc", "pose-3d/trial_0-59.c3d"),
+        "filtering": done("pose-3d/trial_0-59_filt_butterworth.trc"),
+        "augmentation": {"status": "outdated", "run": "r0",
+                         "outputs": [{"path": "pose-3d/trial_0-59_filt_butterworth_LSTM.trc"}]}}}))
     newer = time.time() + 10
     os.utime(root / "pose-3d" / "trial_0-59_filt_butterworth_LSTM.trc", (newer, newer))
     assert latest_outputs(root).people[0].trc.name == "trial_0-59_filt_butterworth.trc"
@@ -71,7 +76,7 @@ def test_bad_manifest_is_a_clear_error(processed, tmp_path):
     root = _copy(processed, tmp_path / "trial")
     (root / "openkin").mkdir(exist_ok=True)
     (root / "openkin" / "manifest.json").write_text('{"stages": [1, 2]')
-    with pytest.raises(OpenKinError, match="cannot read the run manifest") as e:
+    with pytest.raises(OpenKinError, match="run manifest") as e:
         latest_outputs(root)
     assert e.value.path == root / "openkin" / "manifest.json" and e.value.fix
 

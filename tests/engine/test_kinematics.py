@@ -1,6 +1,7 @@
 """Kinematics stage: scaling + IK recover known angles; each OpenSim pitfall gets a clear error."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -43,8 +44,21 @@ def stage_run(tmp_path_factory):
         "[project]\nframe_rate = 60\nparticipant_mass = 75.0\n[pose]\npose_model = 'HALPE_26'\n"
         "[kinematics]\nuse_augmentation = false\nuse_simple_model = true\nparallel_workers_kinematics = 2\n")
     paths = ProjectPaths(root)
-    run_stage(load_config(root), paths)
+    elsewhere = tmp_path_factory.mktemp("shell")
+    cwd = os.getcwd()
+    os.chdir(elsewhere)  # the user's shell folder: OpenSim must not leave its log there
+    try:
+        run_stage(load_config(root), paths)
+    finally:
+        os.chdir(cwd)
+    assert list(elsewhere.iterdir()) == []
     return paths, coords, truth, factors
+
+
+def test_opensim_log_goes_to_the_projects_log_folder(stage_run):
+    paths = stage_run[0]
+    assert (paths.logs / "opensim.log").is_file()
+    assert not list(paths.root.rglob("opensim.log"))[1:]  # that one only
 
 
 def test_stage_recovers_known_angles(stage_run):

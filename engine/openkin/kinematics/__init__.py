@@ -348,7 +348,10 @@ def _inputs(ctx) -> tuple[list[tuple[Path, str]], bool]:
 
 def run(ctx) -> None:
     """The kinematics stage on one trial folder (``ctx``: :class:`openkin.context.RunContext`)."""
+    from .opensim_log import redirect_opensim_log
+
     config, paths, progress = ctx.config, ctx.paths, ctx.progress
+    redirect_opensim_log(paths.logs)  # never an opensim.log in the user's current folder
     inputs, augmented = _inputs(ctx)
     trcs = [ctx.read(p, producer) for p, producer in inputs]
     opts = [options_from_config(config, augmented, i) for i in range(len(trcs))]

@@ -161,7 +161,10 @@ def merge(results: list[IkResult]) -> IkResult:
 
 
 def _worker_init() -> None:
+    from .opensim_log import follow_parent_log
+
     import_opensim()
+    follow_parent_log()
 
 
 def n_workers(setting, n_tasks: int) -> int:
