@@ -125,7 +125,7 @@ def _stage_files(root: Path) -> dict[str, list[Path]]:
     manifest = read_manifest(root)
     if manifest is not None:
         out = {name: [p for p in files if p.is_file()] for name, files in manifest.items()}
-        missing = [p for files in manifest.values() for p in files if not p.is_file()]
+        missing = [p for files in manifest.values() for p in files if not p.exists()]
         if missing:
             log.warning("files listed in %s are missing: %s", root / MANIFEST, ", ".join(p.name for p in missing))
         return out
