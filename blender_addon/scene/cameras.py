@@ -24,17 +24,25 @@ log = logging.getLogger(__name__)
 PLANE_DEPTH = 12.0  # m: image planes sit this far in front of their camera (behind the subject)
 
 
-def build_camera(cam, collection, video: Path | None, frame_start: int, frame_offset: int = 0):
-    """One Blender camera from an ``openkin.formats.calibration.Camera``; returns the object.
-
-    ``frame_offset``: the video frame shown at scene frame ``f`` is ``f - frame_start + frame_offset``
-    (0-based), so synchronised cameras show the same instant."""
+def camera_data(cam):
+    """A Blender camera datablock with the exact intrinsics of an engine ``Camera`` (focal,
+    sensor fit and principal-point shift for its image size), and the parameters used
+    (:class:`core.axes.BlenderCameraParams`: resolution, pixel aspect, ...)."""
     p = axes.blender_camera_params(cam.matrix, cam.size)
     data = bpy.data.cameras.new(cam.name)
     data.sensor_fit = "HORIZONTAL"
     data.sensor_width = p.sensor_width
     data.lens = p.lens
     data.shift_x, data.shift_y = p.shift_x, p.shift_y
+    return data, p
+
+
+def build_camera(cam, collection, video: Path | None, frame_start: int, frame_offset: int = 0):
+    """One Blender camera from an ``openkin.formats.calibration.Camera``; returns the object.
+
+    ``frame_offset``: the video frame shown at scene frame ``f`` is ``f - frame_start + frame_offset``
+    (0-based), so synchronised cameras show the same instant."""
+    data, p = camera_data(cam)
     data.clip_start, data.clip_end = 0.05, PLANE_DEPTH * 2
     data.display_size = 0.2
     obj = bpy.data.objects.new(cam.name, data)

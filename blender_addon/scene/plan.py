@@ -20,6 +20,7 @@ import numpy as np
 from mathutils import Matrix
 
 from ..core import axes
+from .cameras import camera_data
 
 log = logging.getLogger(__name__)
 
@@ -79,12 +80,7 @@ def add_camera(scene, name: str, matrix: np.ndarray, size, position, forward) ->
 
 def camera_object(scene, cam) -> object:
     """A plan camera object from an engine ``Camera`` (exact K, pose)."""
-    p = axes.blender_camera_params(cam.matrix, cam.size)
-    data = bpy.data.cameras.new(cam.name)
-    data.sensor_fit = "HORIZONTAL"
-    data.sensor_width = p.sensor_width
-    data.lens = p.lens
-    data.shift_x, data.shift_y = p.shift_x, p.shift_y
+    data, p = camera_data(cam)
     data.display_size = 0.3
     obj = bpy.data.objects.new(cam.name, data)
     obj.matrix_world = Matrix(axes.camera_matrix_world(cam.rotation, cam.translation).tolist())

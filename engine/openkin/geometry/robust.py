@@ -25,7 +25,7 @@ import numpy as np
 from .blas import blas_single
 from .projection import reprojection_errors
 from .rays import projection_centers
-from .triangulate import _gram_per_camera, _gram_sum, _solve_gram, fill_nan, finite_xy
+from .triangulate import _gram_per_camera, _gram_sum, _solve_gram, fill_nan, finite_xy, per_rig
 
 log = logging.getLogger(__name__)
 
@@ -113,12 +113,7 @@ _CENTERS: dict[bytes, np.ndarray] = {}
 
 def _centers(P: np.ndarray) -> np.ndarray:
     """Camera centres ``(C,3)`` of ``P (C,3,4)`` (cached per rig)."""
-    key = P.tobytes()
-    if key not in _CENTERS:
-        if len(_CENTERS) > 32:
-            _CENTERS.clear()
-        _CENTERS[key] = projection_centers(P)
-    return _CENTERS[key]
+    return per_rig(_CENTERS, P, projection_centers)
 
 
 def _parallax_too_small(X: np.ndarray, used: np.ndarray, P: np.ndarray) -> np.ndarray:

@@ -41,16 +41,22 @@ _B3 = [3, 6, 8]             # positions of 03,13,23
 _COEF_CACHE: dict[bytes, np.ndarray] = {}
 
 
+def per_rig(cache: dict, P: np.ndarray, compute) -> np.ndarray:
+    """``compute(P)`` cached on the bytes of ``P (C,3,4)`` (the tracker and the robust
+    kernel call per frame with the same rig; at most 33 rigs kept)."""
+    key = P.tobytes()
+    if key not in cache:
+        if len(cache) > 32:
+            cache.clear()
+        cache[key] = compute(P)
+    return cache[key]
+
+
 def _camera_coefficients(P: np.ndarray) -> np.ndarray:
     """``P (C,3,4)`` → ``(4, C, 10)``: with rows ``a_r = P_r - u_r P_2`` (r = 0, 1), the weighted
     Gram matrix ``Σ_r a_r a_rᵀ`` of a camera is ``α + x β + y γ + (x² + y²) δ``.
     Cached per rig: the tracker calls the kernels once per frame."""
-    key = P.tobytes()
-    if key not in _COEF_CACHE:
-        if len(_COEF_CACHE) > 32:
-            _COEF_CACHE.clear()
-        _COEF_CACHE[key] = _coefficients(P)
-    return _COEF_CACHE[key]
+    return per_rig(_COEF_CACHE, P, _coefficients)
 
 
 def _coefficients(P: np.ndarray) -> np.ndarray:
