@@ -102,6 +102,8 @@ def test_truncated_and_corrupt_videos_other_cameras_processed_nothing_overwritte
     msg = str(err.value)
     assert "cam03" in msg and "cam04" in msg and "written for: cam01, cam02" in msg
     assert "cannot open the video" in msg and "fix:" in msg
+    # the fix matches the options given: with overwrite_pose = true nothing is "kept"
+    assert "overwrite_pose = true every camera is redone" in err.value.fix
     assert (earlier / "cam03_000000.json").read_text() == '{"version": 1.3, "people": []}'
     assert not (paths.pose / "cam04_json").exists()
     for cam in ("cam01", "cam02"):

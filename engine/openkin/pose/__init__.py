@@ -194,7 +194,7 @@ def _existing(pose_dir: Path, cams: list[CameraInput]) -> list[str]:
     return [c.name for c in cams if any((pose_dir / f"{c.name}_json").glob("*.json"))]
 
 
-def _check_results(results: list[CameraResult], problems: list[str]) -> None:
+def _check_results(results: list[CameraResult], problems: list[str], overwrite: bool = False) -> None:
     for r in results:
         for w in r.warnings:
             log.warning("%s", w)
@@ -208,8 +208,10 @@ def _check_results(results: list[CameraResult], problems: list[str]) -> None:
         done = [r.name for r in results if r.error is None]
         raise OpenKinError("2D pose failed for " + "; ".join(failed) +
                            (f" (written for: {', '.join(done)})" if done else ""),
-                           fix="fix or remove the named input(s) and run the pose stage again "
-                               "(completed cameras are kept: overwrite_pose = false)")
+                           fix="fix or remove the named input(s) and run the pose stage again" +
+                               (" (with [pose] overwrite_pose = true every camera is redone; set it to false "
+                                "to keep the completed ones)" if overwrite else
+                                " (the completed cameras are kept: overwrite_pose = false)"))
 
 
 def write_summary(path: Path, s: PoseSettings, results: list[CameraResult]) -> None:
@@ -239,7 +241,7 @@ def run_stage(config, paths, progress=None) -> None:
     if not cams and existing:
         log.info("pose: no video in %s: using the 2D keypoints already in pose/ (%s)", paths.videos,
                  ", ".join(d.name for d in existing))
-        _check_results([], problems)
+        _check_results([], problems, config.pose.overwrite_pose)
         return
     if not cams:
         raise OpenKinError("no video file and no image folder found", path=paths.videos,
@@ -255,7 +257,7 @@ def run_stage(config, paths, progress=None) -> None:
                      ", ".join(kept))
         todo = [c for c in cams if c.name not in kept]
     if not todo:
-        _check_results([], problems)
+        _check_results([], problems, config.pose.overwrite_pose)
         return
     s, workers = settings_from_config(config, len(todo))
     log.info("pose: %d camera(s), %s → %s keypoints, %d worker(s) × %d thread(s), detection every %d frame(s)",
@@ -264,4 +266,4 @@ def run_stage(config, paths, progress=None) -> None:
     results = run_cameras(todo, pose_dir, s, workers, progress)
     log.info("pose: %d camera(s) in %.1f s", len(todo), time.perf_counter() - t0)
     write_summary(paths.reports / "pose_summary.json", s, results)
-    _check_results(results, problems)
+    _check_results(results, problems, config.pose.overwrite_pose)
