@@ -10,7 +10,7 @@ source "$ROOT/scripts/bootstrap.sh"
 cd "$ROOT"
 mkdir -p bench-results
 names=("$@")
-[ ${#names[@]} -eq 0 ] && names=(formats reconstruction refinement kinematics pose blender_import)
+[ ${#names[@]} -eq 0 ] && names=(formats reconstruction refinement kinematics ik_solver calibration plan fuzz pose blender_import)
 for name in "${names[@]}"; do
     echo "=== bench_${name}"
     "$VENV/bin/python" "tests/bench/bench_${name}.py" 2>&1 | tee "bench-results/${name}.txt"
