@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import OpenKinError
 from .framerate import resolve_frame_rate
 from .inputs import pose_folders
 from .manifest import Manifest, entry, new_run_id, relpath
@@ -34,18 +33,12 @@ def _no_event(event: str, **fields) -> None:
 
 @dataclass
 class RunContext:
-    """One run on one project (see the module doc).
-
-    ``find_calibration(paths) -> Path`` resolves the calibration where no stage of this
-    project recorded one (given by whoever creates the context: the pipeline passes
-    :func:`openkin.calibration.find_calibration`).
-    """
+    """One run on one project (see the module doc)."""
 
     config: Any
     paths: Any
     manifest: Manifest
     run_id: str = field(default_factory=new_run_id)
-    find_calibration: Callable[[Any], Path] | None = None
     progress: Progress | None = None
     on_event: Callable[..., None] = _no_event
     association: Any = None                 # openkin.association.Association computed in this run
@@ -67,23 +60,14 @@ class RunContext:
     @property
     def calibration(self) -> Path:
         """The calibration TOML this run uses: the one the refinement record names, else the
-        calibration stage's output, else the project's calibration file."""
+        calibration stage's output, else the project's calibration file (:func:`calibration_in_use`)."""
         if self._calibration is None:
-            self._calibration = self.recorded_calibration() or self._found_calibration()
+            self._calibration = calibration_in_use(self.paths, self.manifest)
         return self._calibration
 
     @calibration.setter
     def calibration(self, path: Path) -> None:
         self._calibration = Path(path)
-
-    def recorded_calibration(self) -> Path | None:
-        return recorded_calibration(self.manifest)
-
-    def _found_calibration(self) -> Path:
-        if self.find_calibration is None:
-            raise OpenKinError("no calibration recorded for this run", path=self.paths.calibration,
-                               fix="run the calibration stage first")
-        return self.find_calibration(self.paths)
 
     # ------------------------------------------------------------------ what a stage read and wrote
     def wrote(self, path: Path, role: str = "", **extra) -> Path:
@@ -169,14 +153,14 @@ def execute(ctx: RunContext, name: str, fn: Callable[[RunContext], None],
     return seconds
 
 
-def run_alone(name: str, fn: Callable[[RunContext], None], config, paths, progress: Progress | None = None,
-              find_calibration: Callable[[Any], Path] | None = None) -> RunContext:
+def run_alone(name: str, fn: Callable[[RunContext], None], config, paths,
+              progress: Progress | None = None) -> RunContext:
     """One stage run by itself (``run_stage(config, paths, progress)``): under the project lock,
     recorded in the manifest like a stage of ``openkin run``; returns its context."""
     from .lock import project_lock
 
     with project_lock(paths.root):
-        ctx = RunContext(config, paths, Manifest.load(paths.root), find_calibration=find_calibration)
+        ctx = RunContext(config, paths, Manifest.load(paths.root))
         execute(ctx, name, fn, progress)
     return ctx
 
@@ -197,10 +181,10 @@ def recorded_calibration(manifest: Manifest) -> Path | None:
     return None
 
 
-def calibration_in_use(paths) -> Path:
-    """The calibration the project's results were computed with (what the Blender import and
-    the report show): the recorded one (:func:`recorded_calibration`), else
-    :func:`openkin.project.find_calibration`."""
+def calibration_in_use(paths, manifest: Manifest | None = None) -> Path:
+    """The calibration the project's results are computed with (a run's context, the report,
+    the Blender import): the one ``manifest`` (default: the project's) records
+    (:func:`recorded_calibration`), else :func:`openkin.project.find_calibration`."""
     from .project import find_calibration
 
-    return recorded_calibration(Manifest.load(paths.root)) or find_calibration(paths)
+    return recorded_calibration(manifest or Manifest.load(paths.root)) or find_calibration(paths)

@@ -135,7 +135,7 @@ def run_stages(project: str | Path, names: list[str], *, overrides: dict | None 
     same project refuses at once (:class:`OpenKinError`), or waits with ``wait``. A stage
     that fails is recorded and its error raised.
     """
-    from .calibration import find_calibration, pipeline_order
+    from .calibration import pipeline_order
     from .config import load_config, write_resolved_config
 
     paths = project_paths(project)
@@ -146,7 +146,7 @@ def run_stages(project: str | Path, names: list[str], *, overrides: dict | None 
         write_resolved_config(config, paths.reports)
         wanted = pipeline_order(wanted, config)  # a calibration from keypoints runs after pose and sync
         manifest = Manifest.load(paths.root)
-        ctx = RunContext(config, paths, manifest, find_calibration=find_calibration, on_event=emit)
+        ctx = RunContext(config, paths, manifest, on_event=emit)
         manifest.start_run(ctx.run_id, [s.name for s in wanted])
         emit("start", stages=[s.name for s in wanted])
         timings: dict[str, float] = {}

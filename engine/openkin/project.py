@@ -178,9 +178,12 @@ def match_camera_names(calib_names: list[str], folder_names: list[str]) -> dict[
 def _natural(name: str) -> list:
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
 
-def find_calibration(calib_dir: str | Path | ProjectPaths) -> Path:
+
+# =========================================================================== calibration file
+def find_calibration(calib_dir: str | Path | ProjectPaths, exclude: tuple[str, ...] = ()) -> Path:
     """The calibration TOML later stages use: the newest ``Calib*.toml`` in ``calib_dir``,
-    else the only other ``*.toml`` there (anipose / Caliscope / FreeMoCap)."""
+    else the only other ``*.toml`` there (anipose / Caliscope / FreeMoCap); files named in
+    ``exclude`` are not candidates."""
     if isinstance(calib_dir, ProjectPaths):
         calib_dir = calib_dir.calibration
     calib_dir = Path(calib_dir)
@@ -188,12 +191,12 @@ def find_calibration(calib_dir: str | Path | ProjectPaths) -> Path:
         raise OpenKinError("no calibration folder", path=calib_dir,
                            fix="create it with the calibration file (e.g. Calib.qca.txt), "
                                "then run `openkin calibration`")
-    ours = sorted(calib_dir.glob("Calib*.toml"), key=lambda p: p.stat().st_mtime)
+    ours = sorted((p for p in calib_dir.glob("Calib*.toml") if p.name not in exclude), key=lambda p: p.stat().st_mtime)
     if ours:
         if len(ours) > 1:
             log.info("several calibrations in %s: using the newest, %s", calib_dir, ours[-1].name)
         return ours[-1]
-    others = sorted(calib_dir.glob("*.toml"))
+    others = sorted(p for p in calib_dir.glob("*.toml") if p.name not in exclude)
     if len(others) == 1:
         return others[0]
     raise OpenKinError("no calibration TOML" if not others else

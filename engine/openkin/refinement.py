@@ -62,6 +62,7 @@ from .geometry import reprojection_errors, rotation_matrix, rotation_vector, tri
 from .inputs import match_cameras, read_views, shift_subframe, subframe_residuals
 from .manifest import relpath
 from .progress import Progress, report, scaled
+from .project import find_calibration
 
 log = logging.getLogger(__name__)
 
@@ -369,18 +370,12 @@ def params_from_config(config) -> RefineParams:
 
 def source_calibration(calib_dir: Path) -> Path:
     """The calibration to refine: the newest ``Calib*.toml`` other than ``Calib_refined.toml``
-    (else the only other ``*.toml``, as :func:`openkin.calibration.find_calibration`)."""
-    from .calibration import find_calibration
-
-    if not calib_dir.is_dir():
-        return find_calibration(calib_dir)  # its clear error
-    ours = sorted((p for p in calib_dir.glob("Calib*.toml") if p.name != REFINED_NAME),
-                  key=lambda p: p.stat().st_mtime)
-    if ours:
-        return ours[-1]
-    others = [p for p in calib_dir.glob("*.toml") if p.name != REFINED_NAME]
-    if len(others) == 1:
-        return others[0]
+    (else the only other ``*.toml``, as :func:`openkin.project.find_calibration`)."""
+    try:
+        return find_calibration(calib_dir, exclude=(REFINED_NAME,))
+    except OpenKinError:
+        if not calib_dir.is_dir():
+            raise  # its clear error
     raise OpenKinError("no calibration to refine (only Calib_refined.toml, or several unnamed TOMLs)",
                        path=calib_dir, fix="run `openkin calibration`, or keep the source calibration "
                                            "as Calib_<something>.toml next to Calib_refined.toml")
@@ -474,9 +469,7 @@ def _use(ctx: RunContext, calibration: Path) -> None:
 
 def run_stage(config, paths, progress: Progress | None = None) -> None:
     """The stage run by itself (recorded in the run manifest like a stage of ``openkin run``)."""
-    from .calibration import find_calibration
-
-    run_alone("refinement", run, config, paths, progress, find_calibration)
+    run_alone("refinement", run, config, paths, progress)
 
 
 def _in_file_order(refined: list[Camera], original: list[Camera]) -> list[Camera]:

@@ -94,10 +94,9 @@ def test_person_leaving_and_coming_back(multi):
 
 def _run_in_context(cfg, paths):
     """The stage as ``openkin run`` runs it; returns the run context (it holds the association)."""
-    from openkin.calibration import find_calibration
     from openkin.context import run_alone
 
-    return run_alone("association", association.run, cfg, paths, None, find_calibration)
+    return run_alone("association", association.run, cfg, paths, None)
 
 
 def test_stage_writes_pose2sim_layout_and_keeps_memory_copy(multi):

@@ -220,9 +220,7 @@ def _read_cameras(folders: list[Path], n_keypoints: int, progress) -> list[tuple
 
 def run_stage(config, paths, progress=None) -> None:
     """The stage run by itself (recorded in the run manifest like a stage of ``openkin run``)."""
-    from ..calibration import find_calibration
-
-    run_alone("synchronization", run, config, paths, progress, find_calibration)
+    run_alone("synchronization", run, config, paths, progress)
 
 
 def run(ctx: RunContext) -> None:

@@ -232,6 +232,4 @@ def run(ctx: RunContext) -> None:
 
 def run_stage(config, paths, progress: Progress | None = None) -> None:
     """The stage run by itself (recorded in the run manifest like a stage of ``openkin run``)."""
-    from ..calibration import find_calibration
-
-    run_alone("triangulation", run, config, paths, progress, find_calibration)
+    run_alone("triangulation", run, config, paths, progress)
