@@ -76,18 +76,26 @@ def synthetic(tmp: Path) -> None:
             _print(f"{preset}, {label}", score(res.cameras, truth, subject), dt, f"(worst median {med:.2f} px)")
 
 
-def demo(tmp: Path) -> None:
+def demo_poses(root: Path) -> Path:
+    """Pose2Sim's single-person demo at ``root`` (4 real videos, 100 frames) with its Qualisys
+    calibration converted and 2D poses from the offline model: what the keypoint calibration
+    is scored on (the benchmark and tests/engine/test_calib_keypoints.py)."""
     from openkin.assets import demo_project
     from openkin.cli import run_stages
-    from openkin.measure import participant_height
 
-    root = tmp / "demo"
     demo_project(root)
     (root / "Config.toml").write_text(
         "[project]\nframe_range = [0, 100]\n[pose]\npose_model = 'Body_with_feet'\npose_backend = 'offline'\n"
         "save_video = 'none'\n[calibration]\ncalibration_type = 'convert'\n[calibration.convert]\n"
         "convert_from = 'qualisys'\n")
     run_stages(root, ["calibration", "pose"], progress_bars=False)
+    return root
+
+
+def demo(tmp: Path) -> None:
+    from openkin.measure import participant_height
+
+    root = demo_poses(tmp / "demo")
     figures = demo_figures(root, participant_height)
     s = figures["score"]
     _print("demo vs Qualisys", s, figures["seconds"])

@@ -191,19 +191,13 @@ def demo_figures(tmp_path_factory) -> dict:
     """Pose2Sim's single-person demo (4 real videos, 100 frames) through the offline pose stage,
     calibrated from its keypoints with the Qualisys intrinsics, compared with the Qualisys
     calibration (tests/bench/bench_calibration.py:demo_figures)."""
-    from openkin.assets import demo_project
     from openkin.measure import participant_height
 
     sys.path.insert(0, str(Path(__file__).parents[1] / "bench"))
     from bench_calibration import demo_figures as figures
+    from bench_calibration import demo_poses
 
-    root = tmp_path_factory.mktemp("demo") / "trial"
-    demo_project(root)
-    (root / "Config.toml").write_text(
-        "[project]\nframe_range = [0, 100]\n[pose]\npose_model = 'Body_with_feet'\npose_backend = 'offline'\n"
-        "save_video = 'none'\n[calibration]\ncalibration_type = 'convert'\n[calibration.convert]\n"
-        "convert_from = 'qualisys'\n")
-    run_stages(root, ["calibration", "pose"], progress_bars=False)
+    root = demo_poses(tmp_path_factory.mktemp("demo") / "trial")
     return figures(root, participant_height)
 
 
