@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 from .errors import OpenKinError
+from .progress import tqdm_progress
 from .project import ProjectPaths
 
 log = logging.getLogger(__name__)
@@ -172,7 +173,11 @@ def main(args) -> int:
     paths = ProjectPaths(project)
     handler = _log_to_project(paths)
     try:
-        result = run(project, names, overrides, report=False)
+        bar, close_bar = (None, lambda: None) if args.no_progress else tqdm_progress("demo")
+        try:
+            result = run(project, names, overrides, bar, report=False)
+        finally:
+            close_bar()
         if result.failed:
             log.error("demo: stage %s failed: %s", result.failed, result.error)
         blend_error = None

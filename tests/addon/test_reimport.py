@@ -91,7 +91,7 @@ def test_failed_reimport_keeps_the_previous_one(addon, synth_project, monkeypatc
     with pytest.raises(RuntimeError, match="simulated failure"):
         bpy.ops.openkin.import_project(directory=str(synth_project))
     assert scene_snapshot() == before
-    assert all(b.name == n for b, n in ((bpy.data.objects["cam01"], "cam01"),))
+    assert bpy.data.objects["cam01"].name == "cam01"
 
 
 def test_import_leaves_the_users_camera_and_render_size(addon, synth_project):
