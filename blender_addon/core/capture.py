@@ -293,7 +293,7 @@ def load_capture(files: CaptureFiles, *, fps: float | None = None, progress: Pro
         person, rate = _load_person(pf, scaled(progress, i / n, (i + 1) / n))
         cap.people.append(person)
         rates.extend(rate)
-    cap.fps = float(fps or (rates[0] if rates else _video_fps(cap.videos) or 30.0))
+    cap.fps = float(fps or _scene_fps(cap, rates))
     _assign_frames(cap)
     cap.warnings.extend(person_warnings(cap, files))
     report(progress, 1.0, "files read")
@@ -352,15 +352,16 @@ def person_warnings(cap: Capture, files: CaptureFiles) -> list[str]:
     return out
 
 
-def _video_fps(videos: dict[str, Path]) -> float | None:
-    if not videos:
-        return None
-    import cv2
+def _scene_fps(cap: Capture, rates: list[float]) -> float:
+    """The capture's frame rate: the markers' or motions' recorded rate, else the first video's
+    (:func:`openkin.framerate.video_rate`), else Pose2Sim's default with a warning."""
+    from openkin.framerate import DEFAULT_RATE, video_rate
 
-    vc = cv2.VideoCapture(str(next(iter(videos.values()))))
-    rate = vc.get(cv2.CAP_PROP_FPS)
-    vc.release()
-    return float(rate) if rate and rate > 0 else None
+    rate = rates[0] if rates else (video_rate(next(iter(cap.videos.values()))) if cap.videos else None)
+    if rate is None:
+        rate = DEFAULT_RATE
+        cap.warnings.append(f"no frame rate in the files: {rate:g} fps assumed (Pose2Sim's default)")
+    return float(rate)
 
 
 def _load_person(pf: PersonFiles, progress: Progress | None) -> tuple[Person, list[float]]:
