@@ -43,7 +43,7 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
     echo "openkin: installing pinned dependencies into .venv (first run takes a few minutes)" >&2
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-        -c "$ROOT/constraints.txt" -e "$ROOT/engine[opensim]" pytest hypothesis onnx bpy
+        -c "$ROOT/constraints.txt" -e "$ROOT/engine[opensim,cluster]" pytest hypothesis onnx bpy
     # rtmlib pins opencv-python and opencv-contrib-python, which would install two more
     # OpenCVs over opencv-python-headless (three packages writing one cv2/ folder). It is
     # pure Python and needs nothing the engine does not already install: no deps.

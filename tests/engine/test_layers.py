@@ -32,13 +32,18 @@ BASE = {"openkin.__version__", "openkin.errors", "openkin.fileio", "openkin.prog
         "openkin.project",
         "openkin.framerate", "openkin.skeletons", "openkin.metrics", "openkin.assets", "openkin.inputs",
         "openkin.measure", "openkin.manifest", "openkin.lock", "openkin.context",
+        # the project's QA edits (openkin/edits.toml), honoured by association, triangulation, ...
+        "openkin.edits",
+        # columnar cache of each camera's 2D keypoints, read by every stage after pose
+        "openkin.keypoint_cache",
         # signal kernels shared by synchronization, filtering and kinematics (filter_array, Hampel)
         "openkin.filtering", "openkin.filtering.kernels", "openkin.filtering.outliers",
         "openkin.filtering.recursive", "openkin.filtering._segments"}
 STAGES = ("calibration", "pose", "synchronization", "association", "refinement", "triangulation", "filtering",
           "augmentation", "kinematics")
 TOOLS = {"openkin.cli", "openkin.report", "openkin.demo", "openkin.synth", "openkin.evaluate", "openkin.pipeline", "openkin.plan",
-         "openkin.api"}
+         "openkin.api", "openkin.character", "openkin.export", "openkin.recompute", "openkin.batch",
+         "openkin.cluster"}
 
 
 def module_name(path: Path) -> str:
