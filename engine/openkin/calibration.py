@@ -44,7 +44,6 @@ never overwritten.
 """
 from __future__ import annotations
 
-import json
 import logging
 import re
 from dataclasses import dataclass
@@ -451,34 +450,30 @@ def _extrinsic_images(calib_dir: Path, extension: str, names: list[str]) -> list
     return files
 
 
-def _scene_points(calib_dir: Path) -> dict[str, dict]:
+def _scene_points(calib_dir: Path) -> dict:
     """Pose2Sim's ``Image_points.json`` extrinsics entries by image file name."""
-    path = calib_dir / "Image_points.json"
+    from .formats.image_points import FILE_NAME, read_image_points
+
+    path = calib_dir / FILE_NAME
     if not path.is_file():
-        raise OpenKinError("extrinsics_method = 'scene' needs the image points of object_coords_3d, and OpenKin "
-                           "has no clicking window", path=path,
-                           fix='write this file as Pose2Sim\'s clicker does: {"extrinsics": [{"cam_name": '
-                               '"cam01_ext.png", "image_points_2d": [x1, y1, x2, y2, ...]}]} (null for hidden '
-                               "points), or use extrinsics_method = 'board'")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return {e["cam_name"]: e for e in data.get("extrinsics", [])}
-    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
-        raise OpenKinError(f"malformed Image_points.json: {e}", path=path,
-                           fix='expected {"extrinsics": [{"cam_name": ..., "image_points_2d": [...]}]}') from None
+        raise OpenKinError("extrinsics_method = 'scene' needs the image points of object_coords_3d", path=path,
+                           fix="mark them in Blender (OpenKin › Calibrate › Scene points), or write this file as "
+                               'Pose2Sim\'s clicker does: {"extrinsics": [{"cam_name": "cam01_ext.png", '
+                               '"image_points_2d": [x1, y1, x2, y2, ...]}]} (null for hidden points), or use '
+                               "extrinsics_method = 'board'")
+    return read_image_points(path)
 
 
-def _scene_correspondences(entry: dict, default_obj: np.ndarray, where: Path) -> tuple[np.ndarray, np.ndarray]:
+def _scene_correspondences(entry, default_obj: np.ndarray, where: Path) -> tuple[np.ndarray, np.ndarray]:
     """(N, 3) object and (N, 2) image points of one camera, hidden points dropped."""
-    img = np.array([np.nan if v is None else v for v in entry.get("image_points_2d", [])], float).reshape(-1, 2)
-    obj = entry.get("object_points_3d")
-    obj = default_obj if not obj else np.array(obj, float).reshape(-1, 3)
+    img = entry.image
+    obj = default_obj if entry.world is None else entry.world
     if len(img) != len(obj):
-        raise OpenKinError(f"{entry.get('cam_name')}: {len(img)} image points for {len(obj)} object points",
+        raise OpenKinError(f"{entry.cam_name}: {len(img)} image points for {len(obj)} object points",
                            path=where, fix="give one image point (or null) per point of object_coords_3d, in order")
-    seen = np.isfinite(img).all(axis=1)
+    seen = np.isfinite(img).all(axis=1) & np.isfinite(obj).all(axis=1)
     if seen.sum() < 4:
-        raise OpenKinError(f"{entry.get('cam_name')}: only {int(seen.sum())} visible points; 4 or more are needed "
+        raise OpenKinError(f"{entry.cam_name}: only {int(seen.sum())} visible points; 4 or more are needed "
                            "(6+ spread out recommended)", path=where, fix="mark more points of known coordinates")
     return obj[seen], img[seen]
 
@@ -557,7 +552,7 @@ def _keypoints_stage(config, paths: ProjectPaths, progress: Progress | None) -> 
     report(progress, 0.05, "intrinsics")
     intrinsics, source = _keypoint_intrinsics(cfg, paths, cams, kp_cfg.fov_deg, scaled(progress, 0.05, 0.3))
     report(progress, 0.3, f"reading {pose_dir.name}/")
-    points2d = _read_pose_folders(folders)
+    points2d, frame_numbers = _read_pose_folders(folders)
     height = _participant_height(config, paths)
     refine = (source == "fov_deg") if kp_cfg.refine_focal == "auto" else bool(kp_cfg.refine_focal)
     params = KeypointParams(min_confidence=kp_cfg.min_confidence, max_frames=kp_cfg.max_frames,
@@ -576,10 +571,37 @@ def _keypoints_stage(config, paths: ProjectPaths, progress: Progress | None) -> 
               "synchronisation": "pose-sync/ (synchronised by the synchronization stage)"
               if pose_dir.name == paths.pose_sync.name else "pose/: the videos are assumed synchronised",
               "extrinsics": result.record}
+    checks = _keypoint_checks(paths, pose_dir, result, points2d, frame_numbers)
+    record["check_images"] = [p.relative_to(paths.calibration).as_posix() for p in checks]
+    checks = _keypoint_checks(paths, pose_dir, result, points2d, frame_numbers)
+    record["check_images"] = [p.relative_to(paths.calibration).as_posix() for p in checks]
     _write_record(paths, {**record, "output": out.name, "output_sha256": sha256_file(out)})
     log.info("calibration from keypoints written to %s (median reprojection error %s px)", out,
              ", ".join(f"{n} {e:.1f}" for n, e in zip(cams, errors)))
     return out
+
+
+def _keypoint_checks(paths: ProjectPaths, pose_dir: Path, result, points2d: np.ndarray,
+                     frame_numbers: np.ndarray) -> list[Path]:
+    """``calibration/debug/<cam>_keypoints.jpg``: detections and reprojections on a video frame."""
+    from .calibration_check import write_checks
+
+    shifts = [0] * len(result.cameras)
+    offsets = pose_dir / "offsets.toml"
+    if pose_dir == paths.pose_sync and offsets.is_file():
+        table = read_optional_toml(offsets).get("cameras", {})
+        shifts = [int(table.get(c.name, {}).get("shift_frames", 0)) for c in result.cameras]
+    videos = [_video_of(paths, c.name) for c in result.cameras]
+    return write_checks(paths.calibration / "debug", result.cameras, points2d, result.points, videos=videos,
+                        frame_numbers=frame_numbers, shifts=shifts)
+
+
+def _video_of(paths: ProjectPaths, cam: str) -> Path | None:
+    """The video of camera ``cam`` in ``videos/`` (name containing the camera's), or None."""
+    if not paths.videos.is_dir():
+        return None
+    videos = sorted(p for p in paths.videos.glob(f"*{cam}*") if p.suffix.lower().lstrip(".") in VIDEO_EXTENSIONS)
+    return videos[0] if videos else None
 
 
 def camera_name_of_pose(folder: Path) -> str:
@@ -603,8 +625,9 @@ def _keypoint_folders(paths: ProjectPaths) -> tuple[Path, list[Path]]:
                            "OpenPose JSON folders <cam>_json in pose/")
 
 
-def _read_pose_folders(folders: list[Path]) -> np.ndarray:
-    """One person per camera and frame on the union of the frame numbers. → (C,F,K,3)."""
+def _read_pose_folders(folders: list[Path]) -> tuple[np.ndarray, np.ndarray]:
+    """One person per camera and frame on the union of the frame numbers → ``(C,F,K,3)`` and
+    the frame numbers ``(F,)``."""
     from .calibration_keypoints import pick_person
     from .formats.openpose import read_openpose_folder
 
@@ -619,7 +642,7 @@ def _read_pose_folders(folders: list[Path]) -> np.ndarray:
         if pf.keypoints.shape[1] == 0:
             continue
         out[c, np.searchsorted(frames, pf.frames)] = pick_person(pf.keypoints[None])[0]
-    return out
+    return out, frames
 
 
 def _participant_height(config, paths: ProjectPaths) -> float:
