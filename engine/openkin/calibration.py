@@ -222,7 +222,7 @@ def _calculate_stage(cfg, paths: ProjectPaths, progress: Progress | None) -> Pat
     record: dict = {"type": "calculate", "intrinsics": {
         i.name: {"rms_px": i.rms, "images": i.n_images, **(i.report or {})} for i in intrinsics}}
     if ext_cfg.calculate_extrinsics:
-        poses, ext_record = _extrinsics(ext_cfg, calib_dir, intrinsics, cfg.save_debug_images)
+        poses, ext_record = _extrinsics(ext_cfg, calib_dir, intrinsics, cfg.save_debug_images, cfg.intrinsics)
         record["extrinsics"] = {"method": ext_cfg.extrinsics_method, **ext_record}
     else:
         poses = [(np.zeros(3), np.zeros(3))] * len(intrinsics)
@@ -478,10 +478,14 @@ def _scene_correspondences(entry, default_obj: np.ndarray, where: Path) -> tuple
     return obj[seen], img[seen]
 
 
-def _extrinsics(cfg, calib_dir: Path, intrinsics: list[Intrinsics],
-                save_debug: bool) -> tuple[list[tuple[np.ndarray, np.ndarray]], dict]:
+def _extrinsics(cfg, calib_dir: Path, intrinsics: list[Intrinsics], save_debug: bool,
+                intr_cfg=None) -> tuple[list[tuple[np.ndarray, np.ndarray]], dict]:
     """Pose (rvec, tvec) of each camera and a record of residuals (px)."""
     names = [i.name for i in intrinsics]
+    if cfg.extrinsics_method == "board":
+        folders = _board_folders(calib_dir, names, cfg)
+        if folders is not None:
+            return _chained_board(cfg, intr_cfg, folders, intrinsics)
     images = _extrinsic_images(calib_dir, cfg.extrinsics_extension, names)
     scene = _scene_points(calib_dir) if cfg.extrinsics_method == "scene" else {}
     default_obj = np.array(cfg.scene.object_coords_3d, float).reshape(-1, 3)
@@ -503,6 +507,90 @@ def _extrinsics(cfg, calib_dir: Path, intrinsics: list[Intrinsics],
         if save_debug:
             _debug_image(calib_dir, image, img, obj, rvec, tvec, intr)
     return poses, {"cameras": record}
+
+
+def _board_folders(calib_dir: Path, names: list[str], cfg) -> list[Path] | None:
+    """``extrinsics/<cam>/`` of every camera when the board was filmed in several placements (a
+    folder holds several images or a video) or is a ChArUco board; None: one image per camera."""
+    root = calib_dir / "extrinsics"
+    subs = [d for d in root.iterdir() if d.is_dir()] if root.is_dir() else []
+    if not subs:
+        return None
+    from .project import match_camera_names
+
+    by_name = match_camera_names(names, [d.name for d in subs])
+    missing = [n for n in names if n not in by_name]
+    if missing:
+        raise OpenKinError(f"no extrinsics folder for {', '.join(missing)}", path=root,
+                           fix="give every camera a folder calibration/extrinsics/<cam>/ with its board images or video")
+    folders = [next(d for d in subs if d.name == by_name[n]) for n in names]
+    media = (cfg.extrinsics_extension.lower().lstrip("."),) + VIDEO_EXTENSIONS
+    counts = [sum(1 for p in f.iterdir() if p.suffix.lower().lstrip(".") in media) for f in folders]
+    videos = any(p.suffix.lower().lstrip(".") in VIDEO_EXTENSIONS for f in folders for p in f.iterdir())
+    return folders if cfg.board.board_type == "charuco" or videos or max(counts) > 1 else None
+
+
+def _placement(label: str) -> int:
+    """The placement number of a frame: ``video.mp4@120`` → 120; ``cam01_0007.png`` → 7."""
+    if "@" in label:
+        return int(label.rsplit("@", 1)[1])
+    numbers = re.findall(r"\d+", Path(label).stem)
+    if not numbers:
+        raise OpenKinError(f"extrinsics image {label!r} has no placement number in its name",
+                           fix="number the images of each camera by placement (cam01_0001.png, ...), the same "
+                               "number for the same placement in every camera")
+    return int(numbers[-1])
+
+
+def _board_detector(cfg, intr_cfg):
+    """``detect(gray) -> (obj (N,3) world-oriented board m, img (N,2) px) | None`` for the board of ``cfg``."""
+    board = cfg.board
+    square = board.extrinsics_square_size
+    if board.board_type == "charuco":
+        from .calibration_charuco import CharucoSpec, detect
+
+        side = (square if np.isscalar(square) else square[0]) / 1000.0
+        spec = CharucoSpec(tuple(intr_cfg.charuco_squares_nb), side, intr_cfg.charuco_marker_size / 1000.0,
+                           intr_cfg.charuco_dictionary)
+        cv_board = spec.board()
+        detector = cv2.aruco.CharucoDetector(cv_board)
+
+        def charuco(gray):
+            view = detect(gray, cv_board, detector)
+            if view is None:
+                return None
+            x, y = view.object[:, 0].astype(float), view.object[:, 1].astype(float)
+            zero = np.zeros_like(x)   # OpenCV's board: x right, y down, z into it → Z up on the floor
+            obj = np.stack([x, -y, zero], 1) if board.board_position == "horizontal" else np.stack([x, zero, -y], 1)
+            return obj, view.corners.astype(float)
+        return charuco
+    corners_nb = tuple(board.extrinsics_corners_nb)
+    side = square / 1000.0 if np.isscalar(square) else tuple(v / 1000.0 for v in square)
+    obj = board_points(corners_nb, side, board.board_position).astype(float)
+
+    def checkerboard(gray):
+        img = find_corners(gray, corners_nb)
+        return None if img is None else (obj, img.astype(float))
+    return checkerboard
+
+
+def _chained_board(cfg, intr_cfg, folders: list[Path], intrinsics: list[Intrinsics]):
+    """Board placements filmed by every camera → poses chained through the cameras
+    (:mod:`openkin.calibration_board`)."""
+    from .calibration_board import BoardObservation, chain_board
+
+    detect = _board_detector(cfg, intr_cfg)
+    every_s = intr_cfg.extract_every_N_sec if intr_cfg is not None else 1.0
+    obs = []
+    for c, folder in enumerate(folders):
+        for label, gray in _frames(folder, cfg.extrinsics_extension, every_s):
+            found = detect(gray)
+            if found is not None:
+                obs.append(BoardObservation(c, _placement(label), *found))
+        log.info("%s: board found in %d placements", intrinsics[c].name, sum(o.camera == c for o in obs))
+    cams = [Camera(i.name, i.size, i.matrix, i.distortions, np.zeros(3), np.zeros(3), i.fisheye) for i in intrinsics]
+    result = chain_board(obs, cams, where=folders[0].parent)
+    return [(c.rotation, c.translation) for c in result.cameras], result.record
 
 
 def _board_correspondences(board_cfg, image: Path) -> tuple[np.ndarray, np.ndarray]:
