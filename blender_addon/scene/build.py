@@ -148,6 +148,8 @@ def build_capture(context, cap, options: BuildOptions, root: Path | None = None,
                 cams = _child(top, "Cameras")
                 objs = [cameras.build_camera(c, cams, videos.get(c.name), 1, cap.video_offsets.get(c.name, 0))
                         for c in cap.cameras]   # scene frame 1 = video frame 0 (see core.capture)
+                for c, obj in zip(cap.cameras, objs):   # clicks on it are mapped through the lens when True
+                    obj["openkin_background_undistorted"] = videos.get(c.name) != cap.videos.get(c.name)
                 _choose_active_camera(scene, objs, previous)
             for person in cap.people:
                 _build_person(context, person, _child(top, person.name), options, errors.get(person.name))

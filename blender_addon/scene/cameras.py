@@ -53,6 +53,7 @@ def build_camera(cam, collection, video: Path | None, frame_start: int, frame_of
     obj["openkin_distortions"] = np.asarray(cam.distortions, float).ravel().tolist()
     obj["openkin_rotation"] = np.asarray(cam.rotation, float).ravel().tolist()
     obj["openkin_translation"] = np.asarray(cam.translation, float).ravel().tolist()
+    obj["openkin_fisheye"] = bool(getattr(cam, "fisheye", False))
     collection.objects.link(obj)
     if video is not None:
         image = _movie(video, cam.name)

@@ -44,7 +44,6 @@ never overwritten.
 """
 from __future__ import annotations
 
-import json
 import logging
 import re
 from dataclasses import dataclass
@@ -223,7 +222,7 @@ def _calculate_stage(cfg, paths: ProjectPaths, progress: Progress | None) -> Pat
     record: dict = {"type": "calculate", "intrinsics": {
         i.name: {"rms_px": i.rms, "images": i.n_images, **(i.report or {})} for i in intrinsics}}
     if ext_cfg.calculate_extrinsics:
-        poses, ext_record = _extrinsics(ext_cfg, calib_dir, intrinsics, cfg.save_debug_images)
+        poses, ext_record = _extrinsics(ext_cfg, calib_dir, intrinsics, cfg.save_debug_images, cfg.intrinsics)
         record["extrinsics"] = {"method": ext_cfg.extrinsics_method, **ext_record}
     else:
         poses = [(np.zeros(3), np.zeros(3))] * len(intrinsics)
@@ -451,42 +450,42 @@ def _extrinsic_images(calib_dir: Path, extension: str, names: list[str]) -> list
     return files
 
 
-def _scene_points(calib_dir: Path) -> dict[str, dict]:
+def _scene_points(calib_dir: Path) -> dict:
     """Pose2Sim's ``Image_points.json`` extrinsics entries by image file name."""
-    path = calib_dir / "Image_points.json"
+    from .formats.image_points import FILE_NAME, read_image_points
+
+    path = calib_dir / FILE_NAME
     if not path.is_file():
-        raise OpenKinError("extrinsics_method = 'scene' needs the image points of object_coords_3d, and OpenKin "
-                           "has no clicking window", path=path,
-                           fix='write this file as Pose2Sim\'s clicker does: {"extrinsics": [{"cam_name": '
-                               '"cam01_ext.png", "image_points_2d": [x1, y1, x2, y2, ...]}]} (null for hidden '
-                               "points), or use extrinsics_method = 'board'")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return {e["cam_name"]: e for e in data.get("extrinsics", [])}
-    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
-        raise OpenKinError(f"malformed Image_points.json: {e}", path=path,
-                           fix='expected {"extrinsics": [{"cam_name": ..., "image_points_2d": [...]}]}') from None
+        raise OpenKinError("extrinsics_method = 'scene' needs the image points of object_coords_3d", path=path,
+                           fix="mark them in Blender (OpenKin › Calibrate › Scene points), or write this file as "
+                               'Pose2Sim\'s clicker does: {"extrinsics": [{"cam_name": "cam01_ext.png", '
+                               '"image_points_2d": [x1, y1, x2, y2, ...]}]} (null for hidden points), or use '
+                               "extrinsics_method = 'board'")
+    return read_image_points(path)
 
 
-def _scene_correspondences(entry: dict, default_obj: np.ndarray, where: Path) -> tuple[np.ndarray, np.ndarray]:
+def _scene_correspondences(entry, default_obj: np.ndarray, where: Path) -> tuple[np.ndarray, np.ndarray]:
     """(N, 3) object and (N, 2) image points of one camera, hidden points dropped."""
-    img = np.array([np.nan if v is None else v for v in entry.get("image_points_2d", [])], float).reshape(-1, 2)
-    obj = entry.get("object_points_3d")
-    obj = default_obj if not obj else np.array(obj, float).reshape(-1, 3)
+    img = entry.image
+    obj = default_obj if entry.world is None else entry.world
     if len(img) != len(obj):
-        raise OpenKinError(f"{entry.get('cam_name')}: {len(img)} image points for {len(obj)} object points",
+        raise OpenKinError(f"{entry.cam_name}: {len(img)} image points for {len(obj)} object points",
                            path=where, fix="give one image point (or null) per point of object_coords_3d, in order")
-    seen = np.isfinite(img).all(axis=1)
+    seen = np.isfinite(img).all(axis=1) & np.isfinite(obj).all(axis=1)
     if seen.sum() < 4:
-        raise OpenKinError(f"{entry.get('cam_name')}: only {int(seen.sum())} visible points; 4 or more are needed "
+        raise OpenKinError(f"{entry.cam_name}: only {int(seen.sum())} visible points; 4 or more are needed "
                            "(6+ spread out recommended)", path=where, fix="mark more points of known coordinates")
     return obj[seen], img[seen]
 
 
-def _extrinsics(cfg, calib_dir: Path, intrinsics: list[Intrinsics],
-                save_debug: bool) -> tuple[list[tuple[np.ndarray, np.ndarray]], dict]:
+def _extrinsics(cfg, calib_dir: Path, intrinsics: list[Intrinsics], save_debug: bool,
+                intr_cfg=None) -> tuple[list[tuple[np.ndarray, np.ndarray]], dict]:
     """Pose (rvec, tvec) of each camera and a record of residuals (px)."""
     names = [i.name for i in intrinsics]
+    if cfg.extrinsics_method == "board":
+        folders = _board_folders(calib_dir, names, cfg)
+        if folders is not None:
+            return _chained_board(cfg, intr_cfg, folders, intrinsics)
     images = _extrinsic_images(calib_dir, cfg.extrinsics_extension, names)
     scene = _scene_points(calib_dir) if cfg.extrinsics_method == "scene" else {}
     default_obj = np.array(cfg.scene.object_coords_3d, float).reshape(-1, 3)
@@ -508,6 +507,90 @@ def _extrinsics(cfg, calib_dir: Path, intrinsics: list[Intrinsics],
         if save_debug:
             _debug_image(calib_dir, image, img, obj, rvec, tvec, intr)
     return poses, {"cameras": record}
+
+
+def _board_folders(calib_dir: Path, names: list[str], cfg) -> list[Path] | None:
+    """``extrinsics/<cam>/`` of every camera when the board was filmed in several placements (a
+    folder holds several images or a video) or is a ChArUco board; None: one image per camera."""
+    root = calib_dir / "extrinsics"
+    subs = [d for d in root.iterdir() if d.is_dir()] if root.is_dir() else []
+    if not subs:
+        return None
+    from .project import match_camera_names
+
+    by_name = match_camera_names(names, [d.name for d in subs])
+    missing = [n for n in names if n not in by_name]
+    if missing:
+        raise OpenKinError(f"no extrinsics folder for {', '.join(missing)}", path=root,
+                           fix="give every camera a folder calibration/extrinsics/<cam>/ with its board images or video")
+    folders = [next(d for d in subs if d.name == by_name[n]) for n in names]
+    media = (cfg.extrinsics_extension.lower().lstrip("."),) + VIDEO_EXTENSIONS
+    counts = [sum(1 for p in f.iterdir() if p.suffix.lower().lstrip(".") in media) for f in folders]
+    videos = any(p.suffix.lower().lstrip(".") in VIDEO_EXTENSIONS for f in folders for p in f.iterdir())
+    return folders if cfg.board.board_type == "charuco" or videos or max(counts) > 1 else None
+
+
+def _placement(label: str) -> int:
+    """The placement number of a frame: ``video.mp4@120`` → 120; ``cam01_0007.png`` → 7."""
+    if "@" in label:
+        return int(label.rsplit("@", 1)[1])
+    numbers = re.findall(r"\d+", Path(label).stem)
+    if not numbers:
+        raise OpenKinError(f"extrinsics image {label!r} has no placement number in its name",
+                           fix="number the images of each camera by placement (cam01_0001.png, ...), the same "
+                               "number for the same placement in every camera")
+    return int(numbers[-1])
+
+
+def _board_detector(cfg, intr_cfg):
+    """``detect(gray) -> (obj (N,3) world-oriented board m, img (N,2) px) | None`` for the board of ``cfg``."""
+    board = cfg.board
+    square = board.extrinsics_square_size
+    if board.board_type == "charuco":
+        from .calibration_charuco import CharucoSpec, detect
+
+        side = (square if np.isscalar(square) else square[0]) / 1000.0
+        spec = CharucoSpec(tuple(intr_cfg.charuco_squares_nb), side, intr_cfg.charuco_marker_size / 1000.0,
+                           intr_cfg.charuco_dictionary)
+        cv_board = spec.board()
+        detector = cv2.aruco.CharucoDetector(cv_board)
+
+        def charuco(gray):
+            view = detect(gray, cv_board, detector)
+            if view is None:
+                return None
+            x, y = view.object[:, 0].astype(float), view.object[:, 1].astype(float)
+            zero = np.zeros_like(x)   # OpenCV's board: x right, y down, z into it → Z up on the floor
+            obj = np.stack([x, -y, zero], 1) if board.board_position == "horizontal" else np.stack([x, zero, -y], 1)
+            return obj, view.corners.astype(float)
+        return charuco
+    corners_nb = tuple(board.extrinsics_corners_nb)
+    side = square / 1000.0 if np.isscalar(square) else tuple(v / 1000.0 for v in square)
+    obj = board_points(corners_nb, side, board.board_position).astype(float)
+
+    def checkerboard(gray):
+        img = find_corners(gray, corners_nb)
+        return None if img is None else (obj, img.astype(float))
+    return checkerboard
+
+
+def _chained_board(cfg, intr_cfg, folders: list[Path], intrinsics: list[Intrinsics]):
+    """Board placements filmed by every camera → poses chained through the cameras
+    (:mod:`openkin.calibration_board`)."""
+    from .calibration_board import BoardObservation, chain_board
+
+    detect = _board_detector(cfg, intr_cfg)
+    every_s = intr_cfg.extract_every_N_sec if intr_cfg is not None else 1.0
+    obs = []
+    for c, folder in enumerate(folders):
+        for label, gray in _frames(folder, cfg.extrinsics_extension, every_s):
+            found = detect(gray)
+            if found is not None:
+                obs.append(BoardObservation(c, _placement(label), *found))
+        log.info("%s: board found in %d placements", intrinsics[c].name, sum(o.camera == c for o in obs))
+    cams = [Camera(i.name, i.size, i.matrix, i.distortions, np.zeros(3), np.zeros(3), i.fisheye) for i in intrinsics]
+    result = chain_board(obs, cams, where=folders[0].parent)
+    return [(c.rotation, c.translation) for c in result.cameras], result.record
 
 
 def _board_correspondences(board_cfg, image: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -557,7 +640,7 @@ def _keypoints_stage(config, paths: ProjectPaths, progress: Progress | None) -> 
     report(progress, 0.05, "intrinsics")
     intrinsics, source = _keypoint_intrinsics(cfg, paths, cams, kp_cfg.fov_deg, scaled(progress, 0.05, 0.3))
     report(progress, 0.3, f"reading {pose_dir.name}/")
-    points2d = _read_pose_folders(folders)
+    points2d, frame_numbers = _read_pose_folders(folders)
     height = _participant_height(config, paths)
     refine = (source == "fov_deg") if kp_cfg.refine_focal == "auto" else bool(kp_cfg.refine_focal)
     params = KeypointParams(min_confidence=kp_cfg.min_confidence, max_frames=kp_cfg.max_frames,
@@ -576,10 +659,37 @@ def _keypoints_stage(config, paths: ProjectPaths, progress: Progress | None) -> 
               "synchronisation": "pose-sync/ (synchronised by the synchronization stage)"
               if pose_dir.name == paths.pose_sync.name else "pose/: the videos are assumed synchronised",
               "extrinsics": result.record}
+    checks = _keypoint_checks(paths, pose_dir, result, points2d, frame_numbers)
+    record["check_images"] = [p.relative_to(paths.calibration).as_posix() for p in checks]
+    checks = _keypoint_checks(paths, pose_dir, result, points2d, frame_numbers)
+    record["check_images"] = [p.relative_to(paths.calibration).as_posix() for p in checks]
     _write_record(paths, {**record, "output": out.name, "output_sha256": sha256_file(out)})
     log.info("calibration from keypoints written to %s (median reprojection error %s px)", out,
              ", ".join(f"{n} {e:.1f}" for n, e in zip(cams, errors)))
     return out
+
+
+def _keypoint_checks(paths: ProjectPaths, pose_dir: Path, result, points2d: np.ndarray,
+                     frame_numbers: np.ndarray) -> list[Path]:
+    """``calibration/debug/<cam>_keypoints.jpg``: detections and reprojections on a video frame."""
+    from .calibration_check import write_checks
+
+    shifts = [0] * len(result.cameras)
+    offsets = pose_dir / "offsets.toml"
+    if pose_dir == paths.pose_sync and offsets.is_file():
+        table = read_optional_toml(offsets).get("cameras", {})
+        shifts = [int(table.get(c.name, {}).get("shift_frames", 0)) for c in result.cameras]
+    videos = [_video_of(paths, c.name) for c in result.cameras]
+    return write_checks(paths.calibration / "debug", result.cameras, points2d, result.points, videos=videos,
+                        frame_numbers=frame_numbers, shifts=shifts)
+
+
+def _video_of(paths: ProjectPaths, cam: str) -> Path | None:
+    """The video of camera ``cam`` in ``videos/`` (name containing the camera's), or None."""
+    if not paths.videos.is_dir():
+        return None
+    videos = sorted(p for p in paths.videos.glob(f"*{cam}*") if p.suffix.lower().lstrip(".") in VIDEO_EXTENSIONS)
+    return videos[0] if videos else None
 
 
 def camera_name_of_pose(folder: Path) -> str:
@@ -603,8 +713,9 @@ def _keypoint_folders(paths: ProjectPaths) -> tuple[Path, list[Path]]:
                            "OpenPose JSON folders <cam>_json in pose/")
 
 
-def _read_pose_folders(folders: list[Path]) -> np.ndarray:
-    """One person per camera and frame on the union of the frame numbers. → (C,F,K,3)."""
+def _read_pose_folders(folders: list[Path]) -> tuple[np.ndarray, np.ndarray]:
+    """One person per camera and frame on the union of the frame numbers → ``(C,F,K,3)`` and
+    the frame numbers ``(F,)``."""
     from .calibration_keypoints import pick_person
     from .formats.openpose import read_openpose_folder
 
@@ -619,7 +730,7 @@ def _read_pose_folders(folders: list[Path]) -> np.ndarray:
         if pf.keypoints.shape[1] == 0:
             continue
         out[c, np.searchsorted(frames, pf.frames)] = pick_person(pf.keypoints[None])[0]
-    return out
+    return out, frames
 
 
 def _participant_height(config, paths: ProjectPaths) -> float:

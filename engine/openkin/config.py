@@ -227,6 +227,10 @@ class IntrinsicsConfig:
 @dataclass(frozen=True)
 class BoardConfig:
     board_position: Literal["vertical", "horizontal"] = "vertical"
+    # OpenKin only: a ChArUco board (charuco_* keys of [calibration.calculate.intrinsics], square side
+    # extrinsics_square_size), seen in part; and boards filmed in several placements (one folder of
+    # images or a video per camera in calibration/extrinsics/<cam>/) chained through the cameras
+    board_type: Literal["checkerboard", "charuco"] = "checkerboard"
     extrinsics_corners_nb: tuple[Corners, Corners] = (4, 7)  # inner corners [H, W]
     extrinsics_square_size: Positive | tuple[Positive, Positive] = 60.0  # mm; [h, w] for rectangles
 

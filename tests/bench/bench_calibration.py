@@ -12,7 +12,13 @@
    triangulated with the Qualisys calibration, the demo's Config says 'auto'), and the
    triangulation reprojection error with both calibrations (goal: no worse).
 
-Run: ``PYTHONPATH=engine .venv/bin/python tests/bench/bench_calibration.py [--no-demo]``.
+3. Side by side with Caliscope's markerless calibration (``calibrate_extrinsics`` of caliscope
+   0.11.8 on the same 2D keypoints and intrinsics, every keypoint an observation; installed from
+   PyPI on first use into ~/.cache/openkin/bench/caliscope-venv; tests/bench/caliscope_markerless.py
+   runs there). Caliscope takes no height, so its scale is not scored; centres and orientations
+   are, after the same similarity alignment.
+
+Run: ``PYTHONPATH=engine .venv/bin/python tests/bench/bench_calibration.py [--no-demo] [--no-caliscope]``.
 """
 from __future__ import annotations
 
@@ -74,6 +80,8 @@ def synthetic(tmp: Path) -> None:
             dt = time.perf_counter() - t0
             med = max(v["median_px"] for v in res.record["cameras"].values())
             _print(f"{preset}, {label}", score(res.cameras, truth, subject), dt, f"(worst median {med:.2f} px)")
+            if label == "exact intrinsics" and CALISCOPE:
+                _caliscope_row(f"{preset}, Caliscope 0.11.8", pts, intr, truth, subject, dt)
 
 
 def demo_poses(root: Path) -> Path:
@@ -99,6 +107,11 @@ def demo(tmp: Path) -> None:
     figures = demo_figures(root, participant_height)
     s = figures["score"]
     _print("demo vs Qualisys", s, figures["seconds"])
+    if CALISCOPE:
+        views = read_views(root / "pose", root / "calibration" / "Calib_qualisys.toml")
+        subject = np.nanmedian(_triangulated(views.cameras, pick_person(views.keypoints)).reshape(-1, 3), axis=0)
+        _caliscope_row("demo, Caliscope 0.11.8", pick_person(views.keypoints), views.cameras, views.cameras,
+                       subject, figures["seconds"])
     print(f"{'':34s} centres (mm) {np.round(1000 * s['centre_m']).astype(int).tolist()}  orient (deg) "
           f"{np.round(s['orient_deg'], 2).tolist()}  height given {figures['height']:.3f} m")
     q, k = figures["qualisys_px"], figures["keypoints_px"]
@@ -131,6 +144,61 @@ def _triangulated(cameras: list[Camera], pts: np.ndarray) -> np.ndarray:
     P = np.stack([c.projection for c in cameras])
     C, F, Kn = w.shape
     return triangulate_dlt(np.nan_to_num(uv.reshape(C, -1, 2)), w.reshape(C, -1), P).reshape(F, Kn, 3)
+
+
+CALISCOPE = "--no-caliscope" not in sys.argv
+CALISCOPE_VERSION = "0.11.8"
+CALISCOPE_ENV = Path.home() / ".cache" / "openkin" / "bench" / "caliscope-venv"
+
+
+def caliscope_python() -> Path:
+    """Caliscope's own virtual environment (Python 3.13, from PyPI), made once and cached."""
+    import subprocess
+
+    python = CALISCOPE_ENV / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
+    if not python.exists():
+        print(f"installing caliscope=={CALISCOPE_VERSION} into {CALISCOPE_ENV} (once)", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(CALISCOPE_ENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", f"caliscope=={CALISCOPE_VERSION}"], check=True)
+    return python
+
+
+def caliscope_calibrate(pts: np.ndarray, intrinsics: list[Camera], min_confidence: float = 0.5):
+    """Caliscope's markerless extrinsics from ``pts (C,F,K,3)`` → (cameras, seconds)."""
+    import subprocess
+    import tempfile as tf
+
+    with tf.TemporaryDirectory() as d:
+        src, dst = Path(d) / "in.npz", Path(d) / "out.npz"
+        np.savez(src, points=pts, K=np.stack([c.matrix for c in intrinsics]),
+                 dist=np.stack([np.resize(np.asarray(c.distortions, float), 5) for c in intrinsics]),
+                 size=np.array([[c.width, c.height] for c in intrinsics]), min_confidence=min_confidence)
+        script = Path(__file__).with_name("caliscope_markerless.py")
+        subprocess.run([str(caliscope_python()), str(script), str(src), str(dst)], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        out = np.load(dst)
+        cams = [Camera(c.name, c.size, out["K"][i], c.distortions, cv2_rodrigues(out["R"][i]), out["t"][i])
+                for i, c in enumerate(intrinsics)]
+        return cams, float(out["seconds"])
+
+
+def cv2_rodrigues(R: np.ndarray) -> np.ndarray:
+    import cv2
+
+    return cv2.Rodrigues(np.asarray(R, float))[0].reshape(3)
+
+
+def _caliscope_row(label: str, pts, intrinsics, truth, subject, ours_seconds: float) -> None:
+    try:
+        cams, seconds = caliscope_calibrate(pts, intrinsics)
+    except Exception as e:  # a peer's failure is a figure, not the benchmark's end
+        print(f"{label:34s} failed: {type(e).__name__}: {e}")
+        return
+    s = score(cams, truth, subject)
+    print(f"{label:34s} scale (no height input)  centres max {s['centre_pct'].max():.3f}% "
+          f"({1000 * s['centre_m'].max():.1f} mm)  orient max {s['orient_deg'].max():.3f} deg  "
+          f"focal max {100 * np.abs(s['focal_ratio'] - 1).max():.2f}%  {seconds:.1f} s "
+          f"({seconds / max(ours_seconds, 1e-9):.1f}x OpenKin's time)")
 
 
 def charuco() -> None:

@@ -95,3 +95,26 @@ def _undistort_brown(flat: np.ndarray, K: np.ndarray, d: np.ndarray) -> np.ndarr
         out[s:s + _UNDISTORT_CHUNK, 0] = x * fx + cx
         out[s:s + _UNDISTORT_CHUNK, 1] = y * fy + cy
     return out
+
+
+def distort_camera_points(camera: Camera, uv: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`undistort_camera_points`: ideal pinhole px (same ``K``) → px through
+    ``camera``'s lens. ``uv (N,2)`` → ``(N,2)``; NaN stays NaN.
+
+    What a point clicked on an undistorted video (the Blender camera's background) is on the
+    original video: the ray ``K⁻¹ [u, v, 1]`` projected through the lens by OpenCV."""
+    uv = np.asarray(uv, dtype=float).reshape(-1, 2)
+    out = np.full_like(uv, np.nan)
+    ok = np.isfinite(uv).all(1)
+    if ok.any():
+        K = camera.matrix
+        rays = np.column_stack([(uv[ok, 0] - K[0, 2]) / K[0, 0] - K[0, 1] * (uv[ok, 1] - K[1, 2]) / (K[0, 0] * K[1, 1]),
+                                (uv[ok, 1] - K[1, 2]) / K[1, 1], np.ones(int(ok.sum()))])
+        obj = np.ascontiguousarray(rays).reshape(-1, 1, 3)
+        zero = np.zeros(3)
+        if camera.fisheye:
+            res = cv2.fisheye.projectPoints(obj, zero, zero, K, camera.distortions[:4])[0]
+        else:
+            res = cv2.projectPoints(obj, zero, zero, K, camera.distortions)[0]
+        out[ok] = res.reshape(-1, 2)
+    return out
