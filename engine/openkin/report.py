@@ -252,6 +252,12 @@ def _section_calibration(paths: ProjectPaths, manifest: Manifest, out_dir: Path)
     ax.set_title("cameras seen from above (arrows: viewing direction)")
     ax.grid(alpha=0.3)
     s.image(_save(fig, out_dir, "cameras"), "Camera positions and viewing directions, world origin at +.")
+    for rel in record.get("check_images", []):   # a calibration from keypoints: detections vs reprojections
+        png = paths.calibration / rel
+        if png.is_file():
+            s.image(Path("..", png.relative_to(paths.root)).as_posix(),
+                    f"{png.stem.removesuffix('_keypoints')}: the person's 2D keypoints (green circles) and their "
+                    "reprojections through the calibration (red crosses).")
     return s, cameras
 
 

@@ -146,3 +146,14 @@ def test_keypoint_calibration_writes_a_check_image_per_camera(calibrated):
         ry, rx = np.nonzero(red)
         gy, gx = np.nonzero(green)
         assert np.hypot(rx.mean() - gx.mean(), ry.mean() - gy.mean()) < 8
+
+
+def test_report_shows_the_check_images(calibrated):
+    from openkin.project import ProjectPaths
+    from openkin.report import write_report
+
+    out = write_report(ProjectPaths(calibrated))
+    md = (out.parent / "report.md").read_text() if out.suffix == ".html" else out.read_text()
+    cams = read_calibration(calibrated / "calibration" / "Calib_keypoints.toml")
+    for cam in cams:
+        assert f"../calibration/debug/{cam.name}_keypoints.jpg" in md
