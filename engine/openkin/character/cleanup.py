@@ -1,9 +1,9 @@
 """Clean-up of the animation skeleton's keys for animators: smoothing and key reduction.
 
 - :func:`smooth_rotations`: a zero-phase Butterworth low-pass of the rotations, quaternion-safe:
-  each bone's quaternions are made sign-continuous, filtered component-wise in the tangent
-  space of their mean rotation (log map), and mapped back (exp), so the result is unit
-  quaternions and never crosses the ±q ambiguity.
+  each bone's quaternions are first made sign-continuous (q and -q are one rotation: a filter
+  over a sign flip would average to nonsense), filtered component-wise (a continuous curve on
+  the unit sphere, any range of motion) and normalised back to unit quaternions.
 - :func:`reduce_keys`: the frames to keep so that linear interpolation between kept keys
   reproduces every dropped sample within a tolerance (greedy, vectorised per segment): the
   builder writes only those (Blender's LINEAR keys interpolate exactly that way).
@@ -12,13 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.signal import butter, filtfilt
-from scipy.spatial.transform import Rotation
 
 from .skeleton import continuous_quaternions
-
-
-def _wxyz_to_rot(q: np.ndarray) -> Rotation:
-    return Rotation.from_quat(q, scalar_first=True)
 
 
 def smooth_quaternions(q: np.ndarray, rate: float, cutoff: float, order: int = 4) -> np.ndarray:
@@ -26,13 +21,10 @@ def smooth_quaternions(q: np.ndarray, rate: float, cutoff: float, order: int = 4
     F = len(q)
     if F < 3 * (order + 1) or cutoff >= rate / 2:
         return continuous_quaternions(q.copy())
-    rot = _wxyz_to_rot(continuous_quaternions(q))
-    mean = rot.mean()
-    tangent = (mean.inv() * rot).as_rotvec()                # (F, 3), small around the mean
     b, a = butter(order, cutoff / (rate / 2))
-    smooth = filtfilt(b, a, tangent, axis=0, padlen=min(3 * (max(len(a), len(b)) - 1), F - 1))
-    out = (mean * Rotation.from_rotvec(smooth)).as_quat(scalar_first=True)
-    return continuous_quaternions(out)
+    pad = min(3 * (max(len(a), len(b)) - 1), F - 1)
+    out = filtfilt(b, a, continuous_quaternions(np.asarray(q, float)), axis=0, padlen=pad)
+    return continuous_quaternions(out / np.linalg.norm(out, axis=1, keepdims=True))
 
 
 def smooth_rotations(rotations: np.ndarray, rate: float, cutoff: float) -> np.ndarray:

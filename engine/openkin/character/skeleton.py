@@ -193,12 +193,14 @@ def _spine_specs(bm: BodyMotion) -> list[tuple[str, str, Landmark, Landmark]]:
     centres = [Landmark(bm.bodies[bm.joint_child[j]], bm.tree.joints[j].p_bm.copy()) for j in joints]
     last = centres[-1]
     a, b = last.local, _on(bm, last.body, neck).local
-    if len(centres) >= 2:   # lumbar joints: one bone over them (carried by the middle vertebra), torso in two
-        heads = [centres[0], last, Landmark(last.body, (a + b) / 2)]
-        bodies = [centres[(len(centres) - 1) // 2].body, last.body, last.body]
-    else:                   # one back joint: the torso in three
-        heads = [last] + [Landmark(last.body, a + (b - a) * k / 3) for k in (1, 2)]
-        bodies = [last.body] * 3
+    # Bones over several lumbar joints keep a fixed length while the chord between their end joints
+    # changes with bending; shorter lumbar bones keep the shoulders closer to OpenSim's (a 6-joint
+    # chain split 2 + 3: 0.8 mm at most in a deep squat, vs 3.7 mm for 5 + torso halves).
+    if len(centres) >= 3:   # lumbar joints: two bones over them, the torso (up to the neck) in one
+        heads = [centres[0], centres[len(centres) // 3], last]
+    else:                   # one or two back joints: the last body split up to the neck
+        heads = centres + [Landmark(last.body, a + (b - a) * k / (4 - len(centres))) for k in range(1, 4 - len(centres))]
+    bodies = [h.body for h in heads]
     tails = heads[1:] + [neck]
     return [(name, body, h, t) for name, body, h, t in zip(("spine", "spine.001", "spine.002"), bodies, heads, tails)]
 
