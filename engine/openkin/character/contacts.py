@@ -7,8 +7,11 @@ a low percentile (``floor_percentile``) of that point's height over the take, bo
 pooled (heel and toe sit at different heights above the sole). Contacts shorter than
 ``min_duration`` are dropped, then gaps shorter than ``max_gap`` are filled.
 
-Defaults (:class:`ContactSettings`): 5 cm, 0.35 m/s, 5th percentile, 80 ms, 80 ms; speeds are
-3D, by central differences over time.
+Defaults (:class:`ContactSettings`): 5 cm, 0.5 m/s, 5th percentile, 80 ms, 80 ms; speeds are
+3D, by central differences over time. The speed threshold is set for IK noise: on a planted
+synthetic walk with 1° RMS smooth (0.1 s) errors on every joint angle, 0.35 m/s finds 77 % of
+the contact frames, 0.5 m/s 88 %, with no false contact in the air either way
+(tests/engine/test_character_contacts.py).
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ SIDES = ("L", "R")
 @dataclass(frozen=True)
 class ContactSettings:
     height: float = 0.05           # m above the point's floor level
-    speed: float = 0.35            # m/s
+    speed: float = 0.5             # m/s
     floor_percentile: float = 5.0  # % of the frames, both feet pooled
     min_duration: float = 0.08     # s: shorter contacts are dropped
     max_gap: float = 0.08          # s: shorter gaps inside a contact are filled
