@@ -173,3 +173,14 @@ def test_key_reduction_and_smoothing(addon, synth_project, tolerance):
         ref = by_path[(fc.data_path, fc.array_index)]
         for k in ref.keyframe_points:
             assert abs(fc.evaluate(k.co[0]) - k.co[1]) <= tolerance + 1e-6, fc.data_path
+
+
+def test_import_settings_reach_the_armature(addon, synth_project):
+    """The import panel's settings: A pose and root motion on hips; off: no animation armature."""
+    s = bpy.context.scene.openkin
+    s.rest_pose, s.root_bone = "A", False
+    obj = _import(synth_project)
+    assert obj["openkin_rest"] == "A" and obj["openkin_motion_bone"] == "hips" and "root" not in obj.data.bones
+    s.animation_skeleton = False
+    assert bpy.ops.openkin.import_project(directory=str(synth_project)) == {"FINISHED"}
+    assert not [o for o in bpy.context.scene.objects if o.get("openkin_role") == "animation"]
