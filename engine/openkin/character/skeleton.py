@@ -191,6 +191,9 @@ def _spine_specs(bm: BodyMotion) -> list[tuple[str, str, Landmark, Landmark]]:
     joints = spine_joints(bm)
     neck = _joint_centre(bm, "head")
     centres = [Landmark(bm.bodies[bm.joint_child[j]], bm.tree.joints[j].p_bm.copy()) for j in joints]
+    if not centres:
+        raise OpenKinError("the model's torso is welded to its pelvis (no back joint)",
+                           fix="use a Pose2Sim model (Model_Pose2Sim_*.osim)")
     last = centres[-1]
     a, b = last.local, _on(bm, last.body, neck).local
     # Bones over several lumbar joints keep a fixed length while the chord between their end joints
