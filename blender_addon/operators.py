@@ -246,7 +246,8 @@ def _build_options(context, config=None):
     s = _settings(context)
     geometry = [assets.assets_dir() / "OpenSim_Setup" / "Geometry"] if assets.is_ready() else []
     options = BuildOptions(marker_radius=s.marker_radius, undistort=s.undistort, bone_meshes=s.bone_meshes,
-                           cache_dir=paths.data_dir("cache"), geometry_dirs=geometry, keep_previous=s.keep_previous)
+                           cache_dir=paths.data_dir("cache"), geometry_dirs=geometry, keep_previous=s.keep_previous,
+                           animation_skeleton=s.animation_skeleton, rest_pose=s.rest_pose, root_bone=s.root_bone)
     if config is not None:  # the project's keypoint set and reprojection threshold
         options.pose_model = config.pose.pose_model
         options.reprojection_threshold_px = float(config.triangulation.reproj_error_threshold_triangulation)

@@ -105,6 +105,8 @@ class OPENKIN_PT_import(_Base, bpy.types.Panel):
         col.prop(s, "marker_radius")
         col.prop(s, "undistort")
         col.prop(s, "bone_meshes")
+        for name in ("animation_skeleton", "rest_pose", "root_bone"):
+            col.prop(s, name)
         col.operator("openkin.import_files", icon="IMPORT")
 
 

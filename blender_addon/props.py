@@ -124,6 +124,10 @@ class OPENKIN_PG_settings(bpy.types.PropertyGroup):
                             description="Show lens-undistorted copies of the videos (cached) so the Blender "
                                         "cameras match them exactly")
     bone_meshes: BoolProperty(name="Bone meshes", default=True)
+    animation_skeleton: BoolProperty(name="Animation skeleton", default=True,
+                                     description="Also build a humanoid animation armature (.L/.R, -Y forward)")
+    rest_pose: EnumProperty(name="Rest pose", items=(("T", "T pose", ""), ("A", "A pose", "")), default="T")
+    root_bone: BoolProperty(name="Root bone", default=True, description="Root motion on a root bone (off: on hips)")
     keep_previous: BoolProperty(name="Keep previous import", default=False,
                                 description="Import the capture again next to the previous import of it "
                                             "(off: the new import replaces it)")

@@ -58,6 +58,7 @@ class Person:
     body_frames: np.ndarray | None = None
     rest_frames: np.ndarray | None = None        # (B, 4, 4) Z-up
     motion_frames: np.ndarray | None = None      # (F,) scene frame of each MOT row
+    mot_path: Path | None = None                 # the .mot (the animation skeleton reads it with the model)
 
 
 @dataclass
@@ -405,6 +406,7 @@ def _load_motion(person: Person, osim: Path, mot: Path, progress: Progress | Non
     person.body_frames = axes.yup_to_zup_transforms(frames)
     person.rest_frames = axes.yup_to_zup_transforms(model.rest)
     person.motion_frames = motion.times
+    person.mot_path = mot
     return motion.rate
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import bpy
 
 from ..core import capture as capture_mod
-from . import armature, cameras, markers
+from . import armature, cameras, character, markers
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +83,9 @@ class BuildOptions:
     geometry_dirs: list[Path] = field(default_factory=list)
     pose_model: str = "HALPE_26"
     keep_previous: bool = False   # True: a re-import adds a second copy instead of replacing the first
+    animation_skeleton: bool = True   # the humanoid animation armature next to the OpenSim one (.character)
+    rest_pose: str = "T"              # its rest pose: "T" or "A"
+    root_bone: bool = True            # root motion on a separate root bone (else on hips)
 
 
 def pending_undistortions(files: capture_mod.CaptureFiles, options: BuildOptions) -> list[dict]:
@@ -152,7 +155,7 @@ def build_capture(context, cap, options: BuildOptions, root: Path | None = None,
                     obj["openkin_background_undistorted"] = videos.get(c.name) != cap.videos.get(c.name)
                 _choose_active_camera(scene, objs, previous)
             for person in cap.people:
-                _build_person(context, person, _child(top, person.name), options, errors.get(person.name))
+                _build_person(context, person, _child(top, person.name), options, errors.get(person.name), cap.name)
             for block in tx.new_blocks():
                 block[TAG] = key
     except BaseException:
@@ -240,7 +243,7 @@ def _set_time(scene, cap) -> None:
     scene.frame_start, scene.frame_end = cap.frame_range
 
 
-def _build_person(context, person, coll, options: BuildOptions, errors) -> None:
+def _build_person(context, person, coll, options: BuildOptions, errors, trial: str = "capture") -> None:
     if person.markers is not None:
         markers.build_markers(person, coll, options.marker_radius, errors, options.reprojection_threshold_px)
     if person.model is not None:
@@ -248,6 +251,8 @@ def _build_person(context, person, coll, options: BuildOptions, errors) -> None:
         if options.bone_meshes:
             armature.build_bone_mesh(person, arm, coll, options.cache_dir / "meshes" if options.cache_dir else None,
                                      options.geometry_dirs)
+        if options.animation_skeleton:
+            character.build_for_import(context, person, coll, trial, rest=options.rest_pose, root_bone=options.root_bone)
 
 
 def _reprojection(cap, root: Path, options: BuildOptions) -> dict:

@@ -152,7 +152,7 @@ def test_several_people(addon, tmp_path):
         shutil.copy(asset_path("OpenSim_Setup/Model_Pose2Sim_simple.osim"), root / "kinematics" / f"{stem}_scaled.osim")
     assert bpy.ops.openkin.import_project(directory=str(root)) == {"FINISHED"}
     objs = bpy.context.scene.objects
-    assert {o.name for o in objs if o.type == "ARMATURE"} == {"P1 skeleton", "P2 skeleton"}
+    assert {o.name for o in objs if o.type == "ARMATURE"} == {"P1 skeleton", "P2 skeleton", "P1 animation", "P2 animation"}
     assert len([o for o in objs if "openkin_marker" in o]) == 52
     bpy.context.scene.frame_set(15)
     a, b = (np.array(objs[f"P{p} skeleton"].pose.bones["pelvis"].matrix.translation) for p in (1, 2))

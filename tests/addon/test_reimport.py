@@ -25,11 +25,11 @@ def _dotted():
 
 def test_import_twice_replaces_the_capture(addon, demo_project):
     """The demo's videos with a synthetic person: 4 cameras, their image planes and movies, 26
-    markers, the skeleton and its bone mesh; a second import leaves exactly as many."""
+    markers, the skeleton, its bone mesh and the animation skeleton; a second import leaves exactly as many."""
     _import(demo_project)
     first = _counts()
     names = scene_snapshot()
-    assert (first["objects"], first["cameras"], first["images"], first["armatures"]) == (4 + 4 + 26 + 2, 4, 4, 1)
+    assert (first["objects"], first["cameras"], first["images"], first["armatures"]) == (4 + 4 + 26 + 3, 4, 4, 2)
     _import(demo_project)
     assert _counts() == first
     assert _dotted() == []
