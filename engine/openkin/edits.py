@@ -200,7 +200,7 @@ def check_edit(edit: Edit, path: Path | None = None) -> None:
         raise OpenKinError(f"edit #{edit.id}: person ids and frames are >= 0", path=path, fix="fix the numbers")
 
 
-def _to_dict(e: Edit) -> dict:
+def edit_to_dict(e: Edit) -> dict:
     d = {"id": e.id, "kind": e.kind}
     if e.camera:
         d["camera"] = e.camera
@@ -227,7 +227,7 @@ def write_edits(root: str | Path, edits: list[Edit]) -> Path:
              "# Frames are inclusive output frame numbers (TRC Frame#); kinds: " + ", ".join(KINDS) + ".",
              f"version = {VERSION}"]
     for e in sorted(edits, key=lambda e: e.id):
-        lines += ["", "[[edit]]"] + [f"{k} = {_toml_value(v)}" for k, v in _to_dict(e).items()]
+        lines += ["", "[[edit]]"] + [f"{k} = {_toml_value(v)}" for k, v in edit_to_dict(e).items()]
     with atomic_write(path) as f:
         f.write("\n".join(lines) + "\n")
     return path
