@@ -234,12 +234,13 @@ def write_edits(root: str | Path, edits: list[Edit]) -> Path:
 
 
 def _toml_value(v) -> str:
-    """A TOML value on one line: ints, strings (JSON escapes are TOML's), flat lists of them."""
-    import json
-
+    """A TOML value on one line: ints, basic strings, flat lists of them."""
     if isinstance(v, list):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    return str(int(v)) if isinstance(v, (int, np.integer)) else json.dumps(str(v), ensure_ascii=False)
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    escaped = str(v).replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + "".join(f"\\u{ord(c):04x}" if ord(c) < 0x20 or ord(c) == 0x7F else c for c in escaped) + '"'
 
 
 def add_edit(root: str | Path, edit: Edit, facts: "ProjectFacts | None" = None) -> Edit:

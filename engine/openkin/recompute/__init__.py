@@ -18,9 +18,13 @@ Rows replaced, per stage (``[A, B]`` the range asked):
   :data:`REACH_TOLERANCE` of its input (the tests measure it against a full rerun);
   ``gcv_spline`` (its cut-off is chosen on the whole trial) is a global operation: the stage
   reruns in full (bytes change where values do);
-* augmentation: the filtering rows widened by the LSTM's memory ``L`` (:data:`LSTM_MEMORY`),
-  computed from a window ``L`` wider on each side; the person's height and mass are the
-  ones the full run used (its record). ``feet_on_floor`` shifts by the whole trial's lowest
+* augmentation: the LSTM runs forward in time (frames before a change keep their values), but
+  a change reaches far ahead: the filtering rows and :data:`LSTM_AFTER_S` after them are
+  replaced (beyond, a full rerun changes them by < 0.01 mm, measured), computed from
+  :data:`LSTM_HISTORY_S` of history before them (the state the full run had there is not
+  stored; with less history than the stretch, the replaced rows differ from a full rerun's
+  by a fraction of a millimetre, measured in the tests); the person's height and mass are
+  the ones the full run used (its record). ``feet_on_floor`` shifts by the whole trial's lowest
   point: the stage reruns in full;
 * kinematics: the same rows, solved on the scaled model of the full run (scaling is not
   redone: it uses the whole trial) by the configured solver, warm-started ``WARMUP`` frames
@@ -54,7 +58,8 @@ from .window import read_pose_window, read_trc_rows, trc_frame_span
 log = logging.getLogger(__name__)
 
 STAGES = ("triangulation", "filtering", "augmentation", "kinematics")
-LSTM_MEMORY = 60          # frames: the augmenter's memory (measured: a change's effect < 0.01 mm after it)
+LSTM_AFTER_S = 1.5        # s: a change's effect on the augmenter's later output (measured < 0.01 mm after it)
+LSTM_HISTORY_S = 10.0     # s: history the augmenter is run on before the first changed frame
 IK_WARMUP = 8             # frames solved before the first kept one (as OpenSim's chunks, kinematics.ik.WARMUP)
 REACH_TOLERANCE = 1e-4    # share of a filter's input change left beyond its margin
 SWAP_REACH = 30           # frames: how far the swap correction looks for an orientation (swaps.MAX_REF_GAP)
@@ -256,8 +261,9 @@ def _augmentation(ctx: RunContext, record: dict, span: Span, out: dict) -> None:
         if changed is None:
             continue
         first, last = trc_frame_span(out_path)
-        todo = changed.grow(LSTM_MEMORY).clip(first, last)
-        win = changed.grow(2 * LSTM_MEMORY).clip(first, last)
+        rate = ctx.frame_rate
+        todo = Span(changed.lo, changed.hi + int(math.ceil(LSTM_AFTER_S * rate))).clip(first, last)
+        win = Span(changed.lo - int(math.ceil(LSTM_HISTORY_S * rate)), todo.hi).clip(first, last)
         src = read_trc_rows(in_path, win.lo, win.hi)
         names, aug = augment(src.marker_names, src.xyz, float(item["height_m"]), float(item["mass_kg"]), in_path)
         sel = todo.mask(src.frame_numbers)
