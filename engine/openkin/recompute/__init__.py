@@ -8,6 +8,9 @@ TRC, C3D, MOT, marker-error CSV and reprojection NPZ files.
 
 Rows replaced, per stage (``[A, B]`` the range asked):
 
+* association: when person edits changed since its run, it runs in full (tracking is global)
+  and so does triangulation (people may have changed anywhere, and their files' frame ranges);
+  unchanged frames still come out byte-identical (triangulation is deterministic per frame);
 * triangulation: ``[A, B]``, from the 2D detections of ``[A - W, B + W]`` (``W`` = the gap
   interpolation length or the swap orientation reach, whichever is longer), read from the
   association's folders (only those frames' files are read);
@@ -146,6 +149,8 @@ def _triangulation(ctx: RunContext, record: dict, span: Span, out: dict) -> None
     from ..triangulation.stage import edits_2d, params_from_config, reconstruct
 
     config = ctx.config
+    if out.get("association_rerun"):
+        raise _NotSpliceable("the association ran again (person edits): who is who may have changed anywhere")
     folders, producer = _pose_source(ctx)
     calib = ctx.calibration
     cameras = match_cameras(folders, read_calibration(calib, units=config.calibration.units), calib)
@@ -349,6 +354,13 @@ def recompute(project: str | Path, frames: tuple[int, int] | None = None, progre
         ctx = RunContext(config, paths, manifest)
         result = {"frames": span.as_list(), "stages": {}}
         out: dict = {}
+        if _association_outdated(old, paths.root):
+            t0 = time.perf_counter()
+            log.info("association: person edits changed: it runs in full (tracking is global), then the rest")
+            execute(ctx, "association", lambda c: _run_full(c, "association"), scaled(progress, 0.0, 0.1))
+            result["stages"]["association"] = {"frames": {}, "seconds": round(time.perf_counter() - t0, 3),
+                                               "full": True}
+            out["association_rerun"] = True
         for i, name in enumerate(todo):
             t0 = time.perf_counter()
             full = _run_stage(ctx, name, old[name], span, out, scaled(progress, i / len(todo), (i + 1) / len(todo)))
@@ -356,6 +368,18 @@ def recompute(project: str | Path, frames: tuple[int, int] | None = None, progre
                                       "seconds": round(time.perf_counter() - t0, 3), "full": full}
         report(progress, 1.0, "recomputed")
     return result
+
+
+def _association_outdated(old: dict, root: Path) -> bool:
+    """The association must run again: its record is outdated (a person edit was added or
+    removed since), or it did not honour the current person edits."""
+    rec = old.get("association")
+    if rec is None:
+        return False
+    from ..edits import PERSON_KINDS
+
+    wanted = [e.id for e in read_edits(root) if e.kind in PERSON_KINDS]
+    return rec.get("status") != "done" or rec.get("summary", {}).get("edits", []) != wanted
 
 
 def _run_stage(ctx: RunContext, name: str, record: dict, span: Span, out: dict, progress) -> bool:
