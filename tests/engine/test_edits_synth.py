@@ -69,7 +69,9 @@ def test_exclude_camera(clean, tmp_path):
 
 
 def test_wrong_detection(clean, tmp_path):
-    kp = 10  # RAnkle in HALPE_26
+    from openkin.skeletons import get_skeleton
+
+    kp = list(get_skeleton("HALPE_26").names).index("RAnkle")
     root = corrupted(clean, tmp_path, cam="cam01", px=10.0, keypoint=kp)
     err, names = errors(root)
     assert names[kp] == "RAnkle"
