@@ -407,7 +407,10 @@ def _all_changed(ctx: RunContext, name: str) -> dict:
 
 
 def _edited_span(root: Path) -> Span:
-    """The frames the project's edits cover (``--frames`` omitted)."""
+    """The frames the project's edits cover (``--frames`` omitted); an edit of every frame: all."""
+    everything = [e for e in read_edits(root) if e.frames is None and e.at is None]
+    if everything:
+        return Span(0, 10**9)
     edits = [e for e in read_edits(root) if e.frames is not None or e.at is not None]
     if not edits:
         raise OpenKinError("no --frames given and no edit with frames", path=edits_path(root),

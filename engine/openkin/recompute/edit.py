@@ -154,7 +154,8 @@ def main(args) -> int:
         return 0
     if args.remove is not None:
         gone = remove_project_edit(root, args.remove)
-        sys.stdout.write(f"removed {gone.describe()}\n")
+        span = f" --frames {gone.frames[0]}-{gone.frames[1]}" if gone.frames else ""
+        sys.stdout.write(f"removed {gone.describe()}\nrecompute: openkin recompute {args.project}{span}\n")
         return 0
     stored = edit_project(root, edit_from_args(args))
     if args.json:
