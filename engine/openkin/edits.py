@@ -256,7 +256,7 @@ def add_edit(root: str | Path, edit: Edit, facts: "ProjectFacts | None" = None) 
         if f"#{edit.id} " in warning or warning.endswith(f"#{edit.id}"):
             log.warning("%s", warning)
     write_edits(root, edits + [edit])
-    log.info("added edit %s", edit.describe())
+    log.debug("added edit %s", edit.describe())
     return edit
 
 
