@@ -125,6 +125,35 @@ def _rewrote(ctx: RunContext, record: dict) -> None:
             ctx.wrote(path, e.get("role", ""), **extra)
 
 
+def _pairs(ctx: RunContext, record: dict, producers: tuple[str, ...], tag: str) -> list[tuple[Path, Path, dict]]:
+    """(input TRC, output TRC, its summary item or {}) of a stage's record: by name, as the stages
+    name their outputs (``<input stem>_filt_<type>.trc``, ``<input stem>_LSTM.trc``), so that a
+    record another stage outdated (summary dropped) still pairs them."""
+    inputs = [p for s in producers for p in (ctx.stage_files(s, "trc") or [])]
+    items = {i.get("output"): i for i in record.get("summary", {}).get("files", [])}
+    pairs = []
+    for e in _entries(record, "trc"):
+        out_path = ctx.paths.root / e["path"]
+        src = [p for p in inputs if out_path.stem.startswith(p.stem + tag) and p != out_path]
+        if src:
+            pairs.append((max(src, key=lambda p: len(p.stem)), out_path, items.get(out_path.name, {})))
+    return pairs
+
+
+def _height_mass(ctx: RunContext, item: dict, in_path: Path, person: int) -> tuple[float, float]:
+    """The height and mass the augmentation used for this person: its record's, else found as
+    the stage finds them (the height measured on the whole input file)."""
+    if "height_m" in item:
+        return float(item["height_m"]), float(item["mass_kg"])
+    from ..augmentation import _per_person, person_height
+    from ..formats.trc import read_trc
+
+    config = ctx.config
+    trc = read_trc(in_path)
+    height = person_height(config.project.participant_height, person, trc.marker_names, trc.xyz, config.kinematics)
+    return height, float(_per_person(config.project.participant_mass, person, 70.0, "participant_mass") or 70.0)
+
+
 def _summary(ctx: RunContext, record: dict, span: Span) -> None:
     ctx.summary.update(copy.deepcopy(record.get("summary", {})))
     ctx.summary["recomputed"] = {"frames": span.as_list(), "run": ctx.run_id}
@@ -227,8 +256,7 @@ def _filtering(ctx: RunContext, record: dict, span: Span, out: dict) -> None:
     if margin is None:
         raise _NotSpliceable(f"the {cfg.type} filter is global (chosen on the whole trial)")
     spans = {}
-    for item in record.get("summary", {}).get("files", []):
-        raw_path, out_path = ctx.paths.pose_3d / item["input"], ctx.paths.pose_3d / item["output"]
+    for raw_path, out_path, _ in _pairs(ctx, record, ("triangulation",), "_filt_"):
         changed = out.get("triangulation", {}).get(raw_path.name)
         ctx.read(raw_path, "triangulation")
         if changed is None:
@@ -259,8 +287,7 @@ def _augmentation(ctx: RunContext, record: dict, span: Span, out: dict) -> None:
         raise _NotSpliceable("feet_on_floor shifts by the lowest point of the whole trial")
     producer = "filtering" if "filtering" in out else "triangulation"
     spans = {}
-    for item in record.get("summary", {}).get("files", []):
-        in_path, out_path = ctx.paths.pose_3d / item["input"], ctx.paths.pose_3d / item["output"]
+    for person, (in_path, out_path, item) in enumerate(_pairs(ctx, record, (producer,), "_LSTM")):
         ctx.read(in_path, producer)
         changed = out.get(producer, {}).get(in_path.name)
         if changed is None:
@@ -270,7 +297,8 @@ def _augmentation(ctx: RunContext, record: dict, span: Span, out: dict) -> None:
         todo = Span(changed.lo, changed.hi + int(math.ceil(LSTM_AFTER_S * rate))).clip(first, last)
         win = Span(changed.lo - int(math.ceil(LSTM_HISTORY_S * rate)), todo.hi).clip(first, last)
         src = read_trc_rows(in_path, win.lo, win.hi)
-        names, aug = augment(src.marker_names, src.xyz, float(item["height_m"]), float(item["mass_kg"]), in_path)
+        height, mass = _height_mass(ctx, item, in_path, person)
+        names, aug = augment(src.marker_names, src.xyz, height, mass, in_path)
         sel = todo.mask(src.frame_numbers)
         xyz = np.concatenate([src.xyz, aug], axis=1)[sel]
         rows = Trc(src.marker_names + names, src.rate, xyz, src.frame_numbers[sel], src.times[sel])
@@ -299,7 +327,7 @@ def _kinematics(ctx: RunContext, record: dict, span: Span, out: dict) -> None:
         mot_path = ctx.paths.root / mot_entry["path"]
         stem = mot_path.with_suffix("")
         info = read_optional_toml(stem.parent / f"{stem.name}_kinematics.toml")
-        trc_path = Path(info.get("trc", ""))
+        trc_path = Path(info.get("trc") or ctx.paths.pose_3d / f"{stem.name}.trc")
         producer = next((s for s in ("augmentation", "filtering", "triangulation") if s in out
                          and trc_path.name in out[s]), None)
         changed = out.get(producer, {}).get(trc_path.name) if producer else None
