@@ -169,3 +169,15 @@ def test_recompute_without_a_run_is_a_clear_error(tmp_path):
     assert cli(["edit", str(scene), "--swap", "cam09", "--frames", "1-5"]) == 2
     assert cli(["edit", str(scene), "--swap", "cam02"]) == 2          # --frames needed
     assert not (scene / "openkin" / "edits.toml").exists()
+
+
+@pytest.mark.parametrize("marker_set", ["LSTM", "HALPE_26"])
+def test_window_ik_tasks_are_the_full_runs(marker_set):
+    """The frame-range IK reads its tasks from the setup files without loading the models: the
+    same tasks as the full run's setup (which loads them)."""
+    from openkin.augmentation import LOWER_RESPONSES, UPPER_RESPONSES
+    from openkin.kinematics import KinematicsOptions, _load_setup, _window_tasks
+
+    names = list(get_skeleton("HALPE_26").names) + (list(LOWER_RESPONSES + UPPER_RESPONSES) if marker_set == "LSTM" else [])
+    opts = KinematicsOptions(marker_set=marker_set)
+    assert _window_tasks(opts, names) == _load_setup(opts, names).tasks
