@@ -53,7 +53,7 @@ from ..edits import TWO_D, edits_path, read_edits
 from ..errors import OpenKinError
 from ..formats.trc import Trc, zup_to_yup
 from ..lock import project_lock
-from ..manifest import Manifest
+from ..manifest import Manifest, relpath
 from ..progress import Progress, report, scaled
 from .splice import splice_c3d, splice_csv, splice_mot, splice_reprojection, splice_trc
 from .window import read_pose_window, read_trc_rows, trc_frame_span
@@ -190,7 +190,7 @@ def _triangulation(ctx: RunContext, record: dict, span: Span, out: dict) -> None
     edits = edits_2d(ctx)
     reach = max(int(params.interp_if_gap_smaller_than), SWAP_REACH) + 2
     for f in folders:
-        ctx.read(f, producer)
+        _read_unchanged(ctx, f, producer, record)
     ctx.read(calib, "refinement" if ctx.manifest.done("refinement") else "calibration")
     spans = {}
     for e in _entries(record, "trc"):
@@ -228,6 +228,20 @@ def _triangulation(ctx: RunContext, record: dict, span: Span, out: dict) -> None
     _summary(ctx, record, span)
     if edits:
         ctx.summary["edits"] = [e.id for e in edits]
+
+
+def _read_unchanged(ctx: RunContext, folder: Path, producer: str, record: dict) -> None:
+    """Record a 2D pose folder as an input: with the sha256 the stage's earlier run recorded when
+    nothing in the folder was created, renamed or removed since that run started (OpenKin's
+    writers replace files, which changes the folder's time), else hashed again (a folder of a
+    long take is tens of thousands of files: the hash would be most of a 1-second recompute)."""
+    rel = relpath(ctx.paths.root, folder)
+    known = next((e for e in record.get("inputs", []) if e.get("path") == rel), None)
+    started = record.get("started")
+    if known and started and folder.stat().st_mtime < time.mktime(time.strptime(started, "%Y-%m-%dT%H:%M:%S")):
+        ctx.inputs.append(dict(known))
+    else:
+        ctx.read(folder, producer)
 
 
 class _NotSpliceable(Exception):

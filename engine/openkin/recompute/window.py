@@ -44,11 +44,17 @@ def _lines(path: Path) -> list[str]:
 
 
 def trc_frame_span(path: Path) -> tuple[int, int]:
-    """First and last ``Frame#`` of a TRC file."""
-    data = [line for line in _lines(path)[5:] if line.strip()]
-    if not data:
+    """First and last ``Frame#`` of a TRC file (reads its head and its tail only)."""
+    with open(path, "rb") as f:
+        head = f.read(1 << 16).decode("utf-8", "replace").splitlines()
+        f.seek(0, os.SEEK_END)
+        f.seek(max(0, f.tell() - (1 << 16)))
+        tail = f.read().decode("utf-8", "replace").splitlines()
+    first = [line for line in head[5:] if line.strip()]
+    last = [line for line in tail if line.strip()]
+    if not first or not last:
         raise OpenKinError("TRC file has no data rows", path=path, fix="run its stage again")
-    return int(data[0].split("\t", 1)[0]), int(data[-1].split("\t", 1)[0])
+    return int(first[0].split("\t", 1)[0]), int(last[-1].split("\t", 1)[0])
 
 
 def read_trc_rows(path: Path, lo: int, hi: int) -> Trc:
@@ -60,9 +66,10 @@ def read_trc_rows(path: Path, lo: int, hi: int) -> Trc:
     width = 2 + 3 * len(names)
     rows = []
     for line in lines[5:]:
-        cells = line.split("\t")
-        if not line.strip() or not lo <= int(cells[0]) <= hi:
+        key = line.split("\t", 1)[0]
+        if not key.strip() or not lo <= int(key) <= hi:
             continue
+        cells = line.split("\t")
         rows.append([float(c) if c.strip() else np.nan for c in (cells + [""] * width)[:width]])
     table = np.array(rows, float).reshape(len(rows), width)
     return Trc(names, float(head["DataRate"]), table[:, 2:].reshape(len(rows), len(names), 3) * scale,
