@@ -181,3 +181,30 @@ def test_window_ik_tasks_are_the_full_runs(marker_set):
     names = list(get_skeleton("HALPE_26").names) + (list(LOWER_RESPONSES + UPPER_RESPONSES) if marker_set == "LSTM" else [])
     opts = KinematicsOptions(marker_set=marker_set)
     assert _window_tasks(opts, names) == _load_setup(opts, names).tasks
+
+
+@pytest.mark.parametrize("lo, hi", [(0, 9), (200, 259), (480, 499)])
+def test_splicing_rows_gives_the_file_a_full_write_gives(tmp_path, lo, hi):
+    """Splicing frames into a TRC / C3D gives, byte for byte, the file the writers make from the
+    changed values (the truth: write_trc / write_c3d of the whole array)."""
+    from openkin.formats.c3d import write_c3d
+    from openkin.formats.trc import Trc, write_trc
+    from openkin.recompute.splice import splice_c3d, splice_trc
+
+    rng = np.random.default_rng(lo)
+    names = [f"k{i}" for i in range(12)]
+    fn = np.arange(100, 600)
+    xyz = rng.normal(size=(500, 12, 3))
+    xyz[5:15, 3] = np.nan
+    new = xyz.copy()
+    new[lo:hi + 1] = rng.normal(size=(hi + 1 - lo, 12, 3))
+    new[lo, 2] = np.nan
+    old, full = tmp_path / "old", tmp_path / "full"
+    for suffix, write in ((".trc", write_trc), (".c3d", write_c3d)):
+        write(old / f"x{suffix}", Trc(names, 60, xyz, frame_numbers=fn))   # same name: the TRC header holds it
+        write(full / f"x{suffix}", Trc(names, 60, new, frame_numbers=fn))
+    rows = Trc(names, 60, new[lo:hi + 1], frame_numbers=fn[lo:hi + 1])
+    splice_trc(old / "x.trc", rows)
+    splice_c3d(old / "x.c3d", rows.frame_numbers, rows.xyz)
+    for suffix in (".trc", ".c3d"):
+        assert (old / f"x{suffix}").read_bytes() == (full / f"x{suffix}").read_bytes()

@@ -85,17 +85,43 @@ def splice_mot(path: Path, rows) -> int:
     return splice_lines(path, lambda tmp: write_mot(tmp, rows), "mot")
 
 
-def splice_c3d(path: Path, frame_numbers: np.ndarray, xyz: np.ndarray) -> None:
-    """Frames ``frame_numbers (n,)`` of the C3D ``path`` get ``xyz (n,M,3)`` metres; the rest is kept."""
-    from ..formats.c3d import read_c3d, write_c3d
+def _c3d_layout(data: bytes) -> tuple[int, int, int]:
+    """(byte offset of the first frame, bytes per frame, first frame number) of a C3D file
+    (header words, 16-bit little-endian as ezc3d writes them: 2 points, 3 analog values per
+    frame, 4 first frame + 1, 7-8 scale (negative: floats), 9 first data block)."""
+    import struct
 
-    old = read_c3d(path)
-    idx = np.searchsorted(old.frame_numbers, frame_numbers)
-    if np.any(idx >= old.n_frames) or np.any(old.frame_numbers[np.minimum(idx, old.n_frames - 1)] != frame_numbers):
-        raise OpenKinError("frames to replace are not in the C3D file", path=path,
+    points, analogs, first = struct.unpack_from("<HHH", data, 2)
+    scale = struct.unpack_from("<f", data, 12)[0]
+    block = struct.unpack_from("<H", data, 16)[0]
+    size = 4 if scale < 0 else 2
+    return (block - 1) * 512, size * (4 * points + analogs), first - 1  # the header counts from 1
+
+
+def splice_c3d(path: Path, frame_numbers: np.ndarray, xyz: np.ndarray) -> None:
+    """Frames ``frame_numbers (n,)`` (consecutive) of the C3D ``path`` get ``xyz (n,M,3)`` metres.
+
+    The frames are written by :func:`openkin.formats.c3d.write_c3d` into a temporary file, and
+    their bytes copied over the same frames' bytes of ``path`` (a frame's bytes depend only on
+    its values, the marker count and the format, which both files share): only those frames
+    change, without reading or writing the rest of a long take's file."""
+    from ..formats.c3d import write_c3d
+    from ..formats.trc import Trc
+
+    path = Path(path)
+    old = path.read_bytes()
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=".splice.") as tmp:
+        part = Path(tmp) / path.name
+        write_c3d(part, Trc([f"m{i}" for i in range(xyz.shape[1])], 1.0, xyz, frame_numbers=frame_numbers))
+        new = part.read_bytes()
+    (o_start, o_size, o_first), (n_start, n_size, _) = _c3d_layout(old), _c3d_layout(new)
+    at = o_start + (int(frame_numbers[0]) - o_first) * o_size
+    n = len(frame_numbers)
+    if o_size != n_size or at < o_start or at + n * o_size > len(old) or np.any(np.diff(frame_numbers) != 1):
+        raise OpenKinError("the frames to replace do not fit the C3D file's layout", path=path,
                            fix="run the stage in full (openkin run PROJECT --stages ...)")
-    old.xyz[idx] = xyz
-    write_c3d(path, old)
+    with atomic_write(path, "wb", encoding=None) as f:
+        f.write(old[:at] + new[n_start:n_start + n * n_size] + old[at + n * o_size:])
 
 
 def splice_reprojection(path: Path, frame_numbers: np.ndarray, error_px: np.ndarray, used: np.ndarray) -> None:

@@ -8,7 +8,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import OpenKinError
-from ..formats.openpose import frame_number, read_openpose_json
+import re
+
+from ..formats.openpose import read_openpose_json
+
+_FRAME = re.compile(r"(\d+)(?!.*\d)")  # the last number of a file name (as the folder reader takes it)
 from ..formats.trc import UNIT_SCALE, Trc
 
 
@@ -23,7 +27,8 @@ def read_pose_window(folders: list[Path], frames: np.ndarray) -> np.ndarray:
         for entry in os.scandir(folder):
             if not entry.name.endswith(".json") or entry.name.startswith("."):
                 continue
-            n = frame_number(Path(entry.name))
+            match = _FRAME.search(entry.name[:-5])
+            n = int(match.group(1)) if match else None
             if n in wanted:
                 found[wanted[n]] = read_openpose_json(entry.path)[0]
         per_cam.append(found)
