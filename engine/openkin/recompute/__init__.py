@@ -357,7 +357,8 @@ def _kinematics(ctx: RunContext, record: dict, span: Span, out: dict) -> None:
         frames, times, res = solve_window(rows, stem.with_suffix(".osim"), opts, list(info.get("markers", [])),
                                           keep_from=int((rows.frame_numbers < todo.lo).sum()))
         motion = angles_motion(res, times, None, rows.rate)
-        splice_mot(mot_path, Motion(motion.names, times, motion.values, in_degrees=True))
+        values = _same_turn(mot_path, motion, res.rotational)
+        splice_mot(mot_path, Motion(motion.names, times, values, in_degrees=True))
         csv = stem.parent / f"{stem.name}_marker_errors.csv"
         if csv.is_file():
             splice_csv(csv, "frame,time,rms_m,max_m\n",
@@ -368,6 +369,25 @@ def _kinematics(ctx: RunContext, record: dict, span: Span, out: dict) -> None:
     out["kinematics"] = spans
     _rewrote(ctx, record)
     _summary(ctx, record, span)
+
+
+def _same_turn(mot_path: Path, motion, rotational: list[bool]) -> np.ndarray:
+    """The window's angles ``(n,C)`` degrees shifted by whole turns to continue the old file's: a
+    solver started afresh may land on the same pose 360° away (seen: pelvis_rotation), which
+    would be a jump at the window's edge. Matched on the old row just before the window (else
+    its first row)."""
+    from ..formats.mot import read_mot
+
+    old = read_mot(mot_path)
+    values = motion.values.copy()
+    i = int(np.searchsorted(old.times, motion.times[0] - 1e-9))
+    ref = old.values[max(i - 1, 0)] if len(old.times) else None
+    if ref is None or list(old.names) != list(motion.names):
+        return values
+    rot = np.array(rotational, bool)
+    turns = np.round((ref[rot] - values[0, rot]) / 360.0)
+    values[:, rot] += 360.0 * turns[None]
+    return values
 
 
 PARTIAL = {"triangulation": _triangulation, "filtering": _filtering, "augmentation": _augmentation,
