@@ -36,6 +36,8 @@ TOOLS: dict[str, tuple[str, str]] = {
     "demo": ("openkin.demo", "obtain the demo project and run the whole pipeline on it, with a report"),
     "report": ("openkin.report", "write the HTML/PNG report of a processed project"),
     "plan": ("openkin.plan", "camera-placement planner: coverage and expected 3D error of a camera layout"),
+    "edit": ("openkin.recompute.edit", "add, list or remove corrections (openkin/edits.toml) every run honours"),
+    "recompute": ("openkin.recompute", "recompute triangulation to kinematics on a frame range, spliced into the outputs"),
 }
 
 

@@ -17,6 +17,7 @@ from ..inputs import camera_name, read_views, skeleton_of
 from ..progress import Progress, report, scaled
 from .kernels import associate, params_from_config
 from .writer import write_associated
+from ..edits import PERSON_KINDS, apply_person_edits, edits_path, read_edits
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,13 @@ def run(ctx: RunContext) -> None:
                            fix="set [pose] pose_model to the model that made these files")
     assoc = associate(views, params_from_config(config, names), config.project.multi_person,
                       scaled(progress, 0.3, 0.7))
+    edits = [e for e in read_edits(paths.root) if e.kind in PERSON_KINDS]
+    if edits:  # the user's corrections of who is who (openkin edit --person/--merge/--split)
+        ctx.read(edits_path(paths.root))
+        log.info("honouring %d person edit(s): %s", len(edits), "; ".join(e.describe() for e in edits))
+        assoc.choice = apply_person_edits(assoc.choice, [camera_name(f) for f in views.folders],
+                                          views.frame_numbers, edits, edits_path(paths.root))
+        ctx.summary["edits"] = [e.id for e in edits]
     for folder in write_associated(assoc, paths.pose_associated, scaled(progress, 0.7, 1.0)):
         ctx.wrote(folder, "camera")
     ctx.association = assoc

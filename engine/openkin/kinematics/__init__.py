@@ -387,3 +387,36 @@ def run_stage(config, paths, progress: Progress | None = None) -> None:
     from ..context import run_alone
 
     run_alone("kinematics", run, config, paths, progress)
+
+
+def solve_window(trc, osim_path: Path, opts: KinematicsOptions, markers: list[str], keep_from: int = 0):
+    """IK of some frames of a trial already scaled (``openkin recompute``): ``trc`` (a
+    :class:`~openkin.formats.trc.Trc` of those frames, plus ``keep_from`` leading frames that only
+    warm the solver up), the scaled model ``osim_path``, the ``markers`` the full run used → (kept
+    frame numbers ``(n,)``, times ``(n,)``, :class:`IkResult`). Same tasks, missing-marker policy
+    and solver (``opts.ik_solver``) as :func:`prepare` + :func:`run_trials`; the scaling is not redone."""
+    tasks = _window_tasks(opts, trc.marker_names)
+    used = [m for m in markers if m in trc.marker_names]
+    xyz, keep, never = checks.handle_missing(trc.xyz[:, [trc.marker_names.index(m) for m in used]], used,
+                                             trc.frame_numbers, opts.missing_markers, opts.interp_gap_max)
+    cols = [i for i, m in enumerate(used) if m not in never]
+    job = IkJob(str(osim_path), [used[i] for i in cols], xyz[keep][:, cols], trc.times[keep],
+                tasks.marker_weights, tasks.coordinate_tasks)
+    r = solve_all([job], 1, None, opts.ik_solver)[0]
+    k = int(keep[:keep_from].sum())  # warm-up frames solved, then dropped
+    r = IkResult(r.coordinate_names, r.rotational, r.q[k:], r.rms[k:], r.max_error[k:], r.solver_seconds,
+                 r.load_seconds, r.cpu_seconds, r.extra)
+    return trc.frame_numbers[keep][k:], trc.times[keep][k:], r
+
+
+def _window_tasks(opts: KinematicsOptions, trc_names: list[str]) -> IkTasks:
+    """The IK tasks :func:`_load_setup` gives, without loading the models it needs for scaling
+    (seconds): read from the setup files; a user's model (``osim_model``) takes the full path."""
+    if opts.osim_model:
+        return _load_setup(opts, trc_names).tasks
+    augmented = opts.marker_set.upper() == "LSTM"
+    kp_tasks = read_ik_tasks(setup_files(_keypoint_set(trc_names) if augmented else opts.marker_set)[1])
+    if not augmented:
+        return with_priors(kp_tasks)
+    lstm_tasks = read_ik_tasks(setup_files("LSTM")[1])
+    return with_priors(IkTasks({**lstm_tasks.marker_weights, **kp_tasks.marker_weights}, lstm_tasks.coordinate_tasks))

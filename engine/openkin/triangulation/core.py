@@ -105,8 +105,10 @@ def _merge(r, sub, frames, F: int, K: int):
 
 @blas_single
 def reconstruct_person(points: np.ndarray, weights: np.ndarray, rig: Rig, names: list[str],
-                       params: TriangulationParams) -> PersonResult:
-    """Triangulate one person. ``points (C,F,K,2)`` undistorted px, ``weights (C,F,K)`` → :class:`PersonResult`."""
+                       params: TriangulationParams, keep_labels: np.ndarray | None = None) -> PersonResult:
+    """Triangulate one person. ``points (C,F,K,2)`` undistorted px, ``weights (C,F,K)`` → :class:`PersonResult`.
+    ``keep_labels (F,)``: frames whose left/right labels the user fixed (:mod:`openkin.edits`):
+    the automatic swap correction leaves them alone."""
     C, F, K = weights.shape
     P = rig.P
     swaps = {}
@@ -114,6 +116,8 @@ def reconstruct_person(points: np.ndarray, weights: np.ndarray, rig: Rig, names:
                            params.reproj_error_threshold, params.min_cameras, params.max_view_error)
     if params.handle_lr_swap and C >= 3:
         suspect, hint = swap_suspects(r.used.reshape(C, F, K), r.valid.reshape(C, F, K), names)
+        if keep_labels is not None:
+            suspect = suspect & ~keep_labels
         points, weights, swaps = correct_lr_swaps(points, weights, P, names, params.reproj_error_threshold,
                                                   suspect=suspect, hint=hint)
         redo = np.flatnonzero(np.any([s.any(0) for s in swaps.values()], axis=0)) if swaps else []

@@ -25,6 +25,7 @@ from .gaps import runs
 from ..inputs import (Views, camera_name, match_cameras, prepare_points, read_views, shift_subframe, skeleton_of,
                       subframe_residuals)
 from .reprojection import write_person_errors
+from ..edits import TWO_D, PERSON_KINDS, Edit, apply_2d_edits, apply_person_edits, edits_path, read_edits
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,10 @@ def load_people(ctx: RunContext, progress: Progress | None = None) -> tuple[View
     log.info("no current association: associating people in memory (run the association stage to keep it)")
     names = list(skeleton_of(config).names)
     assoc = associate(views, params_from_config(config, names), config.project.multi_person)
+    edits = [e for e in read_edits(ctx.paths.root) if e.kind in PERSON_KINDS]
+    if edits:  # the association stage applies them when it runs; here it did not
+        assoc.choice = apply_person_edits(assoc.choice, [camera_name(f) for f in views.folders],
+                                          views.frame_numbers, edits, edits_path(ctx.paths.root))
     return views, [assoc.person_keypoints(t) for t in range(assoc.choice.shape[0])], producer
 
 
@@ -175,6 +180,34 @@ def _or_nan(x) -> float:
 SOURCE_FOLDER = {"association": "pose-associated", "synchronization": "pose-sync", "pose": "pose"}
 
 
+def reconstruct(kp: np.ndarray, person: int, rig: Rig, cams: list[str], frame_numbers: np.ndarray,
+                names: list[str], params: TriangulationParams, undistort: bool, residual: np.ndarray | None,
+                edits: list[Edit], edits_file: Path | None = None) -> PersonResult:
+    """One person's detections ``kp (C,F,K,3)`` on ``frame_numbers (F,)`` → :class:`PersonResult`:
+    the user's 2D edits (:func:`openkin.edits.apply_2d_edits`; the automatic left/right
+    correction stays off where a swap edit is), the sub-frame shift ``residual (C,)``, the
+    kernels. The one sequence both this stage and ``openkin recompute`` run."""
+    locked = None
+    if edits:
+        kp, locked = apply_2d_edits(kp, cams, frame_numbers, names, edits, person, edits_file)
+    if residual is not None:
+        kp = shift_subframe(kp, residual)
+    pts, w = prepare_points(kp, rig, undistort, params.likelihood_threshold)
+    return reconstruct_person(pts, w, rig, names, params, keep_labels=locked)
+
+
+def edits_2d(ctx: RunContext) -> list[Edit]:
+    """The project's swap / exclude / wrong edits, recorded as an input when there are any."""
+    edits = [e for e in read_edits(ctx.paths.root) if e.kind in TWO_D]
+    if edits:
+        ctx.read(edits_path(ctx.paths.root))
+        log.info("honouring %d edit(s) of %s: %s", len(edits), EDITS_REL, "; ".join(e.describe() for e in edits))
+    return edits
+
+
+EDITS_REL = "openkin/edits.toml"
+
+
 def run(ctx: RunContext) -> None:
     """Triangulate every associated person of the project into ``pose-3d/`` (see the package doc)."""
     config, paths, progress = ctx.config, ctx.paths, ctx.progress
@@ -197,11 +230,12 @@ def run(ctx: RunContext) -> None:
         log.info("sub-frame offsets from synchronisation applied: %s",
                  ", ".join(f"{c} {r:+.2f}" for c, r in zip(cams, residual)))
         doc["subframe_offsets"] = dict(zip(cams, residual.round(4).tolist()))
+    edits = edits_2d(ctx)
+    if edits:
+        doc["edits"] = [e.id for e in edits]
     for t, kp in enumerate(people):
-        if residual is not None:
-            kp = shift_subframe(kp, residual)
-        pts, w = prepare_points(kp, rig, config.triangulation.undistort_points, params.likelihood_threshold)
-        res = reconstruct_person(pts, w, rig, names, params)
+        res = reconstruct(kp, t, rig, cams, views.frame_numbers, names, params,
+                          config.triangulation.undistort_points, residual, edits, edits_path(paths.root))
         report(progress, 0.3 + 0.6 * (t + 1) / len(people), f"person {t}")
         if res.empty:
             log.warning("person %d: no run of %d valid frames: not written", t, params.min_chunk_size)
