@@ -60,7 +60,7 @@ class KinematicsOptions:
     interp_gap_max: int = 10
     workers: object = "auto"
     filter: tuple[str, dict] | None = None
-    ik_solver: str = "opensim"
+    ik_solver: str = "openkin"  # see ik.DEFAULT_SOLVER_GOALS
 
 
 @dataclass
@@ -192,12 +192,14 @@ def prepare(trc_path: Path, out_dir: Path, opts: KinematicsOptions, height: floa
     factors, details = estimate_factors(
         xyz, times, used, st.smodel, st.sstate, st.measurements, st.scale_tasks, symmetric=opts.right_left_symmetry,
         trimmed_extrema_percent=opts.trimmed_extrema_percent, large_hip_knee_angles=opts.large_hip_knee_angles,
-        refine=2 if opts.refine_scaling else 0, target=None if st.smodel is st.model else (st.model, st.state))
+        refine=2 if opts.refine_scaling else 0, target=None if st.smodel is st.model else (st.model, st.state),
+        solver=opts.ik_solver)
     median = float(np.median(list(factors.values())))
     scaled, sstate = scaled_model(st.model, st.state, {b: factors.get(b, median) for b in model_body_names(st.model)},
                                   opts.mass)
     moved = register_markers(scaled, sstate, [m for m in st.register if m in used], st.scale_tasks, used, xyz,
-                             times, opts.large_hip_knee_angles) if st.register and opts.refine_scaling else {}
+                             times, opts.large_hip_knee_angles, opts.ik_solver
+                             ) if st.register and opts.refine_scaling else {}
     stem = out_dir / (name or trc_path.stem)
     osim_path = stem.with_suffix(".osim")
     with atomic_path(osim_path) as tmp:

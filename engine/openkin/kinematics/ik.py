@@ -311,3 +311,38 @@ def _solve_all_openkin(jobs: list[IkJob], workers, on_done) -> list[IkResult]:
         for i, r in zip(fallback, done):
             out[i] = r
     return out  # type: ignore[return-value]
+
+
+def poser(model, state, job: IkJob, solver: str = "openkin"):
+    """``pose(k)``: puts ``state`` in the IK solution of frame ``k`` of ``job`` (called for k = 0, 1, ...
+    in order) and realises its positions, for callers that then read the posed model (scaling's
+    checks). 'openkin': all frames solved at once first, then each frame's coordinates set
+    (OpenSim's solver for a model the batch solver cannot represent, with a warning); 'opensim':
+    OpenSim's solver, assembled at frame 0 and tracked after."""
+    if solver == "openkin":
+        from .model_tree import Unsupported
+
+        try:
+            result = solve_openkin(job, model)
+        except Unsupported as e:
+            log.warning("%s: OpenKin's IK solver cannot represent %s; scaling's IK uses OpenSim's solver",
+                        model.getName(), e)
+        else:
+            cset = model.getCoordinateSet()
+            coords = [cset.get(n) for n in result.coordinate_names]
+            free = [i for i, c in enumerate(coords) if not c.getDefaultLocked()]
+
+            def pose(k: int) -> None:
+                state.setTime(float(job.times[k]))
+                for i in free:
+                    coords[i].setValue(state, float(result.q[k, i]), False)
+                model.realizePosition(state)
+            return pose
+    osim = import_opensim()
+    tracker = make_solver(osim, model, job)
+
+    def pose(k: int) -> None:
+        state.setTime(float(job.times[k]))
+        tracker.assemble(state) if k == 0 else tracker.track(state)
+        model.realizePosition(state)
+    return pose
