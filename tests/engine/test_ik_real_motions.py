@@ -27,7 +27,7 @@ FLEXION = ("hip_flexion_r", "hip_flexion_l", "knee_angle_r", "knee_angle_l", "an
 # trades one for one with lumbar flexion, and Pose2Sim's lumbar task (toward 0) puts the real motions'
 # 15-20 deg of lumbar flexion into pelvis tilt and hip flexion (6-13 deg RMSE, both solvers alike; the
 # generated motions' lumbar stays within +-10 deg). Measured, not hidden: the assertion below holds
-# hip flexion to OpenSim's own error on the same markers.
+# every flexion to OpenSim's own error on the same markers (+ the 0.5 deg agreement goal).
 OBSERVED = ("knee_angle_r", "knee_angle_l", "ankle_angle_r", "ankle_angle_l")
 
 
@@ -105,6 +105,6 @@ def test_ik_recovers_a_real_motion(tmp_path, motion):
     print(f"{motion}: flexion RMSE OpenKin {flex}, OpenSim {flex_t}, MPJAE OpenKin {m_ours:.2f} OpenSim {m_theirs:.2f}, marker RMS "
           f"{1e3 * np.mean(ours.rms):.2f} vs {1e3 * np.mean(theirs.rms):.2f} mm")
     assert max(flex[c] for c in OBSERVED) < 2.0, flex
-    assert all(flex[c] <= flex_t[c] + 0.1 for c in FLEXION), (flex, flex_t)
+    assert all(flex[c] <= flex_t[c] + 0.5 for c in FLEXION), (flex, flex_t)  # the agreement goal: 0.5 deg
     assert m_ours <= m_theirs + 0.05
     assert np.mean(ours.rms) <= np.mean(theirs.rms) + 0.5e-3
