@@ -60,7 +60,7 @@ class KinematicsOptions:
     interp_gap_max: int = 10
     workers: object = "auto"
     filter: tuple[str, dict] | None = None
-    ik_solver: str = "openkin"  # see ik.DEFAULT_SOLVER_GOALS
+    ik_solver: str = "openkin"  # why it is the default: openkin.kinematics.ik's module doc
 
 
 @dataclass
