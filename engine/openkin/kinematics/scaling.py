@@ -229,7 +229,8 @@ def register_markers(model, state, markers: list[str], tasks: IkTasks, names: li
     body's frame, to the median of where the data put it in those poses. The LSTM augmenter's
     markers sit where its training subjects had them, not where the generic model has them; without
     this their offsets turn into joint-angle offsets (OpenSim's MarkerPlacer does the same on a
-    static trial). ``solver``: the IK solver posing the model. ``model`` is changed in place. Returns marker -> distance moved (m)."""
+    static trial). ``solver``: the IK solver posing the model. ``model`` is changed in place.
+    Returns marker -> distance moved (m)."""
     osim = import_opensim()
     frames = measure.select_frames(xyz, names, large_hip_knee_angles)
     sample = sample_frames(frames)
