@@ -1,6 +1,8 @@
 """IK solver benchmark: OpenKin's batch solver vs OpenSim's, same scaled model, same TRC, one run.
 
-Per scene (``clean``: the synth truth keypoints; ``realistic``: OpenKin's own
+Per motion (``generated``: openkin.synth's walk/squat/arm raises; ``walk``, ``run``,
+``crouch``: real recorded motions, :mod:`openkin.synth.real_motions`), scene
+(``clean``: the synth truth keypoints; ``realistic``: OpenKin's own
 reconstruction of the corrupted 2D detections) and model (simple, full), the
 trial is scaled once (:func:`openkin.kinematics.prepare`) and the same IK job
 is solved by both solvers in this process, BLAS pinned to one thread
@@ -13,10 +15,14 @@ is solved by both solvers in this process, BLAS pinned to one thread
 - MPJAE (``openkin.evaluate``, main coordinates) of each against the truth, and of OpenKin's
   solver with temporal coupling (``smooth``: not OpenSim's problem any more, so no agreement goal).
 
+At the end, a table motion x scene x model x solver: MPJAE and mean error per
+coordinate group (legs, pelvis, trunk, shoulder, elbow) against the truth, and CPU.
+
 Usage::
 
     .venv/bin/python tests/bench/bench_ik_solver.py                    # 720 frames, both scenes, both models
     .venv/bin/python tests/bench/bench_ik_solver.py --frames 300 --models simple --scenes clean
+    .venv/bin/python tests/bench/bench_ik_solver.py --frames 600 --scenes realistic --models full --motions run
 """
 from __future__ import annotations
 
