@@ -451,7 +451,7 @@ class KinematicsConfig:
     missing_markers: Literal["interpolate", "drop_frames", "error"] = "interpolate"
     interp_gap_max: Count = 10  # frames: longest gap 'interpolate' fills; frames still missing markers are dropped
     osim_model: str = ""  # your own .osim (empty: Pose2Sim's models); its markers, else the keypoint set's
-    ik_solver: Literal["openkin", "opensim"] = "opensim"  # IK: OpenKin's batch solver or OpenSim's (openkin.kinematics.solver)
+    ik_solver: Literal["openkin", "opensim"] = "openkin"  # IK: OpenKin's batch solver or OpenSim's (openkin.kinematics.solver)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,8 @@
 """IK solver benchmark: OpenKin's batch solver vs OpenSim's, same scaled model, same TRC, one run.
 
-Per scene (``clean``: the synth truth keypoints; ``realistic``: OpenKin's own
+Per motion (``generated``: openkin.synth's walk/squat/arm raises; ``walk``, ``run``,
+``crouch``: real recorded motions, :mod:`openkin.synth.real_motions`), scene
+(``clean``: the synth truth keypoints; ``realistic``: OpenKin's own
 reconstruction of the corrupted 2D detections) and model (simple, full), the
 trial is scaled once (:func:`openkin.kinematics.prepare`) and the same IK job
 is solved by both solvers in this process, BLAS pinned to one thread
@@ -13,10 +15,14 @@ is solved by both solvers in this process, BLAS pinned to one thread
 - MPJAE (``openkin.evaluate``, main coordinates) of each against the truth, and of OpenKin's
   solver with temporal coupling (``smooth``: not OpenSim's problem any more, so no agreement goal).
 
+At the end, a table motion x scene x model x solver: MPJAE and mean error per
+coordinate group (legs, pelvis, trunk, shoulder, elbow) against the truth, and CPU.
+
 Usage::
 
     .venv/bin/python tests/bench/bench_ik_solver.py                    # 720 frames, both scenes, both models
     .venv/bin/python tests/bench/bench_ik_solver.py --frames 300 --models simple --scenes clean
+    .venv/bin/python tests/bench/bench_ik_solver.py --frames 600 --scenes realistic --models full --motions run
 """
 from __future__ import annotations
 
@@ -31,12 +37,42 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_kinematics import accuracy, scene_trc  # noqa: E402
+from openkin.evaluate import compare_angles  # noqa: E402
 from openkin.formats.mot import read_mot  # noqa: E402
 from openkin.kinematics import KinematicsOptions, prepare, write_outputs  # noqa: E402
 from openkin.kinematics import ik  # noqa: E402
 
 
 SMOOTH = 1e-2  # temporal coupling weight of the third column (solver.smooth_pass)
+GROUPS = {  # coordinate groups of the accuracy table (degrees, both sides)
+    "legs": ("hip_flexion_r", "hip_adduction_r", "hip_rotation_r", "knee_angle_r", "ankle_angle_r",
+             "hip_flexion_l", "hip_adduction_l", "hip_rotation_l", "knee_angle_l", "ankle_angle_l"),
+    "pelvis": ("pelvis_tilt", "pelvis_list", "pelvis_rotation"),
+    "trunk": ("L5_S1_Flex_Ext", "L5_S1_Lat_Bending", "L5_S1_axial_rotation"),
+    "shoulder": ("arm_flex_r", "arm_add_r", "arm_rot_r", "arm_flex_l", "arm_add_l", "arm_rot_l"),
+    "elbow": ("elbow_flex_r", "elbow_flex_l"),
+}
+
+
+def group_errors(mot: Path, truth: Path) -> dict[str, float]:
+    """Mean absolute error (deg) per coordinate group, and MPJAE over the main coordinates."""
+    res, tru = read_mot(mot), read_mot(truth)
+    every = compare_angles(res, tru)["per_coordinate_deg"]
+    out = {g: float(np.mean([every[c]["mae"] for c in cs if c in every])) for g, cs in GROUPS.items()}
+    out["MPJAE"] = compare_angles(res, tru, coordinates=["main"])["mpjae"][0]
+    return out
+
+
+def table(rows: list[tuple[str, str, str, str, dict, float]]) -> list[str]:
+    """The accuracy table: motion x scene x model x solver -> MPJAE and error per group."""
+    cols = ["MPJAE"] + list(GROUPS)
+    lines = ["", "accuracy vs truth (mean abs. error, deg) and solver CPU s",
+             f"{'motion':10s}{'scene':11s}{'model':8s}{'solver':16s}" + "".join(f"{c:>9s}" for c in cols)
+             + f"{'CPU s':>8s}"]
+    for motion, scene, model, solver, err, cpu in rows:
+        lines.append(f"{motion:10s}{scene:11s}{model:8s}{solver:16s}" + "".join(f"{err[c]:9.2f}" for c in cols)
+                     + f"{cpu:8.2f}")
+    return lines
 
 
 def solve_both(trc: Path, out: Path, simple: bool):
@@ -124,7 +160,7 @@ def report(scene: str, model: str, prep, theirs, ours, smooth, mots: dict, truth
         f" (goal >= {goal_speed}x): {'MET' if ratio >= goal_speed else 'NOT MET'}" if goal_speed else ""))
     lines.append(f"GOAL marker RMS OpenKin - OpenSim = {rms_o - rms_t:+.2f} mm (goal <= +0.5): "
                  f"{'MET' if rms_o <= rms_t + 0.5 else 'NOT MET'}")
-    if scene == "clean":
+    if scene.endswith("clean"):
         lines.append(f"GOAL agreement 0.5 deg / 1 mm RMS: {over} coordinates over"
                      f"{':' if over else ' -> MET'}")
     else:
@@ -137,20 +173,28 @@ def main(argv=None) -> int:
     p.add_argument("--frames", type=int, default=720)
     p.add_argument("--scenes", default="clean,realistic")
     p.add_argument("--models", default="simple,full")
+    p.add_argument("--motions", default="generated,walk,run,crouch",
+                   help="'generated' and/or real motions of openkin.synth.real_motions")
     p.add_argument("--work", type=Path, default=Path("/tmp/openkin_bench_ik_solver"))
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    lines = []
-    for scene in args.scenes.split(","):
-        trc, truth = scene_trc(args.work, scene, args.frames)
-        for model in args.models.split(","):
-            out = args.work / f"ik_{scene}_{model}_{args.frames}"
-            prep, theirs, ours, smooth = solve_both(trc, out, model == "simple")
-            mots = {"opensim": write_mot(prep, theirs, "_opensim"), "openkin": write_mot(prep, ours, "_openkin"),
-                    "smooth": write_mot(prep, smooth, "_openkin_smooth")}
-            block = report(scene, model, prep, theirs, ours, smooth, mots, truth)
-            print("\n".join(block), flush=True)
-            lines += block
+    lines, rows = [], []
+    for motion in args.motions.split(","):
+        real = "" if motion == "generated" else motion
+        for scene in args.scenes.split(","):
+            trc, truth = scene_trc(args.work, scene, args.frames, real)
+            for model in args.models.split(","):
+                out = args.work / (f"ik_{scene}_{model}_{args.frames}" + (f"_{real}" if real else ""))
+                prep, theirs, ours, smooth = solve_both(trc, out, model == "simple")
+                mots = {"opensim": write_mot(prep, theirs, "_opensim"), "openkin": write_mot(prep, ours, "_openkin"),
+                        "smooth": write_mot(prep, smooth, "_openkin_smooth")}
+                block = report(f"{motion} {scene}", model, prep, theirs, ours, smooth, mots, truth)
+                print("\n".join(block), flush=True)
+                lines += block
+                for name, res in (("OpenSim", theirs), ("OpenKin", ours), (f"OpenKin+{SMOOTH:g}", smooth)):
+                    key = {"OpenSim": "opensim", "OpenKin": "openkin"}.get(name, "smooth")
+                    rows.append((motion, scene, model, name, group_errors(mots[key], truth), res.extra["cpu"]))
+    print("\n".join(table(rows)), flush=True)
     return 0
 
 

@@ -51,21 +51,22 @@ COORDS = {  # printed label -> coordinates averaged (RMSE over both sides)
 FLEXION = ("hip flex", "knee flex", "ankle flex")
 
 
-def build(work: Path, preset: str, frames: int) -> Path:
-    """The synth scene (cached in ``work``)."""
+def build(work: Path, preset: str, frames: int, motion: str = "") -> Path:
+    """The synth scene (cached in ``work``); ``motion``: a real motion (:mod:`openkin.synth.real_motions`)
+    or '' (generated)."""
     from openkin.synth import build_scene
 
-    scene = work / f"scene_{preset}_{frames}"
+    scene = work / (f"scene_{preset}_{frames}" + (f"_{motion}" if motion else ""))
     if not (scene / "truth" / "angles.mot").exists():
         if scene.exists():
             shutil.rmtree(scene)
-        build_scene(scene, preset, n_frames=frames, seed=0)
+        build_scene(scene, preset, n_frames=frames, seed=0, **({"motion": motion} if motion else {}))
     return scene
 
 
-def scene_trc(work: Path, preset: str, frames: int) -> tuple[Path, Path]:
+def scene_trc(work: Path, preset: str, frames: int, motion: str = "") -> tuple[Path, Path]:
     """(TRC both tools process, truth angles). Clean: the truth keypoints; else OpenKin's reconstruction."""
-    scene = build(work, preset, frames)
+    scene = build(work, preset, frames, motion)
     truth = scene / "truth" / "angles.mot"
     if preset == "clean":
         return scene / "truth" / "keypoints.trc", truth

@@ -55,27 +55,47 @@ class Unsupported(Exception):
 
 @dataclass
 class Function1:
-    """y = f(x) of one coordinate: ``kind`` 'const' (``a``), 'linear' (``a*x + b``) or 'spline'."""
+    """y = f(x) of one coordinate: ``kind`` 'const' (``a``), 'linear' (``a*x + b``) or 'spline'
+    (``spline``: a scipy CubicSpline on a uniform grid, evaluated here from its piecewise
+    coefficients: one index computation gives the value and the slope together, without
+    scipy's per-call overhead; extrapolation uses the end pieces, as CubicSpline does)."""
 
     kind: str
     a: float = 0.0
     b: float = 0.0
     spline: CubicSpline | None = None
-    dspline: object = None
+
+    def __post_init__(self):
+        if self.spline is not None:
+            x = self.spline.x
+            self._x0, self._h, self._n = float(x[0]), float(x[1] - x[0]), len(x) - 1
+            self._c = np.ascontiguousarray(self.spline.c.T)  # (n, 4) highest power first
+
+    def _piece(self, x: np.ndarray):
+        i = np.clip(((x - self._x0) / self._h).astype(np.int64), 0, self._n - 1)
+        return self._c[i], x - self.spline.x[i]
 
     def value(self, x: np.ndarray) -> np.ndarray:
         if self.kind == "const":
             return np.full(np.shape(x), self.a)
         if self.kind == "linear":
             return self.a * x + self.b
-        return self.spline(x)
+        c, t = self._piece(x)
+        return ((c[:, 0] * t + c[:, 1]) * t + c[:, 2]) * t + c[:, 3]
 
     def slope(self, x: np.ndarray) -> np.ndarray:
         if self.kind == "const":
             return np.zeros(np.shape(x))
         if self.kind == "linear":
             return np.full(np.shape(x), self.a)
-        return self.dspline(x)
+        c, t = self._piece(x)
+        return (3 * c[:, 0] * t + 2 * c[:, 1]) * t + c[:, 2]
+
+    def value_slope(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self.kind != "spline":
+            return self.value(x), self.slope(x)
+        c, t = self._piece(x)
+        return ((c[:, 0] * t + c[:, 1]) * t + c[:, 2]) * t + c[:, 3], (3 * c[:, 0] * t + 2 * c[:, 1]) * t + c[:, 2]
 
 
 @dataclass
@@ -87,6 +107,10 @@ class Axis:
     axis: np.ndarray
     coord: int
     fn: Function1
+
+    def __post_init__(self):
+        self.K = _skew(self.axis)       # Rodrigues' matrices of the fixed axis
+        self.K2 = self.K @ self.K
 
 
 @dataclass
@@ -168,7 +192,7 @@ def read_function(osim, fn, coord, where: str) -> Function1:
         arg.set(0, float(xi))
         y[i] = fn.calcValue(arg)
     spline = CubicSpline(x, y)
-    return Function1("spline", spline=spline, dspline=spline.derivative())
+    return Function1("spline", spline=spline)
 
 
 def _axes_custom(osim, joint, cindex, cset) -> list[Axis]:
@@ -260,7 +284,7 @@ def _scaled(fn: Function1, s: float) -> Function1:
     if fn.kind == "linear":
         return Function1("linear", s * fn.a, s * fn.b)
     spline = CubicSpline(fn.spline.x, s * fn.spline(fn.spline.x))
-    return Function1("spline", spline=spline, dspline=spline.derivative())
+    return Function1("spline", spline=spline)
 
 
 def read_tree(model) -> Tree:
@@ -328,8 +352,7 @@ def full_coordinates(tree: Tree, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     q[:, tree.free] = x
     dq[:, tree.free] = 1.0
     for d, (ind, fn) in tree.dep.items():
-        q[:, d] = fn.value(q[:, ind])
-        dq[:, d] = fn.slope(q[:, ind])
+        q[:, d], dq[:, d] = fn.value_slope(q[:, ind])
     return q, dq
 
 
@@ -349,11 +372,10 @@ def _skew(axis: np.ndarray) -> np.ndarray:
     return np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
 
 
-def _rodrigues(axis: np.ndarray, angle: np.ndarray) -> np.ndarray:
-    """(F, 3, 3) rotations by ``angle`` (F,) about the fixed unit ``axis`` (3,)."""
-    K = _skew(axis)
+def _rodrigues(ax: "Axis", angle: np.ndarray) -> np.ndarray:
+    """(F, 3, 3) rotations by ``angle`` (F,) about the fixed unit axis of ``ax``."""
     s, c = np.sin(angle)[:, None, None], np.cos(angle)[:, None, None]
-    return np.eye(3) + s * K + (1 - c) * (K @ K)
+    return np.eye(3) + s * ax.K + (1 - c) * ax.K2
 
 
 @dataclass
@@ -390,7 +412,7 @@ def forward(tree: Tree, q: np.ndarray, markers: np.ndarray | None = None) -> Pos
         t_f = np.zeros((F, 3))
         pending = []
         for ax in j.axes:
-            val = ax.fn.value(q[:, ax.coord]) if ax.coord >= 0 else np.full(F, ax.fn.a)
+            val, slope = ax.fn.value_slope(q[:, ax.coord]) if ax.coord >= 0 else (np.full(F, ax.fn.a), None)
             if ax.rot:
                 if ax.coord >= 0:
                     pending.append(len(dirs))
@@ -398,9 +420,9 @@ def forward(tree: Tree, q: np.ndarray, markers: np.ndarray | None = None) -> Pos
                     origins.append(None)
                     rots.append(True)
                     coords.append(ax.coord)
-                    slopes.append(ax.fn.slope(q[:, ax.coord]))
+                    slopes.append(slope)
                     jidx.append(ji)
-                R_acc = R_acc @ _rodrigues(ax.axis, val)
+                R_acc = R_acc @ _rodrigues(ax, val)
             else:
                 t_f = t_f + val[:, None] * ax.axis
                 if ax.coord >= 0:
@@ -408,7 +430,7 @@ def forward(tree: Tree, q: np.ndarray, markers: np.ndarray | None = None) -> Pos
                     origins.append(zero)
                     rots.append(False)
                     coords.append(ax.coord)
-                    slopes.append(ax.fn.slope(q[:, ax.coord]))
+                    slopes.append(slope)
                     jidx.append(ji)
         o_m = p_gf + (R_gf @ t_f[:, :, None])[:, :, 0]
         for k in pending:

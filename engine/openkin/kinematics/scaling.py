@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import measure
-from .ik import IkJob, make_solver
+from .ik import IkJob, poser
 from .setup import IkTasks, Measurement, import_opensim, model_body_names
 
 log = logging.getLogger(__name__)
@@ -136,17 +136,16 @@ def scaled_model(model, state, factors: dict[str, float], mass: float | None = N
 
 
 def _posed_lengths(model, state, tasks: IkTasks, names: list[str], xyz: np.ndarray, times: np.ndarray,
-                   pairs: list[tuple[str, str]]) -> np.ndarray:
-    """IK on the frames of xyz (K, M, 3), then the model's pair distances in each pose: (K, P)."""
-    osim = import_opensim()
+                   pairs: list[tuple[str, str]], solver: str = "openkin") -> np.ndarray:
+    """IK (``solver``: 'openkin' or 'opensim') on the frames of xyz (K, M, 3), then the model's pair
+    distances in each pose: (K, P)."""
     used = [n for n in names if tasks.marker_weights.get(n, 0) > 0 and model.getMarkerSet().contains(n)]
     cols = [names.index(n) for n in used]
     job = IkJob("", used, xyz[:, cols], times, tasks.marker_weights, tasks.coordinate_tasks)
-    solver = make_solver(osim, model, job)
+    pose = poser(model, state, job, solver)
     posed = np.empty((len(times), len(used), 3))
-    for k, t in enumerate(times):
-        state.setTime(float(t))
-        solver.assemble(state) if k == 0 else solver.track(state)
+    for k in range(len(times)):
+        pose(k)
         posed[k] = _marker_positions(model, state, used)
     return measure.distances(posed, used, pairs)
 
@@ -171,13 +170,14 @@ def _update(factors: dict[str, float], groups: list[ScaleGroup], ratio: dict, hi
         factors[g.name] = float(np.exp(ls + lr / alpha))
 
 
-def _refine(factors, groups, pairs, bodies, model, state, tasks, names, xyz, times, passes, details) -> None:
+def _refine(factors, groups, pairs, bodies, model, state, tasks, names, xyz, times, passes, details,
+            solver: str = "openkin") -> None:
     """``passes`` corrections of ``factors`` (in place) with IK on ``model`` for the frames of xyz."""
     history: dict = {}
     measured = measure.distances(xyz, names, pairs)
     for _ in range(passes):
         m2, s2 = scaled_model(model, state, body_factors(groups, factors, bodies))
-        posed = _posed_lengths(m2, s2, tasks, names, xyz, times, pairs)
+        posed = _posed_lengths(m2, s2, tasks, names, xyz, times, pairs, solver)
         with np.errstate(invalid="ignore", divide="ignore"):
             rel = measured / posed
         ratio = {p: float(np.nanmedian(rel[:, i])) if np.isfinite(rel[:, i]).any() else np.nan
@@ -189,12 +189,14 @@ def _refine(factors, groups, pairs, bodies, model, state, tasks, names, xyz, tim
 def estimate_factors(xyz: np.ndarray, times: np.ndarray, names: list[str], model, state,
                      measurements: list[Measurement], tasks: IkTasks, *, symmetric: bool = True,
                      trimmed_extrema_percent: float = 50.0, large_hip_knee_angles: float = 90.0,
-                     refine: int = REFINE_PASSES, target=None) -> tuple[dict[str, float], dict]:
+                     refine: int = REFINE_PASSES, target=None, solver: str = "openkin"
+                     ) -> tuple[dict[str, float], dict]:
     """Per-body scale factors from a trial: xyz (F, M, 3) metres, model ground frame.
 
     ``model``/``state``: the model the refinement passes pose (fast: the simple model);
     ``target``: (model, state) the factors are for, when it differs (Pose2Sim's full model,
-    whose lumbar chain differs): then ``refine`` more passes on a third of the frames on it.
+    whose lumbar chain differs): then ``refine`` more passes on a third of the frames on it;
+    ``solver``: the IK solver posing the model ('openkin', the batch solver, or 'opensim').
     Returns (body -> factor, details: groups' factors per pass and frames used)."""
     bodies = model_body_names(model if target is None else target[0])
     groups = scale_groups(measurements, bodies, symmetric)
@@ -209,16 +211,17 @@ def estimate_factors(xyz: np.ndarray, times: np.ndarray, names: list[str], model
     if refine:
         sample = sample_frames(frames)
         _refine(factors, groups, pairs, bodies, model, state, tasks, names, xyz[sample], times[sample],
-                refine, details)
+                refine, details, solver)
         if target is not None:
             few = sample_frames(frames, blocks=3, length=4)
             _refine(factors, groups, pairs, bodies, target[0], target[1], tasks, names, xyz[few], times[few],
-                    refine, details)
+                    refine, details, solver)
     return body_factors(groups, factors, bodies), details
 
 
 def register_markers(model, state, markers: list[str], tasks: IkTasks, names: list[str], xyz: np.ndarray,
-                     times: np.ndarray, large_hip_knee_angles: float = 90.0) -> dict[str, float]:
+                     times: np.ndarray, large_hip_knee_angles: float = 90.0, solver: str = "openkin"
+                     ) -> dict[str, float]:
     """Place augmented markers on the scaled model where the data put them (no static trial).
 
     The keypoint markers (``tasks``: joint centres, whose places on the model are known) pose the
@@ -226,20 +229,19 @@ def register_markers(model, state, markers: list[str], tasks: IkTasks, names: li
     body's frame, to the median of where the data put it in those poses. The LSTM augmenter's
     markers sit where its training subjects had them, not where the generic model has them; without
     this their offsets turn into joint-angle offsets (OpenSim's MarkerPlacer does the same on a
-    static trial). ``model`` is changed in place. Returns marker -> distance moved (m)."""
+    static trial). ``solver``: the IK solver posing the model. ``model`` is changed in place.
+    Returns marker -> distance moved (m)."""
     osim = import_opensim()
     frames = measure.select_frames(xyz, names, large_hip_knee_angles)
     sample = sample_frames(frames)
     kp = [n for n in names if tasks.marker_weights.get(n, 0) > 0 and model.getMarkerSet().contains(n)]
     job = IkJob("", kp, xyz[sample][:, [names.index(n) for n in kp]], times[sample], tasks.marker_weights,
                 tasks.coordinate_tasks)
-    solver = make_solver(osim, model, job)
+    pose = poser(model, state, job, solver)
     ms, ground = model.updMarkerSet(), model.getGround()
     local = np.full((len(sample), len(markers), 3), np.nan)
-    for k, t in enumerate(times[sample]):
-        state.setTime(float(t))
-        solver.assemble(state) if k == 0 else solver.track(state)
-        model.realizePosition(state)
+    for k in range(len(sample)):
+        pose(k)
         for j, m in enumerate(markers):
             p = xyz[sample[k], names.index(m)]
             if np.isfinite(p).all():

@@ -220,22 +220,30 @@ def initial_guess(pb: Problem, obs: np.ndarray) -> np.ndarray:
 def neighbour_passes(pb: Problem, x: np.ndarray, cost: np.ndarray, obs: np.ndarray) -> None:
     """Re-solve frames far from a neighbour starting from that neighbour; keep the solution if its cost
     is clearly lower (another basin). The first pass tries every such frame, later ones only the
-    neighbours of frames that just changed, so a good basin spreads along a stretch (in place)."""
+    neighbours of frames that just changed, so a good basin spreads along a stretch (in place).
+    Both neighbours' starts are solved in one batch (one LM call per pass: the per-iteration
+    overhead of a small batch is what costs here), the better kept."""
     F = len(x)
     changed = np.ones(F, bool)
     for _ in range(NEIGHBOUR_PASSES):
-        now = np.zeros(F, bool)
+        frames, starts = [], []
         for shift in (1, -1):
             cand = np.roll(x, shift, 0)
-            frames = np.arange(F)[(slice(1, None) if shift == 1 else slice(None, -1))]
-            frames = frames[changed[frames - shift] & (cost[frames] > cost[frames - shift])
-                            & (np.abs(cand[frames] - x[frames]).max(1) > JUMP)]
-            if not len(frames):
-                continue
-            xc, cc = levenberg_marquardt(pb, cand[frames], obs[frames], max_iter=NEIGHBOUR_ITER)
-            better = cc < (1 - BASIN_GAIN) * cost[frames]
-            x[frames[better]], cost[frames[better]] = xc[better], cc[better]
-            now[frames[better]] = True
+            fr = np.arange(F)[(slice(1, None) if shift == 1 else slice(None, -1))]
+            fr = fr[changed[fr - shift] & (cost[fr] > cost[fr - shift]) & (np.abs(cand[fr] - x[fr]).max(1) > JUMP)]
+            frames.append(fr)
+            starts.append(cand[fr])
+        fr = np.concatenate(frames)
+        if not len(fr):
+            break
+        xc, cc = levenberg_marquardt(pb, np.concatenate(starts), obs[fr], max_iter=NEIGHBOUR_ITER)
+        order = np.lexsort((cc, fr))                       # by frame, then cost: the best start first
+        best = order[np.r_[True, fr[order][1:] != fr[order][:-1]]]
+        fr, xc, cc = fr[best], xc[best], cc[best]
+        better = cc < (1 - BASIN_GAIN) * cost[fr]
+        x[fr[better]], cost[fr[better]] = xc[better], cc[better]
+        now = np.zeros(F, bool)
+        now[fr[better]] = True
         log.debug("neighbour pass: %d frames improved", int(now.sum()))
         if not now.any():
             break

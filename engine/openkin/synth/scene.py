@@ -33,6 +33,7 @@ from ..progress import Progress, scaled
 from . import corrupt
 from .forward import forward_kinematics
 from .motion import MotionSpec, generate_motion, ground_offsets
+from .real_motions import real_motion
 from .spec import SceneSpec
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,8 @@ def simulate_people(body, spec: SceneSpec, frames: np.ndarray, center_xz: tuple[
     people = []
     mspecs = person_motion_specs(spec, center_xz)
     for i, mspec in enumerate(mspecs):
-        coords = generate_motion(times, mspec)
+        coords = (real_motion(spec.motion, times, center_xz, body) if spec.motion and i == 0  # person 1
+                  else generate_motion(times, mspec))
         names = list(coords)
         values = np.stack([coords[n] for n in names], axis=1)
         sub = scaled(progress, i / len(mspecs), (i + 1) / len(mspecs))
