@@ -146,3 +146,48 @@ def _recomputed(cameras, pose_dirs, markers, video_frames, marker_names, keypoin
     with np.errstate(all="ignore"):
         n = np.isfinite(stack).sum(axis=0)
         return np.where(n > 0, np.nansum(stack, axis=0) / np.maximum(n, 1), np.nan)
+
+
+# ------------------------------------------------------------------ QA timelines (bpy-free)
+def _row_mean(x: np.ndarray) -> np.ndarray:
+    """Mean over the last axis ignoring NaN: ``(..., K)`` → ``(...)``, NaN where all are NaN."""
+    with np.errstate(all="ignore"):
+        n = np.isfinite(x).sum(axis=-1)
+        return np.where(n > 0, np.nansum(x, axis=-1) / np.maximum(n, 1), np.nan)
+
+
+def person_timelines(data, camera_errors_px: dict | None = None) -> dict[str, np.ndarray]:
+    """Curves of one triangulated person over its frames (``data``: a
+    :class:`openkin.triangulation.reprojection.Reprojection`), name → ``(F,)``:
+
+    ``error``: mean over keypoints of the triangulation's error (``data.error_px``, px, views kept);
+    ``cameras``: mean over triangulated keypoints of the number of views kept;
+    ``swaps <cam>``: left/right-swapped detections the triangulation corrected in that camera;
+    ``error <cam>``: per camera, mean over keypoints of that camera's error (``camera_errors_px``
+    {cam: (F, K) px on the file's frames and keypoints, :func:`camera_errors`}) over the views
+    the triangulation kept there."""
+    out = {"error": _row_mean(data.error_px)}
+    tri = np.isfinite(data.error_px)                                             # (F, K)
+    kept = data.used.sum(axis=0).astype(float)                                   # (F, K)
+    out["cameras"] = _row_mean(np.where(tri, kept, np.nan))
+    swapped = data.swapped if data.swapped is not None else np.zeros_like(data.used)
+    for c, name in enumerate(data.cameras):
+        out[f"swaps {name}"] = swapped[c].sum(axis=-1).astype(float)
+    for name, err in (camera_errors_px or {}).items():
+        if name in data.cameras:
+            used = data.used[data.cameras.index(name)]
+            out[f"error {name}"] = _row_mean(np.where(used, err, np.nan))
+    return out
+
+
+def next_worst(frames: np.ndarray, values: np.ndarray, current: int) -> int | None:
+    """"Jump to the next worst frame": ``frames (F,)``, ``values (F,)`` (NaN ignored), ranked
+    from the worst; from ``current``, the frame ranked just after it (the worst when
+    ``current`` is not ranked, e.g. the first press). None when nothing is known."""
+    ok = np.isfinite(values)
+    if not ok.any():
+        return None
+    fr, v = np.asarray(frames)[ok], np.asarray(values)[ok]
+    order = fr[np.argsort(-v, kind="stable")]
+    hit = np.flatnonzero(order == current)
+    return int(order[0] if hit.size == 0 or hit[0] + 1 >= len(order) else order[hit[0] + 1])

@@ -109,8 +109,13 @@ def match_people(detections: np.ndarray, reprojected: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(med[np.arange(len(best)), best]), best, -1)
 
 
+def to_overlay_px(xy: np.ndarray, scale: float) -> np.ndarray:
+    """Image px ``(..., 2)`` (pixel centres at integers) → the overlay's px at ``scale`` (float)."""
+    return (np.asarray(xy, float) + 0.5) * scale - 0.5
+
+
 def _pts(xy: np.ndarray, scale: float) -> np.ndarray:
-    return np.round(np.asarray(xy, float) * scale).astype(np.int32)
+    return np.round(to_overlay_px(xy, scale)).astype(np.int32)
 
 
 def draw_detections(img: np.ndarray, people: np.ndarray, ids: np.ndarray, bones: list, scale: float) -> None:

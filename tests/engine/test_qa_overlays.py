@@ -1,0 +1,171 @@
+"""QA overlays (openkin.overlays) and the swaps the triangulation records, on a synthetic scene
+with left/right swaps injected in cam01 over known frames (truth/scene.toml).
+
+Truth is independent of the code under test: the JSON's 2D coordinates undistorted with
+``cv2.undistortPoints`` (the image the Blender background shows), the TRC's points projected
+with ``cv2.projectPoints`` without distortion, the synth's own record of the swapped frames."""
+from __future__ import annotations
+
+import json
+import shutil
+import tomllib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+SCALE = 0.5
+N_FRAMES = 60
+
+
+@pytest.fixture(scope="module")
+def swap_project(tmp_path_factory) -> Path:
+    import openkin
+    from openkin.synth import build_scene
+
+    root = tmp_path_factory.mktemp("qa") / "trial"
+    build_scene(root, "clean", n_frames=N_FRAMES, seed=1, swap_fraction=0.15, swap_cameras=1)
+    assert openkin.run(root, stages=["triangulation"]).ok
+    return root
+
+
+def _truth_swaps(root: Path) -> dict[str, list[int]]:
+    events = tomllib.loads((root / "truth" / "scene.toml").read_text())["events"]
+    return {cam: e["swapped_frames"] for cam, e in events.items()}
+
+
+def _npz(root: Path):
+    from openkin.triangulation.reprojection import read_reprojection
+
+    return read_reprojection(next((root / "pose-3d").glob("*_reprojection.npz")))
+
+
+def test_triangulation_records_the_swaps_it_corrected(swap_project):
+    truth = _truth_swaps(swap_project)
+    data = _npz(swap_project)
+    assert sum(map(len, truth.values())) > 5
+    for c, cam in enumerate(data.cameras):
+        frames = data.frame_numbers[data.swapped[c].any(axis=-1)]
+        assert sorted(frames.tolist()) == sorted(truth[cam]), cam
+    legs = [data.keypoints.index(n) for n in ("LKnee", "RKnee", "LAnkle", "RAnkle")]
+    f = truth["cam01"][0]
+    assert data.swapped[0, list(data.frame_numbers).index(f)][legs].all()
+    assert not data.swapped[0, :, data.keypoints.index("Nose")].any()   # no left/right pair
+
+
+def test_reprojection_file_without_swaps_reads_as_none_swapped(tmp_path, swap_project):
+    from openkin.triangulation.reprojection import read_reprojection
+
+    src = next((swap_project / "pose-3d").glob("*_reprojection.npz"))
+    with np.load(src) as z:
+        old = {k: z[k] for k in z.files if k != "swapped"}
+    np.savez(tmp_path / "old_reprojection.npz", **old)
+    data = read_reprojection(tmp_path / "old_reprojection.npz")
+    assert data.swapped.shape == data.used.shape and not data.swapped.any()
+
+
+@pytest.fixture(scope="module")
+def overlays(swap_project):
+    from openkin.overlays import write_overlays
+
+    return write_overlays(swap_project, scale=SCALE)
+
+
+def _camera(root, name):
+    from openkin.formats.calibration import read_calibration
+
+    return next(c for c in read_calibration(next((root / "calibration").glob("*.toml"))) if c.name == name)
+
+
+def _overlay_px(uv):
+    return np.round((np.asarray(uv) + 0.5) * SCALE - 0.5).astype(int)
+
+
+def test_overlay_index_and_one_png_per_frame(swap_project, overlays):
+    index = json.loads((overlays / "overlays.json").read_text())
+    assert index["frames"] == [0, N_FRAMES - 1] and index["scale"] == SCALE
+    for cam, entry in index["cameras"].items():
+        files = sorted((overlays / entry["folder"]).glob("*.png"))
+        assert len(files) == N_FRAMES
+        img = cv2.imread(str(files[0]), cv2.IMREAD_UNCHANGED)
+        w, h = entry["size"]
+        assert img.shape == (round(h * SCALE), round(w * SCALE), 4)
+
+
+def test_detection_drawn_where_opencv_undistorts_it(swap_project, overlays):
+    from openkin.skeletons import HALPE_26
+
+    cam = _camera(swap_project, "cam02")
+    frame = 30
+    path = next((swap_project / "pose" / "cam02_json").glob(f"*{frame:06d}.json"))
+    doc = json.loads(path.read_text())
+    kp = np.asarray(doc["people"][0]["pose_keypoints_2d"], float).reshape(-1, 3)
+    img = cv2.imread(str(overlays / "cam02" / f"cam02_{frame:06d}.png"), cv2.IMREAD_UNCHANGED)
+    checked = 0
+    for name in ("LWrist", "RKnee", "Head"):
+        x, y, conf = kp[HALPE_26.index(name)]
+        if conf < 0.5:
+            continue
+        und = cv2.undistortPoints(np.array([[[x, y]]]), cam.matrix, cam.distortions, P=cam.matrix)[0, 0]
+        u, v = _overlay_px(und)
+        patch = img[v - 1:v + 2, u - 1:u + 2]
+        assert (patch[..., 3] == 255).all(), (name, u, v)
+        b, g, r = patch[..., :3].reshape(-1, 3).astype(int).T
+        # the point is green (confidence >= 0.5) or the magenta cross of its 3D marker over it
+        assert ((g > 150) & (b < 80)).any() or ((r > 200) & (b > 200)).any(), (name, patch[..., :3])
+        checked += 1
+    assert checked >= 2
+
+
+def test_reprojected_marker_drawn_where_opencv_projects_it(swap_project, overlays):
+    from openkin.formats.trc import read_trc
+
+    cam = _camera(swap_project, "cam03")
+    trc = read_trc(next((swap_project / "pose-3d").glob("*.trc")))
+    frame = 20
+    row = list(trc.frame_numbers).index(frame)
+    k = trc.marker_names.index("RKnee")
+    y_up = trc.xyz[row, k]
+    world = np.array([y_up[2], y_up[0], y_up[1]])            # TRC Y-up → calibration Z-up
+    uv, _ = cv2.projectPoints(world[None], cam.rotation, cam.translation, cam.matrix, np.zeros(5))
+    u, v = _overlay_px(uv[0, 0])
+    img = cv2.imread(str(overlays / "cam03" / f"cam03_{frame:06d}.png"), cv2.IMREAD_UNCHANGED)
+    b, g, r, a = img[v, u].astype(int)
+    assert a == 255 and r > 200 and b > 200 and g < 80, img[v, u]
+
+
+def test_swapped_frames_are_marked(swap_project, overlays):
+    swapped = set(_truth_swaps(swap_project)["cam01"])
+    cyan = {}
+    for f in range(N_FRAMES):
+        img = cv2.imread(str(overlays / "cam01" / f"cam01_{f:06d}.png"), cv2.IMREAD_UNCHANGED)
+        cyan[f] = int(((img[..., 0] == 255) & (img[..., 1] == 255) & (img[..., 2] == 0) & (img[..., 3] == 255)).sum())
+    assert all(cyan[f] > 50 for f in swapped)
+    assert all(cyan[f] == 0 for f in range(N_FRAMES) if f not in swapped)
+
+
+def test_partial_redraw_keeps_other_frames(swap_project, overlays, tmp_path):
+    from openkin.overlays import write_overlays
+
+    copy = tmp_path / "p"
+    shutil.copytree(swap_project, copy)
+    before = {p.name: p.read_bytes() for p in (copy / "openkin" / "overlays" / "cam01").glob("*.png")}
+    for p in (copy / "openkin" / "overlays" / "cam01").glob("*.png"):
+        p.write_bytes(b"old")
+    write_overlays(copy, scale=SCALE, frames=(10, 12))
+    after = {p.name: p.read_bytes() for p in (copy / "openkin" / "overlays" / "cam01").glob("*.png")}
+    redrawn = {f"cam01_{f:06d}.png" for f in (10, 11, 12)}
+    assert all(after[n] == before[n] for n in redrawn)
+    assert all(after[n] == b"old" for n in after if n not in redrawn)
+
+
+def test_no_detections_is_a_clear_error(tmp_path, swap_project):
+    from openkin.errors import OpenKinError
+    from openkin.overlays import write_overlays
+
+    copy = tmp_path / "p"
+    shutil.copytree(swap_project, copy, ignore=shutil.ignore_patterns("pose"))
+    with pytest.raises(OpenKinError) as e:
+        write_overlays(copy)
+    assert "2D detections" in e.value.problem and e.value.fix
