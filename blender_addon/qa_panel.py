@@ -248,12 +248,13 @@ class OPENKIN_OT_qa_jump_worst(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class OPENKIN_PT_qa(bpy.types.Panel):
-    bl_label = "QA: Check and Fix"
-    bl_idname = "OPENKIN_PT_qa"
+class OPENKIN_PT_qa_fix(bpy.types.Panel):
+    bl_label = "QA: Overlays, Timelines, Fix"
+    bl_idname = "OPENKIN_PT_qa_fix"
     bl_space_type = "VIEW_3D"
     bl_region_type = "UI"
     bl_category = "OpenKin"
+    bl_parent_id = "OPENKIN_PT_main"
     bl_options = {"DEFAULT_CLOSED"}
 
     def draw(self, context):
@@ -304,7 +305,7 @@ def _on_scene_change(scene, _depsgraph=None):
 
 _HANDLERS = (bpy.app.handlers.depsgraph_update_post, bpy.app.handlers.frame_change_pre, bpy.app.handlers.render_pre)
 _CLASSES = (OPENKIN_PG_qa, OPENKIN_OT_qa_edit, OPENKIN_OT_qa_recompute, OPENKIN_OT_qa_overlays,
-            OPENKIN_OT_qa_toggle_overlay, OPENKIN_OT_qa_timelines, OPENKIN_OT_qa_jump_worst, OPENKIN_PT_qa)
+            OPENKIN_OT_qa_toggle_overlay, OPENKIN_OT_qa_timelines, OPENKIN_OT_qa_jump_worst, OPENKIN_PT_qa_fix)
 
 
 def register():

@@ -121,7 +121,7 @@ def _pts(xy: np.ndarray, scale: float) -> np.ndarray:
 def draw_detections(img: np.ndarray, people: np.ndarray, ids: np.ndarray, bones: list, scale: float) -> None:
     """Draw ``people (P, K, 3)`` (undistorted px + confidence) on ``img (H, W, 4)`` in place:
     bones, keypoints coloured by confidence, the person ID."""
-    r = max(2, int(round(6 * scale)))
+    r = max(3, int(round(8 * scale)))
     ok = np.isfinite(people[..., :2]).all(-1) & (np.nan_to_num(people[..., 2]) > MIN_CONF)    # (P, K)
     pts = _pts(np.nan_to_num(people[..., :2]), scale)
     lines = [np.stack([pts[p, a], pts[p, b]]) for p in range(len(people)) for a, b in bones if ok[p, a] and ok[p, b]]
@@ -138,12 +138,11 @@ def draw_detections(img: np.ndarray, people: np.ndarray, ids: np.ndarray, bones:
                         max(0.4, 1.6 * scale), TEXT, max(1, int(round(3 * scale))), cv2.LINE_AA)
 
 
-def draw_reprojection(img: np.ndarray, detected: np.ndarray | None, uv: np.ndarray, excluded: np.ndarray,
-                      swapped: np.ndarray, scale: float) -> None:
-    """One 3D person in one camera, in place on ``img``: ``uv (K, 2)`` reprojected markers
-    (crosses), ``detected (K, 3)`` its matched detection or None (a line to each marker),
-    ``excluded, swapped (K,)`` bool: rings around those detections."""
-    size, thick = max(6, int(round(16 * scale))), max(1, int(round(3 * scale)))
+def draw_reprojection(img: np.ndarray, detected: np.ndarray | None, uv: np.ndarray, scale: float) -> None:
+    """One 3D person's markers in one camera, in place on ``img``: ``uv (K, 2)`` reprojected
+    markers (crosses, drawn under the detections so both show), a thin line to ``detected
+    (K, 3)``, the detection they were matched with (or None)."""
+    size, thick = max(10, int(round(32 * scale))), max(1, int(round(3 * scale)))
     ok = np.isfinite(uv).all(-1)
     puv = _pts(np.nan_to_num(uv), scale)
     if detected is not None:
@@ -151,15 +150,23 @@ def draw_reprojection(img: np.ndarray, detected: np.ndarray | None, uv: np.ndarr
         pdet = _pts(np.nan_to_num(detected[:, :2]), scale)
         if seen.any():
             cv2.polylines(img, [np.stack([a, b]) for a, b in zip(pdet[seen], puv[seen])], False, MARKER, 1, cv2.LINE_AA)
-        ring = max(6, int(round(14 * scale)))
-        for k in np.flatnonzero(excluded & np.isfinite(detected[:, :2]).all(-1)):
-            c = tuple(int(v) for v in pdet[k])
-            cv2.circle(img, c, ring, EXCLUDED, thick, cv2.LINE_AA)
-            cv2.drawMarker(img, c, EXCLUDED, cv2.MARKER_TILTED_CROSS, ring, thick, cv2.LINE_AA)
-        for k in np.flatnonzero(swapped & np.isfinite(detected[:, :2]).all(-1)):
-            cv2.circle(img, tuple(int(v) for v in pdet[k]), ring + 2 * thick, SWAPPED, thick, cv2.LINE_AA)
     for k in np.flatnonzero(ok):
         cv2.drawMarker(img, tuple(int(v) for v in puv[k]), MARKER, cv2.MARKER_CROSS, size, thick, cv2.LINE_AA)
+
+
+def draw_rings(img: np.ndarray, detected: np.ndarray, excluded: np.ndarray, swapped: np.ndarray, scale: float) -> None:
+    """Rings around ``detected (K, 3)`` where ``excluded`` (orange, with an x: the triangulation
+    did not keep this view) or ``swapped`` (cyan: its left/right labels were exchanged), (K,) bool."""
+    thick = max(1, int(round(3 * scale)))
+    ring = max(7, int(round(16 * scale)))
+    where = np.isfinite(detected[:, :2]).all(-1)
+    pdet = _pts(np.nan_to_num(detected[:, :2]), scale)
+    for k in np.flatnonzero(excluded & where):
+        c = tuple(int(v) for v in pdet[k])
+        cv2.circle(img, c, ring, EXCLUDED, thick, cv2.LINE_AA)
+        cv2.drawMarker(img, c, EXCLUDED, cv2.MARKER_TILTED_CROSS, 2 * ring, thick, cv2.LINE_AA)
+    for k in np.flatnonzero(swapped & where):
+        cv2.circle(img, tuple(int(v) for v in pdet[k]), ring + 2 * thick, SWAPPED, thick, cv2.LINE_AA)
 
 
 def draw_frame(size: tuple[int, int], scale: float, view: CameraView, row: int, frame: int,
@@ -169,9 +176,7 @@ def draw_frame(size: tuple[int, int], scale: float, view: CameraView, row: int, 
     w, h = int(round(size[0] * scale)), int(round(size[1] * scale))
     img = np.zeros((h, w, 4), np.uint8)
     people = view.keypoints[row] if row >= 0 else np.zeros((0, 0, 3))
-    if people.size:
-        draw_detections(img, people, view.ids[row], bones, scale)
-    any_swap = False
+    rings = []
     for person in people3d:
         i = int(np.searchsorted(person.frames, frame))
         if i >= len(person.frames) or person.frames[i] != frame:
@@ -179,15 +184,18 @@ def draw_frame(size: tuple[int, int], scale: float, view: CameraView, row: int, 
         uv = project_markers(view.camera, person.xyz[i])
         match = match_people(people, uv[None])[0] if people.size else -1
         det = people[match] if match >= 0 else None
+        draw_reprojection(img, det, uv, scale)
         c = cam_index.get(person.index, -1)
-        excl = np.zeros(len(uv), bool)
-        swap = np.zeros(len(uv), bool)
         if c >= 0 and person.used is not None and det is not None:
             seen = np.isfinite(det[:, :2]).all(-1) & (np.nan_to_num(det[:, 2]) > 0)
             excl = seen & ~person.used[c, i] & np.isfinite(person.xyz[i]).all(-1)
-            swap = person.swapped[c, i] if person.swapped is not None else swap
-        any_swap |= bool(swap.any())
-        draw_reprojection(img, det, uv, excl, swap, scale)
+            swap = person.swapped[c, i] if person.swapped is not None else np.zeros(len(uv), bool)
+            rings.append((det, excl, swap))
+    if people.size:
+        draw_detections(img, people, view.ids[row], bones, scale)
+    for det, excl, swap in rings:
+        draw_rings(img, det, excl, swap, scale)
+    any_swap = any(bool(swap.any()) for _, _, swap in rings)
     _legend(img, title + ("   L/R swap corrected" if any_swap else ""), any_swap, scale)
     return img
 
@@ -197,7 +205,7 @@ def _legend(img: np.ndarray, title: str, swap: bool, scale: float) -> None:
     t = max(1, int(round(3 * scale)))
     y = int(40 * scale) + 10
     cv2.putText(img, title, (10, y), cv2.FONT_HERSHEY_SIMPLEX, s, SWAPPED if swap else TEXT, t, cv2.LINE_AA)
-    cv2.putText(img, "dots: 2D (conf red-green)  +: 3D reprojected  o/x: view excluded", (10, y + int(45 * scale) + 6),
+    cv2.putText(img, "dots: 2D (conf red-green)  +: 3D reprojected  orange x: view excluded  cyan o: L/R swapped", (10, y + int(45 * scale) + 6),
                 cv2.FONT_HERSHEY_SIMPLEX, s * 0.7, TEXT, t, cv2.LINE_AA)
 
 
