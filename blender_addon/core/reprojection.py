@@ -180,14 +180,15 @@ def person_timelines(data, camera_errors_px: dict | None = None) -> dict[str, np
     return out
 
 
-def next_worst(frames: np.ndarray, values: np.ndarray, current: int) -> int | None:
+def next_worst(frames: np.ndarray, values: np.ndarray, current: int, last_jump: int | None = None) -> int | None:
     """"Jump to the next worst frame": ``frames (F,)``, ``values (F,)`` (NaN ignored), ranked
-    from the worst; from ``current``, the frame ranked just after it (the worst when
-    ``current`` is not ranked, e.g. the first press). None when nothing is known."""
+    from the worst. When ``current`` is where the previous jump landed (``last_jump``), the
+    frame ranked just after it; otherwise (a first press, or the user moved) the worst frame.
+    None when nothing is known."""
     ok = np.isfinite(values)
     if not ok.any():
         return None
     fr, v = np.asarray(frames)[ok], np.asarray(values)[ok]
     order = fr[np.argsort(-v, kind="stable")]
-    hit = np.flatnonzero(order == current)
+    hit = np.flatnonzero(order == current) if last_jump is not None and current == last_jump else np.zeros(0, int)
     return int(order[0] if hit.size == 0 or hit[0] + 1 >= len(order) else order[hit[0] + 1])

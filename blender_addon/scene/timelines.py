@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 QA_NAME = "OpenKin QA"
 QA_KEY = "openkin_qa"              # object ID property: the project this QA object shows
+LAST_JUMP, LAST_CURVE = "openkin_qa_jump", "openkin_qa_jump_curve"   # where "next worst" last went
 _PERSON = re.compile(r"_P(\d+)(?=[_.-]|$)", re.IGNORECASE)
 _TRANSLATION = re.compile(r"_t[xyz]$")
 
@@ -167,7 +168,9 @@ def jump_to_worst(scene, name: str) -> int | None:
     if obj is None:
         return None
     frames, values = curve_values(obj, name)
-    frame = next_worst(frames, values, scene.frame_current)
+    last = obj.get(LAST_JUMP)
+    frame = next_worst(frames, values, scene.frame_current, last if obj.get(LAST_CURVE) == name else None)
     if frame is not None:
+        obj[LAST_JUMP], obj[LAST_CURVE] = frame, name
         scene.frame_set(frame)
     return frame

@@ -223,6 +223,11 @@ def test_jump_to_the_next_worst_frame(addon, qa_project):
     assert scn.frame_current == int(np.nanargmax(error)) + z["frame_numbers"][0] + 1 == order[0]
     assert bpy.ops.openkin.qa_jump_worst(curve="P0 error") == {"FINISHED"}
     assert scn.frame_current == order[1]
+    assert bpy.ops.openkin.qa_jump_worst(curve="P0 error") == {"FINISHED"}
+    assert scn.frame_current == order[2]
+    scn.frame_set(order[2] + 1 if order[2] + 1 not in order[:3] else order[2] - 1)   # the user moves away
+    assert bpy.ops.openkin.qa_jump_worst(curve="P0 error") == {"FINISHED"}
+    assert scn.frame_current == order[0]
 
 
 @pytest.fixture()
