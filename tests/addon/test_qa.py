@@ -312,3 +312,36 @@ def test_recompute_button_updates_the_scene(addon, edit_project):
     knee = np.array(scn.objects["P0 RKnee"].matrix_world.translation)
     y_up = trc.xyz[row, k]
     np.testing.assert_allclose(knee, [y_up[2], y_up[0], y_up[1]], atol=1e-4)
+
+
+def test_marker_colours_without_the_engines_file_do_not_count_swaps(qa_project, tmp_path):
+    """Without the triangulation's file the add-on recomputes the errors: a detector's
+    left/right swap (cam01, known frames) is undone as the triangulation does, not counted
+    as an error; the engine's figures (views kept, swaps corrected) are the reference."""
+    from blender_addon.core import capture, reprojection
+    from openkin.skeletons import HALPE_26
+
+    root = tmp_path / "trial"
+    shutil.copytree(qa_project, root, ignore=shutil.ignore_patterns("videos", "overlays", "kinematics"))
+    engine = _npz(root)
+    next((root / "pose-3d").glob("*_reprojection.npz")).unlink()
+    cap = capture.load_capture(capture.find_project(root))
+    person = cap.people[0]
+    dirs = reprojection.find_pose_dirs(root, [c.name for c in cap.cameras])
+    args = (cap.cameras, dirs, person.markers, person.marker_frames, person.marker_names, HALPE_26.names)
+    colours = reprojection.person_errors(*args, root=root, person=person.name)
+    legs = [person.marker_names.index(n) for n in ("LKnee", "RKnee", "LAnkle", "RAnkle")]
+    rows = np.isin(z := engine["frame_numbers"], _truth_swaps(root))
+    assert rows.sum() >= 5
+    # as filed (no swap undone), cam01 alone
+    cam = next(c for c in cap.cameras if c.name == "cam01")
+    from openkin.formats.openpose import read_openpose_dir
+    kps, kp_frames, _ = read_openpose_dir(dirs["cam01"])
+    kp_index = np.array([HALPE_26.names.index(n) for n in person.marker_names])
+    filed = reprojection.camera_errors(cam, person.markers, person.marker_frames - 1, kps, kp_frames, kp_index, 0.3)
+    undone = reprojection.camera_errors(cam, person.markers, person.marker_frames - 1, kps, kp_frames, kp_index, 0.3,
+                                        reprojection.lr_parts(person.marker_names))
+    assert np.nanmedian(filed[rows][:, legs]) > 20 and np.nanmedian(undone[rows][:, legs]) < 5   # (2 % outliers)
+    # the colours there: the engine's level, not the swap's
+    assert np.nanmedian(colours[rows][:, legs]) < 2 * np.nanmedian(engine["error_px"][rows][:, legs]) + 1.0
+    assert z.shape[0] == colours.shape[0]
