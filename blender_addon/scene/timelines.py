@@ -131,8 +131,41 @@ def build_qa_object(scene, root: Path, collection=None):
     for name, (frames, values) in series.items():
         group = name.split(" ")[0] + (" angles" if " angle " in name else " QA")
         anim.write_channels(bag, f'["{name}"]', frames, values[:, None], group=group)
+    mark_marker_swaps(scene, Path(root))
     log.info("QA timelines: %d curves", len(series))
     return obj
+
+
+SWAPS = "openkin_swapped_views"     # marker ID property: cameras whose left/right labels were exchanged
+
+
+def mark_marker_swaps(scene, root: Path) -> int:
+    """Swaps shown apart from the error colours: each marker of a triangulated person gets an
+    animated ``openkin_swapped_views`` (how many cameras' detections of it the triangulation
+    exchanged left/right at that frame); returns the markers marked."""
+    from openkin.triangulation.reprojection import read_reprojection
+
+    done = 0
+    for path in sorted((root / "pose-3d").glob("*_reprojection.npz")) if (root / "pose-3d").is_dir() else []:
+        data = read_reprojection(path)
+        who = _person(path.name)
+        frames = np.asarray(data.frame_numbers, int) + 1
+        for obj in scene.objects:
+            name = obj.get("openkin_marker")
+            if obj.get("openkin_person") != who or name not in data.keypoints:
+                continue
+            count = data.swapped[:, :, data.keypoints.index(name)].sum(axis=0).astype(float)
+            obj[SWAPS] = 0.0
+            ad = obj.animation_data
+            if ad is None or ad.action is None:
+                continue
+            bag = ad.action.layers[0].strips[0].channelbag(ad.action_slot, ensure=True)
+            old = bag.fcurves.find(f'["{SWAPS}"]')
+            if old is not None:
+                bag.fcurves.remove(old)
+            anim.write_channels(bag, f'["{SWAPS}"]', frames, count[:, None], group=name)
+            done += 1
+    return done
 
 
 def qa_object(scene):

@@ -132,10 +132,11 @@ def draw_detections(img: np.ndarray, people: np.ndarray, ids: np.ndarray, bones:
         cv2.circle(img, tuple(int(v) for v in pts[p, k]), r, tuple(int(v) for v in colors[p, k]), -1, cv2.LINE_AA)
     for p in range(len(people)):
         if ok[p].any():
-            lo = pts[p][ok[p]].min(0)
+            top = pts[p][ok[p]][pts[p][ok[p]][:, 1].argmin()]          # above the highest keypoint
             label = f"P{int(ids[p])}" if ids[p] >= 0 else f"#{p}"
-            cv2.putText(img, label, (int(lo[0]), max(12, int(lo[1]) - r - 4)), cv2.FONT_HERSHEY_SIMPLEX,
-                        max(0.4, 1.6 * scale), TEXT, max(1, int(round(3 * scale))), cv2.LINE_AA)
+            cv2.putText(img, label, (int(top[0]) - int(20 * scale), max(12, int(top[1]) - 4 * r)),
+                        cv2.FONT_HERSHEY_SIMPLEX, max(0.4, 1.6 * scale), TEXT, max(1, int(round(3 * scale))),
+                        cv2.LINE_AA)
 
 
 def draw_reprojection(img: np.ndarray, detected: np.ndarray | None, uv: np.ndarray, scale: float) -> None:
@@ -205,8 +206,10 @@ def _legend(img: np.ndarray, title: str, swap: bool, scale: float) -> None:
     t = max(1, int(round(3 * scale)))
     y = int(40 * scale) + 10
     cv2.putText(img, title, (10, y), cv2.FONT_HERSHEY_SIMPLEX, s, SWAPPED if swap else TEXT, t, cv2.LINE_AA)
-    cv2.putText(img, "dots: 2D (conf red-green)  +: 3D reprojected  orange x: view excluded  cyan o: L/R swapped", (10, y + int(45 * scale) + 6),
-                cv2.FONT_HERSHEY_SIMPLEX, s * 0.7, TEXT, t, cv2.LINE_AA)
+    for i, line in enumerate(("dot: 2D detection (confidence red-green)   +: 3D marker reprojected",
+                              "orange x: view excluded by triangulation   cyan o: L/R swap corrected")):
+        cv2.putText(img, line, (10, y + (i + 1) * (int(40 * scale) + 6)), cv2.FONT_HERSHEY_SIMPLEX, s * 0.6, TEXT,
+                    max(1, t - 1), cv2.LINE_AA)
 
 
 # ------------------------------------------------------------------ file shell
@@ -300,9 +303,13 @@ def write_overlays(root: str | Path, *, scale: float = DEFAULT_SCALE, frames: tu
     root = Path(root)
     skeleton = get_skeleton(load_config(root).pose.pose_model)
     cams = read_calibration(calibration_in_use(ProjectPaths(root)))
-    if cameras:
-        cams = [c for c in cams if c.name in cameras]
     views = load_views(root, cams)
+    if cameras:
+        unknown = sorted(set(cameras) - set(views))
+        if unknown:
+            raise OpenKinError(f"no camera {', '.join(unknown)} with 2D detections", path=root,
+                               fix=f"choose among {', '.join(sorted(views))}")
+        views = {name: v for name, v in views.items() if name in cameras}
     people3d = load_people3d(root, list(skeleton.names))
     lo, hi = _range(views, people3d)
     a, b = (max(lo, frames[0]), min(hi, frames[1])) if frames else (lo, hi)

@@ -182,6 +182,10 @@ def test_timelines_equal_the_triangulation_figures(addon, qa_project):
         np.testing.assert_allclose(v, truth[ok], rtol=1e-6, atol=1e-5, err_msg=name)
     f, v = curve_values(qa, "P0 swaps cam01")
     assert sorted((f[v > 0] - 1).tolist()) == sorted(_truth_swaps(qa_project))
+    knee = scn.objects["P0 RKnee"]                       # swaps shown apart from the error colour
+    bag = knee.animation_data.action.layers[0].strips[0].channelbag(knee.animation_data.action_slot)
+    fc = bag.fcurves.find('["openkin_swapped_views"]')
+    assert sorted(int(k.co[0]) - 1 for k in fc.keyframe_points if k.co[1] > 0) == sorted(_truth_swaps(qa_project))
     # one camera's error at one frame, from the JSON and the TRC through OpenCV
     from openkin.formats.trc import read_trc
 
@@ -345,3 +349,33 @@ def test_marker_colours_without_the_engines_file_do_not_count_swaps(qa_project, 
     # the colours there: the engine's level, not the swap's
     assert np.nanmedian(colours[rows][:, legs]) < 2 * np.nanmedian(engine["error_px"][rows][:, legs]) + 1.0
     assert z.shape[0] == colours.shape[0]
+
+
+DEMO = ROOT / "demo" / "project"
+
+
+@pytest.mark.skipif(not (DEMO / "pose-3d").is_dir() or not list((DEMO / "pose-3d").glob("*_reprojection.npz")),
+                    reason="no real demo results: run `bash scripts/demo.sh` first")
+def test_render_real_demo_overlay(addon, tmp_path):
+    """Pose2Sim's demo processed by the pipeline: cam01's video with its real 2D detections and
+    the reprojected triangulated markers, rendered to demo/output/qa_overlay_demo_cam01.png."""
+    from blender_addon.scene.snapshot import render_camera
+    from openkin.overlays import write_overlays
+
+    root = tmp_path / "demo"
+    shutil.copytree(DEMO, root, ignore=shutil.ignore_patterns("blender_cache", "overlays", "*.blend", "report*"))
+    for video in (root / "videos").iterdir():
+        if video.stem != "cam01":
+            video.unlink()                                  # one video to undistort: faster
+    write_overlays(root, scale=SCALE, cameras=["cam01"])
+    scn = _import(root, overlays=False)
+    from blender_addon.scene.overlays import attach_project_overlays
+    assert attach_project_overlays(scn, root) == ["cam01"]
+    _hide_all_but_overlay(scn)
+    out = ROOT / "demo" / "output" / "qa_overlay_demo_cam01.png"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    render_camera(scn, scn.objects["cam01"], 50, out, percentage=50, lighting="FLAT")
+    img = cv2.imread(str(out))
+    ov = cv2.imread(str(root / "openkin" / "overlays" / "cam01" / "cam01_000049.png"), cv2.IMREAD_UNCHANGED)
+    drawn = (ov[..., 3] == 255) & _green(ov[..., :3])
+    assert drawn.sum() > 100 and _green(img)[drawn].mean() > 0.75
