@@ -19,8 +19,10 @@ _MODULES = (props, operators, panel, plan_panel, qa_panel)
 @persistent
 def _on_scene_change(scene, _depsgraph=None):
     from .scene.cameras import sync_active_camera
+    from .scene.overlays import sync_overlays
 
     sync_active_camera(scene)
+    sync_overlays(scene)
 
 
 @persistent

@@ -7,7 +7,8 @@ keypoint or a person, and marks what is wrong there; each button adds one edit t
 ``openkin.recompute.recompute(PROJECT, frames=(a, b))`` in the background job runner
 (progress and Cancel in the main panel), then re-imports the capture in place, redraws the
 overlays of those frames and rebuilds the timelines. Edit frames are output frames
-(TRC ``Frame#``) = scene frame − 1.
+(TRC ``Frame#``) = scene frame − 1. The overlays' render planes follow the active camera
+through the add-on's scene handler (:func:`.scene.overlays.sync_overlays`).
 """
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ import logging
 from pathlib import Path
 
 import bpy
-from bpy.app.handlers import persistent
 from bpy.props import BoolProperty, EnumProperty, IntProperty, PointerProperty, StringProperty
 
 from . import operators
@@ -296,14 +296,6 @@ def draw_qa(layout, context) -> None:
     col.operator("openkin.qa_recompute", icon="FILE_REFRESH")
 
 
-@persistent
-def _on_scene_change(scene, _depsgraph=None):
-    from .scene.overlays import sync_overlays
-
-    sync_overlays(scene)
-
-
-_HANDLERS = (bpy.app.handlers.depsgraph_update_post, bpy.app.handlers.frame_change_pre, bpy.app.handlers.render_pre)
 _CLASSES = (OPENKIN_PG_qa, OPENKIN_OT_qa_edit, OPENKIN_OT_qa_recompute, OPENKIN_OT_qa_overlays,
             OPENKIN_OT_qa_toggle_overlay, OPENKIN_OT_qa_timelines, OPENKIN_OT_qa_jump_worst, OPENKIN_PT_qa_fix)
 
@@ -312,15 +304,9 @@ def register():
     for cls in _CLASSES:
         bpy.utils.register_class(cls)
     bpy.types.Scene.openkin_qa = PointerProperty(type=OPENKIN_PG_qa)
-    for handlers in _HANDLERS:
-        if _on_scene_change not in handlers:
-            handlers.append(_on_scene_change)
 
 
 def unregister():
-    for handlers in _HANDLERS:
-        if _on_scene_change in handlers:
-            handlers.remove(_on_scene_change)
     del bpy.types.Scene.openkin_qa
     for cls in reversed(_CLASSES):
         bpy.utils.unregister_class(cls)

@@ -23,7 +23,7 @@ from addon_helpers import GENERIC_MODEL, ROOT, addon  # noqa: F401  (fixtures)
 
 N_FRAMES = 60
 SCALE = 0.5
-OUT = ROOT / "tests" / "addon" / "output"
+OUT = ROOT / "demo" / "output"      # with the other renders (test_render.py)
 
 
 @pytest.fixture(scope="module")
