@@ -3,7 +3,7 @@
 The user picks a frame range (the scene's preview range, or the fields), a camera, a
 keypoint or a person, and marks what is wrong there; each button adds one edit to
 ``PROJECT/openkin/edits.toml`` through the engine's edits API (:mod:`openkin.edits`,
-:func:`openkin.recompute.edit_project` when present). Recompute runs
+:func:`openkin.recompute.edit.edit_project` when present: checked against the project). Recompute runs
 ``openkin.recompute.recompute(PROJECT, frames=(a, b))`` in the background job runner
 (progress and Cancel in the main panel), then re-imports the capture in place, redraws the
 overlays of those frames and rebuilds the timelines. Edit frames are output frames
@@ -95,7 +95,7 @@ def make_edit(kind: str, q, frames: tuple[int, int], scene_frame: int):
 def store_edit(root: Path, edit):
     """Add ``edit`` to the project's edits (checked against the project when the engine can)."""
     try:
-        from openkin.recompute import edit_project
+        from openkin.recompute.edit import edit_project
     except ImportError:
         from openkin.edits import add_edit
         return add_edit(root, edit)

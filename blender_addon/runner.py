@@ -190,9 +190,11 @@ def run_qa(job: dict, events: EventWriter) -> dict[str, float]:
         if name == "recompute":
             from openkin.recompute import recompute
             done = recompute(root, frames=frames, progress=cb)
-            frames = tuple(done.get("stages", {}).get("triangulation", {}).get("frames") or frames)
+            full = done.get("stages", {}).get("triangulation", {}).get("full", False)
+            frames = None if full else tuple(done.get("frames") or frames)     # overlays: what changed
         elif job["kind"] == "overlays" or overlays.read_index(root) is not None:
-            overlays.write_overlays(root, frames=frames if job["kind"] == "recompute" else None, progress=cb)
+            overlays.write_overlays(root, frames=frames if job["kind"] == "recompute" else None, progress=cb,
+                                    scale=(overlays.read_index(root) or {}).get("scale", overlays.DEFAULT_SCALE))
         timings[name] = time.perf_counter() - t0
         events.emit("stage_done", stage=name, seconds=timings[name])
     return timings

@@ -282,7 +282,7 @@ def test_merge_and_split_fields_make_the_edits(addon, edit_project):
 
 
 def test_bad_keypoint_is_a_clear_error(addon, edit_project):
-    pytest.importorskip("openkin.recompute", reason="the engine's project checks (qaeng, #15) are not merged yet")
+    pytest.importorskip("openkin.recompute.edit", reason="the engine's project checks (qaeng, #15) are not merged yet")
     scn = _import(edit_project, overlays=False)
     q = scn.openkin_qa
     q.keypoint = "NoSuchKeypoint"
