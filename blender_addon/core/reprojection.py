@@ -217,6 +217,7 @@ def person_timelines(data, camera_errors_px: dict | None = None) -> dict[str, np
 
     ``error``: mean over keypoints of the triangulation's error (``data.error_px``, px, views kept);
     ``cameras``: mean over triangulated keypoints of the number of views kept;
+    ``kept <cam>``: keypoints whose view in that camera the triangulation kept;
     ``swaps <cam>``: left/right-swapped detections the triangulation corrected in that camera;
     ``error <cam>``: per camera, mean over keypoints of that camera's error (``camera_errors_px``
     {cam: (F, K) px on the file's frames and keypoints, :func:`camera_errors`}) over the views
@@ -227,6 +228,7 @@ def person_timelines(data, camera_errors_px: dict | None = None) -> dict[str, np
     out["cameras"] = _row_mean(np.where(tri, kept, np.nan))
     swapped = data.swapped if data.swapped is not None else np.zeros_like(data.used)
     for c, name in enumerate(data.cameras):
+        out[f"kept {name}"] = np.where(tri.any(axis=-1), (data.used[c] & tri).sum(axis=-1), np.nan).astype(float)
         out[f"swaps {name}"] = swapped[c].sum(axis=-1).astype(float)
     for name, err in (camera_errors_px or {}).items():
         if name in data.cameras:

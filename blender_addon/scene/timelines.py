@@ -7,6 +7,7 @@ Properties (one F-curve each, keyed on every frame; scene frame = output frame +
   views it kept: ``pose-3d/*_reprojection.npz``, :func:`..core.reprojection.person_timelines`);
 * ``P0 error cam01``: the same for one camera (its kept views only);
 * ``P0 cameras``: number of views kept per triangulated keypoint (mean);
+* ``P0 kept cam01``: keypoints whose view in that camera the triangulation kept;
 * ``P0 swaps cam01``: detections whose left/right labels the triangulation exchanged there;
 * ``P0 angle <coordinate>``: the IK result (``kinematics/*.mot``), as the .mot gives it
   (degrees; a .mot in radians is converted, translations ``*_tx|ty|tz`` stay metres).

@@ -180,6 +180,9 @@ def test_timelines_equal_the_triangulation_figures(addon, qa_project):
         ok = np.isfinite(truth)
         assert np.array_equal(f, frames[ok]), name
         np.testing.assert_allclose(v, truth[ok], rtol=1e-6, atol=1e-5, err_msg=name)
+    f, v = curve_values(qa, "P0 kept cam03")
+    kept3 = (z["used"][2] & np.isfinite(z["error_px"])).sum(axis=1)
+    assert np.array_equal(f, frames) and np.array_equal(v, kept3)
     f, v = curve_values(qa, "P0 swaps cam01")
     assert sorted((f[v > 0] - 1).tolist()) == sorted(_truth_swaps(qa_project))
     knee = scn.objects["P0 RKnee"]                       # swaps shown apart from the error colour
@@ -379,3 +382,19 @@ def test_render_real_demo_overlay(addon, tmp_path):
     ov = cv2.imread(str(root / "openkin" / "overlays" / "cam01" / "cam01_000049.png"), cv2.IMREAD_UNCHANGED)
     drawn = (ov[..., 3] == 255) & _green(ov[..., :3])
     assert drawn.sum() > 100 and _green(img)[drawn].mean() > 0.75
+
+
+def test_overlays_button_draws_in_a_job_and_lays_them_over(addon, qa_project, tmp_path):
+    """Draw 2D Overlays: the engine draws in the background job runner (synchronous under
+    blender -b), then the overlays are laid over the cameras."""
+    from blender_addon import operators
+
+    root = tmp_path / "trial"
+    shutil.copytree(qa_project, root, ignore=shutil.ignore_patterns("videos", "overlays"))
+    scn = _import(root, overlays=False)
+    assert bpy.ops.openkin.qa_overlays() == {"FINISHED"}
+    job = operators.current_job()
+    assert job.status == "done" and "overlays" in job.timings, (job.error, job.log_path.read_text()[-2000:])
+    assert len(list((root / "openkin" / "overlays" / "cam03").glob("cam03_*.png"))) == N_FRAMES
+    assert [o.name for o in scn.objects if o.get("openkin_overlay_of")] == \
+        ["cam01 overlay", "cam02 overlay", "cam03 overlay", "cam04 overlay"]

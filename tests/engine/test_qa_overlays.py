@@ -204,3 +204,20 @@ def test_excluded_views_are_marked(swap_project, overlays):
             if checked >= 8:
                 return
     assert checked >= 3
+
+
+def test_cli_redraws_a_frame_range(swap_project, overlays, tmp_path):
+    import subprocess
+    import sys
+
+    copy = tmp_path / "p"
+    shutil.copytree(swap_project, copy)
+    target = copy / "openkin" / "overlays" / "cam02" / "cam02_000007.png"
+    target.write_bytes(b"old")
+    done = subprocess.run([sys.executable, "-m", "openkin.cli", "overlays", str(copy), "--frames", "7-7",
+                           "--cameras", "cam02"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert cv2.imread(str(target), cv2.IMREAD_UNCHANGED).shape[2] == 4
+    bad = subprocess.run([sys.executable, "-m", "openkin.cli", "overlays", str(copy), "--frames", "9-3"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr and "frame range" in (bad.stderr + bad.stdout)
