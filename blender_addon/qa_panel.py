@@ -30,9 +30,13 @@ EDIT_KINDS = [("swap", "Swap Left/Right", "The detector exchanged left and right
               ("split", "Split ID", "From the split frame on, this person ID is a new person")]
 
 
+_ITEMS: dict[str, list] = {"cameras": [], "curves": []}   # Blender needs the enum strings kept alive
+
+
 def _cameras(self, context):
     objs = [o for o in context.scene.objects if o.type == "CAMERA" and "openkin_resolution" in o]
-    return [(o.name, o.name, "") for o in sorted(objs, key=lambda o: o.name)] or [("", "(no camera)", "")]
+    _ITEMS["cameras"] = [(o.name, o.name, "") for o in sorted(objs, key=lambda o: o.name)] or [("", "(no camera)", "")]
+    return _ITEMS["cameras"]
 
 
 def _curves(self, context):
@@ -40,7 +44,8 @@ def _curves(self, context):
 
     obj = qa_object(context.scene)
     names = curve_names(obj) if obj is not None else []
-    return [(n, n, "") for n in names] or [("", "(no timelines)", "")]
+    _ITEMS["curves"] = [(n, n, "") for n in names] or [("", "(no timelines)", "")]
+    return _ITEMS["curves"]
 
 
 class OPENKIN_PG_qa(bpy.types.PropertyGroup):
@@ -172,16 +177,23 @@ class OPENKIN_OT_qa_overlays(operators._JobOperator, bpy.types.Operator):
     them over the cameras' videos"""
 
     bl_idname = "openkin.qa_overlays"
-    bl_label = "Draw 2D Overlays"
+    bl_label = "2D Overlays"
+    redraw: BoolProperty(name="Redraw", default=False,
+                         description="Draw them again even when the drawn ones are newer than the results")
 
     def execute(self, context):
+        from .scene import overlays
+
         root = _root(context)
         if root is None or not root.is_dir():
             return operators._report_error(self, context, "choose the project folder first")
         scene_name = context.scene.name
+        if not self.redraw and overlays.overlays_current(root):
+            done = overlays.attach_project_overlays(context.scene, root)
+            self.report({"INFO"}, f"overlays laid over {', '.join(done) or 'no camera'}")
+            return {"FINISHED"}
 
         def then():
-            from .scene import overlays
             overlays.attach_project_overlays(bpy.data.scenes[scene_name], root)
 
         job = operators.start_job({"kind": "overlays", "project": str(root),

@@ -173,6 +173,19 @@ def attach_project_overlays(scene, root: Path) -> list[str]:
     return done
 
 
+def overlays_current(root: Path) -> bool:
+    """True when the project's overlays exist and are newer than every result they show
+    (2D detections, TRC and reprojection files)."""
+    from openkin.overlays import FOLDER, INDEX
+
+    index = Path(root) / FOLDER / INDEX
+    if not index.is_file():
+        return False
+    sources = [p for folder in ("pose-3d", "pose-associated", "pose-sync", "pose") if (Path(root) / folder).is_dir()
+               for p in (Path(root) / folder).iterdir()]
+    return all(p.stat().st_mtime <= index.stat().st_mtime for p in sources)
+
+
 def reload_overlays(scene) -> None:
     """Read the overlay images again from disk (after a partial redraw)."""
     for image in bpy.data.images:

@@ -398,3 +398,10 @@ def test_overlays_button_draws_in_a_job_and_lays_them_over(addon, qa_project, tm
     assert len(list((root / "openkin" / "overlays" / "cam03").glob("cam03_*.png"))) == N_FRAMES
     assert [o.name for o in scn.objects if o.get("openkin_overlay_of")] == \
         ["cam01 overlay", "cam02 overlay", "cam03 overlay", "cam04 overlay"]
+    assert bpy.ops.openkin.qa_overlays() == {"FINISHED"} and operators.current_job() is job   # current: no job
+    import os
+    import time
+    npz = next((root / "pose-3d").glob("*_reprojection.npz"))
+    os.utime(npz, (time.time() + 5, time.time() + 5))                   # newer results: drawn again
+    assert bpy.ops.openkin.qa_overlays() == {"FINISHED"} and operators.current_job() is not job
+    assert operators.current_job().status == "done"
