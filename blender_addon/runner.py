@@ -191,7 +191,8 @@ def run_qa(job: dict, events: EventWriter) -> dict[str, float]:
             from openkin.recompute import recompute
             done = recompute(root, frames=frames, progress=cb)
             full = done.get("stages", {}).get("triangulation", {}).get("full", False)
-            frames = None if full else tuple(done.get("frames") or frames)     # overlays: what changed
+            changed = done.get("frames") or frames                               # overlays: what changed
+            frames = None if full or changed is None else tuple(changed)
         elif job["kind"] == "overlays" or overlays.read_index(root) is not None:
             overlays.write_overlays(root, frames=frames if job["kind"] == "recompute" else None, progress=cb,
                                     scale=(overlays.read_index(root) or {}).get("scale", overlays.DEFAULT_SCALE))
