@@ -11,16 +11,18 @@ from __future__ import annotations
 import bpy
 from bpy.app.handlers import persistent
 
-from . import calib_panel, operators, panel, plan_panel, props
+from . import calib_panel, operators, panel, plan_panel, props, qa_panel
 
-_MODULES = (props, operators, panel, plan_panel, calib_panel)
+_MODULES = (props, operators, panel, plan_panel, calib_panel, qa_panel)
 
 
 @persistent
 def _on_scene_change(scene, _depsgraph=None):
     from .scene.cameras import sync_active_camera
+    from .scene.overlays import sync_overlays
 
     sync_active_camera(scene)
+    sync_overlays(scene)
 
 
 @persistent

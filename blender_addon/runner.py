@@ -175,6 +175,32 @@ def run_tool(job: dict, events: EventWriter) -> dict[str, float]:
     return {name: seconds}
 
 
+def run_qa(job: dict, events: EventWriter) -> dict[str, float]:
+    """``{"kind": "recompute", "project", "frames": [a, b]}`` (:func:`openkin.recompute.recompute`,
+    then the QA overlays of those frames when drawn) or ``{"kind": "overlays", "project"}``."""
+    from openkin import overlays
+
+    root, frames = job["project"], tuple(job["frames"]) if job.get("frames") else None
+    names = (["recompute"] if job["kind"] == "recompute" else []) + ["overlays"]
+    events.emit("start", stages=names)
+    timings = {}
+    for i, name in enumerate(names):
+        events.emit("stage", stage=name, index=i, count=len(names))
+        t0, cb = time.perf_counter(), events.progress_callback(name)
+        if name == "recompute":
+            from openkin.recompute import recompute
+            done = recompute(root, frames=frames, progress=cb)
+            full = done.get("stages", {}).get("triangulation", {}).get("full", False)
+            changed = done.get("frames") or frames                               # overlays: what changed
+            frames = None if full or changed is None else tuple(changed)
+        elif job["kind"] == "overlays" or overlays.read_index(root) is not None:
+            overlays.write_overlays(root, frames=frames if job["kind"] == "recompute" else None, progress=cb,
+                                    scale=(overlays.read_index(root) or {}).get("scale", overlays.DEFAULT_SCALE))
+        timings[name] = time.perf_counter() - t0
+        events.emit("stage_done", stage=name, seconds=timings[name])
+    return timings
+
+
 def _exit_on_terminate() -> None:
     """Cancel (SIGTERM) unwinds the stack, so half-written files are removed (``atomic_path``)."""
     import signal
@@ -201,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     from openkin.progress import Cancelled
     try:
         kind = job.get("kind", "stages")
-        runner = {"stages": run_stages, "undistort": run_undistort}.get(kind, run_tool)
+        runner = {"stages": run_stages, "undistort": run_undistort, "recompute": run_qa, "overlays": run_qa}.get(kind, run_tool)
         timings = runner(job, events)
     except OpenKinError as e:
         events.emit("error", message=str(e), kind="user")

@@ -38,6 +38,7 @@ TOOLS: dict[str, tuple[str, str]] = {
     "plan": ("openkin.plan", "camera-placement planner: coverage and expected 3D error of a camera layout"),
     "edit": ("openkin.recompute.edit", "add, list or remove corrections (openkin/edits.toml) every run honours"),
     "recompute": ("openkin.recompute", "recompute triangulation to kinematics on a frame range, spliced into the outputs"),
+    "overlays": ("openkin.overlays", "draw the 2D detections and reprojected markers over each camera (PNG)"),
 }
 
 

@@ -184,8 +184,16 @@ def test_marker_colours_are_the_engines_reprojection_errors(tmp_path):
     args = (cap.cameras, pose_dirs, person.markers, person.marker_frames, person.marker_names, HALPE_26.names)
     again = reprojection.person_errors(*args, root=root, person=person.name, min_confidence=0.3)
     all_kept = (engine.used == _confident(det, cap.cameras, trc.frame_numbers)).all(0) & np.isfinite(addon)
-    assert all_kept.mean() > 0.5
-    np.testing.assert_allclose(again[all_kept], addon[all_kept], atol=1e-6)
+    # the fallback undoes the detector's left/right swaps (not errors of the reconstruction);
+    # this test ran the engine without swap correction, so compare off the swapped frames
+    import tomllib
+
+    events = tomllib.loads((root / "truth" / "scene.toml").read_text())["events"]
+    swapped = np.isin(trc.frame_numbers, [f for e in events.values() for f in e["swapped_frames"]])
+    assert swapped.any()
+    same = all_kept & ~swapped[:, None]
+    assert same.mean() > 0.4
+    np.testing.assert_allclose(again[same], addon[same], atol=1e-6)   # swaps: tests/addon/test_qa.py
 
 
 def test_marker_colours_on_the_real_demo(tmp_path):

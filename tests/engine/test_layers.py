@@ -43,7 +43,7 @@ STAGES = ("calibration", "pose", "synchronization", "association", "refinement",
           "augmentation", "kinematics")
 TOOLS = {"openkin.cli", "openkin.report", "openkin.demo", "openkin.synth", "openkin.evaluate", "openkin.pipeline", "openkin.plan",
          "openkin.api", "openkin.character", "openkin.export", "openkin.recompute", "openkin.batch",
-         "openkin.cluster"}
+         "openkin.cluster", "openkin.overlays"}
 
 
 def module_name(path: Path) -> str:

@@ -11,6 +11,8 @@
                                 NaN where the keypoint was not triangulated in that frame
                                 (gaps that were interpolated or filled)
     used           (C,F,K) bool the views kept
+    swapped        (C,F,K) bool the detections whose left/right labels the triangulation
+                                exchanged (:mod:`.swaps`); absent in older files (read as all False)
 
 These are the figures the triangulation report averages per keypoint, and the ones the
 Blender add-on colours the markers with. A TRC derived from this one (``_filt_*``,
@@ -38,6 +40,7 @@ class Reprojection:
     cameras: list[str]
     error_px: np.ndarray
     used: np.ndarray
+    swapped: np.ndarray | None = None
 
 
 def reprojection_path(trc_path: str | Path) -> Path:
@@ -52,7 +55,8 @@ def write_reprojection(path: str | Path, data: Reprojection) -> Path:
     with atomic_write(path, "wb") as f:
         np.savez(f, frame_numbers=np.asarray(data.frame_numbers, int), keypoints=np.asarray(data.keypoints, str),
                  cameras=np.asarray(data.cameras, str), error_px=np.asarray(data.error_px, float),
-                 used=np.asarray(data.used, bool))
+                 used=np.asarray(data.used, bool),
+                 swapped=np.zeros(np.shape(data.used), bool) if data.swapped is None else np.asarray(data.swapped, bool))
     return path
 
 
@@ -62,7 +66,7 @@ def read_reprojection(path: str | Path) -> Reprojection:
     try:
         with np.load(path, allow_pickle=False) as z:
             data = Reprojection(z["frame_numbers"], [str(k) for k in z["keypoints"]], [str(c) for c in z["cameras"]],
-                                z["error_px"], z["used"])
+                                z["error_px"], z["used"], z["swapped"] if "swapped" in z else None)
     except (OSError, KeyError, ValueError) as e:
         raise OpenKinError(f"cannot read the reprojection errors ({e})", path=path,
                            fix="run the triangulation stage again, or delete this file") from None
@@ -70,6 +74,8 @@ def read_reprojection(path: str | Path) -> Reprojection:
         raise OpenKinError(f"reprojection errors have shape {data.error_px.shape}, expected "
                            f"({len(data.frame_numbers)}, {len(data.keypoints)})", path=path,
                            fix="run the triangulation stage again, or delete this file")
+    if data.swapped is None:
+        data.swapped = np.zeros(np.shape(data.used), bool)
     return data
 
 
@@ -87,5 +93,19 @@ def write_person_errors(res, names: list[str], cameras: list[str], frames: np.nd
     """The file of one reconstructed person (``res``: :class:`~openkin.triangulation.core.PersonResult`,
     kept frames ``[start, stop)`` as in its TRC ``trc_path``) → its path."""
     sl = slice(res.start, res.stop)
-    data = Reprojection(frames[sl], list(names), list(cameras), res.error_px[sl], res.used[:, sl])
+    data = Reprojection(frames[sl], list(names), list(cameras), res.error_px[sl], res.used[:, sl],
+                        swapped_keypoints(res.swaps, list(names), res.used.shape)[:, sl])
     return write_reprojection(reprojection_path(trc_path), data)
+
+
+def swapped_keypoints(swaps: dict, names: list[str], shape: tuple) -> np.ndarray:
+    """``{part: swapped (C,F) bool}`` (:func:`.swaps.correct_lr_swaps`) → ``(C,F,K)`` bool: the
+    left and right keypoints of each part, in the camera-frames where that part was exchanged."""
+    from .swaps import lr_pairs
+
+    out = np.zeros(shape, bool)
+    for part, (left, right) in lr_pairs(names).items():
+        s = swaps.get(part) if swaps else None
+        if s is not None and s.any():
+            out[:, :, np.concatenate([left, right])] |= s[:, :, None]
+    return out
