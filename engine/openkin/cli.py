@@ -36,6 +36,7 @@ TOOLS: dict[str, tuple[str, str]] = {
     "demo": ("openkin.demo", "obtain the demo project and run the whole pipeline on it, with a report"),
     "report": ("openkin.report", "write the HTML/PNG report of a processed project"),
     "plan": ("openkin.plan", "camera-placement planner: coverage and expected 3D error of a camera layout"),
+    "batch": ("openkin.batch", "run every trial of a session, in parallel (Dask), resumable, with a summary"),
 }
 
 
