@@ -496,6 +496,7 @@ def summary_markdown(session: Path, rows: list[dict], info: dict, counts: dict) 
 
 # =========================================================================== comparing runs
 TIMING_KEYS = ("seconds",)
+KEYPOINT_FOLDERS = ("pose/", "pose-sync/", "pose-associated/")  # OpenPose JSON: compared byte for byte
 NOT_COMPARED = ("openkin/manifest.json", "openkin/logs/", "openkin/report.html", "openkin/report.md",
                 "openkin/report/", "openkin/stale/", "openkin/.lock")
 
@@ -525,7 +526,7 @@ def comparable_digests(root: str | Path) -> dict[str, str]:
         if any(rel == n or (n.endswith("/") and rel.startswith(n)) for n in NOT_COMPARED):
             continue
         data = path.read_bytes()
-        if path.suffix in (".json", ".toml") and b"seconds" in data and not rel.startswith("pose"):
+        if path.suffix in (".json", ".toml") and not rel.startswith(KEYPOINT_FOLDERS) and b"seconds" in data:
             parsed = json.loads(data) if path.suffix == ".json" else tomllib.loads(data.decode())
             data = json.dumps(_without_timings(parsed), sort_keys=True).encode()
         out[rel] = hashlib.sha256(data).hexdigest()
