@@ -36,7 +36,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
+import platform
 import time
 import uuid
 from dataclasses import dataclass
@@ -226,7 +226,7 @@ def run_trial(path: str, stages: list[str], overrides: dict | None = None, force
     root = Path(path)
     t0 = time.perf_counter()
     row: dict[str, Any] = {"path": str(root), "status": "failed", "error": None, "failed_stage": None,
-                           "host": os.uname().nodename if hasattr(os, "uname") else ""}
+                           "worker": _worker_name()}
     handler = _trial_log(root)
     try:
         with threadpool_limits(limits=1):
@@ -244,6 +244,20 @@ def run_trial(path: str, stages: list[str], overrides: dict | None = None, force
     row["seconds"] = round(time.perf_counter() - t0, 3)
     row.update(trial_figures(root))
     return row
+
+
+def _worker_name() -> str:
+    """The Dask worker running this task (its address), else this machine's name."""
+    import sys
+
+    if "distributed" in sys.modules:
+        from distributed import get_worker
+
+        try:
+            return get_worker().address
+        except ValueError:
+            pass
+    return platform.node()
 
 
 def _run_or_skip(root: Path, stages: list[str], overrides: dict, force: bool, report: bool,
