@@ -11,9 +11,9 @@ from __future__ import annotations
 import bpy
 from bpy.app.handlers import persistent
 
-from . import operators, panel, plan_panel, props
+from . import operators, panel, plan_panel, props, takes_panel
 
-_MODULES = (props, operators, panel, plan_panel)
+_MODULES = (props, operators, panel, plan_panel, takes_panel)
 
 
 @persistent

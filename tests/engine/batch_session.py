@@ -24,15 +24,16 @@ def trial_name(i: int) -> str:
     return f"T{i + 1:02d}"
 
 
-def make_session(dest: Path, n_trials: int = 3, frames: int = 30, participant_toml: str = "",
+def make_session(dest: Path, n_trials: int = 3, frames: int | list[int] = 30, participant_toml: str = "",
                  trial_toml: str = "") -> Path:
-    """Build the session in ``dest`` (must not exist); returns ``dest``. ``participant_toml`` and
-    ``trial_toml``: text of the participant's and each trial's Config.toml."""
+    """Build the session in ``dest`` (must not exist); returns ``dest``. ``frames``: of every trial, or
+    one per trial; ``participant_toml`` and ``trial_toml``: text of the participant's and each
+    trial's Config.toml."""
     dest = Path(dest)
     part = dest / PARTICIPANT
     for i in range(n_trials):
         trial = part / trial_name(i)
-        build_scene(trial, "clean", n_frames=frames, seed=i)
+        build_scene(trial, "clean", n_frames=frames if isinstance(frames, int) else frames[i], seed=i)
         if i == 0:
             shutil.move(str(trial / "Config.toml"), dest / "Config.toml")
             shutil.move(str(trial / "calibration"), dest / "calibration")
