@@ -338,13 +338,15 @@ def run_batch(session: str | Path, *, stages: list[str] | None = None, overrides
     names = stage_names(stages)
     t0, started = time.perf_counter(), now()
     rows, todo = _plan(session, overrides)
-    view = _View(len(rows), [r["trial"] for r in rows if r["status"] == "excluded"], progress)
+    view = _View(len(rows), sum(r["status"] != "pending" for r in rows), progress)
     try:
         with client_for(workers, scheduler) as client:
             args = [(str(t.path), names, overrides, force, report) for t in todo]
             if client is None:
                 _serial(todo, args, rows, view)
             else:
+                if "calibration" in names:
+                    _calibrate_shared(todo, overrides)
                 _distributed(client, todo, args, rows, view, started)
     finally:
         view.close()
@@ -373,6 +375,26 @@ def _plan(session: Path, overrides: dict | None) -> tuple[list[dict], list[Trial
                 todo.append(trial)
         rows.append(row)
     return rows, todo
+
+
+def _calibrate_shared(todo: list[Trial], overrides: dict | None) -> None:
+    """Before trials run in parallel: the calibration stage of one trial per calibration folder that
+    trials share (a session's), so that its conversion or computation is done once, not raced by
+    every trial (each trial's own calibration stage then reuses it). A failure is left to the
+    trials' runs, which report it."""
+    from .pipeline import run_stages
+    from .project import find_calibration_dir
+
+    firsts: dict[Path, Trial] = {}
+    for t in todo:
+        folder = find_calibration_dir(t.path)
+        if folder is not None and not folder.resolve().is_relative_to(t.path):
+            firsts.setdefault(folder.resolve(), t)
+    for folder, t in firsts.items():
+        try:
+            run_stages(t.path, ["calibration"], overrides=trial_overrides(overrides), progress_bars=False)
+        except OpenKinError as e:
+            log.info("shared calibration %s: %s (reported with the trials)", folder, e)
 
 
 def _serial(todo: list[Trial], args: list[tuple], rows: list[dict], view: "_View") -> None:
@@ -434,7 +456,8 @@ def running_stage(root: Path, since: str) -> str | None:
 class _View:
     """One progress bar: trials finished of all, and the stage each running trial is in."""
 
-    def __init__(self, total: int, excluded: list[str], enabled: bool):
+    def __init__(self, total: int, settled: int, enabled: bool):
+        """``settled``: trials already final (excluded, or a configuration that does not load)."""
         self.stages: dict[str, str] = {}
         self.counts = {"done": 0, "skipped": 0, "failed": 0}
         self.bar = None
@@ -442,7 +465,7 @@ class _View:
             from tqdm import tqdm
 
             self.bar = tqdm(total=total, desc="trials", unit="trial", dynamic_ncols=True)
-            self.bar.update(len(excluded))
+            self.bar.update(settled)
 
     def _refresh(self) -> None:
         if self.bar is None:
