@@ -130,3 +130,27 @@ def test_resume_skips_current_trials_and_force_runs_them(session):
     code, rows = batch(session, "--force")
     assert code == 0 and {r["status"] for r in rows.values()} == {"done"}
     assert all(run_id(session / "P01" / n) != ids[n] for n in ids)
+
+
+def test_comparable_digests_leave_out_bookkeeping_and_timings_only(tmp_path):
+    from openkin.batch import comparable_digests
+
+    files = {"pose-3d/t.trc": "1 2 3\n", "pose-3d/triangulation_report.json": '{"seconds": 0.1, "frames": 30}',
+             "kinematics/t_kinematics.toml": "ik_solver_seconds = 2.5\nmarker_rms_mean_m = 0.01\n",
+             "openkin/manifest.json": '{"run": {"id": "1"}}', "openkin/logs/openkin.log": "10:00 started\n",
+             "pose-sync/cam01_json/cam01_000000.json": '{"seconds": 1}'}
+    for rel, text in files.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    before = comparable_digests(tmp_path)
+    assert set(before) == {"pose-3d/t.trc", "pose-3d/triangulation_report.json", "kinematics/t_kinematics.toml",
+                           "pose-sync/cam01_json/cam01_000000.json"}
+    (tmp_path / "pose-3d/triangulation_report.json").write_text('{"seconds": 9.9, "frames": 30}')
+    (tmp_path / "kinematics/t_kinematics.toml").write_text("ik_solver_seconds = 7.0\nmarker_rms_mean_m = 0.01\n")
+    (tmp_path / "openkin/manifest.json").write_text('{"run": {"id": "2"}}')
+    (tmp_path / "openkin/logs/openkin.log").write_text("11:00 started\n")
+    assert comparable_digests(tmp_path) == before
+    for rel, text in (("kinematics/t_kinematics.toml", "ik_solver_seconds = 7.0\nmarker_rms_mean_m = 0.02\n"),
+                      ("pose-3d/t.trc", "1 2 4\n"), ("pose-sync/cam01_json/cam01_000000.json", '{"seconds": 2}')):
+        (tmp_path / rel).write_text(text)
+        assert comparable_digests(tmp_path)[rel] != before[rel], rel
