@@ -41,6 +41,7 @@ def client_for(workers: int | None = None, scheduler: str | None = None) -> Iter
     if not workers and not scheduler:
         yield None
         return
+    _require_distributed()
     if scheduler:
         with _remote_client(scheduler) as client:
             yield client
@@ -49,6 +50,14 @@ def client_for(workers: int | None = None, scheduler: str | None = None) -> Iter
         raise OpenKinError(f"--workers {workers}: needs at least 1", fix="e.g. --workers 2")
     with _local_client(workers) as client:
         yield client
+
+
+def _require_distributed() -> None:
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        raise OpenKinError("--workers and --scheduler need Dask distributed, which is not installed",
+                           fix="pip install 'openkin[cluster]' (or run without them: trials one after the other)") from None
 
 
 @contextlib.contextmanager

@@ -154,3 +154,9 @@ def test_comparable_digests_leave_out_bookkeeping_and_timings_only(tmp_path):
                       ("pose-3d/t.trc", "1 2 4\n"), ("pose-sync/cam01_json/cam01_000000.json", '{"seconds": 2}')):
         (tmp_path / rel).write_text(text)
         assert comparable_digests(tmp_path)[rel] != before[rel], rel
+
+
+def test_unreachable_scheduler_is_a_clear_error(session, capfd):
+    assert cli.main(["batch", str(session), "--scheduler", "tcp://127.0.0.1:1", "--no-progress"]) == 2
+    assert "error: cannot reach the Dask scheduler at tcp://127.0.0.1:1" in capfd.readouterr().err
+    assert not (session / "P01" / "T01" / "openkin").exists()  # nothing ran
