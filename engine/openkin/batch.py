@@ -78,7 +78,7 @@ def _subfolders(folder: Path) -> list[Path]:
         found = [p for p in folder.iterdir() if p.is_dir()]
     except OSError:
         return []
-    return sorted(p for p in found if not p.name.startswith((".", "_")) and "calib" not in p.name.lower()
+    return sorted(p for p in found if not p.name.startswith(".") and "calib" not in p.name.lower()
                   and p.name not in NOT_TRIALS)
 
 
