@@ -346,7 +346,7 @@ def run_batch(session: str | Path, *, stages: list[str] | None = None, overrides
                 _serial(todo, args, rows, view)
             else:
                 if "calibration" in names:
-                    _calibrate_shared(todo, overrides)
+                    _calibrate_shared(todo, names, overrides, force)
                 _distributed(client, todo, args, rows, view, started)
     finally:
         view.close()
@@ -377,22 +377,26 @@ def _plan(session: Path, overrides: dict | None) -> tuple[list[dict], list[Trial
     return rows, todo
 
 
-def _calibrate_shared(todo: list[Trial], overrides: dict | None) -> None:
+def _calibrate_shared(todo: list[Trial], names: list[str], overrides: dict | None, force: bool) -> None:
     """Before trials run in parallel: the calibration stage of one trial per calibration folder that
     trials share (a session's), so that its conversion or computation is done once, not raced by
-    every trial (each trial's own calibration stage then reuses it). A failure is left to the
+    every trial (each trial's own calibration stage then reuses it). Only a trial that runs anyway
+    (not current, or ``force``) is used: a current one stays current. A failure is left to the
     trials' runs, which report it."""
     from .pipeline import run_stages
     from .project import find_calibration_dir
 
-    firsts: dict[Path, Trial] = {}
+    done: set[Path] = set()
     for t in todo:
         folder = find_calibration_dir(t.path)
-        if folder is not None and not folder.resolve().is_relative_to(t.path):
-            firsts.setdefault(folder.resolve(), t)
-    for folder, t in firsts.items():
+        if folder is None or folder.resolve() in done or folder.resolve().is_relative_to(t.path):
+            continue
+        overridden = trial_overrides(overrides)
+        if not force and stale_reason(t.path, names, load_config(t.path, overrides=overridden)) is None:
+            continue
+        done.add(folder.resolve())
         try:
-            run_stages(t.path, ["calibration"], overrides=trial_overrides(overrides), progress_bars=False)
+            run_stages(t.path, ["calibration"], overrides=overridden, progress_bars=False)
         except OpenKinError as e:
             log.info("shared calibration %s: %s (reported with the trials)", folder, e)
 

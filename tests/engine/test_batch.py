@@ -131,6 +131,12 @@ def test_resume_skips_current_trials_and_force_runs_them(session):
     assert code == 0 and {r["status"] for r in rows.values()} == {"done"}
     assert all(run_id(session / "P01" / n) != ids[n] for n in ids)
 
+    # on a local cluster too, current trials are skipped and left as they are
+    ids = {n: run_id(session / "P01" / n) for n in ("T01", "T02", "T03")}
+    code, rows = batch(session, "--workers", "1")
+    assert code == 0 and {r["status"] for r in rows.values()} == {"skipped"}
+    assert {n: run_id(session / "P01" / n) for n in ids} == ids
+
 
 def test_comparable_digests_leave_out_bookkeeping_and_timings_only(tmp_path):
     from openkin.batch import comparable_digests
