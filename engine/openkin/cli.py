@@ -39,6 +39,7 @@ TOOLS: dict[str, tuple[str, str]] = {
     "edit": ("openkin.recompute.edit", "add, list or remove corrections (openkin/edits.toml) every run honours"),
     "recompute": ("openkin.recompute", "recompute triangulation to kinematics on a frame range, spliced into the outputs"),
     "overlays": ("openkin.overlays", "draw the 2D detections and reprojected markers over each camera (PNG)"),
+    "batch": ("openkin.batch", "run every trial of a session, in parallel (Dask), resumable, with a summary"),
 }
 
 
