@@ -43,12 +43,13 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent / "engine"))
+sys.path.insert(0, str(HERE.parent / "engine"))  # recon_rig (the test rig)
 
 from pose2sim_env import cache_dir, copy_project, run_pose2sim  # noqa: E402
 from recon_rig import ring_rig, walking_points  # noqa: E402
 
 from openkin import association, filtering, refinement, synchronization, triangulation  # noqa: E402
+from openkin.filtering import stage as filtering_stage  # noqa: E402
 from openkin.config import load_config  # noqa: E402
 from openkin.evaluate import evaluate_trial  # noqa: E402
 from openkin.formats.trc import read_trc  # noqa: E402
@@ -56,7 +57,8 @@ from openkin.project import ProjectPaths  # noqa: E402
 from openkin.skeletons import HALPE_26  # noqa: E402
 from openkin.synth.build import build_scene  # noqa: E402
 from openkin.synth import PRESETS  # noqa: E402
-from openkin.triangulation import geometry, swaps  # noqa: E402
+from openkin import geometry  # noqa: E402
+from openkin.triangulation import swaps  # noqa: E402
 from openkin.geometry import Rig, triangulate_robust  # noqa: E402
 from openkin.inputs import prepare_points  # noqa: E402
 from openkin.triangulation.core import TriangulationParams, reconstruct_person  # noqa: E402
@@ -172,7 +174,7 @@ def openkin_pipeline(scene: Path, sync: bool, refine: bool = False) -> dict[str,
     for stale in paths.calibration.glob("Calib_refined.toml*"):
         stale.unlink()
     stages = ([("synchronization", synchronization)] if sync else []) + [("association", association)] + (
-        [("refinement", refinement)] if refine else []) + [("triangulation", triangulation), ("filtering", filtering)]
+        [("refinement", refinement)] if refine else []) + [("triangulation", triangulation), ("filtering", filtering_stage)]
     times = {}
     for name, mod in stages:
         t0 = time.perf_counter()
