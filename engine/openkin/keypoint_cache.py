@@ -63,15 +63,29 @@ def _signature(folder: Path) -> tuple[list[str], np.ndarray]:
     return [r[0] for r in rows], sig
 
 
-def _load(path: Path | None) -> dict | None:
+# In-process memory of the last folders' signatures and digests, so that hashing a folder just
+# read (the run manifest records each input) needs no reload of its cache file.
+_RECENT: dict[str, tuple[list[str], np.ndarray, np.ndarray]] = {}
+_RECENT_MAX = 64
+
+
+def _remember(path: Path, names: list[str], sig: np.ndarray, digests: np.ndarray) -> None:
+    _RECENT.pop(str(path), None)
+    _RECENT[str(path)] = (names, sig, digests)
+    while len(_RECENT) > _RECENT_MAX:
+        _RECENT.pop(next(iter(_RECENT)))
+
+
+def _load(path: Path | None, keypoints: bool = True) -> dict | None:
+    """The cache file's arrays (``keypoints=False``: only names, sig and digests), or None."""
     if path is None or not path.is_file():
         return None
     try:
         with np.load(path, allow_pickle=False) as z:
-            data = {k: z[k] for k in z.files}
-        if int(data.get("version", -1)) != VERSION:
-            return None
-        return data
+            if int(z["version"]) != VERSION:
+                return None
+            wanted = z.files if keypoints else [k for k in ("names", "sig", "digests") if k in z.files]
+            return {k: z[k] for k in wanted}
     except Exception as exc:  # a truncated or foreign file: the cache is only a speed-up
         log.debug("ignoring unreadable keypoint cache %s (%s)", path, exc)
         return None
@@ -81,9 +95,14 @@ def _save(path: Path, data: dict) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, version=VERSION, **data)
-        os.replace(tmp, path)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.savez(fh, version=VERSION, **data)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        _remember(path, data["names"].tolist(), data["sig"], data["digests"])
     except OSError as exc:
         log.debug("keypoint cache not written %s (%s)", path, exc)
 
@@ -93,19 +112,24 @@ def _same(data: dict | None, names: list[str], sig: np.ndarray) -> bool:
             and data["names"].tolist() == names)
 
 
-def _digests(folder: Path, names: list[str], sig: np.ndarray, old: dict | None) -> np.ndarray:
-    """``(N, 32)`` sha256 of each file; entries unchanged since ``old`` keep their digest."""
+def _digests(folder: Path, names: list[str], sig: np.ndarray, old: dict | None,
+             fresh: dict | None = None) -> np.ndarray:
+    """``(N, 32)`` sha256 of each file: ``fresh`` ones (hashed while parsing), those unchanged
+    since ``old``, else read and hashed now."""
     known = {}
     if old is not None and "digests" in old:
         known = {(n, tuple(s)): d for n, s, d in zip(old["names"].tolist(), old["sig"].tolist(), old["digests"])}
+    fresh = fresh or {}
     out = np.zeros((len(names), 32), dtype=np.uint8)
     base = str(folder)
     for i, (name, s) in enumerate(zip(names, sig.tolist())):
-        d = known.get((name, tuple(s)))
+        d = fresh.get(name)
+        if d is None:
+            d = known.get((name, tuple(s)))
         if d is None:
             with open(os.path.join(base, name), "rb") as fh:
-                d = np.frombuffer(hashlib.sha256(fh.read()).digest(), dtype=np.uint8)
-        out[i] = d
+                d = hashlib.sha256(fh.read()).digest()
+        out[i] = np.frombuffer(d, dtype=np.uint8) if isinstance(d, bytes) else d
     return out
 
 
@@ -119,6 +143,14 @@ def _pose_folder(data: dict) -> PoseFolder:
                       data["frame_names"].tolist(), data["listed"].astype(int))
 
 
+def _parse(folder: Path, names: list[str], sig: np.ndarray, old: dict | None,
+           progress: Progress | None = None) -> tuple[PoseFolder, np.ndarray]:
+    """Read ``folder`` (raises the reader's errors) → its :class:`PoseFolder` and file digests."""
+    fresh: dict = {}
+    pf = read_openpose_folder(folder, progress=progress, digests=fresh)
+    return pf, _digests(folder, names, sig, old, fresh)
+
+
 def read_folder(folder: str | Path, progress: Progress | None = None) -> PoseFolder:
     """:func:`openkin.formats.openpose.read_openpose_folder` of ``folder`` through its cache (see
     the module doc): the cached arrays when no file changed, else the folder read again (and
@@ -130,31 +162,36 @@ def read_folder(folder: str | Path, progress: Progress | None = None) -> PoseFol
     names, sig = _signature(folder)
     data = _load(path)
     if _same(data, names, sig) and "keypoints" in data:
+        _remember(path, names, sig, data["digests"])
         report(progress, 1.0, f"read {len(data['frames'])} frames (cached)")
         return _pose_folder(data)
-    pf = read_openpose_folder(folder, progress=progress)
-    _save(path, {"names": np.array(names, dtype=str), "sig": sig,
-                 "digests": _digests(folder, names, sig, data), **_folder_arrays(pf)})
+    pf, digests = _parse(folder, names, sig, data, progress)
+    _save(path, {"names": np.array(names, dtype=str), "sig": sig, "digests": digests, **_folder_arrays(pf)})
     return pf
 
 
 def file_digests(folder: str | Path) -> list[tuple[str, bytes]]:
     """``[(file name, sha256 digest)]`` of every regular file of ``folder``, sorted by name: from
     the cache for files unchanged since it was written, else by reading them. A cacheable pose
-    folder is also parsed (once, now) so that the next stage reading it finds its keypoints."""
+    folder is also parsed (in the same read) so that the next stage reading it finds its keypoints."""
     folder = Path(folder)
     path = cache_file(folder)
     names, sig = _signature(folder)
-    data = _load(path) if path is not None else None
+    if path is None:
+        return list(zip(names, (bytes(d) for d in _digests(folder, names, sig, None))))
+    recent = _RECENT.get(str(path))
+    if recent is not None and recent[0] == names and np.array_equal(recent[1], sig):
+        return list(zip(names, (bytes(d) for d in recent[2])))
+    data = _load(path, keypoints=False)
     if _same(data, names, sig):
+        _remember(path, names, sig, data["digests"])
         return list(zip(names, (bytes(d) for d in data["digests"])))
-    digests = _digests(folder, names, sig, data)
-    if path is not None:
-        arrays = {}
-        if any(n.endswith(".json") for n in names):
-            try:
-                arrays = _folder_arrays(read_openpose_folder(folder))
-            except Exception as exc:  # bad files: the stage reading them raises the reader's error
-                log.debug("%s not cached as keypoints (%s)", folder, exc)
-        _save(path, {"names": np.array(names, dtype=str), "sig": sig, "digests": digests, **arrays})
+    arrays = {}
+    try:
+        pf, digests = _parse(folder, names, sig, data)
+        arrays = _folder_arrays(pf)
+    except Exception as exc:  # not a pose folder, or bad files: the stage reading them raises the reader's error
+        log.debug("%s not cached as keypoints (%s)", folder, exc)
+        digests = _digests(folder, names, sig, data)
+    _save(path, {"names": np.array(names, dtype=str), "sig": sig, "digests": digests, **arrays})
     return list(zip(names, (bytes(d) for d in digests)))
