@@ -125,7 +125,7 @@ def _pose(rel: str, change: Callable[[dict], None]):
 
 def _first_value(raw: str):
     """JSON text with the first keypoint value replaced by ``raw`` (written as is)."""
-    return _sub(r'("pose_keypoints_2d": \[)[^,\]]+', r"\g<1>" + raw.replace("\\", "\\\\"))
+    return _sub(r'("pose_keypoints_2d":\s*\[)[^,\]]+', r"\g<1>" + raw.replace("\\", "\\\\"))
 
 
 def _keep_lines(rel: str, n: int):
