@@ -43,10 +43,11 @@ CACHE_DIR = "cache"
 
 
 def cache_file(folder: str | Path) -> Path | None:
-    """Where ``folder``'s cache lives, or None when ``folder`` is not in an OpenKin project."""
+    """Where ``folder``'s cache lives, or None when ``folder`` is not a camera's pose folder
+    (``<cam>_json``, as :func:`openkin.inputs.pose_folders` finds them) of an OpenKin project."""
     folder = Path(folder).absolute()
     root = folder.parent.parent
-    if not (root / "openkin").is_dir():
+    if "json" not in folder.name or not (root / "openkin").is_dir():
         return None
     return root / "openkin" / CACHE_DIR / folder.parent.name / f"{folder.name}.npz"
 
