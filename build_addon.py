@@ -43,7 +43,8 @@ DIST = ROOT / "dist"
 
 # Packages the engine needs at run time (their dependencies come along, numpy excepted).
 PACKAGES = ("opensim", "scipy", "opencv-python-headless", "onnxruntime", "tomli-w", "ezc3d", "tqdm",
-            "matplotlib")   # matplotlib: the report's plots are made in the child process too
+            "matplotlib",   # matplotlib: the report's plots are made in the child process too
+            "orjson")       # pose JSON reading/writing (cp313 wheels for linux-x64 and win-x64)
 NO_DEPS = ("rtmlib",)         # pure Python; its opencv/onnxruntime needs are met by the above
 SHIPPED_BY_BLENDER = ("numpy",)
 PYTHON = ("3.13", "cp313")

@@ -21,7 +21,8 @@ import numpy as np
 from .errors import OpenKinError
 from .formats.calibration import read_calibration
 from .geometry import Camera, Rig, finite_xy, undistort_points
-from .formats.openpose import PoseFolder, read_openpose_folder
+from .formats.openpose import PoseFolder
+from .keypoint_cache import read_folder
 from .progress import Progress, report
 from .project import match_camera_names
 from .skeletons import Skeleton, get_skeleton
@@ -119,10 +120,10 @@ def read_views(pose_dir: Path, calib_path: Path, frame_range=None, progress: Pro
 
 
 def _read_folder(folder: Path) -> PoseFolder:
-    """One camera folder, by the one fast reader :func:`openkin.formats.openpose.read_openpose_folder`
-    (its fast path cuts the pose lists out of the raw bytes; reading is most of the time of
-    association and triangulation)."""
-    return read_openpose_folder(folder)
+    """One camera folder, through its columnar cache (:func:`openkin.keypoint_cache.read_folder`:
+    parsed once by :func:`openkin.formats.openpose.read_openpose_folder`, then reused by every
+    later stage; reading is most of the time of association and triangulation)."""
+    return read_folder(folder)
 
 
 def _align(per_cam: list[PoseFolder], frames: np.ndarray, folders: list[Path]):

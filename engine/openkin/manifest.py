@@ -39,6 +39,7 @@ from pathlib import Path
 
 from .errors import OpenKinError
 from .fileio import atomic_write, sha256_file
+from .keypoint_cache import file_digests
 
 log = logging.getLogger(__name__)
 
@@ -89,13 +90,15 @@ def relpath(root: Path, path: Path) -> str:
 
 
 def folder_sha256(folder: Path) -> str:
-    """sha256 over the names and contents of the files of ``folder`` (not recursive), by name."""
+    """sha256 over the names and contents of the files of ``folder`` (not recursive), by name.
+
+    Each file's digest comes from :func:`openkin.keypoint_cache.file_digests`: a pose folder's
+    files are hashed once (when they change) and shared with the keypoint cache, which this
+    read also fills, so that the stage reading the folder next finds its keypoints parsed."""
     h = hashlib.sha256()
-    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
-        if entry.is_file():
-            h.update(entry.name.encode() + b"\0")
-            with open(entry.path, "rb") as f:
-                h.update(hashlib.sha256(f.read()).digest())
+    for name, digest in file_digests(folder):
+        h.update(name.encode() + b"\0")
+        h.update(digest)
     return h.hexdigest()
 
 

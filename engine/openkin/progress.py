@@ -40,7 +40,7 @@ def tqdm_progress(desc: str) -> tuple[Callable[[float, str], bool], Callable[[],
     """A CLI progress bar as a callback, and a function that closes it."""
     from tqdm import tqdm
 
-    bar = tqdm(total=1000, desc=desc, unit="‰", leave=False, bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}")
+    bar = tqdm(total=1000, desc=desc, unit="‰", leave=False, bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}")  # time left: long takes
 
     def cb(fraction: float, message: str = "") -> bool:
         bar.n = int(fraction * 1000)

@@ -125,7 +125,7 @@ def _pose(rel: str, change: Callable[[dict], None]):
 
 def _first_value(raw: str):
     """JSON text with the first keypoint value replaced by ``raw`` (written as is)."""
-    return _sub(r'("pose_keypoints_2d": \[)[^,\]]+', r"\g<1>" + raw.replace("\\", "\\\\"))
+    return _sub(r'("pose_keypoints_2d":\s*\[)[^,\]]+', r"\g<1>" + raw.replace("\\", "\\\\"))
 
 
 def _keep_lines(rel: str, n: int):
@@ -497,12 +497,13 @@ BOOKKEEPING = ("openkin/.lock", "openkin/manifest.json")
 
 def _tree(root: Path, under: tuple[str, ...]) -> dict[str, str]:
     """sha256 of every file below ``root/<under>`` by relative path, except the run's own
-    bookkeeping: the log, the project lock and the run manifest (which records the failure)."""
+    bookkeeping: the log, the project lock, the run manifest (which records the failure) and the
+    keypoint cache (openkin/cache/: a speed-up rebuilt whenever pose files change, never a result)."""
     out = {}
     for sub in under:
         for f in sorted((root / sub).rglob("*")):
             rel = f.relative_to(root).as_posix()
-            if f.is_file() and not rel.startswith("openkin/logs/") and rel not in BOOKKEEPING:
+            if f.is_file() and not rel.startswith(("openkin/logs/", "openkin/cache/")) and rel not in BOOKKEEPING:
                 out[rel] = hashlib.sha256(f.read_bytes()).hexdigest()
     return out
 

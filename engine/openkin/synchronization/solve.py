@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..progress import report
 from .correlation import correlation_pair
 from .epipolar import EPIPOLAR_TAU_PX as EPIPOLAR_TAU
 from .epipolar import ZERO_WINDOW_FRAMES, block_differences, fundamental_matrix, geometric_offset
@@ -28,7 +29,7 @@ def camera_pairs(n: int, partners: int = MAX_PARTNERS) -> list[tuple[int, int]]:
     return sorted({tuple(sorted((i, (i + k) % n))) for i in range(n) for k in range(1, partners + 1)})
 
 
-def pairwise_offsets(measure, n: int, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+def pairwise_offsets(measure, n: int, starts: np.ndarray, progress=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
     """Offsets of camera pairs (:func:`camera_pairs`). ``measure(i, j)`` -> (Peak | None,
     lags, curve) gives the offset of j's signal relative to i's; ``starts`` (N,): first
     frame of each signal in its camera's numbering.
@@ -39,7 +40,9 @@ def pairwise_offsets(measure, n: int, starts: np.ndarray) -> tuple[np.ndarray, n
     """
     d, r, prom = (np.full((n, n), np.nan) for _ in range(3))
     curves = {}
-    for i, j in camera_pairs(n):
+    pairs = camera_pairs(n)
+    for done, (i, j) in enumerate(pairs):
+        report(progress, done / len(pairs), f"measuring offsets: cameras {i + 1} and {j + 1}")
         peak, lags, curve = measure(i, j)
         curves[(i, j)] = (lags, curve)
         if peak is None:
@@ -254,7 +257,7 @@ def combine_pairs(d: np.ndarray, r: np.ndarray, prom: np.ndarray, motion: np.nda
 
 def synchronize(tracks: list[np.ndarray], starts, max_lag: int, reference: int, cameras: list | None = None,
                 heights: list[np.ndarray] | None = None, rate: float = 60.0,
-                people: list[np.ndarray] | None = None) -> SyncResult:
+                people: list[np.ndarray] | None = None, progress=None) -> SyncResult:
     """Offsets of N cameras from their cleaned tracks (:func:`prepare_tracks`).
 
     tracks: N arrays (F_c, K, 2) px whose first row is frame ``starts[c]`` of camera
@@ -286,7 +289,7 @@ def synchronize(tracks: list[np.ndarray], starts, max_lag: int, reference: int, 
         def measure(i, j):
             return correlation_pair(signals[i], signals[j], max_lag)
         method = "correlation"
-    d, r, prom, curves = pairwise_offsets(measure, n, starts)
+    d, r, prom, curves = pairwise_offsets(measure, n, starts, progress)  # progress: per camera pair (long takes)
     result = combine_pairs(d, r, prom, motion, reference, curves, method)
     if cameras is not None:
         result = prefer_synchronised(result, und, cameras, starts, rate)

@@ -15,7 +15,7 @@ from ..context import RunContext, run_alone
 from ..errors import OpenKinError
 from ..fileio import atomic_write
 from ..inputs import camera_name, match_cameras, pose_folders, read_offsets, skeleton_of
-from ..progress import report
+from ..progress import report, scaled
 from .signals import MIN_SPEED_PX, image_height, motion_level, prepare_people, prepare_tracks
 from .solve import SyncResult, synchronize
 
@@ -264,7 +264,7 @@ def run(ctx: RunContext) -> None:
         if cameras and max(kp.shape[1] for kp, _ in per_cam) > 1:  # several people: match them per frame
             people = [prepare_people(kp[a:b], ids, cfg.likelihood_threshold_synchronization)
                       for (kp, _), (a, b) in zip(per_cam, windows)]
-        result = synchronize(tracks, starts, max_lag, reference, cameras, heights, rate, people)
+        result = synchronize(tracks, starts, max_lag, reference, cameras, heights, rate, people, scaled(progress, 0.45, 0.9))
     _warn(names, result)
     table = write_outputs(paths, folders, names, result, rate, progress)
     for folder in folders:

@@ -1,0 +1,198 @@
+"""Columnar cache of each camera folder's 2D keypoints: ``PROJECT/openkin/cache/<dir>/<cam>_json.npz``.
+
+Reading thousands of small pose JSON files is most of the time of association and
+triangulation (600 frames × 4 cameras: ~0.1 s of ~0.3 s), and the run manifest reads them
+all again to hash them. A camera folder is therefore read once: its keypoints
+(:class:`openkin.formats.openpose.PoseFolder`) and each file's sha256 go into one ``.npz``,
+which every later stage and the manifest's folder hash reuse.
+
+Validity: the cache stores each file's name and ``(inode, size, mtime_ns)``; a ``scandir``
+of the folder (~2 µs per file) tells whether anything changed. Our writers replace files
+(temporary + rename: a new inode), so a rewrite is seen even within one clock tick; a
+file edited in place keeping its size within the same mtime tick is the one change it
+cannot see. On any change the folder is read again; the file digests of unchanged entries
+are kept (a file is hashed once), so the manifest's hash costs one read per changed file.
+
+Only folders of an OpenKin project (``PROJECT/<dir>/<cam>_json`` with ``PROJECT/openkin/``)
+are cached; anything else is read directly. A cache that cannot be written (read-only
+project) or read (truncated, older version) is ignored with a debug log line: the cache
+never changes a result, only the time to get it. Bad pose files raise the reader's errors
+every time (a folder that does not parse has no keypoints in its cache).
+
+Arrays stored: ``names (N,)`` file names, ``sig (N, 3)`` int64, ``digests (N, 32)`` uint8,
+and, when the folder parsed, ``keypoints (F,P,K,3)``, ``frames (F,)``, ``ids (F,P)``,
+``frame_names (F,)``, ``listed (F,)``.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .formats.openpose import PoseFolder, read_openpose_folder
+from .progress import Progress, report
+
+log = logging.getLogger(__name__)
+
+VERSION = 1
+CACHE_DIR = "cache"
+
+
+def cache_file(folder: str | Path) -> Path | None:
+    """Where ``folder``'s cache lives, or None when ``folder`` is not a camera's pose folder
+    (``<cam>_json``, as :func:`openkin.inputs.pose_folders` finds them) of an OpenKin project."""
+    folder = Path(folder).absolute()
+    root = folder.parent.parent
+    if "json" not in folder.name or not (root / "openkin").is_dir():
+        return None
+    return root / "openkin" / CACHE_DIR / folder.parent.name / f"{folder.name}.npz"
+
+
+def _signature(folder: Path) -> tuple[list[str], np.ndarray]:
+    """Regular files of ``folder`` sorted by name → (names, ``sig (N, 3)`` inode, size, mtime_ns)."""
+    rows = []
+    for e in os.scandir(folder):
+        if e.is_file(follow_symlinks=True):
+            st = e.stat()
+            rows.append((e.name, st.st_ino, st.st_size, st.st_mtime_ns))
+    rows.sort()
+    sig = np.array([r[1:] for r in rows], dtype=np.int64).reshape(-1, 3)
+    return [r[0] for r in rows], sig
+
+
+# In-process memory of the last folders' signatures and digests, so that hashing a folder just
+# read (the run manifest records each input) needs no reload of its cache file.
+_RECENT: dict[str, tuple[list[str], np.ndarray, np.ndarray]] = {}
+_RECENT_MAX = 64
+
+
+def _remember(path: Path, names: list[str], sig: np.ndarray, digests: np.ndarray) -> None:
+    _RECENT.pop(str(path), None)
+    _RECENT[str(path)] = (names, sig, digests)
+    while len(_RECENT) > _RECENT_MAX:
+        _RECENT.pop(next(iter(_RECENT)))
+
+
+def _load(path: Path | None, keypoints: bool = True) -> dict | None:
+    """The cache file's arrays (``keypoints=False``: only names, sig and digests), or None."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if int(z["version"]) != VERSION:
+                return None
+            wanted = z.files if keypoints else [k for k in ("names", "sig", "digests") if k in z.files]
+            return {k: z[k] for k in wanted}
+    except Exception as exc:  # a truncated or foreign file: the cache is only a speed-up
+        log.debug("ignoring unreadable keypoint cache %s (%s)", path, exc)
+        return None
+
+
+def _save(path: Path, data: dict) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.savez(fh, version=VERSION, **data)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        _remember(path, data["names"].tolist(), data["sig"], data["digests"])
+    except OSError as exc:
+        log.debug("keypoint cache not written %s (%s)", path, exc)
+
+
+def _same(data: dict | None, names: list[str], sig: np.ndarray) -> bool:
+    return (data is not None and data["sig"].shape == sig.shape and np.array_equal(data["sig"], sig)
+            and data["names"].tolist() == names)
+
+
+def _digests(folder: Path, names: list[str], sig: np.ndarray, old: dict | None,
+             fresh: dict | None = None) -> np.ndarray:
+    """``(N, 32)`` sha256 of each file: ``fresh`` ones (hashed while parsing), those unchanged
+    since ``old``, else read and hashed now."""
+    known = {}
+    if old is not None and "digests" in old:
+        known = {(n, tuple(s)): d for n, s, d in zip(old["names"].tolist(), old["sig"].tolist(), old["digests"])}
+    fresh = fresh or {}
+    out = np.zeros((len(names), 32), dtype=np.uint8)
+    base = str(folder)
+    for i, (name, s) in enumerate(zip(names, sig.tolist())):
+        d = fresh.get(name)
+        if d is None:
+            d = known.get((name, tuple(s)))
+        if d is None:
+            with open(os.path.join(base, name), "rb") as fh:
+                d = hashlib.sha256(fh.read()).digest()
+        out[i] = np.frombuffer(d, dtype=np.uint8) if isinstance(d, bytes) else d
+    return out
+
+
+def _folder_arrays(pf: PoseFolder) -> dict:
+    return {"keypoints": pf.keypoints, "frames": pf.frames, "ids": pf.ids,
+            "frame_names": np.array(pf.names, dtype=str), "listed": pf.listed}
+
+
+def _pose_folder(data: dict) -> PoseFolder:
+    return PoseFolder(data["keypoints"], data["frames"].astype(int), data["ids"].astype(int),
+                      data["frame_names"].tolist(), data["listed"].astype(int))
+
+
+def _parse(folder: Path, names: list[str], sig: np.ndarray, old: dict | None,
+           progress: Progress | None = None) -> tuple[PoseFolder, np.ndarray]:
+    """Read ``folder`` (raises the reader's errors) → its :class:`PoseFolder` and file digests."""
+    fresh: dict = {}
+    pf = read_openpose_folder(folder, progress=progress, digests=fresh)
+    return pf, _digests(folder, names, sig, old, fresh)
+
+
+def read_folder(folder: str | Path, progress: Progress | None = None) -> PoseFolder:
+    """:func:`openkin.formats.openpose.read_openpose_folder` of ``folder`` through its cache (see
+    the module doc): the cached arrays when no file changed, else the folder read again (and
+    the cache rewritten). Raises the reader's :class:`~openkin.errors.OpenKinError` for bad files."""
+    folder = Path(folder)
+    path = cache_file(folder)
+    if path is None or not folder.is_dir():
+        return read_openpose_folder(folder, progress=progress)
+    names, sig = _signature(folder)
+    data = _load(path)
+    if _same(data, names, sig) and "keypoints" in data:
+        _remember(path, names, sig, data["digests"])
+        report(progress, 1.0, f"read {len(data['frames'])} frames (cached)")
+        return _pose_folder(data)
+    pf, digests = _parse(folder, names, sig, data, progress)
+    _save(path, {"names": np.array(names, dtype=str), "sig": sig, "digests": digests, **_folder_arrays(pf)})
+    return pf
+
+
+def file_digests(folder: str | Path) -> list[tuple[str, bytes]]:
+    """``[(file name, sha256 digest)]`` of every regular file of ``folder``, sorted by name: from
+    the cache for files unchanged since it was written, else by reading them. A cacheable pose
+    folder is also parsed (in the same read) so that the next stage reading it finds its keypoints."""
+    folder = Path(folder)
+    path = cache_file(folder)
+    names, sig = _signature(folder)
+    if path is None:
+        return list(zip(names, (bytes(d) for d in _digests(folder, names, sig, None))))
+    recent = _RECENT.get(str(path))
+    if recent is not None and recent[0] == names and np.array_equal(recent[1], sig):
+        return list(zip(names, (bytes(d) for d in recent[2])))
+    data = _load(path, keypoints=False)
+    if _same(data, names, sig):
+        _remember(path, names, sig, data["digests"])
+        return list(zip(names, (bytes(d) for d in data["digests"])))
+    arrays = {}
+    try:
+        pf, digests = _parse(folder, names, sig, data)
+        arrays = _folder_arrays(pf)
+    except Exception as exc:  # not a pose folder, or bad files: the stage reading them raises the reader's error
+        log.debug("%s not cached as keypoints (%s)", folder, exc)
+        digests = _digests(folder, names, sig, data)
+    _save(path, {"names": np.array(names, dtype=str), "sig": sig, "digests": digests, **arrays})
+    return list(zip(names, (bytes(d) for d in digests)))
