@@ -1,0 +1,59 @@
+"""Bone-map presets: JSON files the user edits, saved in Blender's user config
+(``<config>/openkin/retarget_presets/<name>.json``) or anywhere (e.g. next to the .blend)."""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from openkin.errors import OpenKinError
+
+from .bonemap import BoneMap
+
+log = logging.getLogger(__name__)
+
+
+def preset_dir() -> Path:
+    """Blender's user config folder for OpenKin's bone-map presets."""
+    import bpy
+
+    return Path(bpy.utils.user_resource("CONFIG", path="openkin/retarget_presets", create=True))
+
+
+def _path(path_or_name: str | Path | None, bone_map: BoneMap | None = None) -> Path:
+    if path_or_name is None:
+        return preset_dir() / f"{(bone_map.armature if bone_map else '') or 'bone_map'}.json"
+    p = Path(path_or_name)
+    if p.suffix.lower() != ".json" and p.parent == Path("."):
+        return preset_dir() / f"{p.name}.json"
+    return p
+
+
+def save_preset(bone_map: BoneMap, path: str | Path | None = None) -> Path:
+    """Write ``bone_map`` as JSON ({"armature", "convention", "bones": {humanoid: target}}) →
+    the file written (default: the user config folder, named after the armature)."""
+    out = _path(path, bone_map)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(bone_map.to_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    tmp.replace(out)
+    log.info("bone-map preset written: %s", out)
+    return out
+
+
+def load_preset(path_or_name: str | Path) -> BoneMap:
+    """Read a preset written by :func:`save_preset` (or by hand): a path, or a preset's name in
+    the user config folder."""
+    path = _path(path_or_name)
+    if not path.is_file():
+        raise OpenKinError("bone-map preset not found", path=path,
+                           fix=f"save one with save_preset, or give the path of a .json preset (folder {preset_dir()})")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise OpenKinError(f"bone-map preset is not valid JSON ({exc})", path=path,
+                           fix='write {"bones": {"<humanoid bone>": "<target bone>", ...}}') from exc
+    if not isinstance(data, dict) or not isinstance(data.get("bones"), dict):
+        raise OpenKinError("bone-map preset has no \"bones\" table", path=path,
+                           fix='write {"bones": {"<humanoid bone>": "<target bone>", ...}}')
+    return BoneMap.from_dict(data)
