@@ -17,7 +17,7 @@ import numpy as np
 from openkin.errors import OpenKinError
 
 from .bonemap import BoneMap
-from .core import auto_bone_map, sample_source, solve_take, source_map, world_rest
+from .core import auto_bone_map, sample_source, solve_take, source_map, sub_skeleton, world_rest
 from .presets import load_preset, save_preset
 from .targets import build_mixamo, build_rigify
 
@@ -28,13 +28,14 @@ _LAST: dict = {}
 
 
 def retarget(context, source_obj, target="rigify", *, bone_map: BoneMap | None = None, lock_feet: bool = True,
-             root_at_origin: bool = False, deform: bool = False):
+             root_at_origin: bool = False, deform: bool = False, hips_scale: str = "legs"):
     """Retarget ``source_obj``'s action (OpenKin's humanoid bones, or any humanoid the automatic
     map reads) onto ``target``: ``"rigify"`` / ``"mixamo"`` (built first) or an armature object.
 
     Rotations are transferred with per-bone rest-offset compensation (world bone directions
     follow the source's, whatever the rest pose: T or A), the hips path is scaled by the height
-    ratio, the feet are put on the floor and, with ``lock_feet``, held still during contacts by
+    ratio (``hips_scale="legs"``, the default: by the leg-length ratio, so strides fit the legs and
+    the feet do not slide; ``"height"``: by the height ratio), the feet are put on the floor and, with ``lock_feet``, held still during contacts by
     analytic two-bone leg IK. The result is one new action named ``<source action>_<target>``
     of keys only (no constraints left). ``root_at_origin`` starts the path at the world origin;
     ``deform`` (Rigify) also keys the DEF bones and removes their constraints.
@@ -57,11 +58,13 @@ def retarget(context, source_obj, target="rigify", *, bone_map: BoneMap | None =
     bone_map.require(list(obj.data.bones.keys()))
     names, parents, rest = world_rest(obj)
     skel_tails = _world_tails(obj)
-    from .core import rest_skeleton
-
-    height = rest_skeleton(obj).height() if not rigify else _rigify_height(obj)
+    if rigify:  # the ORG skeleton alone, its spine chained as the humanoid's (Rigify chains it via tweaks)
+        names, parents, sel = sub_skeleton(names, parents, [n for n in names if n.startswith("ORG-")],
+                                           _logical_parents(bone_map.bones))
+        rest, skel_tails = rest[sel], skel_tails[sel]
+    height = _height(skel_tails, rest)
     result = solve_take(take, names, parents, rest, skel_tails, bone_map.bones, height,
-                        lock_feet=lock_feet, root_at_origin=root_at_origin)
+                        lock_feet=lock_feet, root_at_origin=root_at_origin, hips_scale=hips_scale)
     action_name = f"{take.action}_{obj.name}"
     if rigify:
         action = bake.bake_rigify(context, obj, result, take.frames, action_name, deform)
@@ -101,11 +104,22 @@ def _world_tails(obj) -> np.ndarray:
     return (np.c_[tails, np.ones(len(tails))] @ mw.T)[:, :3]
 
 
-def _rigify_height(obj) -> float:
-    """A Rigify rig's body height: floor to the top of the head (ORG bones; no widgets)."""
-    from .core import rest_skeleton
+def _height(tails: np.ndarray, rest: np.ndarray) -> float:
+    """A skeleton's standing height: lowest to highest bone head or tail (rest pose, world)."""
+    z = np.r_[tails[:, 2], rest[:, 2, 3]]
+    return float(np.ptp(z))
 
-    skel = rest_skeleton(obj)
-    keep = [i for i, n in enumerate(skel.names) if n.startswith("ORG-")]
-    pts = np.vstack([skel.heads[keep], skel.tails[keep]])
-    return float(np.ptp(pts[:, 2]))
+
+def _logical_parents(bones: dict[str, str]) -> dict[str, str]:
+    """Target bone → the target bone of its humanoid parent (for rigs whose deform chain is not
+    parented bone to bone)."""
+    from openkin.character.humanoid import PARENT
+
+    out = {}
+    for h, b in bones.items():
+        p = PARENT.get(h)
+        while p is not None and p not in bones:
+            p = PARENT.get(p)
+        if p is not None:
+            out[b] = bones[p]
+    return out

@@ -58,6 +58,7 @@ class Result:
     shift: np.ndarray
     floor: float
     contacts: dict
+    path_scale: float = 1.0
 
 
 # ---------------------------------------------------------------- reading Blender data
@@ -192,7 +193,7 @@ def _directions(h: str, heads: dict, tails: dict, mapped: set) -> np.ndarray:
 
 def solve_take(take: Take, names: list[str], parents: np.ndarray, rest: np.ndarray, tails: np.ndarray,
                bones: dict[str, str], height: float, *, lock_feet: bool = True,
-               root_at_origin: bool = False) -> Result:
+               root_at_origin: bool = False, hips_scale: str = "legs") -> Result:
     """World pose (F, B, 4, 4) of a target skeleton (``names``, ``parents`` (B,), world ``rest``
     (B, 4, 4), world bone ``tails`` (B, 3), ``height`` m) driven by ``take`` through ``bones``
     (humanoid → target name)."""
@@ -213,11 +214,16 @@ def solve_take(take: Take, names: list[str], parents: np.ndarray, rest: np.ndarr
     given[t_idx] = True
 
     scale = height / take.height
+    legs = _leg_length(rest[:, :3, 3], pos, bones) / _leg_length(
+        {h: take.rest[h][:3, 3] for h in take.rest}, None, None)
+    if hips_scale not in ("legs", "height"):
+        raise OpenKinError(f"unknown hips_scale '{hips_scale}'", fix="use 'legs' or 'height'")
+    path_scale = legs if hips_scale == "legs" else scale
     hips_path = take.world["hips"][:, :3, 3]
     origin = np.array([hips_path[0, 0], hips_path[0, 1], 0.0])
     shift = np.zeros(3) if root_at_origin else origin
     root = pos[bones["hips"]]
-    root_pos = shift + scale * (hips_path - origin)
+    root_pos = shift + path_scale * (hips_path - origin)
     pose = solve.forward(parents, rest, rot, given, root, root_pos)
 
     t_low = np.min([_target_low(pose, rest, tails, pos, bones, s) for s in "LR"], axis=0)
@@ -238,7 +244,18 @@ def solve_take(take: Take, names: list[str], parents: np.ndarray, rest: np.ndarr
             rot[on, sh] = d_sh @ pose[on, sh, :3, :3]
             given[[th, sh]] = True
         pose = solve.forward(parents, rest, rot, given, root, root_pos)
-    return Result(pose, list(names), scale, origin, shift, floor, take.contacts)
+    return Result(pose, list(names), scale, origin, shift, floor, take.contacts, path_scale)
+
+
+def _leg_length(heads, pos: dict | None, bones: dict | None) -> float:
+    """Mean hip → knee → ankle length of both legs (rest); ``heads`` (B, 3) with ``pos``/``bones``
+    to find the bones, or a {humanoid: head} dict."""
+    def head(h):
+        return heads[pos[bones[h]]] if pos is not None else heads[h]
+
+    total = [np.linalg.norm(head(f"shin.{s}") - head(f"thigh.{s}")) + np.linalg.norm(head(f"foot.{s}") - head(f"shin.{s}"))
+             for s in "LR"]
+    return float(np.mean(total))
 
 
 def _target_low(pose: np.ndarray, rest: np.ndarray, tails: np.ndarray, pos: dict, bones: dict, side: str) -> np.ndarray:
@@ -260,3 +277,36 @@ def to_armature(matrix_world: np.ndarray, pose: np.ndarray) -> np.ndarray:
     out[..., :3, :3] = Rn.T @ pose[..., :3, :3]
     out[..., :3, 3] = ((pose[..., :3, 3] - matrix_world[:3, 3]) @ Rn) / k
     return out
+
+
+def sub_skeleton(names: list[str], parents: np.ndarray, keep: list[str], logical: dict[str, str]
+                 ) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The bones ``keep`` as a skeleton of their own: each bone's parent is ``logical[name]`` if
+    given, else its nearest kept ancestor (-1 if none); ordered parents first →
+    (names, parents, index into the full skeleton)."""
+    pos = {n: i for i, n in enumerate(names)}
+    kept = set(keep)
+    parent_of = {}
+    for n in keep:
+        p = logical.get(n)
+        if p is None:
+            i = int(parents[pos[n]])
+            while i >= 0 and names[i] not in kept:
+                i = int(parents[i])
+            p = names[i] if i >= 0 else None
+        parent_of[n] = p
+    order, placed = [], set()
+
+    def place(n):
+        if n in placed:
+            return
+        if parent_of[n] is not None:
+            place(parent_of[n])
+        placed.add(n)
+        order.append(n)
+
+    for n in keep:
+        place(n)
+    index = {n: i for i, n in enumerate(order)}
+    sub_parents = np.array([index[parent_of[n]] if parent_of[n] else -1 for n in order])
+    return order, sub_parents, np.array([pos[n] for n in order])

@@ -148,24 +148,25 @@ def detect_contacts(ankle: np.ndarray, low: np.ndarray, fps: float, *, speed: fl
     return out
 
 
-def lock_goals(ankle: np.ndarray, contact: np.ndarray, blend: int = 4) -> tuple[np.ndarray, np.ndarray]:
+def lock_goals(ankle: np.ndarray, contact: np.ndarray, blend: int = 6) -> tuple[np.ndarray, np.ndarray]:
     """Ankle goals that hold each contact's horizontal position: ``ankle`` (F, 3), ``contact`` (F,)
     → (goals (F, 3), weight (F,) in [0, 1]). Inside a contact the goal is the contact's mean
-    (x, y) at the ankle's own height; ``blend`` frames on each side ease in and out."""
+    (x, y) at the ankle's own height; over ``blend`` frames before and after, the offset the lock
+    makes at the contact's edge fades out (the free foot keeps its own motion)."""
     goals, weight = ankle.copy(), np.zeros(len(ankle))
     F = len(ankle)
+    ramp = 1.0 - np.arange(1, blend + 1) / (blend + 1)          # (blend,) 1 → 0 away from the edge
     for a, b in runs(contact):
         xy = ankle[a:b, :2].mean(axis=0)
-        lo, hi = max(0, a - blend), min(F, b + blend)
-        w = np.ones(hi - lo)
-        ramp = (np.arange(1, blend + 1) / (blend + 1))
-        w[:a - lo] = ramp[blend - (a - lo):]
-        if hi - b:
-            w[-(hi - b):] = ramp[::-1][:hi - b]
-        keep = w > weight[lo:hi]
-        seg = goals[lo:hi]
-        seg[keep, :2] = (1 - w[keep, None]) * ankle[lo:hi][keep, :2] + w[keep, None] * xy
-        weight[lo:hi] = np.maximum(weight[lo:hi], w)
+        goals[a:b, :2] = xy
+        weight[a:b] = 1.0
+        for edge, frames in ((a, np.arange(a - 1, a - blend - 1, -1)), (b - 1, np.arange(b, b + blend))):
+            ok = (frames >= 0) & (frames < F)
+            fr, w = frames[ok], ramp[ok]
+            free = weight[fr] < w
+            fr, w = fr[free], w[free]
+            goals[fr, :2] = ankle[fr, :2] + w[:, None] * (xy - ankle[edge, :2])
+            weight[fr] = w
     return goals, weight
 
 
