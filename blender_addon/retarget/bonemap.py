@@ -135,7 +135,7 @@ def _map_by_names(skel: RestSkeleton, rigify: bool) -> dict[str, int]:
         found.setdefault(key, []).append(i)
     bones = {}
     for key, idx in found.items():
-        if key == "spine":
+        if key == "spine_chain":
             continue  # spread over the spine chain by topology
         # deform bones first, then the one nearest the root
         bones[key] = min(idx, key=lambda i: (not skel.deform[i], skel.depth(i)))

@@ -3,17 +3,18 @@
 A name is split into a side (``L``/``R``/None) and a lower-case alphanumeric key with the
 usual prefixes removed (``mixamorig:``, ``DEF-``, ``ORG-``, ``Bip01``, ``CC_Base_``), e.g.
 ``mixamorig:LeftForeArm`` → ("L", "forearm"), ``upperarm_l`` → ("L", "upperarm"),
-``DEF-thigh.R`` → ("R", "thigh"). Spine bones get the role ``spine`` with an order; the bone
+``DEF-thigh.R`` → ("R", "thigh"). Spine bones get the role ``spine_chain``; the bone
 map then distributes them over ``spine``, ``spine.001``, ``spine.002``.
 """
 from __future__ import annotations
 
 import re
 
-# key → humanoid base name (without side); "spine" keys are ordered by topology later.
+# key → humanoid base name (without side); "spine_chain" bones are spread over the humanoid's
+# spine, spine.001, spine.002 by topology (the bone map).
 ROLE_KEYS: dict[str, tuple[str, ...]] = {
     "hips": ("hips", "hip", "pelvis", "root_hips"),
-    "spine": ("spine", "spine1", "spine2", "spine3", "spine4", "spine5", "spine01", "spine02",
+    "spine_chain": ("spine", "spine1", "spine2", "spine3", "spine4", "spine5", "spine01", "spine02",
               "spine03", "spine04", "spine05", "spine001", "spine002", "spine003", "spine004",
               "spine005", "chest", "upperchest", "chest1", "abdomen", "abdomen2", "torso", "waist",
               "lowerback", "upperback", "ribcage"),
