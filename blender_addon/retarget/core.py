@@ -232,19 +232,36 @@ def solve_take(take: Take, names: list[str], parents: np.ndarray, rest: np.ndarr
     root_pos = root_pos + [0.0, 0.0, floor]
     pose = solve.forward(parents, rest, rot, given, root, root_pos)
     if lock_feet:
-        for side in "LR":
-            legs = [bones.get(f"{b}.{side}") for b in ("thigh", "shin", "foot")]
-            if None in legs or not take.contacts.get(side, np.zeros(0)).any():
-                continue
-            th, sh, ft = (pos[b] for b in legs)
-            goals, weight = solve.lock_goals(pose[:, ft, :3, 3], take.contacts[side])
-            on = weight > 0
-            d_th, d_sh, _ = solve.two_bone_ik(pose[on, th, :3, 3], pose[on, sh, :3, 3], pose[on, ft, :3, 3], goals[on])
-            rot[on, th] = d_th @ pose[on, th, :3, :3]
-            rot[on, sh] = d_sh @ pose[on, sh, :3, :3]
-            given[[th, sh]] = True
-        pose = solve.forward(parents, rest, rot, given, root, root_pos)
+        legs = _locked_legs(pose, pos, bones, take.contacts)
+        if legs:
+            # the hips carry the contact feet's mean correction (the legs keep the source's
+            # directions); two-bone IK takes up what is left (double support)
+            corr = sum(w[:, None] * (g - pose[:, ft, :3, 3]) for (_, _, ft), g, w in legs.values())
+            total = np.maximum(sum(w for _, _, w in legs.values()), 1.0)
+            root_pos = root_pos + np.c_[(corr / total[:, None])[:, :2], np.zeros(F)]
+            pose = solve.forward(parents, rest, rot, given, root, root_pos)
+            for (th, sh, ft), goals, weight in legs.values():
+                on = weight > 0
+                d_th, d_sh, _ = solve.two_bone_ik(pose[on, th, :3, 3], pose[on, sh, :3, 3], pose[on, ft, :3, 3],
+                                                  goals[on])
+                rot[on, th] = d_th @ pose[on, th, :3, :3]
+                rot[on, sh] = d_sh @ pose[on, sh, :3, :3]
+                given[[th, sh]] = True
+            pose = solve.forward(parents, rest, rot, given, root, root_pos)
     return Result(pose, list(names), scale, origin, shift, floor, take.contacts, path_scale)
+
+
+def _locked_legs(pose: np.ndarray, pos: dict, bones: dict, contacts: dict) -> dict:
+    """Per foot with contacts: ((thigh, shin, foot) indices, ankle goals (F, 3), weights (F,))."""
+    out = {}
+    for side in "LR":
+        legs = [bones.get(f"{b}.{side}") for b in ("thigh", "shin", "foot")]
+        if None in legs or not contacts.get(side, np.zeros(0)).any():
+            continue
+        th, sh, ft = (pos[b] for b in legs)
+        goals, weight = solve.lock_goals(pose[:, ft, :3, 3], contacts[side])
+        out[side] = ((th, sh, ft), goals, weight)
+    return out
 
 
 def _leg_length(heads, pos: dict | None, bones: dict | None) -> float:

@@ -152,7 +152,7 @@ def test_rigify_controls_and_deform_bones(ctx):
     keyed = {p.split('"')[1] for p, _ in _fcurve_paths(rig)}
     assert set(RIGIFY_CONTROLS) <= keyed
     assert not any(c.name == TEMP for pb in rig.pose.bones for c in pb.constraints)
-    assert [o.name for o in bpy.data.objects if o.type == "ARMATURE"] == [src.name, rig.name]
+    assert sorted(o.name for o in bpy.data.objects if o.type == "ARMATURE") == sorted([src.name, rig.name])
 
     rig2 = retarget(ctx, src, rig, deform=True)  # the same rig again, now baked down to DEF
     assert rig2 is rig
