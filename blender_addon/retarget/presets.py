@@ -20,19 +20,46 @@ def preset_dir() -> Path:
     return Path(bpy.utils.user_resource("CONFIG", path="openkin/retarget_presets", create=True))
 
 
-def _path(path_or_name: str | Path | None, bone_map: BoneMap | None = None) -> Path:
+def blend_dir() -> Path | None:
+    """The folder of the open .blend (None while it is unsaved)."""
+    import bpy
+
+    return Path(bpy.path.abspath("//")) if bpy.data.filepath else None
+
+
+def _path(path_or_name: str | Path | None, bone_map: BoneMap | None = None, *, beside_blend: bool = False) -> Path:
+    """A preset path: a given path as it is; a bare name → ``<name>.json`` next to the .blend
+    when one exists there (or ``beside_blend``), else in the user config folder."""
     if path_or_name is None:
-        return preset_dir() / f"{(bone_map.armature if bone_map else '') or 'bone_map'}.json"
+        path_or_name = (bone_map.armature if bone_map else "") or "bone_map"
     p = Path(path_or_name)
-    if p.suffix.lower() != ".json" and p.parent == Path("."):
-        return preset_dir() / f"{p.name}.json"
-    return p
+    if p.suffix.lower() == ".json" or p.parent != Path("."):
+        return p
+    here = blend_dir()
+    if here is not None and (beside_blend or (here / f"{p.name}.json").is_file()):
+        return here / f"{p.name}.json"
+    return preset_dir() / f"{p.name}.json"
 
 
-def save_preset(bone_map: BoneMap, path: str | Path | None = None) -> Path:
+def list_presets() -> list[Path]:
+    """Presets next to the .blend, then in the user config folder."""
+    here = blend_dir()
+    found = sorted(here.glob("*.json")) if here else []
+    return [p for p in found if _is_preset(p)] + sorted(preset_dir().glob("*.json"))
+
+
+def _is_preset(path: Path) -> bool:
+    try:
+        return isinstance(json.loads(path.read_text(encoding="utf-8")).get("bones"), dict)
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def save_preset(bone_map: BoneMap, path: str | Path | None = None, *, beside_blend: bool = False) -> Path:
     """Write ``bone_map`` as JSON ({"armature", "convention", "bones": {humanoid: target}}) →
-    the file written (default: the user config folder, named after the armature)."""
-    out = _path(path, bone_map)
+    the file written. ``path``: a file, or a name (default: the armature's) saved in the user
+    config folder, or next to the saved .blend with ``beside_blend``."""
+    out = _path(path, bone_map, beside_blend=beside_blend)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(bone_map.to_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
@@ -42,8 +69,8 @@ def save_preset(bone_map: BoneMap, path: str | Path | None = None) -> Path:
 
 
 def load_preset(path_or_name: str | Path) -> BoneMap:
-    """Read a preset written by :func:`save_preset` (or by hand): a path, or a preset's name in
-    the user config folder."""
+    """Read a preset written by :func:`save_preset` (or by hand): a path, or a preset's name
+    (next to the .blend first, then in the user config folder)."""
     path = _path(path_or_name)
     if not path.is_file():
         raise OpenKinError("bone-map preset not found", path=path,

@@ -80,6 +80,14 @@ def forward(parents: np.ndarray, rest: np.ndarray, rot: np.ndarray, given: np.nd
     return out
 
 
+def _inverse(M: np.ndarray) -> np.ndarray:
+    """Rigid inverse when the rotations are orthonormal (pose matrices), else the general one."""
+    R = M[..., :3, :3]
+    if np.allclose(np.swapaxes(R, -1, -2) @ R, np.eye(3), atol=1e-6):
+        return rigid_inverse(M)
+    return np.linalg.inv(M)
+
+
 def local_basis(parents: np.ndarray, rest: np.ndarray, pose: np.ndarray) -> np.ndarray:
     """``pose_bone.matrix_basis`` (F, B, 4, 4) from pose matrices (F, B, 4, 4) in armature space
     and rest matrices (B, 4, 4): basis = (P_rest^-1 R_rest)^-1 P^-1 M (full inheritance)."""
@@ -89,18 +97,42 @@ def local_basis(parents: np.ndarray, rest: np.ndarray, pose: np.ndarray) -> np.n
             out[:, b] = np.linalg.inv(rest[b]) @ pose[:, b]
         else:
             rel = np.linalg.inv(rest[p]) @ rest[b]
-            out[:, b] = np.linalg.inv(rel) @ np.linalg.inv(pose[:, p]) @ pose[:, b]
+            out[:, b] = np.linalg.inv(rel) @ (_inverse(pose[:, p]) @ pose[:, b])
     return out
 
 
 def quaternions(R: np.ndarray) -> np.ndarray:
-    """(F, 3, 3) → (F, 4) w-first unit quaternions, sign-continuous along F (no 360° flips)."""
-    from scipy.spatial.transform import Rotation
-
-    q = Rotation.from_matrix(orthonormal(R)).as_quat()[:, [3, 0, 1, 2]]
+    """(F, 3, 3) rotations → (F, 4) w-first unit quaternions, sign-continuous along F (no 360°
+    flips). Shepperd's method, vectorised (the largest of w, x, y, z picks the stable branch)."""
+    R = orthonormal(R)
+    m00, m11, m22 = R[:, 0, 0], R[:, 1, 1], R[:, 2, 2]
+    tr = m00 + m11 + m22
+    cand = np.stack([tr, m00, m11, m22], axis=1)
+    k = np.argmax(cand, axis=1)
+    q = np.empty((len(R), 4))
+    d = lambda i, j: R[:, i, j]  # noqa: E731
+    # each branch: (w, x, y, z) * 4 * (the chosen component)
+    branch = [np.stack([1 + tr, d(2, 1) - d(1, 2), d(0, 2) - d(2, 0), d(1, 0) - d(0, 1)], 1),
+              np.stack([d(2, 1) - d(1, 2), 1 + m00 - m11 - m22, d(0, 1) + d(1, 0), d(0, 2) + d(2, 0)], 1),
+              np.stack([d(0, 2) - d(2, 0), d(0, 1) + d(1, 0), 1 - m00 + m11 - m22, d(1, 2) + d(2, 1)], 1),
+              np.stack([d(1, 0) - d(0, 1), d(0, 2) + d(2, 0), d(1, 2) + d(2, 1), 1 - m00 - m11 + m22], 1)]
+    for i in range(4):
+        sel = k == i
+        q[sel] = branch[i][sel]
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
     flip = np.einsum("fi,fi->f", q[1:], q[:-1]) < 0
     sign = np.r_[1.0, np.where(np.logical_xor.accumulate(flip), -1.0, 1.0)]
     return q * sign[:, None]
+
+
+def rigid_inverse(M: np.ndarray) -> np.ndarray:
+    """(…, 4, 4) rigid (rotation + translation) matrices → their inverses."""
+    out = np.zeros_like(M)
+    Rt = np.swapaxes(M[..., :3, :3], -1, -2)
+    out[..., :3, :3] = Rt
+    out[..., :3, 3] = -np.einsum("...ij,...j->...i", Rt, M[..., :3, 3])
+    out[..., 3, 3] = 1.0
+    return out
 
 
 def two_bone_ik(hip: np.ndarray, knee: np.ndarray, ankle: np.ndarray, goal: np.ndarray

@@ -234,3 +234,17 @@ def test_lock_goals_hold_each_contact_and_fade():
     assert (weight[15:20] > 0).all() and (weight[40:45] > 0).all() and weight[46] == 0 and weight[14] == 0
     np.testing.assert_array_equal(goals[50:], ankle[50:])
     assert slide_per_contact(ankle, contact)[0] == pytest.approx(0.19)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(*[st.floats(-1, 1)] * 4).filter(lambda q: np.linalg.norm(q) > 0.1), min_size=2, max_size=20))
+def test_quaternions_match_scipy_and_stay_continuous(quats):
+    from scipy.spatial.transform import Rotation
+
+    from blender_addon.retarget.solve import quaternions
+
+    rots = Rotation.from_quat(np.array(quats))  # x, y, z, w
+    q = quaternions(rots.as_matrix())
+    ref = rots.as_quat()[:, [3, 0, 1, 2]]
+    np.testing.assert_allclose(np.abs(np.einsum("fi,fi->f", q, ref)), 1.0, atol=1e-9)  # same rotation
+    assert (np.einsum("fi,fi->f", q[1:], q[:-1]) >= 0).all()  # no sign flips between frames

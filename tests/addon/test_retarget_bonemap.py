@@ -173,3 +173,18 @@ def test_preset_round_trip_edit_and_reload(ctx, tmp_path, monkeypatch):
         load_preset(side)
     with pytest.raises(OpenKinError, match="not found"):
         load_preset(tmp_path / "missing.json")
+
+
+def test_preset_beside_the_blend_wins_by_name(ctx, tmp_path, monkeypatch):
+    from blender_addon.retarget import auto_bone_map, build_mixamo, load_preset, presets, save_preset
+
+    monkeypatch.setattr(presets, "preset_dir", lambda: tmp_path / "config")
+    bm = auto_bone_map(build_mixamo(ctx))
+    save_preset(bm)  # user config
+    (tmp_path / "shot").mkdir()
+    bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "shot" / "shot.blend"))
+    bm.bones["toe.L"] = "mixamorig:LeftToe_End"
+    beside = save_preset(bm, beside_blend=True)
+    assert beside == tmp_path / "shot" / "mixamo.json"
+    assert load_preset("mixamo").bones["toe.L"] == "mixamorig:LeftToe_End"
+    assert presets.list_presets() == [beside, tmp_path / "config" / "mixamo.json"]
