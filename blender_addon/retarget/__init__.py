@@ -17,11 +17,12 @@ import numpy as np
 from openkin.errors import OpenKinError
 
 from .bonemap import BoneMap
-from .core import auto_bone_map, sample_source, solve_take, source_map, sub_skeleton, world_rest
+from .core import (auto_bone_map, bone_map_of, sample_source, solve_take, source_map, store_bone_map, sub_skeleton,
+                   world_rest)
 from .presets import load_preset, save_preset
 from .targets import build_mixamo, build_rigify
 
-__all__ = ["retarget", "auto_bone_map", "BoneMap", "save_preset", "load_preset", "build_mixamo",
+__all__ = ["retarget", "auto_bone_map", "bone_map_of", "store_bone_map", "BoneMap", "save_preset", "load_preset", "build_mixamo",
            "build_rigify", "last_result"]
 log = logging.getLogger(__name__)
 _LAST: dict = {}
@@ -38,7 +39,8 @@ def retarget(context, source_obj, target="rigify", *, bone_map: BoneMap | None =
     the feet do not slide; ``"height"``: by the height ratio), the feet are put on the floor and, with ``lock_feet``, held still during contacts by
     analytic two-bone leg IK. The result is one new action named ``<source action>_<target>``
     of keys only (no constraints left). ``root_at_origin`` starts the path at the world origin;
-    ``deform`` (Rigify) also keys the DEF bones and removes their constraints.
+    ``deform`` (Rigify) also keys the DEF bones and removes their constraints. Without
+    ``bone_map``, the map stored on the target (:func:`store_bone_map`) or the automatic one.
     Returns the target armature object.
     """
     from . import bake
@@ -53,7 +55,7 @@ def retarget(context, source_obj, target="rigify", *, bone_map: BoneMap | None =
     rigify = bake.is_rigify_rig(obj)
     if rigify and bone_map is None:
         bone_map = BoneMap({h: o for h, o in bake.RIGIFY_ORG.items() if o in obj.data.bones}, [], obj.name, "rigify")
-    bone_map = (bone_map or auto_bone_map(obj))
+    bone_map = bone_map or bone_map_of(obj)
     bone_map.armature = bone_map.armature or obj.name
     bone_map.require(list(obj.data.bones.keys()))
     names, parents, rest = world_rest(obj)

@@ -13,6 +13,7 @@ from .core import Result, to_armature, world_rest
 
 log = logging.getLogger(__name__)
 TEMP = "OpenKin retarget"
+DEFORM_BAKED = "openkin_deform_baked"
 
 # Rigify control → the ORG bone it moves with (FK controls; the torso carries the hips' motion)
 RIGIFY_ORG = {"hips": "ORG-spine", "spine": "ORG-spine.001", "spine.001": "ORG-spine.002",
@@ -76,6 +77,12 @@ def bake_rigify(context, rig, result: Result, frames: np.ndarray, action_name: s
     ``deform``, also key the DEF bones and remove their constraints."""
     import bpy
 
+    from openkin.errors import OpenKinError
+
+    if rig.get(DEFORM_BAKED):
+        raise OpenKinError(f"the DEF bones of Rigify rig '{rig.name}' were already baked (their constraints "
+                           "removed), so its controls no longer move them",
+                           fix="retarget onto a freshly generated Rigify rig (target='rigify')")
     names, _, rest = world_rest(rig)
     pos = {n: i for i, n in enumerate(names)}
     org = {n: i for i, n in enumerate(result.order)}
@@ -107,6 +114,7 @@ def bake_rigify(context, rig, result: Result, frames: np.ndarray, action_name: s
     action = write_keys(rig, action_name, frames, recorded, controls, controls, controls)
     if deform:
         _bake_deform(context, rig, frames, action)
+        rig[DEFORM_BAKED] = True
     return action
 
 

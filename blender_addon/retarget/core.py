@@ -100,6 +100,24 @@ def auto_bone_map(target_obj) -> BoneMap:
     return auto_map(rest_skeleton(target_obj), target_obj.name)
 
 
+STORED = "openkin_bone_map"
+
+
+def store_bone_map(obj, bone_map: BoneMap) -> None:
+    """Keep ``bone_map`` on the armature (custom property ``openkin_bone_map``: humanoid → bone),
+    where the bone-map panel edits it and :func:`bone_map_of` finds it again."""
+    obj[STORED] = dict(bone_map.bones)
+
+
+def bone_map_of(obj) -> BoneMap:
+    """The armature's stored bone map (edited by the user), else the automatic one."""
+    if STORED in obj.keys():
+        bm = BoneMap.from_dict({"bones": {k: str(v) for k, v in obj[STORED].items()}})
+        bm.armature, bm.convention = obj.name, "stored"
+        return bm
+    return auto_bone_map(obj)
+
+
 def source_map(source_obj) -> dict[str, str]:
     """Humanoid bone → source bone: OpenKin's names as they are, else the automatic map."""
     names = set(source_obj.data.bones.keys())

@@ -55,11 +55,28 @@ def transfer_rotations(src_R: np.ndarray, src_rest_R: np.ndarray, src_dir: np.nd
     return src_R @ offset[None]
 
 
+def hierarchy_order(parents: np.ndarray) -> list[int]:
+    """Bone indices with every parent before its children (bones may be stored in any order)."""
+    order, done = [], np.zeros(len(parents), bool)
+
+    def visit(b):
+        if done[b]:
+            return
+        if parents[b] >= 0:
+            visit(int(parents[b]))
+        done[b] = True
+        order.append(b)
+
+    for b in range(len(parents)):
+        visit(b)
+    return order
+
+
 def forward(parents: np.ndarray, rest: np.ndarray, rot: np.ndarray, given: np.ndarray,
             root: int, root_pos: np.ndarray) -> np.ndarray:
     """Pose matrices of every bone from the mapped bones' rotations.
 
-    ``parents``: (B,) indices (-1: none, parents before children); ``rest``: (B, 4, 4) rest
+    ``parents``: (B,) indices (-1: none); ``rest``: (B, 4, 4) rest
     matrices; ``rot``: (F, B, 3, 3) world rotations, used where ``given`` (B,) is True (other
     bones keep their rest rotation relative to their parent); ``root``: the bone that takes
     ``root_pos`` (F, 3) as its head (the hips) → (F, B, 4, 4).
@@ -67,7 +84,7 @@ def forward(parents: np.ndarray, rest: np.ndarray, rot: np.ndarray, given: np.nd
     F, B = rot.shape[0], len(parents)
     out = np.zeros((F, B, 4, 4))
     out[..., 3, 3] = 1.0
-    for b in range(B):
+    for b in hierarchy_order(parents):
         p = parents[b]
         if p < 0:
             rel = rest[b]

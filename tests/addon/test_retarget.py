@@ -143,6 +143,7 @@ def test_rigify_controls_and_deform_bones(ctx):
     from blender_addon.retarget import retarget
     from blender_addon.retarget.bake import RIGIFY_CONTROLS, TEMP
     from blender_addon.retarget.metrics import RIGIFY_DEF
+    from openkin.errors import OpenKinError
 
     src = _walk(ctx)
     rig = retarget(ctx, src, "rigify")
@@ -163,6 +164,8 @@ def test_rigify_controls_and_deform_bones(ctx):
     keyed = {p.split('"')[1] for p, _ in _fcurve_paths(rig)}
     assert {pb.name for pb in deform} <= keyed
     assert rig.animation_data.action.name.startswith("walk_take_rig")
+    with pytest.raises(OpenKinError, match="already baked"):
+        retarget(ctx, src, rig)
 
 
 def test_no_action_is_a_clear_error(ctx):

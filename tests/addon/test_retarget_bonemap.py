@@ -188,3 +188,23 @@ def test_preset_beside_the_blend_wins_by_name(ctx, tmp_path, monkeypatch):
     assert beside == tmp_path / "shot" / "mixamo.json"
     assert load_preset("mixamo").bones["toe.L"] == "mixamorig:LeftToe_End"
     assert presets.list_presets() == [beside, tmp_path / "config" / "mixamo.json"]
+
+
+def test_stored_bone_map_is_used_for_retarget(ctx):
+    """A map the user edited on the armature is the one retarget uses (here: toes left out)."""
+    from blender_addon.retarget import auto_bone_map, bone_map_of, build_mixamo, last_result, retarget, store_bone_map
+    from blender_addon.retarget.walk import build_walk_source
+
+    src = build_walk_source(ctx, 30)
+    target = build_mixamo(ctx)
+    bm = auto_bone_map(target)
+    del bm.bones["toe.L"]
+    store_bone_map(target, bm)
+    assert bone_map_of(target).bones == bm.bones
+    retarget(ctx, src, target)
+    assert "toe.L" not in last_result()["bone_map"].bones
+    from bpy_extras.anim_utils import action_get_channelbag_for_slot
+
+    ad = target.animation_data
+    keyed = {fc.data_path.split('"')[1] for fc in action_get_channelbag_for_slot(ad.action, ad.action_slot).fcurves}
+    assert "mixamorig:LeftToeBase" not in keyed and "mixamorig:RightToeBase" in keyed
