@@ -32,15 +32,23 @@ _JOINTS = {
 }
 
 
-def humanoid_rows() -> list[tuple[str, str | None, tuple, tuple]]:
-    """(name, parent, head, tail) of every humanoid bone."""
+ARM = ("upper_arm", "forearm", "hand")
+
+
+def humanoid_rows(rest: str = "T") -> list[tuple[str, str | None, tuple, tuple]]:
+    """(name, parent, head, tail) of every humanoid bone; ``rest="A"`` lowers the arms 45°
+    (a rigid turn of upper arm, forearm and hand about the shoulder joint)."""
     rows = []
     for name, parent in BONES:
         src = name.replace(".R", ".L")
-        h, t = _JOINTS[src]
+        h, t = (np.array(p, float) for p in _JOINTS[src])
+        if rest == "A" and src.split(".")[0] in ARM:
+            pivot = np.array(_JOINTS["upper_arm.L"][0], float)
+            turn = _ry(np.radians(45.0))
+            h, t = pivot + turn @ (h - pivot), pivot + turn @ (t - pivot)
         if name.endswith(".R"):
-            h, t = (-h[0], h[1], h[2]), (-t[0], t[1], t[2])
-        rows.append((name, parent, h, t))
+            h, t = h * [-1, 1, 1], t * [-1, 1, 1]
+        rows.append((name, parent, tuple(h), tuple(t)))
     return rows
 
 
@@ -93,9 +101,12 @@ def gait_deltas(n_frames: int, fps: float, stride_hz: float = 0.9) -> dict[str, 
 
 
 def build_walk_source(context, n_frames: int = 240, fps: float = 60.0, start=(1.2, 0.5), name: str = "walk_source",
-                      action_name: str = "walk_take"):
+                      action_name: str = "walk_take", rest_pose: str = "T"):
     """An armature of OpenKin's humanoid bones walking along −Y from ``start`` (x, y) for
-    ``n_frames`` frames at ``fps`` (rotation keys on every bone, location keys on the hips)."""
+    ``n_frames`` frames at ``fps`` (rotation keys on every bone, location keys on the hips).
+    ``rest_pose="A"``: the same motion (same world pose on every frame) on an A-pose rest."""
+    import bpy
+
     from ..scene.anim import channelbag_for, new_action, write_channels
 
     rows = humanoid_rows()
@@ -104,6 +115,11 @@ def build_walk_source(context, n_frames: int = 240, fps: float = 60.0, start=(1.
     index = {n: i for i, n in enumerate(names)}
     parents = np.array([index[p] if p else -1 for _, p, _, _ in rows])
     rest = np.array([np.array(b.matrix_local) for b in obj.data.bones]).reshape(-1, 4, 4)
+    if rest_pose != "T":  # the motion is made on the T rest, then keyed on the A one
+        data = obj.data
+        bpy.data.objects.remove(obj)
+        bpy.data.armatures.remove(data)
+        obj = build_armature(context, name, humanoid_rows(rest_pose))
     deltas = gait_deltas(n_frames, fps)
     total = np.tile(np.eye(3), (n_frames, len(names), 1, 1))
     for b, p in enumerate(parents):
@@ -116,7 +132,8 @@ def build_walk_source(context, n_frames: int = 240, fps: float = 60.0, start=(1.
     pose = solve.forward(parents, rest, rot, given, hips, np.zeros((n_frames, 3)))
     path = _hips_path(pose, index, fps) + [start[0], start[1], 0.0]
     pose = solve.forward(parents, rest, rot, given, hips, path)
-    basis = solve.local_basis(parents, rest, pose)
+    key_rest = np.array([np.array(b.matrix_local) for b in obj.data.bones]).reshape(-1, 4, 4)
+    basis = solve.local_basis(parents, key_rest, pose)
     action = new_action(action_name)
     bag = channelbag_for(action, obj)
     frames = np.arange(1, n_frames + 1)

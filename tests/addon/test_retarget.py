@@ -98,6 +98,25 @@ def test_ue_a_pose_fbx_style_character(ctx):
     assert abs(low_t - low_s) < 0.02, (low_t, low_s)
 
 
+def test_a_pose_source_gives_the_same_character_motion(ctx):
+    """The same walk keyed on a T-pose and on an A-pose source armature (the world pose is the
+    same on every frame): the retargeted character moves the same, to 0.1 mm."""
+    from blender_addon.retarget import metrics, retarget
+
+    t_src = _walk(ctx, name="walk_T")
+    a_src = _walk(ctx, name="walk_A", rest_pose="A")
+    frames = np.arange(1, FRAMES + 1, 7)
+    arm = {h: h for h in ("upper_arm.L", "forearm.L", "hand.L", "hand.R")}
+    np.testing.assert_allclose(np.stack(list(metrics.joint_tracks(ctx, t_src, arm, frames).values())),
+                               np.stack(list(metrics.joint_tracks(ctx, a_src, arm, frames).values())), atol=1e-5)
+    assert a_src.data.bones["upper_arm.L"].tail_local.z < 1.3  # arms down at rest
+    t_obj = retarget(ctx, t_src, build_fbx_style(ctx, ue_rows(), "from_T"))
+    a_obj = retarget(ctx, a_src, build_fbx_style(ctx, ue_rows(), "from_A"))
+    bones = {b: b for b in ("pelvis", "hand_l", "lowerarm_r", "head", "foot_l", "ball_r")}
+    np.testing.assert_allclose(np.stack(list(metrics.joint_tracks(ctx, t_obj, bones, frames).values())),
+                               np.stack(list(metrics.joint_tracks(ctx, a_obj, bones, frames).values())), atol=1e-4)
+
+
 def test_without_foot_lock_the_feet_slide(ctx):
     """The lock is what holds the feet: with proportions this different and the hips path scaled
     by the height ratio, the unlocked feet slide more than 5 mm per contact."""
