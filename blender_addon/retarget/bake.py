@@ -141,20 +141,50 @@ def _driver_armature(context, rig, controls: list[str]):
 
 def _record(context, rig, frames: np.ndarray, bones: list[str]) -> np.ndarray:
     """Visual keying: the local (basis) matrices (F, B, 4, 4) of ``bones`` that reproduce their
-    evaluated poses on each frame (Blender's convert_space, all inheritance modes)."""
-    from mathutils import Matrix
-
+    evaluated poses on each frame. All pose matrices are read at once per frame and converted in
+    numpy (full inheritance); checked on the first frame against Blender's convert_space (all
+    inheritance modes), which is used for every frame when they differ."""
     scene = context.scene
     keep = scene.frame_current
-    out = np.empty((len(frames), len(bones), 4, 4))
-    pbs = [rig.pose.bones[b] for b in bones]
+    pbones = rig.pose.bones
+    names = [pb.name for pb in pbones]
+    index = {n: i for i, n in enumerate(names)}
+    parents = np.array([index[pb.parent.name] if pb.parent else -1 for pb in pbones])
+    local = np.array([np.array(b.matrix_local) for b in rig.data.bones]).reshape(-1, 4, 4)
+    sel = [index[b] for b in bones]
+    buf = np.empty(len(pbones) * 16, np.float32)
+    pose = np.empty((len(frames), len(pbones), 4, 4))
     for f_i, f in enumerate(frames):
         scene.frame_set(int(f))
-        for b_i, pb in enumerate(pbs):
-            m = rig.convert_space(pose_bone=pb, matrix=Matrix(pb.matrix), from_space="POSE", to_space="LOCAL")
-            out[f_i, b_i] = np.array(m)
+        pbones.foreach_get("matrix", buf)
+        pose[f_i] = buf.reshape(-1, 4, 4).transpose(0, 2, 1)
+        if f_i == 0:
+            exact = _convert(rig, bones)
     scene.frame_set(keep)
+    out = np.empty((len(frames), len(bones), 4, 4))
+    for b_i, b in enumerate(sel):
+        p = parents[b]
+        rel = local[b] if p < 0 else np.linalg.inv(local[p]) @ local[b]
+        par = np.eye(4) if p < 0 else np.linalg.inv(pose[:, p])
+        out[:, b_i] = np.linalg.inv(rel) @ par @ pose[:, b]
+    if np.abs(out[0] - exact).max() > 1e-4:
+        log.info("Rigify controls with special inheritance: visual keys through convert_space")
+        out = np.stack([_convert_at(context, rig, bones, f) for f in frames])
+        scene.frame_set(keep)
     return out
+
+
+def _convert(rig, bones: list[str]) -> np.ndarray:
+    """(B, 4, 4) basis matrices of ``bones`` reproducing their current evaluated poses."""
+    from mathutils import Matrix
+
+    return np.array([np.array(rig.convert_space(pose_bone=rig.pose.bones[b], matrix=Matrix(rig.pose.bones[b].matrix),
+                                                from_space="POSE", to_space="LOCAL")) for b in bones])
+
+
+def _convert_at(context, rig, bones: list[str], frame) -> np.ndarray:
+    context.scene.frame_set(int(frame))
+    return _convert(rig, bones)
 
 
 def _bake_deform(context, rig, frames: np.ndarray, action) -> None:
