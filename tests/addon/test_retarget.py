@@ -159,7 +159,7 @@ def test_contacts_from_the_source_curves_and_root_at_origin(ctx):
 def test_rigify_controls_and_deform_bones(ctx):
     """A Rigify rig generated from the human metarig: FK controls keyed (FK switched on), then
     the DEF bones keyed with their constraints removed; measured on the DEF bones."""
-    from blender_addon.retarget import retarget
+    from blender_addon.retarget import auto_bone_map, retarget
     from blender_addon.retarget.bake import RIGIFY_CONTROLS, TEMP
     from blender_addon.retarget.metrics import RIGIFY_DEF
     from openkin.errors import OpenKinError
@@ -169,6 +169,10 @@ def test_rigify_controls_and_deform_bones(ctx):
     _, m = _measure(ctx, src, rig, RIGIFY_DEF)  # DEF bones still driven by the controls
     _check_fidelity(m)
     assert rig.pose.bones["thigh_parent.L"]["IK_FK"] == 1.0
+    auto = auto_bone_map(rig)  # names on a generated rig: the DEF bones (deform first), Rigify's numbering
+    assert {h: auto.bones[h] for h in ("hips", "spine", "head", "upper_arm.L", "shin.R")} == {
+        "hips": "DEF-spine", "spine": "DEF-spine.001", "head": "DEF-spine.006", "upper_arm.L": "DEF-upper_arm.L",
+        "shin.R": "DEF-shin.R"}
     keyed = {p.split('"')[1] for p, _ in _fcurve_paths(rig)}
     assert set(RIGIFY_CONTROLS) <= keyed
     assert not any(c.name == TEMP for pb in rig.pose.bones for c in pb.constraints)

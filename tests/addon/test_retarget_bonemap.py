@@ -208,3 +208,18 @@ def test_stored_bone_map_is_used_for_retarget(ctx):
     ad = target.animation_data
     keyed = {fc.data_path.split('"')[1] for fc in action_get_channelbag_for_slot(ad.action, ad.action_slot).fcurves}
     assert "mixamorig:LeftToeBase" not in keyed and "mixamorig:RightToeBase" in keyed
+
+
+def test_retarget_onto_a_non_humanoid_says_what_to_map(ctx):
+    from blender_addon.retarget import retarget
+    from blender_addon.retarget.targets import build_armature
+    from blender_addon.retarget.walk import build_walk_source
+    from openkin.errors import OpenKinError
+
+    src = build_walk_source(ctx, 20)
+    tail = build_armature(ctx, "tail", [("Base", None, (0, 0, 0), (0, 0, 0.5)), ("Tip", "Base", (0, 0, 0.5), (0, 0, 1))])
+    with pytest.raises(OpenKinError) as err:
+        retarget(ctx, src, tail)
+    assert "'tail' is not humanoid enough" in str(err.value) and "upper_arm.L" in str(err.value)
+    assert err.value.fix and "preset" in err.value.fix
+    assert tail.animation_data is None  # nothing written
