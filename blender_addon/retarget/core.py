@@ -148,20 +148,14 @@ def sample_source(context, source_obj, bones: dict[str, str]) -> Take:
     start, end = (int(round(v)) for v in action.frame_range)
     frames = np.arange(start, end + 1)
     pbones = source_obj.pose.bones
-    order = [pbones[bones[h]] for h in bones]
-    index = [list(pbones).index(pb) for pb in order]
-    buf = np.empty(len(pbones) * 16, np.float32)
-    out = np.empty((len(frames), len(order), 4, 4))
+    all_names = [pb.name for pb in pbones]
+    index = [all_names.index(bones[h]) for h in bones]
     scene = context.scene
-    keep = scene.frame_current
     mw = np.array(source_obj.matrix_world)
-    for f_i, f in enumerate(frames):
-        scene.frame_set(int(f))
-        pbones.foreach_get("matrix", buf)
-        out[f_i] = buf.reshape(-1, 4, 4).transpose(0, 2, 1)[index]
-        mw = np.array(source_obj.matrix_world) if f_i == 0 else mw
-    scene.frame_set(keep)
-    world = mw @ out
+    pose = _pose_from_action(source_obj, frames)
+    if pose is None or not _agrees(context, source_obj, frames, pose):
+        pose = _pose_by_frames(context, source_obj, frames)
+    world = mw @ pose[:, index]
     world[..., :3, :3] = solve.orthonormal(world[..., :3, :3])
     names, _, rest = world_rest(source_obj)
     pos = {n: i for i, n in enumerate(names)}
@@ -173,6 +167,96 @@ def sample_source(context, source_obj, bones: dict[str, str]) -> Take:
                 action.name)
     take.contacts = _contacts(source_obj, take)
     return take
+
+
+def _pose_by_frames(context, obj, frames: np.ndarray) -> np.ndarray:
+    """(F, B, 4, 4) pose matrices as Blender evaluates them, frame by frame (constraints,
+    drivers, NLA: everything; the whole scene is evaluated on each frame)."""
+    scene = context.scene
+    keep = scene.frame_current
+    pbones = obj.pose.bones
+    buf = np.empty(len(pbones) * 16, np.float32)
+    out = np.empty((len(frames), len(pbones), 4, 4))
+    for f_i, f in enumerate(frames):
+        scene.frame_set(int(f))
+        pbones.foreach_get("matrix", buf)
+        out[f_i] = buf.reshape(-1, 4, 4).transpose(0, 2, 1)
+    scene.frame_set(keep)
+    return out
+
+
+def _pose_from_action(obj, frames: np.ndarray) -> np.ndarray | None:
+    """(F, B, 4, 4) pose matrices from the armature's action alone (its fcurves evaluated, forward
+    kinematics in numpy): fast, and exact for a keyed armature without constraints, drivers or NLA;
+    None when the armature has any of those (then Blender evaluates it frame by frame)."""
+    ad = obj.animation_data
+    if ad is None or ad.drivers or len(ad.nla_tracks) or any(pb.constraints for pb in obj.pose.bones) \
+            or any(not b.use_inherit_rotation or b.inherit_scale != "FULL" for b in obj.data.bones):
+        return None
+    bones = list(obj.data.bones)
+    names = [b.name for b in bones]
+    index = {n: i for i, n in enumerate(names)}
+    parents = np.array([index[b.parent.name] if b.parent else -1 for b in bones])
+    rest = np.array([np.array(b.matrix_local) for b in bones]).reshape(-1, 4, 4)
+    basis = np.tile(np.eye(4), (len(frames), len(bones), 1, 1))
+    for b, pb in enumerate(obj.pose.bones):
+        if pb.rotation_mode not in ("QUATERNION", "XYZ", "XZY", "YXZ", "YZX", "ZXY", "ZYX"):
+            return None
+        basis[:, b] = _basis_of(obj, pb, frames)
+    pose = np.empty_like(basis)
+    for b in solve.hierarchy_order(parents):
+        p = parents[b]
+        pose[:, b] = (rest[b] if p < 0 else pose[:, p] @ (np.linalg.inv(rest[p]) @ rest[b])) @ basis[:, b]
+    return pose
+
+
+def _channel(obj, path: str, frames: np.ndarray, default: list[float]) -> np.ndarray:
+    """(F, C) values of the fcurves ``path`` (one per index) on ``frames``; ``default`` where none."""
+    out = np.tile(np.asarray(default, float), (len(frames), 1))
+    for i in range(len(default)):
+        fc = _fcurve_index(obj, path, i)
+        if fc is not None:
+            out[:, i] = [fc.evaluate(float(f)) for f in frames]
+    return out
+
+
+def _fcurve_index(obj, data_path: str, index: int):
+    from bpy_extras.anim_utils import action_get_channelbag_for_slot
+
+    ad = obj.animation_data
+    bag = action_get_channelbag_for_slot(ad.action, ad.action_slot) if ad and ad.action else None
+    return bag.fcurves.find(data_path, index=index) if bag else None
+
+
+def _basis_of(obj, pb, frames: np.ndarray) -> np.ndarray:
+    """(F, 4, 4) ``matrix_basis`` of one pose bone from its fcurves (unkeyed channels keep the
+    current values)."""
+    from scipy.spatial.transform import Rotation
+
+    path = f'pose.bones["{pb.name}"]'
+    loc = _channel(obj, f"{path}.location", frames, list(pb.location))
+    scale = _channel(obj, f"{path}.scale", frames, list(pb.scale))
+    if pb.rotation_mode == "QUATERNION":
+        q = _channel(obj, f"{path}.rotation_quaternion", frames, list(pb.rotation_quaternion))
+        R = Rotation.from_quat(q[:, [1, 2, 3, 0]]).as_matrix()
+    else:
+        e = _channel(obj, f"{path}.rotation_euler", frames, list(pb.rotation_euler))
+        order = pb.rotation_mode
+        R = Rotation.from_euler(order.lower(), e[:, [("XYZ".index(a)) for a in order]]).as_matrix()
+    m = np.tile(np.eye(4), (len(frames), 1, 1))
+    m[:, :3, :3] = R * scale[:, None, :]
+    m[:, :3, 3] = loc
+    return m
+
+
+def _agrees(context, obj, frames: np.ndarray, pose: np.ndarray, tol: float = 1e-4) -> bool:
+    """Blender's own evaluation on three frames matches ``pose`` (F, B, 4, 4)."""
+    pick = np.unique(np.r_[0, len(frames) // 2, len(frames) - 1])
+    ref = _pose_by_frames(context, obj, frames[pick])
+    ok = bool(np.abs(ref - pose[pick]).max() < tol)
+    if not ok:
+        log.info("the source's action alone does not give its pose (constraints?): sampling frame by frame")
+    return ok
 
 
 def _contacts(source_obj, take: Take) -> dict:

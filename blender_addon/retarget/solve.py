@@ -82,19 +82,17 @@ def forward(parents: np.ndarray, rest: np.ndarray, rot: np.ndarray, given: np.nd
     ``root_pos`` (F, 3) as its head (the hips) → (F, B, 4, 4).
     """
     F, B = rot.shape[0], len(parents)
-    out = np.zeros((F, B, 4, 4))
+    out = np.zeros((B, F, 4, 4))  # bone-major while chaining: each bone's frames contiguous
     out[..., 3, 3] = 1.0
     for b in hierarchy_order(parents):
         p = parents[b]
         if p < 0:
-            rel = rest[b]
             base = np.broadcast_to(rest[b], (F, 4, 4))
         else:
-            rel = np.linalg.inv(rest[p]) @ rest[b]
-            base = out[:, p] @ rel
-        out[:, b, :3, :3] = rot[:, b] if given[b] else base[:, :3, :3]
-        out[:, b, :3, 3] = root_pos if b == root else base[:, :3, 3]
-    return out
+            base = out[p] @ (np.linalg.inv(rest[p]) @ rest[b])
+        out[b, :, :3, :3] = rot[:, b] if given[b] else base[:, :3, :3]
+        out[b, :, :3, 3] = root_pos if b == root else base[:, :3, 3]
+    return np.moveaxis(out, 0, 1)  # (F, B, 4, 4) view
 
 
 def _inverse(M: np.ndarray) -> np.ndarray:
