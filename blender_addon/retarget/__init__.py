@@ -34,10 +34,10 @@ def retarget(context, source_obj, target="rigify", *, bone_map: BoneMap | None =
     map reads) onto ``target``: ``"rigify"`` / ``"mixamo"`` (built first) or an armature object.
 
     Rotations are transferred with per-bone rest-offset compensation (world bone directions
-    follow the source's, whatever the rest pose: T or A), the hips path is scaled by the height
-    ratio (``hips_scale="legs"``, the default: by the leg-length ratio, so strides fit the legs and
-    the feet do not slide; ``"height"``: by the height ratio), the feet are put on the floor and, with ``lock_feet``, held still during contacts by
-    analytic two-bone leg IK. The result is one new action named ``<source action>_<target>``
+    follow the source's, whatever the rest pose: T or A), the hips path is scaled (``hips_scale``:
+    ``"legs"``, the default, by the leg-length ratio so strides fit the legs; ``"height"`` by the
+    height ratio), the feet are put on the floor and, with ``lock_feet``, held still during
+    contacts (the hips take the contact feet's mean correction, analytic two-bone leg IK the rest). The result is one new action named ``<source action>_<target>``
     of keys only (no constraints left). ``root_at_origin`` starts the path at the world origin;
     ``deform`` (Rigify) also keys the DEF bones and removes their constraints. Without
     ``bone_map``, the map stored on the target (:func:`store_bone_map`) or the automatic one.
