@@ -212,7 +212,7 @@ def _bake_deform(context, rig, frames: np.ndarray, action) -> None:
             pb.constraints.remove(con)
         pb.bone.inherit_scale = "FULL"
         pb.bone.use_inherit_rotation = True
-    basis = solve.local_basis(parents, local, pose)
+    basis = solve.local_basis(parents, local, pose, only=[index[n] for n in deform])
     bag = action_get_channelbag_for_slot(action, rig.animation_data.action_slot)
     for name in deform:
         m = basis[:, index[name]]

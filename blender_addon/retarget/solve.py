@@ -103,11 +103,13 @@ def _inverse(M: np.ndarray) -> np.ndarray:
     return np.linalg.inv(M)
 
 
-def local_basis(parents: np.ndarray, rest: np.ndarray, pose: np.ndarray) -> np.ndarray:
+def local_basis(parents: np.ndarray, rest: np.ndarray, pose: np.ndarray, only=None) -> np.ndarray:
     """``pose_bone.matrix_basis`` (F, B, 4, 4) from pose matrices (F, B, 4, 4) in armature space
-    and rest matrices (B, 4, 4): basis = (P_rest^-1 R_rest)^-1 P^-1 M (full inheritance)."""
+    and rest matrices (B, 4, 4): basis = (P_rest^-1 R_rest)^-1 P^-1 M (full inheritance).
+    ``only``: bone indices to compute (the others are left undefined)."""
     out = np.empty_like(pose)
-    for b, p in enumerate(parents):
+    for b in (range(len(parents)) if only is None else only):
+        p = parents[b]
         if p < 0:
             out[:, b] = np.linalg.inv(rest[b]) @ pose[:, b]
         else:
