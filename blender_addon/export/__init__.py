@@ -14,7 +14,7 @@ from pathlib import Path
 from openkin.errors import OpenKinError
 from openkin.progress import scaled
 
-from .bake import Take, take_of
+from .bake import Take, names_free, take_of
 from .formats import FORMATS, PRESETS, export_abc, export_bvh, export_fbx, export_gltf, export_usd
 
 log = logging.getLogger(__name__)
@@ -43,15 +43,19 @@ def export_take(context, take: Take, path: Path, fmt: str | None = None, preset:
     path.parent.mkdir(parents=True, exist_ok=True)
     log.info("export: %s (%s, frames %d-%d at %.3g fps, %d bones) -> %s", take.name, fmt, take.start, take.end,
              take.fps, len(take.bones or take.armature.data.bones), path)
-    if fmt == "fbx":
-        return export_fbx(context, take, path, preset, progress)
-    if fmt == "bvh":
-        return export_bvh(context, take, path, progress)
-    if fmt in ("glb", "gltf"):
-        return export_gltf(context, take, path, progress)
-    if fmt == "usd":
-        return export_usd(context, take, path, progress)
-    return export_abc(context, take, path, progress)
+    if fmt in ("usd", "abc") and any(c in b for b in (take.bones or take.armature.data.bones.keys()) for c in ".:"):
+        log.warning("export: %s names cannot hold '.' or ':': Blender writes bone names such as %r with '_'",
+                    fmt.upper(), next(b for b in (take.bones or take.armature.data.bones.keys()) if "." in b or ":" in b))
+    with names_free(take):
+        if fmt == "fbx":
+            return export_fbx(context, take, path, preset, progress)
+        if fmt == "bvh":
+            return export_bvh(context, take, path, progress)
+        if fmt in ("glb", "gltf"):
+            return export_gltf(context, take, path, progress)
+        if fmt == "usd":
+            return export_usd(context, take, path, progress)
+        return export_abc(context, take, path, progress)
 
 
 def per_person_path(path: Path, person: str) -> Path:

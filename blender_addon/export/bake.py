@@ -35,6 +35,10 @@ class Take:
     fps: float
     name: str
     bones: list[str] | None = None   # bones to keep (default: deform bones, or all when none deform)
+    object_name: str = ""            # the exported armature's name (default: the source's)
+
+    def __post_init__(self):
+        self.object_name = self.object_name or self.armature.name
 
     @property
     def frames(self) -> np.ndarray:
@@ -122,6 +126,19 @@ def rest_world(take: Take) -> np.ndarray:
 
 
 @contextmanager
+def names_free(take: Take):
+    """Rename the source armature (object and data) aside while the baked copy is made, so
+    the copy gets the plain names (no ``.001``) in the file."""
+    obj, data = take.armature, take.armature.data
+    old = obj.name, data.name
+    obj.name, data.name = old[0] + "~export", old[1] + "~export"
+    try:
+        yield
+    finally:
+        obj.name, data.name = old
+
+
+@contextmanager
 def temporary_scene(name: str, fps: float):
     """A new scene (removed afterwards with everything made in it) at ``fps``."""
     scene = bpy.data.scenes.new(name)
@@ -153,8 +170,8 @@ def build_baked(context, scene, take: Take, world: np.ndarray, space: Matrix | N
     lengths = np.array([src.data.bones[n].length for n in names]) * np.linalg.norm(rest[:, :3, 1], axis=1)
     rest = _rigid(rest)
     pose = _rigid(s[None, None] @ world)
-    data = bpy.data.armatures.new(name or take.armature.name)
-    obj = bpy.data.objects.new(name or take.armature.name, data)
+    data = bpy.data.armatures.new(name or take.object_name)
+    obj = bpy.data.objects.new(name or take.object_name, data)
     scene.collection.objects.link(obj)
     _edit_bones(context, scene, obj, names, parents, rest, lengths)
     bone_rest = np.stack([np.array(data.bones[n].matrix_local) for n in names])

@@ -67,7 +67,7 @@ def export_fbx(context, take: bake.Take, path: Path, preset: str = "unity", prog
         raise OpenKinError(f"unknown FBX preset {preset!r}", fix=f"use one of: {', '.join(FBX_PRESETS)}")
     world = bake.sample_world(context, take, scaled(progress, 0, 0.6))
     with bake.temporary_scene(take.name, take.fps) as scene:
-        obj = bake.build_baked(context, scene, take, world, frame_shift=-1, name=take.armature.name)
+        obj = bake.build_baked(context, scene, take, world, frame_shift=-1)
         report(progress, 0.7, "writing FBX")
         with _override(context, scene, obj):
             _check(bpy.ops.export_scene.fbx(filepath=str(path), **FBX_PRESETS[preset]), "FBX", path)
@@ -79,7 +79,7 @@ def export_bvh(context, take: bake.Take, path: Path, progress=None) -> Path:
     world = bake.sample_world(context, take, scaled(progress, 0, 0.6))
     to_bvh = axis_conversion(from_forward="-Z", from_up="Y").to_4x4().inverted()
     with bake.temporary_scene(take.name, take.fps) as scene:
-        obj = bake.build_baked(context, scene, take, world, space=to_bvh, name=take.armature.name)
+        obj = bake.build_baked(context, scene, take, world, space=to_bvh)
         report(progress, 0.7, "writing BVH")
         with _override(context, scene, obj):
             _check(bpy.ops.export_anim.bvh(filepath=str(path), frame_start=take.start, frame_end=take.end,
@@ -91,7 +91,7 @@ def export_gltf(context, take: bake.Take, path: Path, progress=None) -> Path:
     """``take`` as glTF binary (.glb) or JSON (.gltf), seconds from the take's fps."""
     world = bake.sample_world(context, take, scaled(progress, 0, 0.6))
     with bake.temporary_scene(take.name, take.fps) as scene:
-        obj = bake.build_baked(context, scene, take, world, name=take.armature.name)
+        obj = bake.build_baked(context, scene, take, world)
         # the exporter computes seconds = frame / (fps * fps_base): make that product the real fps
         scene.render.fps = max(1, round(take.fps))
         scene.render.fps_base = take.fps / scene.render.fps
@@ -105,7 +105,8 @@ def export_gltf(context, take: bake.Take, path: Path, progress=None) -> Path:
                 export_negative_frame="SLIDE", export_optimize_animation_size=False, export_def_bones=False,
                 export_leaf_bone=False, export_yup=True, export_extras=True, export_cameras=False,
                 export_lights=False, export_reset_pose_bones=True, export_rest_position_armature=True,
-                export_anim_single_armature=True), "glTF", path)
+                export_anim_single_armature=True,
+                export_nla_strips_merged_animation_name=take.name), "glTF", path)
     return path
 
 
@@ -113,7 +114,7 @@ def export_usd(context, take: bake.Take, path: Path, progress=None) -> Path:
     """``take`` as USD (UsdSkel), Z-up metres as Blender writes it, time codes = frames."""
     world = bake.sample_world(context, take, scaled(progress, 0, 0.6))
     with bake.temporary_scene(take.name, take.fps) as scene:
-        obj = bake.build_baked(context, scene, take, world, name=take.armature.name)
+        obj = bake.build_baked(context, scene, take, world)
         report(progress, 0.7, "writing USD")
         with _override(context, scene, obj):
             _check(bpy.ops.wm.usd_export(filepath=str(path), selected_objects_only=True, export_animation=True,
@@ -127,7 +128,7 @@ def export_abc(context, take: bake.Take, path: Path, progress=None) -> Path:
     """``take`` as Alembic: one transform per bone (Alembic has no armatures), baked per frame."""
     world = bake.sample_world(context, take, scaled(progress, 0, 0.6))
     with bake.temporary_scene(take.name, take.fps) as scene:
-        arm = bake.build_baked(context, scene, take, world, name=take.armature.name)
+        arm = bake.build_baked(context, scene, take, world)
         joints = bake.build_joints(scene, take, world, arm)
         report(progress, 0.7, "writing Alembic")
         with context.temp_override(scene=scene, view_layer=scene.view_layers[0], active_object=joints[0],

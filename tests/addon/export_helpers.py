@@ -82,7 +82,7 @@ def humanoid_armature(name: str = "P0 character", start: int = 1, end: int = 100
     for n, _ in BONES:
         pb = obj.pose.bones[prefix + n]
         pb.rotation_mode = "QUATERNION"
-        amp = rng.uniform(0.1, 0.5, 3) * (0.3 if n in ("root",) else 1.0)
+        amp = rng.uniform(0.1, 0.5, 3) * (0.2 if n in ("root", "hips", "spine", "spine.001") else 1.0)
         phase = rng.uniform(0, 2 * np.pi, 3)
         freq = rng.uniform(0.3, 1.5, 3)
         rv = amp[None] * np.sin(2 * np.pi * freq[None] * t[:, None] + phase[None])
@@ -90,7 +90,9 @@ def humanoid_armature(name: str = "P0 character", start: int = 1, end: int = 100
         path = f'pose.bones["{prefix + n}"]'
         anim.write_channels(bag, f"{path}.rotation_quaternion", frames, q, group=prefix + n)
         if n == "hips":
-            loc = np.stack([0.05 * np.sin(2 * np.pi * t), 0.8 * t, 0.03 * np.sin(4 * np.pi * t)], axis=1)
+            walk = np.stack([0.8 * t, 0.05 * np.sin(2 * np.pi * t), 0.03 * np.sin(4 * np.pi * t)], axis=1)
+            rest = np.array(data.bones[prefix + n].matrix_local)[:3, :3]
+            loc = walk @ rest   # armature-space offsets in the bone's rest axes (rest⁻¹ = restᵀ)
             anim.write_channels(bag, f"{path}.location", frames, loc, group=prefix + n)
     scene.frame_start, scene.frame_end = start, end
     return obj
@@ -145,6 +147,6 @@ def import_into_empty_scene(path: Path, fps: float | None = None):
         bpy.context.scene.render.fps_base = round(fps) / fps
     ext = Path(path).suffix.lower()
     op = {".fbx": bpy.ops.import_scene.fbx, ".bvh": bpy.ops.import_anim.bvh, ".glb": bpy.ops.import_scene.gltf,
-          ".gltf": bpy.ops.import_scene.gltf, ".usd": bpy.ops.wm.usd_import, ".abc": bpy.ops.wm.alembic_import}[ext]
+          ".gltf": bpy.ops.import_scene.gltf, ".usd": bpy.ops.wm.usd_import, ".usda": bpy.ops.wm.usd_import, ".abc": bpy.ops.wm.alembic_import}[ext]
     assert op(filepath=str(path)) == {"FINISHED"}
     return bpy.context.scene
