@@ -6,11 +6,18 @@ Python), from anywhere::
     python blender_addon/cli_entry.py build --project TRIAL --blend OUT.blend \
         [--render OUT.png [--camera cam01] [--frame N]] [--cache DIR] [--geometry DIR ...]
 
+    python blender_addon/cli_entry.py export --project TRIAL --rig mixamo|rigify|skeleton|FILE.blend \
+        --format fbx|bvh|glb|usd|abc --out FILE [--person N] [--preset unity|unreal]
+
 ``build`` imports the project (calibrated cameras with their videos, markers, the animated
 OpenSim skeleton) with the add-on's own importer into an empty scene, saves ``OUT.blend`` and,
 with ``--render``, renders the scene from one camera (the first by name unless ``--camera``;
 mid-capture unless ``--frame``) to a PNG. The engine never imports the add-on: it runs this
 script in a child process (:func:`openkin.demo.save_blend`).
+
+``export`` imports the project the same way (no videos), takes each person's animation
+skeleton, retargets it onto the rig and writes the file with :mod:`blender_addon.export`
+(``openkin export`` runs it; :mod:`openkin.export`).
 
 Exit codes: 0 done, 2 bad input (an OpenKinError: its message on stderr), 3 no ``bpy`` in this
 Python, 1 anything else (traceback on stderr).
@@ -42,6 +49,29 @@ def build(args) -> None:
         render(bpy.context.scene, args.render, args.camera, args.frame)
 
 
+def export(args) -> None:
+    """Import ``args.project``, retarget each chosen person onto ``args.rig``, write ``args.out``."""
+    import bpy
+
+    from blender_addon.core.capture import find_project
+    from blender_addon.export import export_armatures
+    from blender_addon.export.character import character, choose_people
+    from blender_addon.scene.build import BuildOptions, import_files
+
+    project = Path(args.project).resolve()
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    options = BuildOptions(cache_dir=project / "openkin" / "blender_cache", undistort=False, bone_meshes=False,
+                           reprojection=False)
+    import_files(bpy.context, find_project(project), options)
+    chosen = choose_people(bpy.context.scene, args.person)
+    arms = [character(bpy.context, name, found, args.rig) for name, found in chosen]
+    for (name, _), arm in zip(chosen, arms):
+        arm["openkin_person"] = name
+    written = export_armatures(bpy.context, arms, Path(args.out), args.format, preset=args.preset)
+    if args.written:
+        Path(args.written).write_text("".join(f"{p}\n" for p in written))
+
+
 def render(scene, png: str, camera: str | None, frame: int | None) -> None:
     from openkin.errors import OpenKinError
 
@@ -67,6 +97,14 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--frame", type=int, help="scene frame to render (default: the middle of the capture)")
     b.add_argument("--cache", help="folder for undistorted videos and meshes (default: PROJECT/openkin/blender_cache)")
     b.add_argument("--geometry", action="append", default=[], help="folder of OpenSim bone meshes (repeatable)")
+    e = sub.add_parser("export", help="import a project, retarget it onto a rig and export it")
+    e.add_argument("--project", required=True, help="trial folder (kinematics/ done)")
+    e.add_argument("--rig", required=True, help="skeleton | mixamo | rigify | FILE.blend")
+    e.add_argument("--format", required=True, help="fbx | bvh | glb | gltf | usd | abc")
+    e.add_argument("--out", required=True, help="file to write (one per person when several: OUT_P<k>.ext)")
+    e.add_argument("--person", type=int, help="only person P<N>")
+    e.add_argument("--preset", default="unity", help="FBX preset: unity | unreal")
+    e.add_argument("--written", help="text file listing the files written (for the caller)")
     args = parser.parse_args(argv)
     try:
         import bpy  # noqa: F401
@@ -78,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     from openkin.errors import OpenKinError
 
     try:
-        build(args)
+        {"build": build, "export": export}[args.command](args)
     except OpenKinError as e:
         sys.stderr.write(f"error: {e}\n")
         return 2

@@ -36,6 +36,7 @@ TOOLS: dict[str, tuple[str, str]] = {
     "demo": ("openkin.demo", "obtain the demo project and run the whole pipeline on it, with a report"),
     "report": ("openkin.report", "write the HTML/PNG report of a processed project"),
     "plan": ("openkin.plan", "camera-placement planner: coverage and expected 3D error of a camera layout"),
+    "export": ("openkin.export", "export the motion on a character rig: FBX, BVH, glTF/GLB, USD, Alembic"),
 }
 
 

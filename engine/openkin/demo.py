@@ -93,6 +93,38 @@ def _install_config(paths: ProjectPaths, source: Path | None, fresh: bool) -> No
     log.info("demo: configuration %s -> %s", source, target)
 
 
+class _NotBuilt(Exception):
+    pass
+
+
+def run_cli_entry(arguments: list[str], root: Path, timeout: float, what: str, fix: str) -> bool:
+    """Run the add-on's ``blender_addon/cli_entry.py ARGUMENTS`` with this interpreter (it needs ``bpy``).
+
+    Returns False, with a log line, when the add-on is not next to the engine or this Python has
+    no ``bpy``; raises :class:`OpenKinError` (about ``root``, with ``fix``) when ``what`` fails or
+    takes longer than ``timeout`` s. The one launcher of the add-on from the engine (the demo's
+    scene, ``openkin export``)."""
+    import subprocess
+
+    if not CLI_ENTRY.is_file():
+        log.info("no Blender add-on next to the engine (not running from the repository): no %s", what)
+        return False
+    command = [sys.executable, str(CLI_ENTRY), *arguments]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise OpenKinError(f"{what} took more than {timeout:.0f} s", path=root, fix=fix) from None
+    if result.returncode == NO_BPY:
+        log.info("the bpy module is not installed in this Python: no %s (pip install bpy)", what)
+        return False
+    if result.returncode != 0:
+        message = result.stderr.strip()
+        if result.returncode == 2 and message.startswith("error: "):   # an OpenKinError in the child
+            raise OpenKinError(message.removeprefix("error: ").strip()[-1500:])
+        raise OpenKinError(f"{what} failed (exit {result.returncode}): {message[-1500:]}", path=root, fix=fix)
+    return True
+
+
 def save_blend(project: Path, out: Path | None = None, timeout: float = 1200) -> Path | None:
     """Build the project's Blender scene with the add-on and save it (``openkin/demo.blend``), with a
     render of its first camera (``openkin/demo_render.png``).
@@ -101,8 +133,6 @@ def save_blend(project: Path, out: Path | None = None, timeout: float = 1200) ->
     None, with a log line, when the add-on is not next to the engine or this Python has no
     ``bpy``; :class:`OpenKinError` when the build fails or takes longer than ``timeout`` s.
     """
-    import subprocess
-
     from .fileio import atomic_path
 
     paths = ProjectPaths(Path(project))
@@ -113,21 +143,15 @@ def save_blend(project: Path, out: Path | None = None, timeout: float = 1200) ->
     from .assets import assets_dir, is_ready
 
     geometry = ["--geometry", str(assets_dir() / "OpenSim_Setup" / "Geometry")] if is_ready() else []
-    with atomic_path(out) as tmp, atomic_path(paths.reports / RENDER_NAME) as png:
-        command = [sys.executable, str(CLI_ENTRY), "build", "--project", str(paths.root), "--blend", str(tmp),
-                   "--render", str(png), "--cache", str(paths.reports / "blender_cache"), *geometry]
-        try:
-            result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise OpenKinError(f"building the Blender scene took more than {timeout:.0f} s", path=paths.root,
-                               fix="run `openkin demo --no-blend`, or build it from Blender (Import Capture)") from None
-        if result.returncode == NO_BPY:
-            log.info("demo: the bpy module is not installed in this Python: no .blend (pip install bpy)")
-            return None
-        if result.returncode != 0:
-            raise OpenKinError(f"building the Blender scene failed (exit {result.returncode}): "
-                               f"{result.stderr.strip()[-1500:]}", path=paths.root,
-                               fix="see the message; `openkin demo --no-blend` skips the scene")
+    try:
+        with atomic_path(out) as tmp, atomic_path(paths.reports / RENDER_NAME) as png:
+            if not run_cli_entry(["build", "--project", str(paths.root), "--blend", str(tmp), "--render", str(png),
+                                  "--cache", str(paths.reports / "blender_cache"), *geometry], paths.root, timeout,
+                                 "building the Blender scene",
+                                 "see the message; `openkin demo --no-blend` skips the scene"):
+                raise _NotBuilt
+    except _NotBuilt:   # no empty demo.blend / demo_render.png left behind
+        return None
     log.info("demo: Blender scene saved to %s (render of its first camera: %s)", out, paths.reports / RENDER_NAME)
     return out
 
