@@ -11,9 +11,9 @@ from __future__ import annotations
 import bpy
 from bpy.app.handlers import persistent
 
-from . import operators, panel, plan_panel, props
+from . import character_panel, operators, panel, plan_panel, props
 
-_MODULES = (props, operators, panel, plan_panel)
+_MODULES = (props, operators, panel, plan_panel, character_panel)
 
 
 @persistent

@@ -36,8 +36,9 @@ def format_of(path: Path, fmt: str | None = None) -> str:
 
 
 def export_take(context, take: Take, path: Path, fmt: str | None = None, preset: str = "unity",
-                progress=None) -> Path:
-    """Write ``take`` to ``path`` in ``fmt`` (default: from the extension)."""
+                progress=None, world=None) -> Path:
+    """Write ``take`` to ``path`` in ``fmt`` (default: from the extension); ``world``: the take
+    already sampled (:class:`.bake.Sampler`), else sampled here."""
     path = Path(path)
     fmt = format_of(path, fmt)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -48,14 +49,14 @@ def export_take(context, take: Take, path: Path, fmt: str | None = None, preset:
                     fmt.upper(), next(b for b in (take.bones or take.armature.data.bones.keys()) if "." in b or ":" in b))
     with names_free(take):
         if fmt == "fbx":
-            return export_fbx(context, take, path, preset, progress)
+            return export_fbx(context, take, path, preset, progress, world=world)
         if fmt == "bvh":
-            return export_bvh(context, take, path, progress)
+            return export_bvh(context, take, path, progress, world=world)
         if fmt in ("glb", "gltf"):
-            return export_gltf(context, take, path, progress)
+            return export_gltf(context, take, path, progress, world=world)
         if fmt == "usd":
-            return export_usd(context, take, path, progress)
-        return export_abc(context, take, path, progress)
+            return export_usd(context, take, path, progress, world=world)
+        return export_abc(context, take, path, progress, world=world)
 
 
 def per_person_path(path: Path, person: str) -> Path:

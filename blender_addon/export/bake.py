@@ -93,28 +93,47 @@ def _order(bones: list[str], armature) -> list[str]:
     return [b.name for b in armature.data.bones if b.name in keep]
 
 
+class Sampler:
+    """World matrices (F, B, 4, 4) of a take's bones on each of its frames, from the
+    depsgraph-evaluated pose (constraints, drivers, NLA included), sampled a few frames at a
+    time (:meth:`step`) so a modal operator can show progress and cancel between steps."""
+
+    def __init__(self, context, take: Take):
+        self.context, self.take = context, take
+        arm = take.armature
+        names = take.bones or [b.name for b in arm.data.bones]
+        self.index = np.array([arm.pose.bones.find(n) for n in names])
+        self.world = np.empty((len(take.frames), len(names), 4, 4))
+        self.buf = np.empty(len(arm.pose.bones) * 16, np.float32)
+        self.done = 0
+
+    @property
+    def fraction(self) -> float:
+        return self.done / len(self.take.frames)
+
+    def step(self, count: int = 50) -> float:
+        """Sample the next ``count`` frames (the scene's current frame is put back); returns the fraction done."""
+        scene = self.context.scene
+        keep = scene.frame_current, scene.frame_subframe
+        try:
+            for i in range(self.done, min(self.done + count, len(self.take.frames))):
+                scene.frame_set(int(self.take.frames[i]))
+                ev = self.take.armature.evaluated_get(self.context.evaluated_depsgraph_get())
+                ev.pose.bones.foreach_get("matrix", self.buf)
+                mats = self.buf.reshape(-1, 4, 4).transpose(0, 2, 1)[self.index]   # column-major in Blender
+                self.world[i] = np.array(ev.matrix_world) @ mats
+                self.done = i + 1
+        finally:
+            scene.frame_set(keep[0], subframe=keep[1])
+        return self.fraction
+
+
 def sample_world(context, take: Take, progress=None) -> np.ndarray:
-    """World matrices (F, B, 4, 4) of ``take``'s bones on each of its frames, from the
-    depsgraph-evaluated pose (constraints, drivers, NLA included)."""
-    scene = context.scene
-    arm = take.armature
-    names = take.bones or [b.name for b in arm.data.bones]
-    keep = scene.frame_current, scene.frame_subframe
-    out = np.empty((len(take.frames), len(names), 4, 4))
-    buf = np.empty(len(arm.pose.bones) * 16, np.float32)
-    idx = np.array([arm.pose.bones.find(n) for n in names])
-    try:
-        for i, f in enumerate(take.frames):
-            scene.frame_set(int(f))
-            ev = arm.evaluated_get(context.evaluated_depsgraph_get())
-            ev.pose.bones.foreach_get("matrix", buf)
-            mats = buf.reshape(-1, 4, 4).transpose(0, 2, 1)[idx]   # Blender matrices are column-major
-            out[i] = np.array(ev.matrix_world) @ mats
-            if progress is not None and i % 50 == 0:
-                report(progress, i / len(take.frames), f"sampling frame {f}")
-    finally:
-        scene.frame_set(keep[0], subframe=keep[1])
-    return out
+    """World matrices (F, B, 4, 4) of ``take``'s bones on each of its frames (:class:`Sampler`)."""
+    sampler = Sampler(context, take)
+    while sampler.fraction < 1:
+        report(progress, sampler.step(100), f"sampling {take.name}: frame {sampler.done}/{len(take.frames)}")
+    return sampler.world
 
 
 def rest_world(take: Take) -> np.ndarray:

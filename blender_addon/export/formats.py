@@ -61,11 +61,16 @@ def _check(result, fmt: str, path: Path) -> None:
                            fix="see Blender's messages above")
 
 
-def export_fbx(context, take: bake.Take, path: Path, preset: str = "unity", progress=None) -> Path:
+def _world(context, take, progress, world):
+    """The take's sampled world matrices: ``world`` when given (sampled by the caller), else sampled now."""
+    return world if world is not None else bake.sample_world(context, take, scaled(progress, 0, 0.6))
+
+
+def export_fbx(context, take: bake.Take, path: Path, preset: str = "unity", progress=None, world=None) -> Path:
     """``take`` as FBX for ``preset`` ('unity' | 'unreal')."""
     if preset not in FBX_PRESETS:
         raise OpenKinError(f"unknown FBX preset {preset!r}", fix=f"use one of: {', '.join(FBX_PRESETS)}")
-    world = bake.sample_world(context, take, scaled(progress, 0, 0.6))
+    world = _world(context, take, progress, world)
     with bake.temporary_scene(take.name, take.fps) as scene:
         obj = bake.build_baked(context, scene, take, world, frame_shift=-1)
         report(progress, 0.7, "writing FBX")
@@ -74,9 +79,9 @@ def export_fbx(context, take: bake.Take, path: Path, preset: str = "unity", prog
     return path
 
 
-def export_bvh(context, take: bake.Take, path: Path, progress=None) -> Path:
+def export_bvh(context, take: bake.Take, path: Path, progress=None, world=None) -> Path:
     """``take`` as BVH, Y-up and -Z forward as Blender's BVH importer reads it by default."""
-    world = bake.sample_world(context, take, scaled(progress, 0, 0.6))
+    world = _world(context, take, progress, world)
     to_bvh = axis_conversion(from_forward="-Z", from_up="Y").to_4x4().inverted()
     with bake.temporary_scene(take.name, take.fps) as scene:
         obj = bake.build_baked(context, scene, take, world, space=to_bvh)
@@ -87,9 +92,9 @@ def export_bvh(context, take: bake.Take, path: Path, progress=None) -> Path:
     return path
 
 
-def export_gltf(context, take: bake.Take, path: Path, progress=None) -> Path:
+def export_gltf(context, take: bake.Take, path: Path, progress=None, world=None) -> Path:
     """``take`` as glTF binary (.glb) or JSON (.gltf), seconds from the take's fps."""
-    world = bake.sample_world(context, take, scaled(progress, 0, 0.6))
+    world = _world(context, take, progress, world)
     with bake.temporary_scene(take.name, take.fps) as scene:
         obj = bake.build_baked(context, scene, take, world)
         # the exporter computes seconds = frame / (fps * fps_base): make that product the real fps
@@ -110,9 +115,9 @@ def export_gltf(context, take: bake.Take, path: Path, progress=None) -> Path:
     return path
 
 
-def export_usd(context, take: bake.Take, path: Path, progress=None) -> Path:
+def export_usd(context, take: bake.Take, path: Path, progress=None, world=None) -> Path:
     """``take`` as USD (UsdSkel), Z-up metres as Blender writes it, time codes = frames."""
-    world = bake.sample_world(context, take, scaled(progress, 0, 0.6))
+    world = _world(context, take, progress, world)
     with bake.temporary_scene(take.name, take.fps) as scene:
         obj = bake.build_baked(context, scene, take, world)
         report(progress, 0.7, "writing USD")
@@ -124,9 +129,9 @@ def export_usd(context, take: bake.Take, path: Path, progress=None) -> Path:
     return path
 
 
-def export_abc(context, take: bake.Take, path: Path, progress=None) -> Path:
+def export_abc(context, take: bake.Take, path: Path, progress=None, world=None) -> Path:
     """``take`` as Alembic: one transform per bone (Alembic has no armatures), baked per frame."""
-    world = bake.sample_world(context, take, scaled(progress, 0, 0.6))
+    world = _world(context, take, progress, world)
     with bake.temporary_scene(take.name, take.fps) as scene:
         arm = bake.build_baked(context, scene, take, world)
         joints = bake.build_joints(scene, take, world, arm)
