@@ -21,8 +21,11 @@ _CORE = ("hips", "spine", "neck", "head", "thigh.L", "thigh.R", "upper_arm.L", "
 
 
 def is_animation_skeleton(obj) -> bool:
-    """Whether ``obj`` is an armature with the humanoid contract's bones."""
-    return obj is not None and obj.type == "ARMATURE" and all(n in obj.data.bones for n in _CORE)
+    """Whether ``obj`` is OpenKin's animation skeleton (``openkin_role``), or an armature with the
+    humanoid contract's bones."""
+    if obj is None or obj.type != "ARMATURE":
+        return False
+    return obj.get("openkin_role") == "animation" or all(n in obj.data.bones for n in _CORE)
 
 
 def people(scene) -> dict[str, dict[str, object]]:

@@ -1,0 +1,75 @@
+"""Done-when of ``openkin export`` (issue #13): on a processed project (Pose2Sim's demo videos and
+calibration with a synthetic person's 3D keypoints and IK as results), ``openkin export
+--rig mixamo --format fbx``, ``--rig rigify --format glb`` and ``--rig skeleton --format bvh``
+each write a file that re-imports into an empty ``bpy`` scene (importer defaults) as one
+armature with the rig's bones and one action over the take at the capture's fps, whose hips
+follow the subject: the hips path against the midpoint of the TRC's hips (an independent
+truth: the triangulated keypoints, not the IK), up to the rig's height scale and offset."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import bpy
+import numpy as np
+import pytest
+
+from addon_helpers import ROOT, demo_project, synth_project  # noqa: F401  (fixtures)
+from export_helpers import import_into_empty_scene, world_heads
+
+HIPS = {"mixamo": "mixamorig:Hips", "rigify": "DEF-spine", "skeleton": "hips"}
+
+
+def _export(project: Path, rig: str, fmt: str, out: Path) -> Path:
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "engine"))
+    r = subprocess.run([sys.executable, "-m", "openkin.cli", "export", str(project), "--rig", rig, "--format", fmt,
+                        "--out", str(out)], capture_output=True, text=True, env=env, timeout=1800)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.split() == [str(out)]
+    return out
+
+
+def _subject_hips(project: Path) -> tuple[np.ndarray, float]:
+    """(F, 3) midpoint of the TRC's LHip and RHip in the Z-up world, and the TRC's rate."""
+    from openkin.formats.trc import read_trc
+    from openkin.geometry.axes import yup_to_zup
+
+    (trc_path,) = sorted((project / "pose-3d").glob("*.trc"))
+    trc = read_trc(trc_path)
+    n = trc.marker_names
+    return yup_to_zup((trc.xyz[:, n.index("LHip")] + trc.xyz[:, n.index("RHip")]) / 2), trc.rate
+
+
+def _fit_scale_offset(path: np.ndarray, truth: np.ndarray) -> tuple[float, np.ndarray]:
+    """Least-squares s, t with path ≈ s·truth + t over the floor plane (XY); returns s and the residuals (F,)."""
+    a, b = truth[:, :2] - truth[:, :2].mean(0), path[:, :2] - path[:, :2].mean(0)
+    s = float((a * b).sum() / (a * a).sum())
+    return s, np.linalg.norm(b - s * a, axis=1)
+
+
+@pytest.mark.parametrize("rig,fmt,prefix", [("mixamo", "fbx", "mixamorig:"), ("rigify", "glb", "DEF-"),
+                                            ("skeleton", "bvh", "")])
+def test_export_reimports_as_one_take_following_the_subject(demo_project, tmp_path, rig, fmt, prefix):
+    truth, rate = _subject_hips(demo_project)
+    path = _export(demo_project, rig, fmt, tmp_path / f"take.{fmt}")
+    scene = import_into_empty_scene(path, fps=rate if fmt == "glb" else None)   # glTF carries no fps
+    arms = [o for o in scene.objects if o.type == "ARMATURE"]
+    assert len(arms) == 1 and len(bpy.data.actions) == 1
+    arm = arms[0]
+    assert arm.animation_data.action == bpy.data.actions[0]
+    assert all(b.name.startswith(prefix) for b in arm.data.bones) and HIPS[rig] in arm.data.bones
+    start, end = map(int, arm.animation_data.action.frame_range)
+    assert (start, end) == (1, len(truth))
+    if fmt == "fbx":
+        assert scene.render.fps / scene.render.fps_base == pytest.approx(rate)
+    if fmt == "bvh":
+        assert float(path.read_text().split("Frame Time:")[1].split()[0]) == pytest.approx(1 / rate, abs=1e-6)
+    hips = world_heads(arm, np.arange(start, end + 1), [HIPS[rig]])[:, 0]
+    scale, residual = _fit_scale_offset(hips, truth)
+    travel = np.linalg.norm(truth[-1, :2] - truth[0, :2])
+    print(f"{rig} {fmt}: hips travel {travel:.3f} m, scale {scale:.3f}, residual RMS "
+          f"{np.sqrt((residual ** 2).mean()) * 1000:.1f} mm, max {residual.max() * 1000:.1f} mm")
+    assert 0.7 < scale < 1.4                       # a character's height ratio, not a broken path
+    assert np.sqrt((residual ** 2).mean()) < 0.02  # follows the subject within 2 cm RMS on the floor
