@@ -63,25 +63,33 @@ def body_mesh(armature, name: str | None = None, color=CHARACTER_COLOR):
 
 
 def match_subject(context, rig, rig_bone: str, reference, reference_bone: str, frames: np.ndarray) -> float:
-    """Scale and move ``rig`` (object transform) so that its ``rig_bone`` head follows
-    ``reference``'s ``reference_bone`` head best over ``frames`` (least squares, scale and
-    translation): a character of another height shown over the subject. Returns the scale."""
+    """Scale and move ``rig`` (object transform) to show a character of another height over the
+    subject: scaled by the ratio of the two bones' rest heights above the floor (hips height
+    ratio), then moved so its ``rig_bone`` head follows ``reference``'s ``reference_bone`` head
+    best over ``frames`` (least squares). Returns the scale."""
     from mathutils import Matrix
 
     from .bake import Sampler, Take
 
+    heights = [(obj.matrix_world @ obj.data.bones[bone].head_local).z - _floor(obj)
+               for obj, bone in ((rig, rig_bone), (reference, reference_bone))]
+    scale = float(heights[1] / heights[0])
     paths = []
     for obj, bone in ((rig, rig_bone), (reference, reference_bone)):
         sampler = Sampler(context, Take(obj, int(frames[0]), int(frames[-1]), 1.0, obj.name, [bone]))
         while sampler.fraction < 1:
             sampler.step(200)
         paths.append(sampler.world[:, 0, :3, 3])
-    a, b = paths[0] - paths[0].mean(0), paths[1] - paths[1].mean(0)
-    scale = float((a * b).sum() / (a * a).sum())
     shift = paths[1].mean(0) - scale * paths[0].mean(0)
     rig.matrix_world = Matrix.Translation(shift) @ Matrix.Scale(scale, 4) @ rig.matrix_world
     context.view_layer.update()
     return scale
+
+
+def _floor(armature) -> float:
+    """The lowest rest point (heads and tails) of ``armature``'s bones, in the world: its floor."""
+    w = armature.matrix_world
+    return min(min((w @ b.head_local).z, (w @ b.tail_local).z) for b in armature.data.bones)
 
 
 def side_by_side(scene, camera, frame: int, png: Path, left: list, right: list, percentage: int = 50) -> Path:

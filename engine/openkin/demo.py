@@ -36,6 +36,7 @@ DEMO_CONFIG = REPO_ROOT / "demo" / "Config.toml"
 CONFIG_STAMP = "demo_config.sha256"
 BLEND_NAME = "demo.blend"
 RENDER_NAME = "demo_render.png"  # the first camera's view at mid-capture, rendered from the .blend
+CHARACTER_NAME = "demo_character.png"  # cam01: the OpenSim skeleton | the retargeted Rigify character (+ .json)
 CLI_ENTRY = REPO_ROOT / "blender_addon" / "cli_entry.py"  # the add-on's documented entry point
 NO_BPY = 3  # cli_entry.py's exit code when this Python has no bpy module
 
@@ -156,6 +157,31 @@ def save_blend(project: Path, out: Path | None = None, timeout: float = 1200) ->
     return out
 
 
+def save_character_render(project: Path, camera: str = "cam01", timeout: float = 1800) -> Path | None:
+    """Render the OpenSim skeleton and the Rigify character retargeted from the animation
+    skeleton side by side over ``camera``'s video (``openkin/demo_character.png``, with a
+    ``.json`` saying what it shows), by ``cli_entry.py character-render`` in a child process.
+    None when the add-on or ``bpy`` is missing; :class:`OpenKinError` when it fails."""
+    from .assets import assets_dir, is_ready
+    from .fileio import atomic_path
+
+    paths = ProjectPaths(Path(project))
+    png = paths.reports / CHARACTER_NAME
+    geometry = ["--geometry", str(assets_dir() / "OpenSim_Setup" / "Geometry")] if is_ready() else []
+    try:
+        with atomic_path(png) as tmp:
+            if not run_cli_entry(["character-render", "--project", str(paths.root), "--png", str(tmp), "--rig", "rigify",
+                                  "--camera", camera, "--cache", str(paths.reports / "blender_cache"), *geometry],
+                                 paths.root, timeout, "rendering the retargeted character",
+                                 "see the message; `openkin demo --no-blend` skips the scene and the render"):
+                raise _NotBuilt
+            tmp.with_suffix(".json").replace(png.with_suffix(".json"))
+    except _NotBuilt:
+        return None
+    log.info("demo: character render (OpenSim skeleton | Rigify character, %s) saved to %s", camera, png)
+    return png
+
+
 def _stage_names(args) -> list[str]:
     from .pipeline import stage_names
 
@@ -207,7 +233,8 @@ def main(args) -> int:
         blend_error = None
         if not args.no_blend and result.ok:
             try:
-                save_blend(project)
+                if save_blend(project) is not None:
+                    save_character_render(project)
             except OpenKinError as e:
                 blend_error = e
                 log.error("demo: %s", e)

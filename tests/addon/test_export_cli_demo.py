@@ -7,6 +7,7 @@ follow the subject: the hips path against the midpoint of the TRC's hips (an ind
 truth: the triangulated keypoints, not the IK), up to the rig's height scale and offset."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -73,3 +74,27 @@ def test_export_reimports_as_one_take_following_the_subject(demo_project, tmp_pa
           f"{np.sqrt((residual ** 2).mean()) * 1000:.1f} mm, max {residual.max() * 1000:.1f} mm")
     assert 0.7 < scale < 1.4                       # a character's height ratio, not a broken path
     assert np.sqrt((residual ** 2).mean()) < 0.02  # follows the subject within 2 cm RMS on the floor
+
+
+def test_demo_character_render_is_in_the_report(demo_project):
+    """The demo's closing figure: cam01 rendered twice side by side, the OpenSim skeleton | the
+    retargeted Rigify character; the report shows it with a caption saying what it shows."""
+    import cv2
+
+    from openkin.demo import CHARACTER_NAME, save_character_render
+    from openkin.project import ProjectPaths
+    from openkin.report import write_report
+
+    png = save_character_render(demo_project)
+    paths = ProjectPaths(demo_project)
+    assert png == paths.reports / CHARACTER_NAME
+    image = cv2.imread(str(png))
+    h, w = image.shape[:2]
+    assert w % 2 == 0 and abs(w / 2 / h - 1920 / 1080) < 0.02 or abs(h / (w / 2) - 1920 / 1080) < 0.02
+    left, right = image[:, : w // 2].astype(int), image[:, w // 2:].astype(int)
+    differs = np.abs(left - right).sum(axis=2) > 60
+    assert 0.002 < differs.mean() < 0.2   # the same video frame; the skeleton and the character differ
+    facts = json.loads(png.with_suffix(".json").read_text())
+    assert facts["camera"] == "cam01" and facts["rig"] == "rigify" and facts["capsules"] > 20
+    html = write_report(paths).read_text()
+    assert CHARACTER_NAME in html and "Rigify character" in html and "cam01, frame" in html
