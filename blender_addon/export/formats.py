@@ -106,7 +106,7 @@ def export_gltf(context, take: bake.Take, path: Path, progress=None, world=None)
             _check(bpy.ops.export_scene.gltf(
                 filepath=str(path), export_format=fmt, use_selection=True, use_active_scene=True,
                 export_animations=True, export_animation_mode="ACTIVE_ACTIONS", export_frame_range=True,
-                export_force_sampling=True, export_frame_step=1, export_anim_slide_to_zero=False,
+                export_force_sampling=False, export_frame_step=1, export_anim_slide_to_zero=False,
                 export_negative_frame="SLIDE", export_optimize_animation_size=False, export_def_bones=False,
                 export_leaf_bone=False, export_yup=True, export_extras=True, export_cameras=False,
                 export_lights=False, export_reset_pose_bones=True, export_rest_position_armature=True,
