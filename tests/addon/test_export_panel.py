@@ -85,3 +85,22 @@ def test_panel_draws(tmp_path):
     text = json.dumps(json.loads(out.read_text()))
     for expected in ("openkin.character_retarget", "openkin.character_export", "bone_map", "a problem"):
         assert expected in text, expected
+
+
+def test_retarget_then_export_from_the_panel(addon, tmp_path):
+    """Retarget (Mixamo target built by the retarget package) then Export: one armature of
+    mixamorig: bones with the take's frame range, as the panel's settings say."""
+    scene = bpy.context.scene
+    scene.render.fps = 60
+    source = humanoid_armature("P0 animation", 1, 40)
+    source["openkin_role"], source["openkin_person"] = "animation", "P0"
+    s = scene.openkin_character
+    s.target_kind = "MIXAMO"
+    assert bpy.ops.openkin.character_retarget() == {"FINISHED"}, s.error
+    assert s.character is not None and s.character != source
+    s.format, s.filepath = "fbx", str(tmp_path / "mixamo.fbx")
+    assert bpy.ops.openkin.character_export() == {"FINISHED"}, s.error
+    scene = import_into_empty_scene(tmp_path / "mixamo.fbx")
+    (arm,) = [o for o in scene.objects if o.type == "ARMATURE"]
+    assert all(b.name.startswith("mixamorig:") for b in arm.data.bones)
+    assert tuple(arm.animation_data.action.frame_range) == (1, 40)
