@@ -142,11 +142,13 @@ class OPENKIN_OT_character_export(bpy.types.Operator):
         self.take = take_of(context.scene, arm)
 
     def _write(self, context, world):
-        from .export import export_take
+        from .export import export_take, write_contacts
 
         s = _settings(context)
         out = export_take(context, self.take, self.path, self.fmt, s.preset, world=world)
-        s.status, s.error, s.progress = f"wrote {out}", "", 1.0
+        source = _source(context)
+        contacts = write_contacts(source, self.take, out) if source is not None else None
+        s.status, s.error, s.progress = f"wrote {out}" + (f" (+ {contacts.name})" if contacts else ""), "", 1.0
         self.report({"INFO"}, f"exported {out}")
 
     def execute(self, context):

@@ -54,7 +54,7 @@ def export(args) -> None:
     import bpy
 
     from blender_addon.core.capture import find_project
-    from blender_addon.export import export_armatures
+    from blender_addon.export import export_armatures, take_of, write_contacts
     from blender_addon.export.character import character, choose_people
     from blender_addon.scene.build import BuildOptions, import_files
 
@@ -68,6 +68,10 @@ def export(args) -> None:
     for (name, _), arm in zip(chosen, arms):
         arm["openkin_person"] = name
     written = export_armatures(bpy.context, arms, Path(args.out), args.format, preset=args.preset)
+    for (_, found), arm, path in zip(chosen, arms, list(written)):
+        if found["animation"] is not None:
+            contacts = write_contacts(found["animation"], take_of(bpy.context.scene, arm), path)
+            written += [contacts] if contacts else []
     if args.written:
         Path(args.written).write_text("".join(f"{p}\n" for p in written))
 

@@ -88,3 +88,40 @@ def export_armatures(context, armatures: list, path: Path, fmt: str | None = Non
 
 def _person(armature) -> str:
     return str(armature.get("openkin_person") or armature.name).replace(" ", "_").replace(":", "_")
+
+
+CONTACTS = ("contact_L", "contact_R")
+
+
+def write_contacts(source, take: Take, path: Path) -> Path | None:
+    """The feet's contacts of ``take`` beside an exported file: ``<stem>_contacts.csv`` with
+    ``frame, time_s, contact_L, contact_R`` (1 = the foot is planted), read from ``source``'s
+    animated custom properties (the animation skeleton's contacts track). Most formats cannot
+    carry animated custom properties (Blender's FBX and glTF exporters write static ones only),
+    so game engines read this file. None when ``source`` has no contacts track."""
+    curves = _contact_curves(source)
+    if not curves:
+        return None
+    from openkin.fileio import atomic_write
+
+    out = Path(path).with_name(f"{Path(path).stem}_contacts.csv")
+    with atomic_write(out) as f:
+        f.write("frame,time_s," + ",".join(CONTACTS) + "\n")
+        for frame in take.frames:
+            values = [int(curves[c].evaluate(float(frame)) > 0.5) if c in curves else 0 for c in CONTACTS]
+            f.write(f"{frame},{(frame - take.start) / take.fps:.6f}," + ",".join(map(str, values)) + "\n")
+    log.info("export: foot contacts -> %s", out)
+    return out
+
+
+def _contact_curves(obj) -> dict:
+    """``contact_L``/``contact_R`` → the fcurve animating that custom property of ``obj``."""
+    ad = obj.animation_data
+    if ad is None or ad.action is None or ad.action_slot is None:
+        return {}
+    from bpy_extras import anim_utils
+
+    bag = anim_utils.action_get_channelbag_for_slot(ad.action, ad.action_slot)
+    if bag is None:
+        return {}
+    return {c: fc for fc in bag.fcurves for c in CONTACTS if fc.data_path == f'["{c}"]'}

@@ -28,7 +28,8 @@ def _export(project: Path, rig: str, fmt: str, out: Path) -> Path:
     r = subprocess.run([sys.executable, "-m", "openkin.cli", "export", str(project), "--rig", rig, "--format", fmt,
                         "--out", str(out)], capture_output=True, text=True, env=env, timeout=1800)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert r.stdout.split() == [str(out)]
+    contacts = out.with_name(f"{out.stem}_contacts.csv")
+    assert r.stdout.split() == [str(out), str(contacts)]
     return out
 
 
@@ -41,6 +42,24 @@ def _subject_hips(project: Path) -> tuple[np.ndarray, float]:
     trc = read_trc(trc_path)
     n = trc.marker_names
     return yup_to_zup((trc.xyz[:, n.index("LHip")] + trc.xyz[:, n.index("RHip")]) / 2), trc.rate
+
+
+def _check_contacts(csv: Path, project: Path, frames: int, rate: float) -> None:
+    """The contacts track beside the file: one row per frame; a foot flagged planted is lower
+    and slower than when it is not (its heel keypoint in the TRC, an independent truth)."""
+    from openkin.formats.trc import read_trc
+    from openkin.geometry.axes import yup_to_zup
+
+    rows = np.loadtxt(csv, delimiter=",", skiprows=1)
+    assert rows.shape == (frames, 4) and np.allclose(np.diff(rows[:, 1]), 1 / rate, atol=1e-5)
+    (trc_path,) = sorted((project / "pose-3d").glob("*.trc"))
+    trc = read_trc(trc_path)
+    for side, col in (("L", 2), ("R", 3)):
+        heel = yup_to_zup(trc.xyz[:, trc.marker_names.index(f"{side}Heel")])
+        speed = np.r_[0, np.linalg.norm(np.diff(heel, axis=0), axis=1)] * rate
+        down = rows[:, col] > 0.5
+        assert 0 < down.sum() < frames, f"{side}: no contact change in the take"
+        assert heel[down, 2].mean() < heel[~down, 2].mean() and speed[down].mean() < speed[~down].mean()
 
 
 def _fit_scale_offset(path: np.ndarray, truth: np.ndarray) -> tuple[float, np.ndarray]:
@@ -73,6 +92,7 @@ def test_export_reimports_as_one_take_following_the_subject(demo_project, tmp_pa
     print(f"{rig} {fmt}: hips travel {travel:.3f} m, scale {scale:.3f}, residual RMS "
           f"{np.sqrt((residual ** 2).mean()) * 1000:.1f} mm, max {residual.max() * 1000:.1f} mm")
     assert 0.7 < scale < 1.4                       # a character's height ratio, not a broken path
+    _check_contacts(path.with_name(f"{path.stem}_contacts.csv"), demo_project, len(truth), rate)
     assert np.sqrt((residual ** 2).mean()) < 0.02  # follows the subject within 2 cm RMS on the floor
 
 
