@@ -82,6 +82,9 @@ def export_fbx(context, take: bake.Take, path: Path, preset: str = "unity", prog
 def export_bvh(context, take: bake.Take, path: Path, progress=None, world=None) -> Path:
     """``take`` as BVH, Y-up and -Z forward as Blender's BVH importer reads it by default."""
     world = _world(context, take, progress, world)
+    if take.start != 1:
+        log.warning("export: BVH has no start time: Blender's importer puts the take's frame %d at frame 1",
+                    take.start)
     to_bvh = axis_conversion(from_forward="-Z", from_up="Y").to_4x4().inverted()
     with bake.temporary_scene(take.name, take.fps) as scene:
         obj = bake.build_baked(context, scene, take, world, space=to_bvh)
