@@ -11,9 +11,9 @@ from __future__ import annotations
 import bpy
 from bpy.app.handlers import persistent
 
-from . import calib_panel, operators, panel, plan_panel, props, qa_panel, takes_panel
+from . import calib_panel, character_panel, operators, panel, plan_panel, props, qa_panel, takes_panel
 
-_MODULES = (props, operators, panel, plan_panel, calib_panel, qa_panel, takes_panel)
+_MODULES = (props, operators, panel, plan_panel, calib_panel, character_panel, qa_panel, takes_panel)
 
 
 @persistent

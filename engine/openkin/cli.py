@@ -40,6 +40,7 @@ TOOLS: dict[str, tuple[str, str]] = {
     "recompute": ("openkin.recompute", "recompute triangulation to kinematics on a frame range, spliced into the outputs"),
     "overlays": ("openkin.overlays", "draw the 2D detections and reprojected markers over each camera (PNG)"),
     "batch": ("openkin.batch", "run every trial of a session, in parallel (Dask), resumable, with a summary"),
+    "export": ("openkin.export", "export the motion on a character rig: FBX, BVH, glTF/GLB, USD, Alembic"),
 }
 
 

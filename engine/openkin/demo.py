@@ -36,6 +36,7 @@ DEMO_CONFIG = REPO_ROOT / "demo" / "Config.toml"
 CONFIG_STAMP = "demo_config.sha256"
 BLEND_NAME = "demo.blend"
 RENDER_NAME = "demo_render.png"  # the first camera's view at mid-capture, rendered from the .blend
+CHARACTER_NAME = "demo_character.png"  # cam01: the OpenSim skeleton | the retargeted Rigify character (+ .json)
 CLI_ENTRY = REPO_ROOT / "blender_addon" / "cli_entry.py"  # the add-on's documented entry point
 NO_BPY = 3  # cli_entry.py's exit code when this Python has no bpy module
 
@@ -93,6 +94,38 @@ def _install_config(paths: ProjectPaths, source: Path | None, fresh: bool) -> No
     log.info("demo: configuration %s -> %s", source, target)
 
 
+class _NotBuilt(Exception):
+    pass
+
+
+def run_cli_entry(arguments: list[str], root: Path, timeout: float, what: str, fix: str) -> bool:
+    """Run the add-on's ``blender_addon/cli_entry.py ARGUMENTS`` with this interpreter (it needs ``bpy``).
+
+    Returns False, with a log line, when the add-on is not next to the engine or this Python has
+    no ``bpy``; raises :class:`OpenKinError` (about ``root``, with ``fix``) when ``what`` fails or
+    takes longer than ``timeout`` s. The one launcher of the add-on from the engine (the demo's
+    scene, ``openkin export``)."""
+    import subprocess
+
+    if not CLI_ENTRY.is_file():
+        log.info("no Blender add-on next to the engine (not running from the repository): no %s", what)
+        return False
+    command = [sys.executable, str(CLI_ENTRY), *arguments]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise OpenKinError(f"{what} took more than {timeout:.0f} s", path=root, fix=fix) from None
+    if result.returncode == NO_BPY:
+        log.info("the bpy module is not installed in this Python: no %s (pip install bpy)", what)
+        return False
+    if result.returncode != 0:
+        message = result.stderr.strip()
+        if result.returncode == 2 and message.startswith("error: "):   # an OpenKinError in the child
+            raise OpenKinError(message.removeprefix("error: ").strip()[-1500:])
+        raise OpenKinError(f"{what} failed (exit {result.returncode}): {message[-1500:]}", path=root, fix=fix)
+    return True
+
+
 def save_blend(project: Path, out: Path | None = None, timeout: float = 1200) -> Path | None:
     """Build the project's Blender scene with the add-on and save it (``openkin/demo.blend``), with a
     render of its first camera (``openkin/demo_render.png``).
@@ -101,8 +134,6 @@ def save_blend(project: Path, out: Path | None = None, timeout: float = 1200) ->
     None, with a log line, when the add-on is not next to the engine or this Python has no
     ``bpy``; :class:`OpenKinError` when the build fails or takes longer than ``timeout`` s.
     """
-    import subprocess
-
     from .fileio import atomic_path
 
     paths = ProjectPaths(Path(project))
@@ -113,23 +144,42 @@ def save_blend(project: Path, out: Path | None = None, timeout: float = 1200) ->
     from .assets import assets_dir, is_ready
 
     geometry = ["--geometry", str(assets_dir() / "OpenSim_Setup" / "Geometry")] if is_ready() else []
-    with atomic_path(out) as tmp, atomic_path(paths.reports / RENDER_NAME) as png:
-        command = [sys.executable, str(CLI_ENTRY), "build", "--project", str(paths.root), "--blend", str(tmp),
-                   "--render", str(png), "--cache", str(paths.reports / "blender_cache"), *geometry]
-        try:
-            result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise OpenKinError(f"building the Blender scene took more than {timeout:.0f} s", path=paths.root,
-                               fix="run `openkin demo --no-blend`, or build it from Blender (Import Capture)") from None
-        if result.returncode == NO_BPY:
-            log.info("demo: the bpy module is not installed in this Python: no .blend (pip install bpy)")
-            return None
-        if result.returncode != 0:
-            raise OpenKinError(f"building the Blender scene failed (exit {result.returncode}): "
-                               f"{result.stderr.strip()[-1500:]}", path=paths.root,
-                               fix="see the message; `openkin demo --no-blend` skips the scene")
+    try:
+        with atomic_path(out) as tmp, atomic_path(paths.reports / RENDER_NAME) as png:
+            if not run_cli_entry(["build", "--project", str(paths.root), "--blend", str(tmp), "--render", str(png),
+                                  "--cache", str(paths.reports / "blender_cache"), *geometry], paths.root, timeout,
+                                 "building the Blender scene",
+                                 "see the message; `openkin demo --no-blend` skips the scene"):
+                raise _NotBuilt
+    except _NotBuilt:   # no empty demo.blend / demo_render.png left behind
+        return None
     log.info("demo: Blender scene saved to %s (render of its first camera: %s)", out, paths.reports / RENDER_NAME)
     return out
+
+
+def save_character_render(project: Path, camera: str = "cam01", timeout: float = 1800) -> Path | None:
+    """Render the OpenSim skeleton and the Rigify character retargeted from the animation
+    skeleton side by side over ``camera``'s video (``openkin/demo_character.png``, with a
+    ``.json`` saying what it shows), by ``cli_entry.py character-render`` in a child process.
+    None when the add-on or ``bpy`` is missing; :class:`OpenKinError` when it fails."""
+    from .assets import assets_dir, is_ready
+    from .fileio import atomic_path
+
+    paths = ProjectPaths(Path(project))
+    png = paths.reports / CHARACTER_NAME
+    geometry = ["--geometry", str(assets_dir() / "OpenSim_Setup" / "Geometry")] if is_ready() else []
+    try:
+        with atomic_path(png) as tmp:
+            if not run_cli_entry(["character-render", "--project", str(paths.root), "--png", str(tmp), "--rig", "rigify",
+                                  "--camera", camera, "--cache", str(paths.reports / "blender_cache"), *geometry],
+                                 paths.root, timeout, "rendering the retargeted character",
+                                 "see the message; `openkin demo --no-blend` skips the scene and the render"):
+                raise _NotBuilt
+            tmp.with_suffix(".json").replace(png.with_suffix(".json"))
+    except _NotBuilt:
+        return None
+    log.info("demo: character render (OpenSim skeleton | Rigify character, %s) saved to %s", camera, png)
+    return png
 
 
 def _stage_names(args) -> list[str]:
@@ -183,7 +233,8 @@ def main(args) -> int:
         blend_error = None
         if not args.no_blend and result.ok:
             try:
-                save_blend(project)
+                if save_blend(project) is not None:
+                    save_character_render(project)
             except OpenKinError as e:
                 blend_error = e
                 log.error("demo: %s", e)

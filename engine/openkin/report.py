@@ -693,7 +693,28 @@ def _section_overview(paths: ProjectPaths, manifest: Manifest) -> Section:
     if render.is_file():
         s.image(render.name, "The Blender scene rendered from the first camera: its undistorted video frame, "
                              "the markers (coloured by reprojection error) and the OpenSim skeleton over it.")
+    character = paths.reports / "demo_character.png"
+    if character.is_file():
+        s.image(character.name, _character_caption(character.with_suffix(".json")))
     return s
+
+
+def _character_caption(sidecar: Path) -> str:
+    """What the character render shows, from the facts its renderer wrote beside it."""
+    import json
+
+    try:
+        facts = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        facts = {}
+    where = f"{facts.get('camera', 'the first camera')}, frame {facts.get('frame', '?')}"
+    return (f"The retarget, seen from {where}. Left: the OpenSim skeleton (IK result) over the undistorted video. "
+            f"Right: the same frame with a {facts.get('rig', 'rigify').capitalize()} character generated from "
+            f"Blender's human metarig, retargeted from OpenKin's animation skeleton (action "
+            f"{facts.get('action', '?')}); its deform bones are drawn as capsules ({facts.get('capsules', '?')}). "
+            f"The character is {facts.get('rig_height_m', '?')} m tall: it is shown scaled by "
+            f"{facts.get('shown_at_scale', '?')} to the subject's size so it lies over them; both should follow the "
+            f"subject's limbs in the video. Markers (3D keypoints) are drawn in both halves.")
 
 
 def write_report(paths: ProjectPaths) -> Path:
