@@ -114,17 +114,19 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     with writing(path):
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-        os.close(fd)
-        tmp = Path(tmp)
-        try:
+        tmp = None
+        try:   # an interrupt anywhere from here on (even before the yield) removes the temporary file
+            fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+            tmp = Path(name)
+            os.close(fd)
             yield tmp
             if _disk_full(tmp):  # the library may have stopped writing silently
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
             _publish(tmp, path)
         except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
+            if tmp is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
             raise
 
 
