@@ -60,7 +60,6 @@ def build_animation_skeleton(context, person, collection, *, rest: str = "T", ro
     low-pass the rotations (quaternion-safe) at this cut-off; ``key_tolerance``: drop keys that
     linear interpolation reproduces within this (quaternion component / metres)."""
     from openkin.character import cleanup
-    from openkin.character.contacts import foot_contacts
 
     sk = skeleton if skeleton is not None else skeleton_for(person, rest=rest, root_bone=root_bone)
     frames = np.asarray(person.motion_frames, float)
@@ -78,7 +77,18 @@ def build_animation_skeleton(context, person, collection, *, rest: str = "T", ro
     obj["openkin_motion_bone"] = sk.motion_bone
     collection.objects.link(obj)
     _edit_bones(context, obj, sk)
-    action = anim.new_action(action_name(trial, person.name))
+    write_motion(obj, sk, frames, rotations, anim.new_action(action_name(trial, person.name)), contacts=contacts,
+                 key_tolerance=key_tolerance)
+    return obj
+
+
+def write_motion(obj, sk, frames: np.ndarray, rotations: np.ndarray, action, *, contacts: bool = True,
+                 key_tolerance: float | None = None):
+    """Key ``sk``'s motion on the animation armature ``obj`` into ``action`` (a slot for ``obj``):
+    rotations ``(F,N,4)`` of every bone, the motion bone's location, the contact curves. Also what
+    a session's other takes write on the first take's armature (:mod:`.takes`). Returns ``action``."""
+    from openkin.character.contacts import foot_contacts
+
     bag = anim.channelbag_for(action, obj)
     for b, bone in enumerate(sk.names):
         obj.pose.bones[bone].rotation_mode = "QUATERNION"
@@ -93,7 +103,7 @@ def build_animation_skeleton(context, person, collection, *, rest: str = "T", ro
             for fc in anim.write_channels(bag, f'["{key}"]', frames, on.astype(float)[:, None], group="contacts"):
                 fc.keyframe_points.foreach_set("interpolation", np.full(len(fc.keyframe_points), CONSTANT, np.int32))
                 fc.update()
-    return obj
+    return action
 
 
 def _rate(times: np.ndarray) -> float:

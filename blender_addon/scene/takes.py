@@ -1,5 +1,5 @@
-"""A session as takes in one scene: one skeleton action and one markers action per take and person,
-named after the trial, and switching between them.
+"""A session as takes in one scene: one skeleton action, one markers action and one animation-skeleton
+action (``<trial>_<person>``) per take and person, named after the trial, and switching between them.
 
 :func:`import_session` imports the session's first trial with the project importer
 (:func:`.build.import_files`: cameras, markers, the armature, bone meshes); every other trial is
@@ -77,10 +77,14 @@ def _people_objects(top, cap) -> list[dict]:
     """Per person of ``cap``: its armature object (or None) and marker objects by marker name."""
     objs = list(top.all_objects)
     out = []
+    from .character import ROLE
+
     for person in cap.people:
         mine = [o for o in objs if o.get("openkin_person") == person.name]
-        arm = next((o for o in mine if o.type == "ARMATURE"), None)
-        out.append({"armature": arm, "markers": {o["openkin_marker"]: o for o in mine if "openkin_marker" in o}})
+        arm = next((o for o in mine if o.type == "ARMATURE" and o.get("openkin_role") != ROLE), None)
+        animation = next((o for o in mine if o.type == "ARMATURE" and o.get("openkin_role") == ROLE), None)
+        out.append({"armature": arm, "animation": animation,
+                    "markers": {o["openkin_marker"]: o for o in mine if "openkin_marker" in o}})
     return out
 
 
@@ -98,15 +102,23 @@ def _first_take(name: str, cap, people: list[dict]) -> dict:
             if action is not None:
                 action.name = f"{name} {person.name} {kind}"
                 action.use_fake_user = True
-        entries.append(_entry(person.name, objs, skeleton, markers))
+        animation = _action_of(objs["animation"])
+        if animation is not None:
+            from .character import action_name
+
+            animation.name = action_name(name, person.name)   # the trial's path in the session
+            animation.use_fake_user = True
+        entries.append(_entry(person.name, objs, skeleton, markers, animation))
     return {"name": name, "frame_range": list(cap.frame_range), "people": entries}
 
 
-def _entry(person: str, objs: dict, skeleton, markers) -> dict:
+def _entry(person: str, objs: dict, skeleton, markers, animation=None) -> dict:
     return {"person": person, "armature": objs["armature"].name if objs["armature"] else None,
             "skeleton_action": skeleton.name if skeleton else None,
             "markers": sorted(o.name for o in objs["markers"].values()),
-            "markers_action": markers.name if markers else None}
+            "markers_action": markers.name if markers else None,
+            "animation": objs["animation"].name if objs.get("animation") else None,
+            "animation_action": animation.name if animation else None}
 
 
 def _take(name: str, cap, cap0, people: list[dict], warnings: list[str]) -> dict:
@@ -120,7 +132,8 @@ def _take(name: str, cap, cap0, people: list[dict], warnings: list[str]) -> dict
         skeleton = _skeleton_action(f"{name} {person.name} skeleton", person, cap0.people[i], objs["armature"],
                                     warnings)
         markers = _markers_action(f"{name} {person.name} markers", person, objs["markers"], warnings)
-        entries.append(_entry(person.name, objs, skeleton, markers))
+        animation = _animation_action(name, person, objs.get("animation"), warnings)
+        entries.append(_entry(person.name, objs, skeleton, markers, animation))
     return {"name": name, "frame_range": list(cap.frame_range), "people": entries}
 
 
@@ -154,6 +167,26 @@ def _skeleton_action(name: str, person, first, arm, warnings: list[str]):
     return action
 
 
+def _animation_action(trial: str, person, obj, warnings: list[str]):
+    """This take's motion on the first take's animation armature ``obj``, as action
+    ``<trial>_<person>``: rotations relative to the same T or A rest pose, so they apply as they
+    are; the motion bone's path is this take's."""
+    from openkin.errors import OpenKinError
+
+    from .character import action_name, skeleton_for, write_motion
+
+    if obj is None or getattr(person, "mot_path", None) is None:
+        return None
+    try:
+        sk = skeleton_for(person, rest=obj.get("openkin_rest", "T"),
+                          root_bone=obj.get("openkin_motion_bone", "root") == "root")
+    except OpenKinError as e:
+        warnings.append(f"{trial}: {person.name}: no animation skeleton ({e.problem})")
+        return None
+    action = _new_action(action_name(trial, person.name))
+    return write_motion(obj, sk, np.asarray(person.motion_frames, float), sk.rotations, action)
+
+
 def _markers_action(name: str, person, objects: dict, warnings: list[str]):
     """One slot per marker object (named after its marker) with its locations in this take."""
     if person.markers is None or not objects:
@@ -173,7 +206,8 @@ def _markers_action(name: str, person, objects: dict, warnings: list[str]):
 # ------------------------------------------------------------------ switching
 def read_takes(scene) -> list[dict]:
     """The scene's takes: ``[{"name", "frame_range": [start, end], "people": [{"person", "armature",
-    "skeleton_action", "markers", "markers_action"}]}]`` ([] when none)."""
+    "skeleton_action", "markers", "markers_action", "animation", "animation_action"}]}]`` ([] when
+    none; "animation": the animation skeleton, its action ``<trial>_<person>``)."""
     text = scene.get(TAKES_KEY)
     return json.loads(text) if text else []
 
@@ -202,6 +236,8 @@ def set_take(scene, name: str) -> dict:
         raise KeyError(name)
     for p in take["people"]:
         _assign(bpy.data.objects.get(p["armature"] or ""), bpy.data.actions.get(p["skeleton_action"] or ""), None)
+        _assign(bpy.data.objects.get(p.get("animation") or ""), bpy.data.actions.get(p.get("animation_action") or ""),
+                None)
         markers = bpy.data.actions.get(p["markers_action"] or "")
         for obj_name in p["markers"]:
             obj = bpy.data.objects.get(obj_name)

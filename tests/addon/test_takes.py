@@ -67,10 +67,15 @@ def _check_take(session: Path, name: str, frame: int) -> None:
     assert len(markers) == len(expected) == 26
     for obj in markers:
         assert np.allclose(np.array(obj.matrix_world.translation), expected[obj["openkin_marker"]], atol=1e-5)
-    arm = next(o for o in scene.objects if o.type == "ARMATURE")
+    arm = next(o for o in scene.objects if o.type == "ARMATURE" and o.get("openkin_role") != "animation")
     for b, bone in enumerate(model.body_names):
         posed = np.array(arm.pose.bones[bone].matrix) @ np.linalg.inv(np.array(arm.data.bones[bone].matrix_local))
         assert np.allclose(posed @ rest[b], truth[b], atol=2e-5), (name, bone)
+    # the animation skeleton's hips sit on this take's hip joint centres (the femurs' origins, OpenSim)
+    animation = next(o for o in scene.objects if o.get("openkin_role") == "animation")
+    for side, femur in (("L", "femur_l"), ("R", "femur_r")):
+        head = np.array((animation.matrix_world @ animation.pose.bones[f"thigh.{side}"].matrix).translation)
+        assert np.linalg.norm(head - truth[model.body_names.index(femur)][:3, 3]) < 0.001, (name, side)
 
 
 def test_session_imported_as_takes_and_switched(addon, session):
@@ -80,22 +85,26 @@ def test_session_imported_as_takes_and_switched(addon, session):
     scene = bpy.context.scene
     takes = read_takes(scene)
     assert [t["name"] for t in takes] == list(FRAMES)
-    # one armature and one set of markers; one skeleton and one markers action per take and person
-    assert len([o for o in scene.objects if o.type == "ARMATURE"]) == 1
+    # one OpenSim armature, one animation armature and one set of markers; one skeleton, one markers
+    # and one animation action per take and person
+    armatures = [o for o in scene.objects if o.type == "ARMATURE"]
+    assert sorted(o.get("openkin_role", "opensim") for o in armatures) == ["animation", "opensim"]
     assert len([o for o in scene.objects if "openkin_marker" in o]) == 26
     person = takes[0]["people"][0]["person"]
     for name in FRAMES:
-        for kind in ("skeleton", "markers"):
-            action = bpy.data.actions[f"{name} {person} {kind}"]
-            assert action.use_fake_user
-    arm = next(o for o in scene.objects if o.type == "ARMATURE")
+        for action_name in (f"{name} {person} skeleton", f"{name} {person} markers", f"{name}_{person}"):
+            assert bpy.data.actions[action_name].use_fake_user
+    arm = next(o for o in armatures if o.get("openkin_role") != "animation")
+    animation = next(o for o in armatures if o.get("openkin_role") == "animation")
 
     assert current_take(scene) == "P01/T01" and arm.animation_data.action.name == f"P01/T01 {person} skeleton"
     assert (scene.frame_start, scene.frame_end) == (1, FRAMES["P01/T01"])
     _check_take(session, "P01/T01", 33)
 
+    assert animation.animation_data.action.name == f"P01/T01_{person}"
     assert bpy.ops.openkin.set_take(take="P01/T02") == {"FINISHED"}
     assert arm.animation_data.action.name == f"P01/T02 {person} skeleton"
+    assert animation.animation_data.action.name == f"P01/T02_{person}"
     nose = scene.objects[f"{person} Nose"]
     assert nose.animation_data.action.name == f"P01/T02 {person} markers"
     assert (scene.frame_start, scene.frame_end) == (1, FRAMES["P01/T02"])
