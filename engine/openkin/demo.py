@@ -157,6 +157,17 @@ def save_blend(project: Path, out: Path | None = None, timeout: float = 1200) ->
     return out
 
 
+def _has_kinematics(project: Path) -> bool:
+    """Whether this project's kinematics results are current (a demo run with ``--stages`` up to an
+    earlier stage has no skeleton to put on a character: the render is left out, not an error)."""
+    from .manifest import Manifest
+
+    if Manifest.load(Path(project)).done("kinematics") is None:
+        log.info("demo: no current kinematics results: no character render")
+        return False
+    return True
+
+
 def save_character_render(project: Path, camera: str = "cam01", timeout: float = 1800) -> Path | None:
     """Render the OpenSim skeleton and the Rigify character retargeted from the animation
     skeleton side by side over ``camera``'s video (``openkin/demo_character.png``, with a
@@ -233,7 +244,7 @@ def main(args) -> int:
         blend_error = None
         if not args.no_blend and result.ok:
             try:
-                if save_blend(project) is not None:
+                if save_blend(project) is not None and _has_kinematics(project):
                     save_character_render(project)
             except OpenKinError as e:
                 blend_error = e

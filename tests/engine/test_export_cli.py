@@ -71,6 +71,6 @@ def test_skeleton_bvh_is_written(project, tmp_path):
     out = tmp_path / "take.bvh"
     r = _cli(project, "--rig", "skeleton", "--format", "bvh", "--out", out, "--person", "0")
     assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == str(out)
+    assert r.stdout.split() == [str(out), str(out.with_name("take_contacts.csv"))]   # the file, its contacts
     text = out.read_text()
     assert text.startswith("HIERARCHY") and "Frames: 40\n" in text   # the .mot's 40 rows, one per frame
