@@ -228,6 +228,9 @@ def _exit_now(code: int) -> None:
     (and the OpenSim objects they hold) are not destroyed — OpenSim's C++ destructors can
     crash mid-solve and turn the exit code into a segmentation fault. Clean-up (temporary
     files removed, the manifest saying so) is done by then; the log is flushed here."""
+    from .fileio import remove_pending_temporaries
+
+    remove_pending_temporaries()
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()

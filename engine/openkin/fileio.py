@@ -81,6 +81,20 @@ def _publish(tmp: str | Path, path: Path) -> None:
     os.replace(tmp, path)
 
 
+# Temporary files of writes in progress. An interrupt that lands between a context manager's
+# __enter__ and its block leaves the writer's generator suspended (its clean-up runs only when it
+# is collected); a process that then leaves at once (os._exit, see openkin.cli) removes them here.
+_PENDING: set[str] = set()
+
+
+def remove_pending_temporaries() -> None:
+    """Remove the temporary files of writes that never finished (before ``os._exit``)."""
+    for name in list(_PENDING):
+        with contextlib.suppress(OSError):
+            os.unlink(name)
+        _PENDING.discard(name)
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
     """Open a temporary file next to ``path``; on success rename it over ``path``.
@@ -95,6 +109,7 @@ def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-
     with writing(path):
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        _PENDING.add(tmp)
         try:
             with os.fdopen(fd, mode, encoding=None if binary else encoding) as f:
                 yield f
@@ -105,6 +120,8 @@ def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
             raise
+        finally:
+            _PENDING.discard(tmp)
 
 
 @contextlib.contextmanager
@@ -117,6 +134,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         tmp = None
         try:   # an interrupt anywhere from here on (even before the yield) removes the temporary file
             fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+            _PENDING.add(name)
             tmp = Path(name)
             os.close(fd)
             yield tmp
@@ -128,6 +146,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
                 with contextlib.suppress(FileNotFoundError):
                     tmp.unlink()
             raise
+        finally:
+            if tmp is not None:
+                _PENDING.discard(str(tmp))
 
 
 def _disk_full(path: Path) -> bool:
