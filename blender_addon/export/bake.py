@@ -17,10 +17,11 @@ from dataclasses import dataclass
 
 import bpy
 import numpy as np
-from mathutils import Matrix, Vector
+from mathutils import Matrix
 
 from ..core.rig import loc_quat
 from ..scene import anim
+from ..scene.armature import add_edit_bones
 from openkin.progress import report
 
 log = logging.getLogger(__name__)
@@ -221,18 +222,9 @@ def _edit_bones(context, scene, obj, names, parents, rest: np.ndarray, lengths: 
         scene.view_layers[0].objects.active = obj
         bpy.ops.object.mode_set(mode="EDIT")
         try:
-            ebs = []
-            for b, n in enumerate(names):
-                eb = obj.data.edit_bones.new(n)
-                head = Vector(rest[b, :3, 3])
-                eb.head = head
-                eb.tail = head + Vector(rest[b, :3, 1]) * max(float(lengths[b]), 1e-3)
-                eb.align_roll(Vector(rest[b, :3, 2]))
-                eb.use_connect = False
-                ebs.append(eb)
-            for b, p in enumerate(parents):
-                if p >= 0:
-                    ebs[b].parent = ebs[p]
+            heads = rest[:, :3, 3]
+            tails = heads + rest[:, :3, 1] * np.maximum(np.asarray(lengths, float), 1e-3)[:, None]
+            add_edit_bones(obj, names, parents, heads, tails, rest[:, :3, 2])
         finally:
             bpy.ops.object.mode_set(mode="OBJECT")
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from pathlib import Path
 
 import bpy
@@ -41,6 +42,13 @@ def build_armature(context, person, collection) -> object:
 
 
 def _edit_bones(context, obj, names, parents, heads, tails, z_hints) -> None:
+    with edit_mode(context, obj):
+        add_edit_bones(obj, names, parents, heads, tails, z_hints)
+
+
+@contextmanager
+def edit_mode(context, obj):
+    """``obj`` active and in edit mode for the block; object mode and the previous active object after."""
     view_layer = context.view_layer
     previous = view_layer.objects.active
     if context.mode != "OBJECT":
@@ -48,19 +56,27 @@ def _edit_bones(context, obj, names, parents, heads, tails, z_hints) -> None:
     view_layer.objects.active = obj
     bpy.ops.object.mode_set(mode="EDIT")
     try:
-        ebs = []
-        for b, name in enumerate(names):
-            eb = obj.data.edit_bones.new(name)
-            eb.head, eb.tail = Vector(heads[b]), Vector(tails[b])
-            eb.align_roll(Vector(z_hints[b]))
-            eb.use_connect = False
-            ebs.append(eb)
-        for b, p in enumerate(parents):
-            if p >= 0:
-                ebs[b].parent = ebs[p]
+        yield
     finally:
         bpy.ops.object.mode_set(mode="OBJECT")
         view_layer.objects.active = previous
+
+
+def add_edit_bones(obj, names, parents, heads, tails, z_hints, connect=None) -> None:
+    """New edit bones of ``obj`` (in edit mode): ``heads``, ``tails`` ``(N,3)``, rolls aligned to
+    ``z_hints (N,3)``, ``parents`` indices (-1: none); ``connect (N,)`` bool: joined to the parent's tail."""
+    ebs = []
+    for b, name in enumerate(names):
+        eb = obj.data.edit_bones.new(name)
+        eb.head, eb.tail = Vector(heads[b]), Vector(tails[b])
+        eb.align_roll(Vector(z_hints[b]))
+        eb.use_connect = False
+        ebs.append(eb)
+    for b, p in enumerate(parents):
+        if p >= 0:
+            ebs[b].parent = ebs[p]
+            if connect is not None and connect[b]:
+                ebs[b].use_connect = True
 
 
 def build_bone_mesh(person, armature_obj, collection, cache_dir: Path | None,

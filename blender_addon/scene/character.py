@@ -23,7 +23,6 @@ import logging
 
 import bpy
 import numpy as np
-from mathutils import Vector
 
 from . import anim
 
@@ -122,26 +121,12 @@ def _write(bag, data_path: str, frames: np.ndarray, values: np.ndarray, group: s
 
 
 def _edit_bones(context, obj, sk) -> None:
-    view_layer = context.view_layer
-    previous = view_layer.objects.active
-    if context.mode != "OBJECT":
-        bpy.ops.object.mode_set(mode="OBJECT")
-    view_layer.objects.active = obj
-    bpy.ops.object.mode_set(mode="EDIT")
-    try:
-        ebs = []
-        for b, name in enumerate(sk.names):
-            eb = obj.data.edit_bones.new(name)
-            eb.head, eb.tail = Vector(sk.heads[b]), Vector(sk.tails[b])
-            eb.align_roll(Vector(sk.z_axes[b]))
-            ebs.append(eb)
-        for b, p in enumerate(sk.parents):
-            if p >= 0:
-                ebs[b].parent = ebs[p]
-                ebs[b].use_connect = bool(np.linalg.norm(sk.heads[b] - sk.tails[p]) < CONNECT_TOLERANCE)
-    finally:
-        bpy.ops.object.mode_set(mode="OBJECT")
-        view_layer.objects.active = previous
+    from .armature import add_edit_bones, edit_mode
+
+    connect = [p >= 0 and bool(np.linalg.norm(sk.heads[b] - sk.tails[p]) < CONNECT_TOLERANCE)
+               for b, p in enumerate(sk.parents)]
+    with edit_mode(context, obj):
+        add_edit_bones(obj, sk.names, sk.parents, sk.heads, sk.tails, sk.z_axes, connect)
 
 
 def build_for_import(context, person, collection, trial: str, *, rest: str = "T", root_bone: bool = True):
