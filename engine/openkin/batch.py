@@ -198,16 +198,23 @@ def _changed(root: Path, e: dict) -> str | None:
 
 
 # =========================================================================== one trial (a task)
-def _trial_log(root: Path) -> logging.Handler | None:
-    """Log records of OpenKin to ``TRIAL/openkin/logs/openkin.log`` while the trial runs."""
+def _file_handler(path: Path) -> logging.Handler | None:
+    """An INFO file handler writing ``path`` (its folder made), or None when it cannot be opened."""
     try:
-        path = root / "openkin" / "logs" / "openkin.log"
         path.parent.mkdir(parents=True, exist_ok=True)
         handler = logging.FileHandler(path, encoding="utf-8")
     except OSError:
         return None
     handler.setLevel(logging.INFO)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    return handler
+
+
+def _trial_log(root: Path) -> logging.Handler | None:
+    """Log records of OpenKin to ``TRIAL/openkin/logs/openkin.log`` while the trial runs."""
+    handler = _file_handler(root / "openkin" / "logs" / "openkin.log")
+    if handler is None:
+        return None
     pkg = logging.getLogger("openkin")
     pkg.addHandler(handler)
     if pkg.getEffectiveLevel() > logging.INFO:
@@ -599,15 +606,9 @@ def _session_log(session: Path, verbose: bool) -> logging.Handler | None:
         for h in root.handlers:
             if type(h) is logging.StreamHandler:
                 h.setLevel(max(h.level, logging.WARNING))
-    try:
-        path = session / "openkin" / "logs" / "batch.log"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(path, encoding="utf-8")
-    except OSError:
-        return None
-    handler.setLevel(logging.INFO)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root.addHandler(handler)
+    handler = _file_handler(session / "openkin" / "logs" / "batch.log")
+    if handler is not None:
+        root.addHandler(handler)
     return handler
 
 
