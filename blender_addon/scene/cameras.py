@@ -88,11 +88,7 @@ def _background(data, image, frame_start: int, frame_offset: int) -> None:
 
 def _image_plane(cam_obj, cam, image, collection, frame_start: int, frame_offset: int):
     """A textured quad filling the camera's view exactly at :data:`PLANE_DEPTH` (for renders)."""
-    corners = axes.image_plane_corners(cam.matrix, cam.size, PLANE_DEPTH)
-    mesh = bpy.data.meshes.new(f"{cam.name} image plane")
-    mesh.from_pydata(corners.tolist(), [], [(0, 1, 2, 3)])
-    uv = mesh.uv_layers.new(name="UVMap")
-    uv.data.foreach_set("uv", [0, 0, 1, 0, 1, 1, 0, 1])
+    mesh = image_quad(f"{cam.name} image plane", cam.matrix, cam.size, PLANE_DEPTH)
     mesh.materials.append(_plane_material(cam.name, image, frame_start, frame_offset))
     plane = bpy.data.objects.new(f"{cam.name} image plane", mesh)
     plane.parent = cam_obj
@@ -102,6 +98,16 @@ def _image_plane(cam_obj, cam, image, collection, frame_start: int, frame_offset
     plane["openkin_plane_of"] = cam.name
     collection.objects.link(plane)
     return plane
+
+
+def image_quad(name: str, matrix, size, depth: float):
+    """A quad mesh covering a camera's image exactly at ``depth`` m, in its Blender camera axes, UV 0..1."""
+    corners = axes.image_plane_corners(matrix, size, depth)
+    mesh = bpy.data.meshes.new(name)
+    mesh.from_pydata(corners.tolist(), [], [(0, 1, 2, 3)])
+    uv = mesh.uv_layers.new(name="UVMap")
+    uv.data.foreach_set("uv", [0, 0, 1, 0, 1, 1, 0, 1])
+    return mesh
 
 
 def _plane_material(name: str, image, frame_start: int, frame_offset: int):

@@ -16,7 +16,6 @@ from pathlib import Path
 import bpy
 import numpy as np
 
-from ..core import axes
 
 log = logging.getLogger(__name__)
 
@@ -85,14 +84,10 @@ def attach_overlay(cam_obj, folder: Path, lo: int, hi: int, size: tuple[int, int
 
 
 def _plane(cam_obj, image, size, lo: int, hi: int):
-    from .cameras import PLANE_DEPTH
+    from .cameras import PLANE_DEPTH, image_quad
 
     K = np.asarray(cam_obj["openkin_matrix"], float).reshape(3, 3)
-    corners = axes.image_plane_corners(K, size, PLANE_DEPTH * DEPTH_FACTOR)
-    mesh = bpy.data.meshes.new(f"{cam_obj.name} overlay")
-    mesh.from_pydata(corners.tolist(), [], [(0, 1, 2, 3)])
-    uv = mesh.uv_layers.new(name="UVMap")
-    uv.data.foreach_set("uv", [0, 0, 1, 0, 1, 1, 0, 1])
+    mesh = image_quad(f"{cam_obj.name} overlay", K, size, PLANE_DEPTH * DEPTH_FACTOR)
     mesh.materials.append(_material(cam_obj.name, image, lo, hi))
     plane = bpy.data.objects.new(f"{cam_obj.name} overlay", mesh)
     plane.parent = cam_obj
