@@ -14,6 +14,8 @@ from pathlib import Path
 import bpy
 from bpy.props import EnumProperty, FloatProperty, PointerProperty, StringProperty
 
+from .panel import _Base
+
 log = logging.getLogger(__name__)
 
 FRAMES_PER_TICK = 40
@@ -222,10 +224,7 @@ class OPENKIN_OT_character_cancel(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class OPENKIN_PT_character(bpy.types.Panel):
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "OpenKin"
+class OPENKIN_PT_character(_Base, bpy.types.Panel):
     bl_label = "Character"
     bl_options = {"DEFAULT_CLOSED"}
 

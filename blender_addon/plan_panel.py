@@ -10,6 +10,8 @@ import logging
 import bpy
 from bpy.app.handlers import persistent
 
+from .panel import _Base
+
 log = logging.getLogger(__name__)
 
 THROTTLE_S = 0.2
@@ -189,11 +191,8 @@ class OPENKIN_OT_plan_actor(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class OPENKIN_PT_plan(bpy.types.Panel):
+class OPENKIN_PT_plan(_Base, bpy.types.Panel):
     bl_label = "Plan"
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "OpenKin"
     bl_options = {"DEFAULT_CLOSED"}
 
     def draw(self, context):

@@ -19,6 +19,7 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, IntProperty, PointerProperty, StringProperty
 
 from . import operators
+from .panel import _Base
 
 log = logging.getLogger(__name__)
 
@@ -260,12 +261,9 @@ class OPENKIN_OT_qa_jump_worst(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class OPENKIN_PT_qa_fix(bpy.types.Panel):
+class OPENKIN_PT_qa_fix(_Base, bpy.types.Panel):
     bl_label = "QA: Overlays, Timelines, Fix"
     bl_idname = "OPENKIN_PT_qa_fix"
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "OpenKin"
     bl_parent_id = "OPENKIN_PT_main"
     bl_options = {"DEFAULT_CLOSED"}
 

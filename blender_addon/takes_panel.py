@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import bpy
 
+from .panel import _Base
+
 
 class OPENKIN_OT_import_session(bpy.types.Operator):
     """Import every processed trial of a session folder as takes of one scene"""
@@ -54,11 +56,8 @@ class OPENKIN_OT_set_take(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class OPENKIN_PT_takes(bpy.types.Panel):
+class OPENKIN_PT_takes(_Base, bpy.types.Panel):
     bl_label = "Takes"
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "OpenKin"
     bl_options = {"DEFAULT_CLOSED"}
 
     def draw(self, context):
