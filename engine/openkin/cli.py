@@ -23,7 +23,7 @@ from typing import Callable
 from . import __version__
 from .errors import OpenKinError
 from .pipeline import STAGES, stage_names
-from .progress import Cancelled, Progress
+from .progress import Cancelled, Progress, clear_interrupted, on_interrupt_signal
 from .project import ProjectPaths
 
 log = logging.getLogger(__name__)
@@ -198,8 +198,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _setup_logging(args.verbose, _log_file(args))
+    clear_interrupted()
     with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
-        signal.signal(signal.SIGTERM, signal.default_int_handler)  # terminate = Ctrl+C: clean up, exit 130
+        signal.signal(signal.SIGINT, on_interrupt_signal)
+        signal.signal(signal.SIGTERM, on_interrupt_signal)  # terminate = Ctrl+C: clean up, exit 130
     try:
         if hasattr(args, "tool_module"):
             return int(importlib.import_module(args.tool_module).main(args) or 0)

@@ -22,7 +22,7 @@ from typing import Any, Callable
 from .framerate import resolve_frame_rate
 from .inputs import pose_folders
 from .manifest import Manifest, entry, new_run_id, relpath
-from .progress import Progress
+from .progress import Progress, check_interrupted
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +144,7 @@ def execute(ctx: RunContext, name: str, fn: Callable[[RunContext], None],
     t0 = time.perf_counter()
     try:
         fn(ctx)
+        check_interrupted()  # an interrupt swallowed inside the stage: not recorded as done
     except BaseException as e:
         message = getattr(e, "problem", None) or f"{type(e).__name__}: {e}"
         ctx.manifest.fail(name, ctx.run_id, str(message), time.perf_counter() - t0)

@@ -214,3 +214,36 @@ def test_two_concurrent_runs_do_not_mix(scene, tmp_path):
     filt = [Path(o["path"]).stem for o in rec["filtering"]["outputs"] if o["role"] == "trc"]
     assert len(tri) == 1 and filt == [tri[0] + "_filt_butterworth"]
     assert rec["triangulation"]["run"] == rec["filtering"]["run"]
+
+
+def test_a_swallowed_interrupt_still_stops_the_run(scene, tmp_path):
+    """An interrupt whose KeyboardInterrupt is swallowed (a signal landing in a destructor or a
+    library's callback is printed as "Exception ignored" and dropped) still stops the run: the
+    stage it landed in is recorded as failed, not done, and no later stage runs."""
+    from openkin import progress
+    from openkin.pipeline import run_stages
+
+    project = _copy(scene, tmp_path / "trial")
+    seen: list[str] = []
+
+    def factory(stage):
+        def cb(fraction, message=""):
+            if not seen:
+                seen.append(stage)
+                try:  # the CLI's handler, its exception swallowed as a destructor would
+                    progress.on_interrupt_signal(signal.SIGINT, None)
+                except KeyboardInterrupt:
+                    pass
+            return True
+        return cb
+
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_stages(project, ["triangulation", "filtering"], progress_factory=factory)
+    finally:
+        progress.clear_interrupted()
+    rec = _records(project)
+    assert seen == ["triangulation"]
+    assert rec["triangulation"]["status"] == "failed"
+    assert "filtering" not in rec or rec["filtering"]["status"] != "done"
+    assert not list(project.rglob(".*.tmp"))
