@@ -162,4 +162,4 @@ def write_orientations(path: str | Path, data: Orientations, precision: int = 8)
         f.write("time\t" + "\t".join(data.names) + "\n")
         for t, row in zip(data.times, data.quat):
             cells = [",".join("nan" if not np.isfinite(v) else fmt.format(v) for v in q) for q in row]
-            f.write(f"{t:.6f}\t" + "\t".join(cells) + "\n")
+            f.write(f"{t:.8f}\t" + "\t".join(cells) + "\n")
