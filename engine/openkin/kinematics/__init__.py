@@ -76,6 +76,7 @@ class Prepared:
     frame_numbers: np.ndarray
     rate: float
     summary: dict
+    complete: np.ndarray | None = None  # (F,) frames of the job with every marker (with trackers, others are kept)
 
 
 KEYPOINT_SETS = ("HALPE_26", "COCO_17", "BLAZEPOSE")
@@ -200,7 +201,7 @@ def prepare(trc_path: Path, out_dir: Path, opts: KinematicsOptions, height: floa
                                              trc.frame_numbers, opts.missing_markers, opts.interp_gap_max, trc_path)
     kept_cols = [i for i, m in enumerate(used) if m not in never]
     used = [used[i] for i in kept_cols]
-    xyz, times = xyz[keep][:, kept_cols], trc.times[keep]
+    xyz_all, xyz, times = xyz, xyz[keep][:, kept_cols], trc.times[keep]
     factors, details = estimate_factors(
         xyz, times, used, st.smodel, st.sstate, st.measurements, st.scale_tasks, symmetric=opts.right_left_symmetry,
         trimmed_extrema_percent=opts.trimmed_extrema_percent, large_hip_knee_angles=opts.large_hip_knee_angles,
@@ -224,9 +225,14 @@ def prepare(trc_path: Path, out_dir: Path, opts: KinematicsOptions, height: floa
                "scale_factors": {b: round(f, 5) for b, f in sorted(factors.items())},
                "markers_registered_mm": {m: round(1e3 * d, 1) for m, d in moved.items()},
                "scaling_frames": details["frames_used"], "scaling_seconds": time.perf_counter() - t0}
+    ik_frames = keep
+    if opts.trackers:  # frames the cameras lost are solved from the trackers: kept, their missing markers NaN
+        ik_frames = np.ones(len(keep), bool)
+        xyz, times = xyz_all[:, kept_cols], trc.times
+        summary["frames_without_all_markers"] = int((~keep).sum())
     job = IkJob(str(osim_path), used, xyz, times, st.tasks.marker_weights, st.tasks.coordinate_tasks,
                 trackers=_trackers(opts, times, scaled))
-    return Prepared(trc_path, stem, job, trc.frame_numbers[keep], trc.rate, summary)
+    return Prepared(trc_path, stem, job, trc.frame_numbers[ik_frames], trc.rate, summary, keep[ik_frames])
 
 
 def _trackers(opts: KinematicsOptions, times: np.ndarray, model):
@@ -240,6 +246,15 @@ def _trackers(opts: KinematicsOptions, times: np.ndarray, model):
                         model_body_names(model))
 
 
+def tracker_variants(prep: Prepared) -> dict[str, IkJob]:
+    """The IK jobs of a trial with trackers solved from the cameras only (the frames with every marker,
+    as without trackers) and from the trackers only (every frame, markers all missing)."""
+    job = prep.job
+    complete = np.ones(len(job.times), bool) if prep.complete is None else prep.complete
+    return {"cameras_only": replace(job, xyz=job.xyz[complete], times=job.times[complete], trackers=None),
+            "trackers_only": replace(job, xyz=np.full_like(job.xyz, np.nan))}
+
+
 def write_tracker_variants(prepared: list[Prepared], opts: KinematicsOptions) -> list[Path]:
     """For trials with trackers, IK from the cameras only and from the trackers only (markers all
     missing), written beside the fused result as ``kinematics/trackers/<stem>_cameras_only.mot`` and
@@ -249,16 +264,15 @@ def write_tracker_variants(prepared: list[Prepared], opts: KinematicsOptions) ->
         job = prep.job
         if job.trackers is None:
             continue
-        variants = {"cameras_only": replace(job, trackers=None),
-                    "trackers_only": replace(job, xyz=np.full_like(job.xyz, np.nan))}
+        variants = tracker_variants(prep)
         results = solve_all(list(variants.values()), 1, None, "openkin")
         folder = prep.out_stem.parent / "trackers"
         folder.mkdir(exist_ok=True)
-        for label, res in zip(variants, results):
+        for (label, vjob), res in zip(variants.items(), results):
             from ..formats.mot import write_mot
 
             path = folder / f"{prep.out_stem.name}_{label}.mot"
-            write_mot(path, angles_motion(res, job.times, opts.filter, prep.rate))
+            write_mot(path, angles_motion(res, vjob.times, opts.filter, prep.rate))
             out.append(path)
     return out
 

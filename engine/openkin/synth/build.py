@@ -215,7 +215,9 @@ def _write_config(path: Path, spec: SceneSpec, height: float) -> None:
     if spec.trackers:
         from .trackers import sensor_name
         pairs = ", ".join(f'{sensor_name(b)} = "{b}"' for b in spec.trackers)
-        text += f"\n[kinematics]\ntrackers = {{{pairs}}}  # simulated trackers in trackers/ (openkin synth --trackers)\n"
+        text += (f"\n[triangulation]\nfill_large_gaps_with = 'nan'  # frames the cameras lose are solved from the "
+                 f"trackers (not frozen markers)\n"
+                 f"\n[kinematics]\ntrackers = {{{pairs}}}  # simulated trackers in trackers/ (openkin synth --trackers)\n")
     with atomic_write(path) as f:
         f.write(text)
 
