@@ -72,6 +72,9 @@ JUMP = 0.35           # rad or m: a frame this far from a neighbour is re-solved
 NEIGHBOUR_ITER = 30   # iterations of a neighbour re-solve
 SMOOTH_PASSES = 2
 BASIN_GAIN = 0.01     # ... and takes that solution if its cost is lower by this fraction
+REJECT_M = 0.06       # m: with trackers, a marker farther than this from the fused pose ...
+REJECT_K = 4.0        # ... and than this many times the frame's median marker distance is left out ...
+REJECT_PASSES = 2     # ... and the frames re-solved, this many times
 
 
 @dataclass
@@ -351,8 +354,34 @@ def solve_problem(pb: Problem) -> tuple[np.ndarray, np.ndarray]:
     x, cost = levenberg_marquardt(pb, x0, obs)
     neighbour_passes(pb, x, cost, obs)
     x = unwrap(pb, x)
+    if pb.n_trk:
+        x, cost = reject_pass(pb, x, obs)
     if pb.smooth > 0:
         x, cost = smooth_pass(pb, x, obs)
+    return x, cost
+
+
+def reject_pass(pb: Problem, x: np.ndarray, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """With trackers only: markers far from the fused solution (farther than ``REJECT_M`` and
+    ``REJECT_K`` times the frame's median marker distance: left/right swaps, outliers, markers
+    frozen over a gap) are left out and the frames re-solved, ``REJECT_PASSES`` times. The trackers
+    hold the pose while a marker is out, which markers alone could not."""
+    M = len(pb.markers)
+    cost = None
+    for _ in range(REJECT_PASSES):
+        q, _ = mt.full_coordinates(pb.tree, x)
+        d = np.linalg.norm(mt.forward(pb.tree, q, pb.markers).markers - obs[:, :M], axis=-1)   # (F, M), NaN = none
+        with np.errstate(invalid="ignore"):
+            med = np.nanmedian(np.where(np.isnan(d).all(1, keepdims=True), 0.0, d), 1, keepdims=True)
+            bad = d > np.maximum(REJECT_M, REJECT_K * med)
+        if not bad.any():
+            break
+        log.debug("tracker fusion: %d marker samples left out (%d frames)", int(bad.sum()), int(bad.any(1).sum()))
+        obs = obs.copy()
+        obs[:, :M][bad] = np.nan
+        x, cost = levenberg_marquardt(pb, x, obs)
+    if cost is None:
+        cost = np.einsum("fi,fi->f", *(2 * [residuals(pb, x, obs, jac=False)[0]]))
     return x, cost
 
 
