@@ -277,6 +277,8 @@ def problem(job: IkJob, model, state=None):
     obs, trk = np.asarray(job.xyz, float), {}
     if job.trackers is not None:
         bindex = {b: i for i, b in enumerate(tree.bodies)}
+        if job.trackers.R.shape[0] != len(job.times):  # a job cut in time must cut its trackers too (.frames)
+            raise ValueError(f"tracker targets for {job.trackers.R.shape[0]} frames, job has {len(job.times)}")
         missing = [b for b in job.trackers.bodies if b not in bindex]
         if missing:
             raise model_tree.Unsupported(f"tracker bodies {missing} not in the model")

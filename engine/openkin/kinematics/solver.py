@@ -73,7 +73,7 @@ NEIGHBOUR_ITER = 30   # iterations of a neighbour re-solve
 SMOOTH_PASSES = 2
 BASIN_GAIN = 0.01     # ... and takes that solution if its cost is lower by this fraction
 REJECT_M = 0.06       # m: with trackers, a marker farther than this from the fused pose ...
-REJECT_K = 4.0        # ... and than this many times the frame's median marker distance is left out ...
+REJECT_K = 4.0        # ... and than this many times the trial's median marker distance is left out ...
 REJECT_PASSES = 2     # ... and the frames re-solved, this many times
 
 
@@ -184,6 +184,8 @@ def residuals(pb: Problem, x: np.ndarray, obs: np.ndarray, jac: bool = True, col
     r_m = (sw[..., None] * diff).reshape(len(x), -1)
     r_t = np.sqrt(pb.task_w) * (q[:, pb.task_coord] - pb.task_v)
     r = np.concatenate([r_m, r_t] + ([np.sqrt(pb.smooth) * (x - ref)] if ref is not None else []), 1)
+    if not jac and not pb.n_trk:
+        return r, None
     F = len(x)
     n = x.shape[1] if cols is None else len(cols)
     col = np.arange(n) if cols is None else np.full(x.shape[1], -1)
@@ -363,7 +365,7 @@ def solve_problem(pb: Problem) -> tuple[np.ndarray, np.ndarray]:
 
 def reject_pass(pb: Problem, x: np.ndarray, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """With trackers only: markers far from the fused solution (farther than ``REJECT_M`` and
-    ``REJECT_K`` times the frame's median marker distance: left/right swaps, outliers, markers
+    ``REJECT_K`` times the trial's median marker distance: left/right swaps, outliers, markers
     frozen over a gap) are left out and the frames re-solved, ``REJECT_PASSES`` times. The trackers
     hold the pose while a marker is out, which markers alone could not."""
     M = len(pb.markers)
@@ -371,9 +373,10 @@ def reject_pass(pb: Problem, x: np.ndarray, obs: np.ndarray) -> tuple[np.ndarray
     for _ in range(REJECT_PASSES):
         q, _ = mt.full_coordinates(pb.tree, x)
         d = np.linalg.norm(mt.forward(pb.tree, q, pb.markers).markers - obs[:, :M], axis=-1)   # (F, M), NaN = none
+        if np.isnan(d).all():
+            break
         with np.errstate(invalid="ignore"):
-            med = np.nanmedian(np.where(np.isnan(d).all(1, keepdims=True), 0.0, d), 1, keepdims=True)
-            bad = d > np.maximum(REJECT_M, REJECT_K * med)
+            bad = d > max(REJECT_M, REJECT_K * float(np.nanmedian(d)))
         if not bad.any():
             break
         log.debug("tracker fusion: %d marker samples left out (%d frames)", int(bad.sum()), int(bad.any(1).sum()))
