@@ -11,6 +11,11 @@ to ``kinematics/``:
 - ``<trc stem>_marker_errors.csv`` — per-frame RMS and largest marker error (m);
 - ``<trc stem>_kinematics.toml`` — height, mass, scale factors, error summary, timings.
 
+With 6-DoF trackers declared (``[kinematics] trackers``, :mod:`openkin.kinematics.trackers`),
+the IK fuses them with the markers (frames the cameras lost are kept and solved from the
+trackers) and ``kinematics/trackers/<trc stem>_cameras_only.mot`` and ``_trackers_only.mot``
+are written beside the fused result for comparison (``openkin evaluate``).
+
 Data problems (units, missing markers, names the model does not know, a model
 that does not load) are reported by :mod:`openkin.kinematics.checks` before
 OpenSim runs.
@@ -226,7 +231,7 @@ def prepare(trc_path: Path, out_dir: Path, opts: KinematicsOptions, height: floa
                "markers_registered_mm": {m: round(1e3 * d, 1) for m, d in moved.items()},
                "scaling_frames": details["frames_used"], "scaling_seconds": time.perf_counter() - t0}
     ik_frames = keep
-    if opts.trackers:  # frames the cameras lost are solved from the trackers: kept, their missing markers NaN
+    if opts.trackers and opts.ik_solver == "openkin":  # frames the cameras lost are solved from the trackers
         ik_frames = np.ones(len(keep), bool)
         xyz, times = xyz_all[:, kept_cols], trc.times
         summary["frames_without_all_markers"] = int((~keep).sum())

@@ -13,7 +13,10 @@ ground frame (Y up, the TRC's axes), i.e. the sensor-to-body mounting rotation i
 already removed (OpenSense's ``IMUPlacer`` calibration does that for real IMUs; the
 synthetic trackers of ``openkin synth --trackers`` are written so). The solver
 (:mod:`openkin.kinematics.solver`) adds ``w |log(R_sensor^T R_body(q))|^2`` per sensor
-to every frame's cost, in the same solve as the markers. Samples are matched to the
+to every frame's cost, in the same solve as the markers. A tracker that also gives
+its position (EM or VR trackers) may have it in a TRC of the same folder (a column named like
+the sensor: the body origin's position in ground, metres); the solver then adds
+``w |p_body(q) - p|^2`` (m). Samples are matched to the
 markers' frames by time (the nearest sample within half a sample period; others are
 missing). Frames with no markers are solved from the trackers alone; the pelvis
 translation is then unobserved and stays at its start value (the model default, or
@@ -140,4 +143,28 @@ def load_targets(folder: Path, mapping: dict[str, str], weights: dict[str, float
                                f"({times[0]:.3f}-{times[-1]:.3f} s)", path=found[s][0],
                                fix="the tracker file's time column must cover the trial's times (seconds)")
     return TrackerTargets(sensors, [mapping[s] for s in sensors], R,
-                          np.array([float(weights.get(s, DEFAULT_WEIGHT)) for s in sensors]))
+                          np.array([float(weights.get(s, DEFAULT_WEIGHT)) for s in sensors]),
+                          read_positions(Path(folder), sensors, times))
+
+
+def read_positions(folder: Path, sensors: list[str], times: np.ndarray) -> np.ndarray | None:
+    """(F, S, 3) positions of the bodies' origins from ``folder/*.trc`` (metres, OpenSim ground, a column
+    per sensor named like it), NaN where a sensor has none; None when no TRC names a sensor."""
+    from ..formats.trc import read_trc
+
+    out = np.full((len(times), len(sensors), 3), np.nan)
+    found = False
+    for path in sorted(folder.glob("*.trc")):
+        trc = read_trc(path)
+        t = np.asarray(trc.times, float)
+        for s, name in enumerate(sensors):
+            if name not in trc.marker_names or not len(t):
+                continue
+            found = True
+            i = np.clip(np.searchsorted(t, times), 1, len(t) - 1) if len(t) > 1 else np.zeros(len(times), int)
+            if len(t) > 1:
+                i = np.where(np.abs(t[i - 1] - times) <= np.abs(t[i] - times), i - 1, i)
+            near = np.abs(t[i] - times) <= 0.5 / trc.rate + 1e-9
+            out[near, s] = trc.xyz[i[near], trc.marker_names.index(name)]
+            log.info("tracker %s: positions from %s", name, path.name)
+    return out if found else None
