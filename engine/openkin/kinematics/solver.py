@@ -54,7 +54,6 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-
 from scipy.spatial.transform import Rotation
 
 from . import model_tree as mt
@@ -122,7 +121,7 @@ def _so3_jl_inv(phi: np.ndarray) -> np.ndarray:
     K[..., 0, 1], K[..., 0, 2], K[..., 1, 2] = -phi[..., 2], phi[..., 1], -phi[..., 0]
     K[..., 1, 0], K[..., 2, 0], K[..., 2, 1] = phi[..., 2], -phi[..., 1], phi[..., 0]
     small = th < 1e-6
-    t = np.where(small, 1.0, th)
+    t = np.where(small, 1.0, np.minimum(th, np.pi - 1e-9))  # (1 + cos t) / sin t -> 0 at pi: no 0/0
     c = np.where(small, 1.0 / 12, 1.0 / t ** 2 - (1 + np.cos(t)) / (2 * t * np.sin(t)))
     return np.eye(3) - 0.5 * K + c * (K @ K)
 
