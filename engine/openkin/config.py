@@ -452,6 +452,8 @@ class KinematicsConfig:
     interp_gap_max: Count = 10  # frames: longest gap 'interpolate' fills; frames still missing markers are dropped
     osim_model: str = ""  # your own .osim (empty: Pose2Sim's models); its markers, else the keypoint set's
     ik_solver: Literal["openkin", "opensim"] = "openkin"  # IK: OpenKin's batch solver or OpenSim's (openkin.kinematics.solver)
+    trackers: dict[str, str] = field(default_factory=dict)  # 6-DoF trackers: {sensor column = "body"} (kinematics.trackers)
+    tracker_weights: dict[str, float] = field(default_factory=dict)  # {sensor column = weight}; default 1 each
 
 
 @dataclass(frozen=True)

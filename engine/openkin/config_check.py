@@ -108,6 +108,8 @@ def describe(tp) -> str:
         return " or ".join(describe(a) for a in typing.get_args(tp))
     if origin is Literal:
         return " or ".join(repr(a) for a in typing.get_args(tp))
+    if origin is dict:
+        return f"a table {{name = {describe(typing.get_args(tp)[1])}, ...}}"
     if origin is tuple:
         args = typing.get_args(tp)
         if len(args) == 2 and args[1] is Ellipsis:
@@ -145,6 +147,11 @@ def convert(value, tp):
         raise _Mismatch
     if origin is tuple:
         return _convert_tuple(value, typing.get_args(tp))
+    if origin is dict:  # an inline table {name = value, ...}
+        if not isinstance(value, dict):
+            raise _Mismatch
+        kt, vt = typing.get_args(tp)
+        return {convert(k, kt): convert(v, vt) for k, v in value.items()}
     if tp is type(None):
         if value is None:
             return None

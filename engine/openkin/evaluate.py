@@ -20,6 +20,8 @@ What is compared:
   files may be Z-up, so by default both readings are tried and the closer kept.
 - A truth frame counts as reconstructed when the result has that frame with at
   least one compared keypoint (or coordinate) present.
+- 6-DoF trackers: for a project whose IK fused trackers (``[kinematics] trackers``), the table
+  has the EM-POSE rows fused / cameras only / trackers only (:func:`tracker_variants`).
 - Multi-person: ``id_switches`` counts, over all result tracks of a trial, how often
   a track changes the truth person it is nearest to (JSON/CSV only).
 """
@@ -586,6 +588,21 @@ def add_arguments(parser) -> None:
                         help="result axes: as is (TRC default), zup (convert Z-up to Y-up), auto (C3D default)")
 
 
+TRACKER_VARIANTS = {"cameras only": "_cameras_only.mot", "trackers only": "_trackers_only.mot"}
+
+
+def tracker_variants(project: Path) -> dict[str, Path]:
+    """A project whose IK fused 6-DoF trackers (openkin.kinematics.trackers): label → the cameras-only and
+    trackers-only results (``kinematics/trackers/*``), compared in one table with the fused one; else {}."""
+    folder = project / "kinematics" / "trackers"
+    if not folder.is_dir():
+        return {}
+    found = {label: sorted(folder.glob(f"*{suffix}"), key=_natural) for label, suffix in TRACKER_VARIANTS.items()}
+    if not all(len(v) == 1 for v in found.values()):  # none, or several people: the plain table
+        return {}
+    return {label: v[0] for label, v in found.items()}
+
+
 def _shift(value: str) -> float | str:
     if value == "auto":
         return "auto"
@@ -609,7 +626,12 @@ def main(args) -> int:
     options = dict(markers=split(args.markers), coordinates=split(args.coordinates),
                    time_shift=_shift(args.time_shift), axes=args.axes)
     results, truth = args.paths[:-1], args.paths[-1]
-    if len(results) == 1:
+    variants = tracker_variants(Path(results[0])) if len(results) == 1 else {}
+    if variants:
+        rows = {"fused": evaluate(results[0], truth, **options)}
+        rows.update({label: evaluate(path, truth, **options) for label, path in variants.items()})
+        sys.stdout.write(format_comparison(rows))
+    elif len(results) == 1:
         rows = evaluate(results[0], truth, **options)
         sys.stdout.write(format_table(rows))
     else:

@@ -11,6 +11,11 @@ to ``kinematics/``:
 - ``<trc stem>_marker_errors.csv`` — per-frame RMS and largest marker error (m);
 - ``<trc stem>_kinematics.toml`` — height, mass, scale factors, error summary, timings.
 
+With 6-DoF trackers declared (``[kinematics] trackers``, :mod:`openkin.kinematics.trackers`),
+the IK fuses them with the markers (frames the cameras lost are kept and solved from the
+trackers) and ``kinematics/trackers/<trc stem>_cameras_only.mot`` and ``_trackers_only.mot``
+are written beside the fused result for comparison (``openkin evaluate``).
+
 Data problems (units, missing markers, names the model does not know, a model
 that does not load) are reported by :mod:`openkin.kinematics.checks` before
 OpenSim runs.
@@ -19,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +66,9 @@ class KinematicsOptions:
     workers: object = "auto"
     filter: tuple[str, dict] | None = None
     ik_solver: str = "openkin"  # why it is the default: openkin.kinematics.ik's module doc
+    trackers: dict = field(default_factory=dict)         # 6-DoF trackers: sensor -> body (kinematics.trackers)
+    tracker_weights: dict = field(default_factory=dict)  # sensor -> weight
+    trackers_dir: str = ""                                # the project's trackers/ folder
 
 
 @dataclass
@@ -73,6 +81,7 @@ class Prepared:
     frame_numbers: np.ndarray
     rate: float
     summary: dict
+    complete: np.ndarray | None = None  # (F,) frames of the job with every marker (with trackers, others are kept)
 
 
 KEYPOINT_SETS = ("HALPE_26", "COCO_17", "BLAZEPOSE")
@@ -197,7 +206,7 @@ def prepare(trc_path: Path, out_dir: Path, opts: KinematicsOptions, height: floa
                                              trc.frame_numbers, opts.missing_markers, opts.interp_gap_max, trc_path)
     kept_cols = [i for i, m in enumerate(used) if m not in never]
     used = [used[i] for i in kept_cols]
-    xyz, times = xyz[keep][:, kept_cols], trc.times[keep]
+    xyz_all, xyz, times = xyz, xyz[keep][:, kept_cols], trc.times[keep]
     factors, details = estimate_factors(
         xyz, times, used, st.smodel, st.sstate, st.measurements, st.scale_tasks, symmetric=opts.right_left_symmetry,
         trimmed_extrema_percent=opts.trimmed_extrema_percent, large_hip_knee_angles=opts.large_hip_knee_angles,
@@ -221,8 +230,56 @@ def prepare(trc_path: Path, out_dir: Path, opts: KinematicsOptions, height: floa
                "scale_factors": {b: round(f, 5) for b, f in sorted(factors.items())},
                "markers_registered_mm": {m: round(1e3 * d, 1) for m, d in moved.items()},
                "scaling_frames": details["frames_used"], "scaling_seconds": time.perf_counter() - t0}
-    job = IkJob(str(osim_path), used, xyz, times, st.tasks.marker_weights, st.tasks.coordinate_tasks)
-    return Prepared(trc_path, stem, job, trc.frame_numbers[keep], trc.rate, summary)
+    ik_frames = keep
+    if opts.trackers and opts.ik_solver == "openkin":  # frames the cameras lost are solved from the trackers
+        ik_frames = np.ones(len(keep), bool)
+        xyz, times = xyz_all[:, kept_cols], trc.times
+        summary["frames_without_all_markers"] = int((~keep).sum())
+    job = IkJob(str(osim_path), used, xyz, times, st.tasks.marker_weights, st.tasks.coordinate_tasks,
+                trackers=_trackers(opts, times, scaled))
+    return Prepared(trc_path, stem, job, trc.frame_numbers[ik_frames], trc.rate, summary, keep[ik_frames])
+
+
+def _trackers(opts: KinematicsOptions, times: np.ndarray, model):
+    """The declared 6-DoF trackers' targets on the IK frames, or None (:mod:`.trackers`)."""
+    if not opts.trackers:
+        return None
+    from .setup import model_body_names
+    from .trackers import load_targets
+
+    return load_targets(Path(opts.trackers_dir), dict(opts.trackers), dict(opts.tracker_weights), times,
+                        model_body_names(model))
+
+
+def tracker_variants(prep: Prepared) -> dict[str, IkJob]:
+    """The IK jobs of a trial with trackers solved from the cameras only (the frames with every marker,
+    as without trackers) and from the trackers only (every frame, markers all missing)."""
+    job = prep.job
+    complete = np.ones(len(job.times), bool) if prep.complete is None else prep.complete
+    return {"cameras_only": replace(job, xyz=job.xyz[complete], times=job.times[complete], trackers=None),
+            "trackers_only": replace(job, xyz=np.full_like(job.xyz, np.nan))}
+
+
+def write_tracker_variants(prepared: list[Prepared], opts: KinematicsOptions) -> list[Path]:
+    """For trials with trackers, IK from the cameras only and from the trackers only (markers all
+    missing), written beside the fused result as ``kinematics/trackers/<stem>_cameras_only.mot`` and
+    ``<stem>_trackers_only.mot`` (``openkin evaluate`` compares the three)."""
+    out = []
+    for prep in prepared:
+        job = prep.job
+        if job.trackers is None:
+            continue
+        variants = tracker_variants(prep)
+        results = solve_all(list(variants.values()), 1, None, "openkin")
+        folder = prep.out_stem.parent / "trackers"
+        folder.mkdir(exist_ok=True)
+        for (label, vjob), res in zip(variants.items(), results):
+            from ..formats.mot import write_mot
+
+            path = folder / f"{prep.out_stem.name}_{label}.mot"
+            write_mot(path, angles_motion(res, vjob.times, opts.filter, prep.rate))
+            out.append(path)
+    return out
 
 
 def angles_motion(result: IkResult, times: np.ndarray, flt: tuple[str, dict] | None, rate: float):
@@ -269,7 +326,9 @@ def run_trials(trc_paths: list[Path], out_dir: Path, opts: KinematicsOptions,
     prepared = []
     for i, path in enumerate(trc_paths):
         report(progress, 0.3 * i / len(trc_paths), f"scaling {path.name}")
-        prepared.append(prepare(Path(path), out_dir, opts, heights[i]))
+        if i == 1 and opts.trackers:
+            log.warning("the 6-DoF trackers are applied to the first person only")
+        prepared.append(prepare(Path(path), out_dir, opts if i == 0 else replace(opts, trackers={}), heights[i]))
     report(progress, 0.3, "inverse kinematics")
     done = []
 
@@ -280,7 +339,11 @@ def run_trials(trc_paths: list[Path], out_dir: Path, opts: KinematicsOptions,
     results = solve_all([p.job for p in prepared], opts.workers, on_done, opts.ik_solver)
     for prep, res in zip(prepared, results):
         prep.summary["ik_workers"] = n_workers(opts.workers, 2 * len(prepared))
+        if prep.job.trackers is not None:
+            prep.summary["trackers"] = dict(zip(prep.job.trackers.sensors, prep.job.trackers.bodies))
         write_outputs(prep, res, opts.filter)
+    if opts.trackers and opts.ik_solver == "openkin":
+        write_tracker_variants(prepared, opts)
     report(progress, 1.0, "kinematics done")
     return [p.out_stem.with_suffix(".mot") for p in prepared]
 
@@ -332,7 +395,7 @@ def options_from_config(config, augmented: bool, person: int = 0) -> KinematicsO
         params = dataclasses.asdict(section) if section is not None else {}
         flt = (k.ik_filter_type, {p: v for p, v in params.items() if p in filter_params(k.ik_filter_type)})
     extra = {key: getattr(k, key) for key in ("osim_model", "missing_markers", "interp_gap_max", "refine_scaling",
-                                              "ik_solver")
+                                              "ik_solver", "trackers", "tracker_weights")
              if hasattr(k, key)}
     return KinematicsOptions(marker_set=marker_set, use_simple_model=k.use_simple_model,
                              right_left_symmetry=k.right_left_symmetry, large_hip_knee_angles=k.large_hip_knee_angles,
@@ -365,7 +428,8 @@ def run(ctx) -> None:
     redirect_opensim_log(paths.logs)  # never an opensim.log in the user's current folder
     inputs, augmented = _inputs(ctx)
     trcs = [ctx.read(p, producer) for p, producer in inputs]
-    opts = [options_from_config(config, augmented, i) for i in range(len(trcs))]
+    opts = [replace(options_from_config(config, augmented, i), trackers_dir=str(paths.root / "trackers"))
+            for i in range(len(trcs))]
     if len({o.mass for o in opts}) == 1:
         mots = run_trials(trcs, paths.kinematics, opts[0], progress=progress)
     else:

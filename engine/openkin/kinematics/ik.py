@@ -61,6 +61,7 @@ class IkJob:
     coordinate_tasks: tuple[CoordinateTask, ...] = ()
     keep_from: int = 0
     accuracy: float = ACCURACY
+    trackers: object = None  # openkin.kinematics.trackers.TrackerTargets on these frames (OpenKin's solver only)
 
 
 @dataclass
@@ -218,6 +219,9 @@ def solve_all(jobs: list[IkJob], workers, on_done=None, solver: str = "opensim")
     merged result per job."""
     if solver == "openkin":
         return _solve_all_openkin(jobs, workers, on_done)
+    if any(j.trackers is not None for j in jobs):
+        log.warning("OpenSim's marker IK does not use the 6-DoF trackers ([kinematics] trackers): solving from "
+                    "the markers only; set ik_solver = 'openkin' to fuse them")
     cpus = n_workers(workers, 2 * len(jobs))
     chunks = [split_jobs(j, max(1, cpus // len(jobs)) if cpus > 1 else 1) for j in jobs]
     flat = [(i, c) for i, cs in enumerate(chunks) for c in cs]
@@ -270,10 +274,21 @@ def problem(job: IkJob, model, state=None):
     cindex = {n: i for i, n in enumerate(tree.coord_names)}
     tasks = [(cindex[t.name], t.weight, tree.default[cindex[t.name]] if t.value is None else t.value)
              for t in job.coordinate_tasks if t.name in cindex and t.weight > 0]
-    return solver.Problem(tree, np.array([index[m] for m in job.marker_names], int), np.asarray(job.xyz, float),
+    obs, trk = np.asarray(job.xyz, float), {}
+    if job.trackers is not None:
+        bindex = {b: i for i, b in enumerate(tree.bodies)}
+        if job.trackers.R.shape[0] != len(job.times):  # a job cut in time must cut its trackers too (.frames)
+            raise ValueError(f"tracker targets for {job.trackers.R.shape[0]} frames, job has {len(job.times)}")
+        missing = [b for b in job.trackers.bodies if b not in bindex]
+        if missing:
+            raise model_tree.Unsupported(f"tracker bodies {missing} not in the model")
+        obs = solver.pack_targets(obs, job.trackers.R, job.trackers.p)
+        trk = dict(trk_body=np.array([bindex[b] for b in job.trackers.bodies], int),
+                   trk_w=np.asarray(job.trackers.weights, float))
+    return solver.Problem(tree, np.array([index[m] for m in job.marker_names], int), obs,
                           np.array([float(job.weights.get(m, 1.0)) for m in job.marker_names]),
                           np.array([t[0] for t in tasks], int), np.array([t[1] for t in tasks], float),
-                          np.array([t[2] for t in tasks], float))
+                          np.array([t[2] for t in tasks], float), **trk)
 
 
 def solve_openkin(job: IkJob, model=None, smooth: float = 0.0, smooth_seconds: float = 0.033) -> IkResult:

@@ -383,7 +383,8 @@ class Pose:
     """Forward kinematics of F frames. ``markers``: (F, M, 3) in ground; per active axis (one whose
     value depends on a coordinate), ``axis_dir`` (F, A, 3) in ground, ``axis_origin`` (F, A, 3),
     ``axis_rot`` (A,), ``axis_coord`` (A,), ``axis_slope`` (F, A) = d value / d coordinate,
-    ``axis_joint`` (A,)."""
+    ``axis_joint`` (A,); ``body_R`` (B, F, 3, 3) and ``body_p`` (B, F, 3): each body's rotation and
+    origin in ground (trackers' targets)."""
 
     markers: np.ndarray
     axis_dir: np.ndarray
@@ -392,6 +393,8 @@ class Pose:
     axis_coord: np.ndarray
     axis_slope: np.ndarray
     axis_joint: np.ndarray
+    body_R: np.ndarray | None = None
+    body_p: np.ndarray | None = None
 
 
 def forward(tree: Tree, q: np.ndarray, markers: np.ndarray | None = None) -> Pose:
@@ -444,7 +447,7 @@ def forward(tree: Tree, q: np.ndarray, markers: np.ndarray | None = None) -> Pos
     A = len(dirs)
     return Pose(xm, np.stack(dirs, 1) if A else np.zeros((F, 0, 3)),
                 np.stack(origins, 1) if A else np.zeros((F, 0, 3)), np.array(rots, bool), np.array(coords, int),
-                np.stack(slopes, 1) if A else np.zeros((F, 0)), np.array(jidx, int))
+                np.stack(slopes, 1) if A else np.zeros((F, 0)), np.array(jidx, int), R, p)
 
 
 def descendants(tree: Tree) -> np.ndarray:

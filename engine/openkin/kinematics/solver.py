@@ -32,6 +32,20 @@ basin, e.g. the shoulder's flipped solution), spreading a good basin along a
 stretch; unbounded rotations are then unwrapped in time. Optional temporal
 coupling (:func:`smooth_pass`) is off by default: with it the problem is no
 longer OpenSim's.
+
+6-DoF trackers (IMU, electromagnetic or VR sensors on body segments,
+:mod:`openkin.kinematics.trackers`) add, per sensor ``s`` on body ``b`` with weight ``w_s``::
+
+    + sum_s w_s |log(R_s^T R_b(q))|^2  [+ w_s |p_b(q) - p_s|^2 where a position is given]
+
+(``log``: the rotation vector, radians; ``R_s``, ``p_s``: the sensor's target orientation and
+position of the body in ground; NaN samples: weight 0), in the same Levenberg–Marquardt
+solve as the markers, so that frames without markers are solved from the trackers alone.
+The targets ride in the observation array as 4 extra rows per sensor after the markers
+(R_s's three rows, then p_s), so every frame subset the solver takes carries them along;
+without trackers the arrays and the arithmetic are exactly the markers-only ones.
+Analytic Jacobian: a joint axis ``d`` (ground) turning by dθ rotates the body by
+``exp(dθ [d]x)``, so ``dφ/dθ = J_l^{-1}(φ) R_s^T d`` (SO(3)'s inverse left Jacobian at φ).
 """
 from __future__ import annotations
 
@@ -40,6 +54,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 from . import model_tree as mt
 
@@ -56,6 +71,9 @@ JUMP = 0.35           # rad or m: a frame this far from a neighbour is re-solved
 NEIGHBOUR_ITER = 30   # iterations of a neighbour re-solve
 SMOOTH_PASSES = 2
 BASIN_GAIN = 0.01     # ... and takes that solution if its cost is lower by this fraction
+REJECT_M = 0.06       # m: with trackers, a marker farther than this from the fused pose ...
+REJECT_K = 4.0        # ... and than this many times the trial's median marker distance is left out ...
+REJECT_PASSES = 2     # ... and the frames re-solved, this many times
 
 
 @dataclass
@@ -72,6 +90,8 @@ class Problem:
     task_v: np.ndarray
     smooth: float = 0.0       # weight of the pull toward the smoothed trajectory (0: frames independent)
     sigma: float = 0.0        # frames: Gaussian width of that smoothing
+    trk_body: np.ndarray | None = None  # (S,) body index of each tracker (None: no trackers)
+    trk_w: np.ndarray | None = None     # (S,) tracker weights (cost w |rotation vector, rad|^2 [+ w |dp, m|^2])
 
     def __post_init__(self):
         self.src = mt.source(self.tree)
@@ -81,6 +101,69 @@ class Problem:
         self.lo = np.where(lim, self.tree.lower[free], -np.inf)
         self.hi = np.where(lim, self.tree.upper[free], np.inf)
         self.axis_markers = None  # per active axis: the markers it moves (set at the first Jacobian)
+        self.n_trk = 0 if self.trk_body is None else len(self.trk_body)
+        if self.n_trk:
+            self.trk_desc = mt.descendants(self.tree)[:, self.trk_body]  # (J, S)
+
+
+def pack_targets(obs: np.ndarray, R: np.ndarray, p: np.ndarray | None = None) -> np.ndarray:
+    """The solver's observation array with tracker targets: markers ``obs`` (F, M, 3), target
+    rotations ``R`` (F, S, 3, 3) (NaN: missing), positions ``p`` (F, S, 3) or None → (F, M + 4S, 3)."""
+    F, S = R.shape[:2]
+    p = np.full((F, S, 3), np.nan) if p is None else p
+    return np.concatenate([obs, np.concatenate([R, p[:, :, None]], 2).reshape(F, 4 * S, 3)], 1)
+
+
+def _so3_jl_inv(phi: np.ndarray) -> np.ndarray:
+    """SO(3)'s inverse left Jacobian at rotation vectors ``phi`` (..., 3) → (..., 3, 3)."""
+    th = np.linalg.norm(phi, axis=-1)[..., None, None]
+    K = np.zeros(phi.shape + (3,))
+    K[..., 0, 1], K[..., 0, 2], K[..., 1, 2] = -phi[..., 2], phi[..., 1], -phi[..., 0]
+    K[..., 1, 0], K[..., 2, 0], K[..., 2, 1] = phi[..., 2], -phi[..., 1], phi[..., 0]
+    small = th < 1e-6
+    t = np.where(small, 1.0, np.minimum(th, np.pi - 1e-9))  # (1 + cos t) / sin t -> 0 at pi: no 0/0
+    c = np.where(small, 1.0 / 12, 1.0 / t ** 2 - (1 + np.cos(t)) / (2 * t * np.sin(t)))
+    return np.eye(3) - 0.5 * K + c * (K @ K)
+
+
+def _tracker_terms(pb: Problem, pose, dq: np.ndarray, trk: np.ndarray, jac: bool, col: np.ndarray | None, n: int):
+    """Tracker residuals (F, 6S) (orientation rows, then position rows) and, with ``jac``, their
+    Jacobian (F, 6S, n). ``trk``: (F, 4S, 3) packed targets (:func:`pack_targets`)."""
+    F, S = len(trk), pb.n_trk
+    t = trk.reshape(F, S, 4, 3)
+    Rt, pt = t[:, :, :3], t[:, :, 3]
+    okR = np.isfinite(Rt).all((-1, -2))                                       # (F, S)
+    okp = np.isfinite(pt).all(-1)
+    Rt = np.where(okR[..., None, None], Rt, np.eye(3))
+    Rb = pose.body_R[pb.trk_body].transpose(1, 0, 2, 3)                      # (F, S, 3, 3)
+    pb_ = pose.body_p[pb.trk_body].transpose(1, 0, 2)                        # (F, S, 3)
+    RtT = Rt.transpose(0, 1, 3, 2)
+    phi = Rotation.from_matrix((RtT @ Rb).reshape(-1, 3, 3)).as_rotvec().reshape(F, S, 3)
+    sw = np.sqrt(pb.trk_w)[None, :]
+    wR, wp = sw * okR, sw * okp                                                # (F, S)
+    dp = np.where(okp[..., None], pb_ - np.nan_to_num(pt), 0.0)
+    r = np.concatenate([(wR[..., None] * phi).reshape(F, -1), (wp[..., None] * dp).reshape(F, -1)], 1)
+    if not jac:
+        return r, None
+    A = wR[..., None, None] * (_so3_jl_inv(phi) @ RtT)                        # (F, S, 3, 3)
+    Jo = np.zeros((F, S, 3, n))
+    Jp = np.zeros((F, S, 3, n))
+    coef = pose.axis_slope * dq[:, pose.axis_coord]
+    for a, (rot, c) in enumerate(zip(pose.axis_rot, pose.axis_coord)):
+        i = pb.src[c]
+        i = col[i] if i >= 0 and col is not None else i
+        ss = np.flatnonzero(pb.trk_desc[pose.axis_joint[a]])
+        if i < 0 or not len(ss):
+            continue
+        w = pose.axis_dir[:, a] * coef[:, a, None]                               # (F, 3)
+        jo, jp = Jo[..., i], Jp[..., i]                                          # (F, S, 3) views
+        if rot:
+            jo[:, ss] += np.einsum("fsij,fj->fsi", A[:, ss], w)
+            jp[:, ss] += np.cross(w[:, None, :], pb_[:, ss] - pose.axis_origin[:, a, None, :])
+        else:
+            jp[:, ss] += w[:, None, :]
+    Jp *= wp[..., None, None]
+    return r, np.concatenate([Jo.reshape(F, 3 * S, n), Jp.reshape(F, 3 * S, n)], 1)
 
 
 def residuals(pb: Problem, x: np.ndarray, obs: np.ndarray, jac: bool = True, cols: np.ndarray | None = None,
@@ -91,6 +174,8 @@ def residuals(pb: Problem, x: np.ndarray, obs: np.ndarray, jac: bool = True, col
     tree = pb.tree
     q, dq = mt.full_coordinates(tree, x)
     pose = mt.forward(tree, q, pb.markers)
+    M = len(pb.markers)
+    obs, trk = obs[:, :M], obs[:, M:]                   # markers, packed tracker targets (F, 4S, 3)
     ok = np.isfinite(obs).all(-1)                       # (F, M)
     wf = pb.w[None, :] * ok                              # (F, M)
     sw = np.sqrt(wf / np.maximum(wf.sum(1, keepdims=True), 1e-12))  # markers' weights sum to 1 (Simbody's)
@@ -98,13 +183,18 @@ def residuals(pb: Problem, x: np.ndarray, obs: np.ndarray, jac: bool = True, col
     r_m = (sw[..., None] * diff).reshape(len(x), -1)
     r_t = np.sqrt(pb.task_w) * (q[:, pb.task_coord] - pb.task_v)
     r = np.concatenate([r_m, r_t] + ([np.sqrt(pb.smooth) * (x - ref)] if ref is not None else []), 1)
-    if not jac:
+    if not jac and not pb.n_trk:
         return r, None
-    F, M = len(x), len(pb.markers)
+    F = len(x)
     n = x.shape[1] if cols is None else len(cols)
     col = np.arange(n) if cols is None else np.full(x.shape[1], -1)
     if cols is not None:
         col[cols] = np.arange(n)
+    if pb.n_trk:
+        r_o, J_o = _tracker_terms(pb, pose, dq, trk, jac, col, n)
+        r = np.concatenate([r, r_o], 1)
+    if not jac:
+        return r, None
     if pb.axis_markers is None:
         pb.axis_markers = [np.flatnonzero(pb.desc[j]) for j in pose.axis_joint]
     J = np.zeros((F, M, 3, n))
@@ -134,6 +224,8 @@ def residuals(pb: Problem, x: np.ndarray, obs: np.ndarray, jac: bool = True, col
     if ref is not None:
         eye = np.eye(x.shape[1])[:, np.arange(x.shape[1]) if cols is None else cols]
         blocks.append(np.broadcast_to(np.sqrt(pb.smooth) * eye, (F,) + eye.shape))
+    if pb.n_trk:
+        blocks.append(J_o)
     return r, np.concatenate(blocks, 1)
 
 
@@ -263,8 +355,35 @@ def solve_problem(pb: Problem) -> tuple[np.ndarray, np.ndarray]:
     x, cost = levenberg_marquardt(pb, x0, obs)
     neighbour_passes(pb, x, cost, obs)
     x = unwrap(pb, x)
+    if pb.n_trk:
+        x, cost = reject_pass(pb, x, obs)
     if pb.smooth > 0:
         x, cost = smooth_pass(pb, x, obs)
+    return x, cost
+
+
+def reject_pass(pb: Problem, x: np.ndarray, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """With trackers only: markers far from the fused solution (farther than ``REJECT_M`` and
+    ``REJECT_K`` times the trial's median marker distance: left/right swaps, outliers, markers
+    frozen over a gap) are left out and the frames re-solved, ``REJECT_PASSES`` times. The trackers
+    hold the pose while a marker is out, which markers alone could not."""
+    M = len(pb.markers)
+    cost = None
+    for _ in range(REJECT_PASSES):
+        q, _ = mt.full_coordinates(pb.tree, x)
+        d = np.linalg.norm(mt.forward(pb.tree, q, pb.markers).markers - obs[:, :M], axis=-1)   # (F, M), NaN = none
+        if np.isnan(d).all():
+            break
+        with np.errstate(invalid="ignore"):
+            bad = d > max(REJECT_M, REJECT_K * float(np.nanmedian(d)))
+        if not bad.any():
+            break
+        log.debug("tracker fusion: %d marker samples left out (%d frames)", int(bad.sum()), int(bad.any(1).sum()))
+        obs = obs.copy()
+        obs[:, :M][bad] = np.nan
+        x, cost = levenberg_marquardt(pb, x, obs)
+    if cost is None:
+        cost = np.einsum("fi,fi->f", *(2 * [residuals(pb, x, obs, jac=False)[0]]))
     return x, cost
 
 
@@ -296,6 +415,12 @@ def unwrap(pb: Problem, x: np.ndarray) -> np.ndarray:
 def marker_errors(pb: Problem, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-frame RMS and largest distance (F,) between model and observed markers (observed ones only)."""
     q, _ = mt.full_coordinates(pb.tree, x)
-    d = np.linalg.norm(mt.forward(pb.tree, q, pb.markers).markers - pb.obs, axis=-1)
+    d = np.linalg.norm(mt.forward(pb.tree, q, pb.markers).markers - pb.obs[:, :len(pb.markers)], axis=-1)
+    if not d.shape[1] or np.isnan(d).all(1).any():  # frames without markers (trackers only): NaN
+        out = np.full((len(d), 2), np.nan)
+        seen = ~np.isnan(d).all(1) if d.shape[1] else np.zeros(len(d), bool)
+        out[seen, 0] = np.sqrt(np.nanmean(d[seen] ** 2, 1))
+        out[seen, 1] = np.nanmax(d[seen], 1)
+        return out[:, 0], out[:, 1]
     with np.errstate(invalid="ignore"):
         return np.sqrt(np.nanmean(d ** 2, 1)), np.nanmax(d, 1)

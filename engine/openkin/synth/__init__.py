@@ -49,6 +49,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--set", action="append", metavar="KEY=VALUE",
                         help="override a scene setting, TOML value syntax, e.g. --set outlier_rate=0.05 "
                              "(repeatable; --list shows them)")
+    parser.add_argument("--trackers", default=None, metavar="BODY,...",
+                        help="add simulated 6-DoF trackers on these bodies, e.g. pelvis,torso,humerus_r,humerus_l,"
+                             "tibia_r,tibia_l (written to trackers/*_orientations.sto and declared in Config.toml)")
+    parser.add_argument("--tracker-noise", type=float, default=None, metavar="DEG",
+                        help="trackers' white orientation noise, degrees per axis (default 0)")
+    parser.add_argument("--tracker-drift", type=float, default=None, metavar="DEG_PER_MIN",
+                        help="trackers' heading drift about the vertical, degrees per minute (default 0)")
     parser.add_argument("--force", action="store_true", help="replace OUT if it exists")
     parser.add_argument("--list", action="store_true", help="print the presets and settings, write nothing")
 
@@ -89,6 +96,11 @@ def main(args) -> int:
     for key in ("cameras", "keypoints"):
         if getattr(args, key) is not None:
             overrides[key] = getattr(args, key)
+    if getattr(args, "trackers", None):
+        overrides["trackers"] = tuple(b.strip() for b in args.trackers.split(",") if b.strip())
+    for key, field_name in (("tracker_noise", "tracker_noise_deg"), ("tracker_drift", "tracker_drift_deg_min")):
+        if getattr(args, key, None) is not None:
+            overrides[field_name] = float(getattr(args, key))
     from ..progress import tqdm_progress
     from .build import build_scene
 

@@ -175,6 +175,8 @@ def _write_scene(root: Path, info: SceneInfo, people: list[PersonTruth], frames:
     write_calibration(root / "truth" / "Calib_exact.toml", info.cameras)
     _write_config(root / "Config.toml", spec, info.participant_height)
     _write_truth(root / "truth", info, people, frames)
+    if spec.trackers:
+        _write_trackers(root, info, people[0], frames)
     _write_offsets(root / "truth" / "offsets.toml", info.offsets, spec.rate)
     _write_scene_toml(root / "truth" / "scene.toml", info, detections)
     _write_npz(root / "truth" / "corruptions.npz", detections)
@@ -210,6 +212,12 @@ def _write_config(path: Path, spec: SceneSpec, height: float) -> None:
         "[pose]\n"
         f"pose_model = '{POSE_MODEL[spec.keypoints]}'\n"
     )
+    if spec.trackers:
+        from .trackers import sensor_name
+        pairs = ", ".join(f'{sensor_name(b)} = "{b}"' for b in spec.trackers)
+        text += (f"\n[triangulation]\nfill_large_gaps_with = 'nan'  # frames the cameras lose are solved from the "
+                 f"trackers (not frozen markers)\n"
+                 f"\n[kinematics]\ntrackers = {{{pairs}}}  # simulated trackers in trackers/ (openkin synth --trackers)\n")
     with atomic_write(path) as f:
         f.write(text)
 
@@ -227,6 +235,20 @@ def _write_truth(folder: Path, info: SceneInfo, people: list[PersonTruth], frame
         rotational = np.array([not n.endswith(("_tx", "_ty", "_tz")) for n in names])
         values[:, rotational] = np.degrees(values[:, rotational])
         write_mot(folder / _person_file("angles", p, ".mot"), Motion(names, times, values, in_degrees=True))
+
+
+def _write_trackers(root: Path, info: SceneInfo, person: PersonTruth, frames: np.ndarray) -> None:
+    """Person 1's simulated 6-DoF trackers on the truth frames (:mod:`.trackers`)."""
+    from ..formats.imu import write_orientations
+    from . import trackers
+
+    spec = info.spec
+    keep = (frames >= 0) & (frames < spec.n_frames)
+    body = load_body(get_skeleton(spec.keypoints))
+    data = trackers.simulate(body, {n: v[keep] for n, v in person.coords.items()}, frames[keep] / spec.rate,
+                             list(spec.trackers), spec.rate, spec.tracker_noise_deg, spec.tracker_drift_deg_min,
+                             spec.seed)
+    write_orientations(root / "trackers" / f"{info.path.name}_orientations.sto", data)
 
 
 def _write_offsets(path: Path, offsets: dict[str, float], rate: float) -> None:

@@ -54,6 +54,9 @@ class SceneSpec:
     collinear_pair: bool = False       # second camera 1 m behind the first on its line of sight
     fisheye: bool = False              # cameras use OpenCV's fisheye model with FISHEYE_K (written so)
     motion: str = ""                   # person 1's motion: '' generated, else a real one: walk, run, crouch
+    trackers: tuple[str, ...] = ()     # bodies carrying a simulated 6-DoF tracker (person 1), e.g. ('pelvis', 'torso')
+    tracker_noise_deg: float = 0.0     # trackers' white orientation noise (deg per axis)
+    tracker_drift_deg_min: float = 0.0  # trackers' heading drift about the vertical (deg per minute)
     description: str = ""
 
 
@@ -102,6 +105,8 @@ def _check_spec(spec: SceneSpec) -> None:
         raise OpenKinError(f"scene needs >= 2 frames, a positive rate, >= 1 camera and person "
                            f"(got {spec.n_frames} frames, {spec.rate} fps, {spec.cameras} cameras, "
                            f"{spec.people} people)", fix="fix --frames / --cameras / the overrides")
+    if spec.tracker_noise_deg < 0 or spec.tracker_drift_deg_min < 0:
+        raise OpenKinError("tracker noise and drift must be >= 0", fix="fix --tracker-noise / --tracker-drift")
     if spec.swap_cameras > spec.cameras or spec.lost_cameras > spec.cameras:
         raise OpenKinError(f"swap_cameras/lost_cameras ({spec.swap_cameras}/{spec.lost_cameras}) exceed "
                            f"the {spec.cameras} cameras", fix="lower them or add cameras")
