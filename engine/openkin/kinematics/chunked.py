@@ -23,11 +23,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+from typing import Callable
 
 import numpy as np
 
 from .. import chunks
-from .ik import IkJob, IkResult, solve_openkin
 from .setup import load_model
 from .solver import STRIDE
 
@@ -39,15 +39,21 @@ LONG_TAKE = 2 * CHUNK  # frames: longer takes are chunked (shorter ones would ga
 TURN_TOLERANCE = 0.05  # rad: two chunks' overlap differing by whole turns within this is the same pose
 
 
-def solve(job: IkJob, size: int = CHUNK, overlap: int = OVERLAP, long_take: int = LONG_TAKE) -> IkResult:
-    """``job`` solved whole when it has ``long_take`` frames or fewer, else in chunks (module doc)."""
+def solve(job: IkJob, solve_one: Callable, size: int | None = None, overlap: int | None = None,
+          long_take: int | None = None) -> IkResult:
+    """``job`` (:class:`openkin.kinematics.ik.IkJob`) solved by ``solve_one(job, model=None)``
+    (:func:`openkin.kinematics.ik.solve_openkin`, handed in: ik calls this module) whole when it
+    has ``long_take`` frames or fewer, else in chunks (module doc). None: the module's constants."""
+    size = CHUNK if size is None else size
+    overlap = OVERLAP if overlap is None else overlap
+    long_take = LONG_TAKE if long_take is None else long_take
     n = len(job.times)
     if n - job.keep_from <= long_take:
-        return solve_openkin(job)
+        return solve_one(job)
     overlap = -(-overlap // STRIDE) * STRIDE
     plan = chunks.plan(n, size, overlap, align=STRIDE)
     log.info("IK: %d frames in %d chunks of ~%d (+%d overlap) frames", n, len(plan), size, overlap)
-    parts = chunks.run_tasks(solve_chunk, [(part(job, c),) for c in plan], "ik-chunk")
+    parts = chunks.run_tasks(solve_chunk, [(solve_one, part(job, c)) for c in plan], "ik-chunk")
     return keep_from(stitch(parts, plan), job.keep_from)
 
 
@@ -60,14 +66,14 @@ def part(job: IkJob, c: chunks.Chunk) -> IkJob:
 _MODEL: dict[tuple, object] = {}
 
 
-def solve_chunk(job: IkJob) -> IkResult:
+def solve_chunk(solve_one: Callable, job: IkJob) -> IkResult:
     """A chunk's job solved (a task). The OpenSim model is loaded once per process and file version."""
     st = os.stat(job.model_path)
     key = (job.model_path, st.st_mtime_ns, st.st_size)
     if key not in _MODEL:
         _MODEL.clear()
         _MODEL[key] = load_model(job.model_path)[0]
-    return solve_openkin(job, _MODEL[key])
+    return solve_one(job, _MODEL[key])
 
 
 def stitch(parts: list[IkResult], plan: list[chunks.Chunk]) -> IkResult:
@@ -81,13 +87,13 @@ def stitch(parts: list[IkResult], plan: list[chunks.Chunk]) -> IkResult:
         q -= whole_turns(prev.q[c.keep - c_prev.keep: c.keep - c_prev.keep + both], q[:both], part.rotational)
         qs.append(q[: c.stop_keep - c.keep])
         part.q = q  # the next seam compares with the shifted one
-    first = parts[0]
     take = [slice(0, c.stop_keep - c.keep) for c in plan]
-    return IkResult(first.coordinate_names, first.rotational, np.concatenate(qs),
-                    np.concatenate([p.rms[s] for p, s in zip(parts, take)]),
-                    np.concatenate([p.max_error[s] for p, s in zip(parts, take)]),
-                    sum(p.solver_seconds for p in parts), max(p.load_seconds for p in parts),
-                    sum(p.cpu_seconds for p in parts), dict(first.extra))
+    return dataclasses.replace(parts[0], q=np.concatenate(qs),
+                               rms=np.concatenate([p.rms[s] for p, s in zip(parts, take)]),
+                               max_error=np.concatenate([p.max_error[s] for p, s in zip(parts, take)]),
+                               solver_seconds=sum(p.solver_seconds for p in parts),
+                               load_seconds=max(p.load_seconds for p in parts),
+                               cpu_seconds=sum(p.cpu_seconds for p in parts), extra=dict(parts[0].extra))
 
 
 def keep_from(r: IkResult, k: int) -> IkResult:

@@ -311,7 +311,7 @@ def _solve_all_openkin(jobs: list[IkJob], workers, on_done) -> list[IkResult]:
     fallback = []
     for i, job in enumerate(jobs):
         try:
-            out[i] = solve_chunked(job)
+            out[i] = solve_chunked(job, solve_openkin)
         except Unsupported as e:
             log.warning("%s: OpenKin's IK solver cannot represent %s; using OpenSim's solver",
                         os.path.basename(job.model_path), e)

@@ -68,10 +68,12 @@ class ChunkPeople:
     backend: str = ""
 
 
-def chunk_plan(cam: CameraInput, s: PoseSettings, size: int = CHUNK,
-               long_video: int = LONG_VIDEO) -> tuple[dict, list[chunks.Chunk] | None]:
+def chunk_plan(cam: CameraInput, s: PoseSettings, size: int | None = None,
+               long_video: int | None = None) -> tuple[dict, list[chunks.Chunk] | None]:
     """(the camera's probe, its chunks; None when it is processed whole: short, unknown length, or
-    writing overlays)."""
+    writing overlays). None: the module's :data:`CHUNK` and :data:`LONG_VIDEO`."""
+    size = CHUNK if size is None else size
+    long_video = LONG_VIDEO if long_video is None else long_video
     info = probe(cam)
     start, stop = frame_range(s, info["frames"])
     if stop is None or stop - start <= long_video or s.to_video or s.to_images:
@@ -108,8 +110,8 @@ def estimate_chunk(cam: CameraInput, s: PoseSettings, start: int, stop: int, rea
 
 
 def process_camera(cam: CameraInput, pose_dir: Path, s: PoseSettings,
-                   tick: Callable[[int, int], None] | None = None, size: int = CHUNK,
-                   long_video: int = LONG_VIDEO) -> CameraResult:
+                   tick: Callable[[int, int], None] | None = None, size: int | None = None,
+                   long_video: int | None = None) -> CameraResult:
     """:func:`openkin.pose.process.process_camera`, a long video's chunks one after the other here."""
     try:
         info, plan = chunk_plan(cam, s, size, long_video)
@@ -133,8 +135,8 @@ def read_to(c: chunks.Chunk, plan: list[chunks.Chunk]) -> int:
     return min(c.stop_keep + READ_AHEAD, plan[-1].stop_keep)
 
 
-def run_cameras(cams: list[CameraInput], pose_dir: Path, s: PoseSettings, size: int = CHUNK,
-                long_video: int = LONG_VIDEO) -> list[CameraResult]:
+def run_cameras(cams: list[CameraInput], pose_dir: Path, s: PoseSettings, size: int | None = None,
+                long_video: int | None = None) -> list[CameraResult]:
     """Every (camera, chunk) pair of ``cams`` as a task (:func:`openkin.chunks.run_tasks`), a short
     camera as one task; then each long camera tracked and written here."""
     plans, items = {}, []
