@@ -57,13 +57,13 @@ def test_whole_turns_only_for_rotations_a_turn_apart():
     np.testing.assert_allclose(shift, [2 * np.pi, -4 * np.pi, 0, 0])
 
 
-def turning_take(n: int, tmp_path):
-    """An IK job: the generic model (Halpe26 markers) walking and turning 1.5 times, markers with
-    1 cm noise; the coordinates (n, C) it was made from."""
+def turning_take(n: int, tmp_path, model_file: str = "Model_Pose2Sim_simple.osim"):
+    """An IK job: a generic model (Halpe26 markers) walking and turning 1.5 times, markers with
+    1 cm noise; the coordinates (n, C) it was made from. (Also tests/bench/bench_chunks.py's take.)"""
     import opensim as osim
 
     osim.Logger.setLevelString("error")
-    model = osim.Model(str(asset_path("OpenSim_Setup/Model_Pose2Sim_simple.osim")))
+    model = osim.Model(str(asset_path(f"OpenSim_Setup/{model_file}")))
     model.set_MarkerSet(osim.MarkerSet(str(asset_path("OpenSim_Setup/Markers_Halpe26.xml"))))
     state = model.initSystem()
     cs = model.getCoordinateSet()
