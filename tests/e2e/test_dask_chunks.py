@@ -113,3 +113,18 @@ def test_pose_chunks_on_dask_are_the_serial_bytes(client, tmp_path, monkeypatch)
     assert dask == serial
     first = [n for n in names if int(n[-11:-5]) < 8]
     assert {n: serial[n] for n in first} == {n: whole[n] for n in first}
+
+
+def test_cli_pose_with_workers_is_the_serial_bytes(tmp_path):
+    """``openkin pose TRIAL --workers 2``: the cameras as tasks of a LocalCluster it starts and stops."""
+    from openkin.cli import main
+
+    digests = {}
+    for name, extra in (("serial", []), ("workers", ["--workers", "2"])):
+        root = tmp_path / name
+        _pose_project(root)
+        assert main(["pose", str(root), "--no-progress", "--set", "project.frame_range=[0, 8]",
+                     "--set", "pose.pose_backend='offline'", "--set", "pose.save_video='none'", *extra]) == 0
+        pose = root / "pose"
+        digests[name] = {f.relative_to(pose).as_posix(): f.read_bytes() for f in sorted(pose.rglob("*.json"))}
+    assert len(digests["serial"]) == 16 and digests["workers"] == digests["serial"]
