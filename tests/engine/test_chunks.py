@@ -111,3 +111,46 @@ def test_a_short_take_is_solved_whole(tmp_path, monkeypatch):
     monkeypatch.setattr(chunks, "run_tasks", lambda *a: calls.append(a))
     r = chunked.solve(job, ik.solve_openkin)  # 40 frames <= LONG_TAKE
     assert calls == [] and r.q.shape[0] == 40
+
+
+def test_pose_chunks_end_a_truncated_video_where_one_pass_does(tmp_path, monkeypatch):
+    """A byte-truncated MJPG AVI (real demo frames) of 24 frames: in chunks of 4 frames the same
+    frames are written, with the same count of frames lost, as in one pass (the decoder finds the
+    damage in whichever chunk holds it; the chunks after it are dropped)."""
+    import json
+    import shutil
+
+    import cv2
+
+    from openkin.config import load_config
+    from openkin.formats.openpose import read_openpose_dir
+    from openkin.pose import chunked as pose_chunked
+    from openkin.pose import run_stage
+    from openkin.project import ProjectPaths
+
+    cap = cv2.VideoCapture(str(asset_path("Demo_SinglePerson/videos/cam01.mp4")))
+    frames = [cap.read()[1] for _ in range(24)]
+    cap.release()
+    w = cv2.VideoWriter(str(tmp_path / "full.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 60, frames[0].shape[1::-1])
+    for f in frames:
+        w.write(f)
+    w.release()
+    data = (tmp_path / "full.avi").read_bytes()
+    out = {}
+    for name, long_video in (("whole", 10 ** 9), ("chunks", 0)):
+        root = tmp_path / name
+        (root / "videos").mkdir(parents=True)
+        (root / "videos" / "cam01.avi").write_bytes(data[: int(len(data) * 0.6)])
+        paths = ProjectPaths(root)
+        config = load_config(root, overrides={"project": {"frame_range": "all"},
+                                              "pose": {"pose_backend": "offline", "save_video": "none",
+                                                       "parallel_workers_pose": False}})
+        monkeypatch.setattr(pose_chunked, "CHUNK", 4)
+        monkeypatch.setattr(pose_chunked, "LONG_VIDEO", long_video)
+        run_stage(config, paths)
+        numbers = read_openpose_dir(paths.pose / "cam01_json")[1]
+        cam = json.loads((paths.reports / "pose_summary.json").read_text())["cameras"][0]
+        out[name] = (list(numbers), cam["frames"], cam["frames_lost"], cam["expected_frames"])
+        shutil.rmtree(root / "videos")
+    assert 4 < len(out["whole"][0]) < 24 and out["whole"][2] > 0  # the damage is past the first chunk
+    assert out["chunks"] == out["whole"]

@@ -66,6 +66,7 @@ class ChunkPeople:
     truncated_at: int | None = None
     infer_seconds: float = 0.0
     backend: str = ""
+    error: str | None = None  # an OpenKinError on this camera's input (reported, the other cameras go on)
 
 
 def chunk_plan(cam: CameraInput, s: PoseSettings, size: int | None = None,
@@ -84,7 +85,16 @@ def chunk_plan(cam: CameraInput, s: PoseSettings, size: int | None = None,
 def estimate_chunk(cam: CameraInput, s: PoseSettings, start: int, stop: int, read_to: int,
                    tick: Callable[[int], None] | None = None) -> ChunkPeople:
     """People in frames ``[start, stop)`` of ``cam`` (a task): the estimator fresh at ``start``,
-    frames decoded to ``read_to`` (>= ``stop``) to tell failed reads from the video's end."""
+    frames decoded to ``read_to`` (>= ``stop``) to tell failed reads from the video's end. An
+    :class:`OpenKinError` on the input is returned in ``error``."""
+    try:
+        return _estimate(cam, s, start, stop, read_to, tick)
+    except OpenKinError as e:
+        return ChunkPeople(error=str(e))
+
+
+def _estimate(cam: CameraInput, s: PoseSettings, start: int, stop: int, read_to: int,
+              tick: Callable[[int], None] | None) -> ChunkPeople:
     estimator = get_estimator(s)
     infer0 = estimator.infer_seconds
     n_kpt = _n_kpt(s)
@@ -187,6 +197,10 @@ def finish_camera(cam: CameraInput, pose_dir: Path, s: PoseSettings, info: dict,
             status.truncated_at = part.truncated_at
             break
     result.backend = parts[0].backend
+    failed = next((p.error for p in parts if p.error), None)
+    if failed:
+        result.error, result.seconds, result.cpu_seconds = failed, seconds, cpu_seconds
+        return result
     unreadable = set(status.unreadable)
     status.decoded = sum(1 for i in numbers if i not in unreadable)
     tmp = Path(tempfile.mkdtemp(prefix=f".{cam.name}.partial-", dir=pose_dir))
