@@ -303,9 +303,8 @@ def solve_openkin(job: IkJob, model=None, smooth: float = 0.0, smooth_seconds: f
 
 
 def _solve_all_openkin(jobs: list[IkJob], workers, on_done) -> list[IkResult]:
-    from .model_tree import Unsupported
-
     from .chunked import solve as solve_chunked  # a long take in time chunks (Dask tasks on a cluster)
+    from .model_tree import Unsupported
 
     out: list[IkResult | None] = [None] * len(jobs)
     fallback = []
