@@ -8,7 +8,9 @@ cluster ``openkin run --workers 2`` starts), against the same stages run in this
 - pose: two of Pose2Sim's demo videos (real footage, the offline backend), 32 frames in chunks of
   8: the (camera, chunk) tasks on the cluster write the same JSON bytes, same names, as the
   chunks one after the other here; cameras as whole tasks (a short video) the same bytes as one
-  pass here; the first chunk (nothing before it) the same bytes as one pass.
+  pass here; the first chunk (nothing before it) the same bytes as one pass;
+- ``openkin pose TRIAL --workers 2`` (the CLI starting its own cluster): the serial bytes;
+- chunks submitted from inside a Dask task (a batch trial on a cluster): the serial result.
 """
 from __future__ import annotations
 
@@ -128,3 +130,20 @@ def test_cli_pose_with_workers_is_the_serial_bytes(tmp_path):
         pose = root / "pose"
         digests[name] = {f.relative_to(pose).as_posix(): f.read_bytes() for f in sorted(pose.rglob("*.json"))}
     assert len(digests["serial"]) == 16 and digests["workers"] == digests["serial"]
+
+
+def test_chunks_from_inside_a_dask_task(client, tmp_path):
+    """A batch trial's task submits its chunks to the cluster it runs on (``worker_client``): the
+    IK of a take solved in 4 chunks from inside a task equals the chunks solved here."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "engine"))
+    from openkin.kinematics import ik
+    from test_chunks import turning_take
+
+    job, _ = turning_take(400, tmp_path)
+    here = ik_chunked.solve(job, ik.solve_openkin, size=100, long_take=0)
+    where, there = client.submit(lambda j: (chunks.where(), ik_chunked.solve(j, ik.solve_openkin, size=100, long_take=0)),
+                                 job, pure=False).result()
+    assert where == "worker"
+    assert there.q.tobytes() == here.q.tobytes() and there.rms.tobytes() == here.rms.tobytes()
