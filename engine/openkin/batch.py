@@ -445,7 +445,7 @@ def _distributed(client, todo: list[Trial], args: list[tuple], rows: list[dict],
             if stage:
                 view.running(name, stage)
 
-    collect(futures, on_done, on_tick)
+    collect(futures, on_done, on_tick if view.bar is not None else None)  # no bar: no manifest polling
 
 
 def _finish(row: dict, result: dict, view: "_View") -> None:

@@ -116,10 +116,14 @@ def _cmd_stage(args) -> int:
 
 def _run(args, names: list[str], report: bool) -> int:
     """Run ``names``; the report (``openkin run``) is written even when a stage failed, which it shows."""
+    from .chunks import use_client
+    from .cluster import client_for
+
     names = stage_names(names)
     try:
-        timings = run_stages(args.project, names, overrides=_parse_set(args.set),
-                             progress_bars=not args.no_progress, wait=args.wait)
+        with client_for(args.workers, args.scheduler) as client, use_client(client):  # time chunks as Dask tasks
+            timings = run_stages(args.project, names, overrides=_parse_set(args.set),
+                                 progress_bars=not args.no_progress, wait=args.wait)
     except OpenKinError:
         if report and (_project_paths(args.project).reports / "manifest.json").is_file():
             _write_report(args.project)
@@ -166,6 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--no-progress", action="store_true", help="no progress bars")
         sp.add_argument("--wait", action="store_true",
                         help="wait for another run on this project to finish instead of refusing")
+        sp.add_argument("--workers", type=int, default=None, metavar="N",
+                        help="cameras and long takes' time chunks (pose, IK) on a Dask cluster of N local processes")
+        sp.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                        help="... on the Dask scheduler at ADDRESS (tcp://host:8786; shared storage)")
 
     sp = sub.add_parser("run", help="run the pipeline stages in order")
     project_args(sp)

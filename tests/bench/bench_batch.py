@@ -6,7 +6,8 @@ the machine's load, and whether the outputs are byte-identical (not a test).
     .venv/bin/python tests/bench/bench_batch.py --trials 6 --frames 30 --reps 2
 
 Each run is the ``openkin batch`` command in a child process (start-up included), every stage
-(calibration to IK), no report. Goal: close to 2× with 2 workers on 2 free cores. Compared
+(calibration to IK), no report; its CPU time includes every descendant (the local cluster's
+fork server and workers, reparented to this process and reaped). Goal: close to 2× with 2 workers on 2 free cores. Compared
 files: :func:`openkin.batch.comparable_digests` (every trial file except the manifest, logs and
 report; the ``seconds`` of summaries left out).
 """
@@ -26,6 +27,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "engine"))
 
 from batch_session import make_session  # noqa: E402
+from bench_chunks import become_subreaper, reap_descendants  # noqa: E402
 
 from openkin.batch import comparable_digests, find_trials  # noqa: E402
 
@@ -37,6 +39,7 @@ def run(session: Path, *extra: str) -> tuple[float, float]:
     out = subprocess.run([sys.executable, "-m", "openkin.cli", "batch", str(session), "--no-report",
                           "--no-progress", *extra], capture_output=True, text=True)
     wall = time.perf_counter() - t0
+    reap_descendants()  # the local cluster's fork server and workers, reparented here
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if out.returncode != 0:
         sys.exit(f"openkin batch failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
@@ -55,6 +58,7 @@ def main() -> None:
     p.add_argument("--reps", type=int, default=1, help="serial/parallel pairs, alternated")
     p.add_argument("--work", type=Path, default=None, help="folder for the session (default: a temporary one)")
     args = p.parse_args()
+    become_subreaper()
     work = args.work or Path(tempfile.mkdtemp(prefix="openkin-bench-batch-"))
     session = work / "S01"
     shutil.rmtree(session, ignore_errors=True)

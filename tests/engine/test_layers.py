@@ -34,6 +34,8 @@ BASE = {"openkin.__version__", "openkin.errors", "openkin.fileio", "openkin.prog
         "openkin.measure", "openkin.manifest", "openkin.lock", "openkin.context",
         # the project's QA edits (openkin/edits.toml), honoured by association, triangulation, ...
         "openkin.edits",
+        # time chunks of a long take and where they run (here or as Dask tasks), used by pose and kinematics
+        "openkin.chunks",
         # columnar cache of each camera's 2D keypoints, read by every stage after pose
         "openkin.keypoint_cache",
         # signal kernels shared by synchronization, filtering and kinematics (filter_array, Hampel)

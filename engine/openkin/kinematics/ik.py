@@ -318,13 +318,14 @@ def solve_openkin(job: IkJob, model=None, smooth: float = 0.0, smooth_seconds: f
 
 
 def _solve_all_openkin(jobs: list[IkJob], workers, on_done) -> list[IkResult]:
+    from .chunked import solve as solve_chunked  # a long take in time chunks (Dask tasks on a cluster)
     from .model_tree import Unsupported
 
     out: list[IkResult | None] = [None] * len(jobs)
     fallback = []
     for i, job in enumerate(jobs):
         try:
-            out[i] = solve_openkin(job)
+            out[i] = solve_chunked(job, solve_openkin)
         except Unsupported as e:
             log.warning("%s: OpenKin's IK solver cannot represent %s; using OpenSim's solver",
                         os.path.basename(job.model_path), e)

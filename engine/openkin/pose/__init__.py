@@ -22,10 +22,13 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict
 from pathlib import Path
 
+from .. import chunks
 from ..errors import OpenKinError
 from ..fileio import atomic_write
 from ..progress import report
-from .process import CameraResult, PoseSettings, process_camera, shortfall_warnings
+from . import chunked
+from .chunked import process_camera  # a long video in time chunks (process.process_camera for others)
+from .process import CameraResult, PoseSettings, shortfall_warnings
 from .video import CameraInput, find_cameras
 
 log = logging.getLogger(__name__)
@@ -135,6 +138,8 @@ def _worker(cam: CameraInput, pose_dir: Path, s: PoseSettings) -> CameraResult:
 def run_cameras(cams: list[CameraInput], pose_dir: Path, s: PoseSettings, workers: int,
                 progress=None) -> list[CameraResult]:
     """Process cameras, in parallel worker processes when ``workers`` > 1."""
+    if chunks.where() != "here":  # on a Dask cluster: (camera, time chunk) pairs are its tasks
+        return chunked.run_cameras(cams, pose_dir, s)
     done = {c.name: 0.0 for c in cams}
 
     def tick(name: str, n: int, total: int) -> None:
