@@ -52,6 +52,9 @@ def test_tennis_is_pinned_and_maps_onto_the_model_unchanged():
     assert np.ptp(table[:, cols.index("L5_S1_axial_rotation")]) > 20
 
 
+@pytest.mark.xfail(strict=True, reason="goal of issue 11 not met yet: shoulder orientation error 24.8 deg on these "
+                   "clean keypoints (frames with the elbow bent 20-35 deg and the humerus rotated 75-105 deg: "
+                   "the weak arm-rotation prior, scaled by the observed elbow flexion, still wins)")
 def test_openkin_ik_follows_the_raised_arm_on_clean_keypoints(tmp_path):
     from scipy.spatial.transform import Rotation
 
