@@ -3,7 +3,8 @@
 Recipe that made ``engine/openkin/data/motions/tennis_serve_ktk.mot.gz`` (see NOTICE.md there):
 
     pip install c3d  # a pure-Python C3D reader, only for this recipe
-    python scripts/retarget_c3d.py kinematics_tennis_serve.c3d OUT_DIR
+    PYTHONPATH=engine python scripts/retarget_c3d.py kinematics_tennis_serve.c3d OUT_DIR
+    # OUT_DIR/tennis_serve_ktk.mot is byte-identical to the vendored file (OpenSim 4.6, c3d 0.6.0)
 
 1. The C3D's markers (metres, Z-up) are turned into OpenSim's Y-up ground frame and written as a TRC.
 2. Pose2Sim's ``Model_Pose2Sim_simple.osim`` gets the Plug-in-Gait markers: the anatomical ones at
@@ -30,9 +31,12 @@ from pathlib import Path
 
 import numpy as np
 
-SETUP = Path.home() / ".cache/openkin/pose2sim-0.10.49/OpenSim_Setup"
-MODEL = SETUP / "Model_Pose2Sim_simple.osim"
-LSTM = SETUP / "Markers_LSTM.xml"
+
+def _asset(name: str) -> Path:
+    from openkin.assets import asset_path
+
+    return Path(asset_path(f"OpenSim_Setup/{name}"))
+
 
 # Plug-in-Gait name -> Markers_LSTM.xml name (same anatomical landmark on the Pose2Sim model)
 FROM_LSTM = {"RASI": "r.ASIS_study", "LASI": "L.ASIS_study", "RPSI": "r.PSIS_study", "LPSI": "L.PSIS_study",
@@ -109,8 +113,8 @@ def marked_model(out: Path) -> Path:
     """The Pose2Sim model with the Plug-in-Gait markers (unscaled)."""
     import opensim as osim
 
-    model = osim.Model(str(MODEL))
-    lstm = osim.MarkerSet(str(LSTM))
+    model = osim.Model(str(_asset("Model_Pose2Sim_simple.osim")))
+    lstm = osim.MarkerSet(str(_asset("Markers_LSTM.xml")))
     for pig, src in FROM_LSTM.items():
         m = lstm.get(src)
         model.addMarker(osim.Marker(pig, model.getBodySet().get(m.getParentFrameName().split("/")[-1]),

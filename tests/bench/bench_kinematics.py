@@ -176,8 +176,9 @@ def report(scene: str, model: str, frames: int, ours: dict, theirs: dict | None,
                  f"{fmt(frames / theirs['seconds'] if theirs else None)}")
     lines.append(f"{'CPU s':18s}{fmt(ours['cpu'])}{fmt(theirs['cpu'] if theirs else None)}"
                  "   (OpenKin: main process + IK workers)")
-    lines.append(f"OpenSim solver alone (assemble/track, 1 process): {solver:.2f} s = {frames / solver:.0f} frames/s; "
-                 f"OpenKin scaling+IK wall / solver alone = {ours['seconds'] / solver:.2f}")
+    if np.isfinite(solver):
+        lines.append(f"OpenSim solver alone (assemble/track, 1 process): {solver:.2f} s = {frames / solver:.0f} frames/s; "
+                     f"OpenKin scaling+IK wall / solver alone = {ours['seconds'] / solver:.2f}")
     if acc_p:
         ratio = acc_o["mpjae"] / acc_p["mpjae"]
         speed = theirs["seconds"] / ours["seconds"]
@@ -198,6 +199,7 @@ def main(argv=None) -> int:
     p.add_argument("--motions", default="generated",
                    help="'generated' and/or real motions of openkin.synth.real_motions, e.g. generated,walk,tennis")
     p.add_argument("--no-pose2sim", action="store_true")
+    p.add_argument("--no-solver-alone", action="store_true", help="skip timing OpenSim's solver alone")
     p.add_argument("--work", type=Path, default=Path("/tmp/openkin_bench_kinematics"))
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -214,7 +216,7 @@ def main(argv=None) -> int:
             tag = f"{preset}_{model}" + (f"_{real}" if real else "")
             ours = run_openkin(trc, args.work / f"openkin_{tag}", simple)
             ours["truth"] = truth
-            solver = solver_alone(trc, ours["mot"].with_suffix(".osim"))
+            solver = float("nan") if args.no_solver_alone else solver_alone(trc, ours["mot"].with_suffix(".osim"))
             theirs = None if args.no_pose2sim else run_pose2sim_kinematics(
                 trc, args.work / f"pose2sim_{tag}", simple, rate)
             lines = report(f"{motion} {preset}", model, n_frames, ours, theirs, solver)
