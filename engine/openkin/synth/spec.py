@@ -53,7 +53,7 @@ class SceneSpec:
     calib_rotation_deg: float = 0.0
     collinear_pair: bool = False       # second camera 1 m behind the first on its line of sight
     fisheye: bool = False              # cameras use OpenCV's fisheye model with FISHEYE_K (written so)
-    motion: str = ""                   # person 1's motion: '' generated, else a real one: walk, run, crouch, tennis
+    motion: str = ""                   # person 1's motion: '' generated, else a real one: walk, run, crouch
     description: str = ""
 
 
