@@ -89,10 +89,10 @@ def table(rows: list[tuple[str, str, str, str, dict, float]]) -> list[str]:
     """The accuracy table: motion x scene x model x solver -> MPJAE and error per group."""
     cols = ["MPJAE"] + list(GROUPS) + ["sh_orient"]
     lines = ["", "accuracy vs truth (mean abs. error, deg) and solver CPU s",
-             f"{'motion':10s}{'scene':11s}{'model':8s}{'solver':16s}" + "".join(f"{c:>9s}" for c in cols)
+             f"{'motion':10s}{'scene':11s}{'model':8s}{'solver':16s}" + "".join(f"{c:>10s}" for c in cols)
              + f"{'CPU s':>8s}"]
     for motion, scene, model, solver, err, cpu in rows:
-        lines.append(f"{motion:10s}{scene:11s}{model:8s}{solver:16s}" + "".join(f"{err[c]:9.2f}" for c in cols)
+        lines.append(f"{motion:10s}{scene:11s}{model:8s}{solver:16s}" + "".join(f"{err[c]:10.2f}" for c in cols)
                      + f"{cpu:8.2f}")
     return lines
 
