@@ -54,23 +54,45 @@ GROUPS = {  # coordinate groups of the accuracy table (degrees, both sides)
 }
 
 
+def shoulder_geodesic(res, tru) -> float:
+    """Mean angle (deg, both sides) between the estimated and true orientation of the humerus in the
+    torso: the shoulder's three Euler angles (OpenSim's intrinsic Z-X-Y: arm_flex, arm_add, arm_rot)
+    composed, so that equivalent angle sets near the gimbal lock (arm at 90 deg abduction, where only
+    flexion minus rotation is defined) count as equal. ``res``/``tru``: :class:`Motion` in degrees."""
+    from scipy.spatial.transform import Rotation
+
+    idx = np.searchsorted(np.round(tru.times, 6), np.round(res.times, 6)).clip(0, len(tru.times) - 1)
+    ok = np.isclose(tru.times[idx], res.times, atol=1e-6)
+    out = []
+    for side in "rl":
+        names = [f"arm_{c}_{side}" for c in ("flex", "add", "rot")]
+        if not all(n in res.names and n in tru.names for n in names):
+            continue
+        a = Rotation.from_euler("ZXY", res.values[ok][:, [res.names.index(n) for n in names]], degrees=True)
+        b = Rotation.from_euler("ZXY", tru.values[idx[ok]][:, [tru.names.index(n) for n in names]], degrees=True)
+        out.append(np.degrees((a.inv() * b).magnitude()))
+    return float(np.mean(out)) if out else float("nan")
+
+
 def group_errors(mot: Path, truth: Path) -> dict[str, float]:
-    """Mean absolute error (deg) per coordinate group, and MPJAE over the main coordinates."""
+    """Mean absolute error (deg) per coordinate group, the shoulder's orientation error (``sh_orient``,
+    :func:`shoulder_geodesic`), and MPJAE over the main coordinates."""
     res, tru = read_mot(mot), read_mot(truth)
     every = compare_angles(res, tru)["per_coordinate_deg"]
     out = {g: float(np.mean([every[c]["mae"] for c in cs if c in every])) for g, cs in GROUPS.items()}
+    out["sh_orient"] = shoulder_geodesic(res, tru)
     out["MPJAE"] = compare_angles(res, tru, coordinates=["main"])["mpjae"][0]
     return out
 
 
 def table(rows: list[tuple[str, str, str, str, dict, float]]) -> list[str]:
     """The accuracy table: motion x scene x model x solver -> MPJAE and error per group."""
-    cols = ["MPJAE"] + list(GROUPS)
+    cols = ["MPJAE"] + list(GROUPS) + ["sh_orient"]
     lines = ["", "accuracy vs truth (mean abs. error, deg) and solver CPU s",
-             f"{'motion':10s}{'scene':11s}{'model':8s}{'solver':16s}" + "".join(f"{c:>9s}" for c in cols)
+             f"{'motion':10s}{'scene':11s}{'model':8s}{'solver':16s}" + "".join(f"{c:>10s}" for c in cols)
              + f"{'CPU s':>8s}"]
     for motion, scene, model, solver, err, cpu in rows:
-        lines.append(f"{motion:10s}{scene:11s}{model:8s}{solver:16s}" + "".join(f"{err[c]:9.2f}" for c in cols)
+        lines.append(f"{motion:10s}{scene:11s}{model:8s}{solver:16s}" + "".join(f"{err[c]:10.2f}" for c in cols)
                      + f"{cpu:8.2f}")
     return lines
 

@@ -76,7 +76,7 @@ def _rmse_deg(q, names, truth, tnames, coord):
     return float(np.sqrt(np.mean(e ** 2)))
 
 
-@pytest.mark.parametrize("motion", ["run", "crouch", "walk"])
+@pytest.mark.parametrize("motion", ["run", "crouch", "walk", "tennis"])
 def test_ik_recovers_a_real_motion(tmp_path, motion):
     """OpenSim FK of the real motion → keypoints → scaling + both IK solvers → the motion's angles."""
     from openkin.evaluate import compare_angles

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .setup import CoordinateTask, coordinate_info, import_opensim, load_model
+from .setup import CoordinateTask, coordinate_info, elbow_observability, import_opensim, load_model
 
 log = logging.getLogger(__name__)
 
@@ -288,7 +288,8 @@ def problem(job: IkJob, model, state=None):
     return solver.Problem(tree, np.array([index[m] for m in job.marker_names], int), obs,
                           np.array([float(job.weights.get(m, 1.0)) for m in job.marker_names]),
                           np.array([t[0] for t in tasks], int), np.array([t[1] for t in tasks], float),
-                          np.array([t[2] for t in tasks], float), **trk)
+                          np.array([t[2] for t in tasks], float), task_scale=elbow_observability(
+                              list(job.marker_names), [tree.coord_names[t[0]] for t in tasks]), **trk)
 
 
 def solve_openkin(job: IkJob, model=None, smooth: float = 0.0, smooth_seconds: float = 0.033) -> IkResult:

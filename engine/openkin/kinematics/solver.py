@@ -89,6 +89,7 @@ class Problem:
     task_w: np.ndarray
     task_v: np.ndarray
     smooth: float = 0.0       # weight of the pull toward the smoothed trajectory (0: frames independent)
+    task_scale: object = None  # obs (F, M, 3) -> (F, T) per-frame multipliers of task_w (setup.elbow_observability)
     sigma: float = 0.0        # frames: Gaussian width of that smoothing
     trk_body: np.ndarray | None = None  # (S,) body index of each tracker (None: no trackers)
     trk_w: np.ndarray | None = None     # (S,) tracker weights (cost w |rotation vector, rad|^2 [+ w |dp, m|^2])
@@ -181,7 +182,8 @@ def residuals(pb: Problem, x: np.ndarray, obs: np.ndarray, jac: bool = True, col
     sw = np.sqrt(wf / np.maximum(wf.sum(1, keepdims=True), 1e-12))  # markers' weights sum to 1 (Simbody's)
     diff = np.where(ok[..., None], pose.markers - np.nan_to_num(obs), 0.0)
     r_m = (sw[..., None] * diff).reshape(len(x), -1)
-    r_t = np.sqrt(pb.task_w) * (q[:, pb.task_coord] - pb.task_v)
+    tw = pb.task_w if pb.task_scale is None else pb.task_w * pb.task_scale(obs)
+    r_t = np.sqrt(tw) * (q[:, pb.task_coord] - pb.task_v)
     r = np.concatenate([r_m, r_t] + ([np.sqrt(pb.smooth) * (x - ref)] if ref is not None else []), 1)
     if not jac and not pb.n_trk:
         return r, None
@@ -219,7 +221,7 @@ def residuals(pb: Problem, x: np.ndarray, obs: np.ndarray, jac: bool = True, col
     tsrc = [col[s] if s >= 0 else -1 for s in pb.src[pb.task_coord]]
     for k, (c, s) in enumerate(zip(pb.task_coord, tsrc)):
         if s >= 0:
-            J_t[:, k, s] = np.sqrt(pb.task_w[k]) * dq[:, c]
+            J_t[:, k, s] = np.sqrt(tw[..., k]) * dq[:, c]
     blocks = [J.reshape(F, 3 * M, n), J_t]
     if ref is not None:
         eye = np.eye(x.shape[1])[:, np.arange(x.shape[1]) if cols is None else cols]

@@ -5,7 +5,10 @@ Generated motions (:mod:`.motion`) are smooth and periodic; real captures are no
 knees). Every prior, limit and weight of the kinematics stage is therefore judged
 on these as well. Each motion is an OpenSim IK result of a real marker capture,
 vendored gzipped under ``openkin/data/motions/`` with its source, licence and the
-sha256 of the original file (``NOTICE.md`` there), checked at every load.
+sha256 of the original file (``NOTICE.md`` there), checked at every load. The
+``tennis`` serve (arms overhead, trunk turning, reaching) is a Plug-in-Gait C3D
+capture retargeted by us onto Pose2Sim's model by marker fitting with OpenSim
+(``scripts/retarget_c3d.py``): its coordinates are already the synth model's.
 
 A motion's coordinates are mapped onto ``Model_Pose2Sim_simple.osim`` (the synth
 model), whose joints follow the same OpenSim gait models (gait2392 / Hamner /
@@ -38,17 +41,22 @@ log = logging.getLogger(__name__)
 DATA = Path(__file__).resolve().parent.parent / "data" / "motions"
 OPENSIM_MODELS = "https://github.com/opensim-org/opensim-models"
 COMMIT = "20a888b9655e73fb84963d6e03eee3752cf6074b"
+KINETICSTOOLKIT = "https://github.com/kineticstoolkit/kineticstoolkit"
 
 
 @dataclass(frozen=True)
 class RealMotion:
-    """A vendored motion: ``file`` (gzipped .mot in ``DATA``), ``sha256`` of the uncompressed original,
-    ``source`` (path in ``OPENSIM_MODELS`` at ``COMMIT``), ``description``."""
+    """A vendored motion: ``file`` (gzipped .mot in ``DATA``), ``sha256`` of the uncompressed .mot,
+    ``source`` (path in ``repo`` at ``commit``: the .mot itself, or the capture it was retargeted from),
+    ``description``; ``native``: its coordinates are already the synth model's (no renaming or sign flip)."""
 
     file: str
     sha256: str
     source: str
     description: str
+    repo: str = OPENSIM_MODELS
+    commit: str = COMMIT
+    native: bool = False
 
 
 REAL_MOTIONS: dict[str, RealMotion] = {
@@ -63,6 +71,12 @@ REAL_MOTIONS: dict[str, RealMotion] = {
     "crouch": RealMotion("crouch2.mot.gz", "406b23be3bbd38099027fe7e337cda224be8559ac3b332a58d985dafccde17a7",
                          "Tutorials/Intro_to_Musculoskeletal_Modeling/crouch2.mot",
                          "crouch gait cycle, 1 s (knees flexed 25-60 deg, trunk forward)"),
+    "tennis": RealMotion("tennis_serve_ktk.mot.gz", "d732cf29e6c7fbd687a0ec938f50285f683389f2ac6165836e1506104898383c",
+                         "data/kinematics_tennis_serve.c3d",
+                         "tennis serves and the steps between them, 21.8 s at 50 Hz: ball toss with the "
+                         "left arm overhead, racket arm raised to the model's 120 deg elevation and its rotation "
+                         "limits, trunk turning and bending (Plug-in-Gait capture retargeted onto Pose2Sim's model)",
+                         repo=KINETICSTOOLKIT, commit="a583877a4e9a45dce69b0d39cf13e2b9d83a082d", native=True),
 }
 
 RENAME = {"lumbar_extension": "L5_S1_Flex_Ext", "lumbar_bending": "L5_S1_Lat_Bending",
@@ -120,13 +134,13 @@ def load(name: str):
 def on_model(name: str, model_ranges: dict[str, tuple[float, float]]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """(times (F,), {coordinate of the synth model: (F,)}) of the recorded motion mapped onto the model
     (see the module doc). ``model_ranges``: coordinate -> (min, max) of the model."""
-    motion = load(name)
+    motion, native = load(name), _entry(name).native
     out, clipped = {}, []
     for k, src in enumerate(motion.names):
-        dst = RENAME.get(src, src)
+        dst = src if native else RENAME.get(src, src)
         if dst not in model_ranges or dst in UNOBSERVED:
             continue
-        v = motion.values[:, k] * (-1.0 if dst in NEGATE else 1.0)
+        v = motion.values[:, k] * (-1.0 if dst in NEGATE and not native else 1.0)
         lo, hi = model_ranges[dst]
         if dst not in TRANSLATIONS:
             w = np.clip(v, lo, hi)
