@@ -54,23 +54,31 @@ def _algebraic(xy_j: np.ndarray, li: np.ndarray) -> np.ndarray:
     return xj[..., 0] * lt[..., 0] + xj[..., 1] * lt[..., 1] + lt[..., 2]
 
 
-def signed_epipolar_distances(xy_i: np.ndarray, xy_j: np.ndarray, F: np.ndarray, lag: float) -> np.ndarray:
+def signed_epipolar_distances(xy_i: np.ndarray, xy_j: np.ndarray, F: np.ndarray, lag: float,
+                              inv_j: np.ndarray | None = None) -> np.ndarray:
     """Signed symmetric point-to-epipolar-line distances (px) when camera j's frame k shows
     camera i's frame k + lag (camera i linearly interpolated in time).
 
     xy_i: (F_i, P_i, K, 2), xy_j: (F_j, P_j, K, 2) undistorted px of the people seen,
     NaN = missing; F from :func:`fundamental_matrix`. Returns (F_j, P_j, P_i, K):
-    every person of j against every person of i, NaN where a point is missing.
+    every person of j against every person of i, NaN where a point is missing. ``inv_j``:
+    :func:`_inverse_norms_j` of ``xy_j`` and F, when already computed.
     """
     pi = _sample(xy_i, np.arange(len(xy_j)) + lag)
-    xi, xj = _homogeneous(pi), _homogeneous(xy_j)
-    li = xi @ F.T  # epipolar lines in j of i's points: (T, P_i, K, 3)
-    lj = xj @ F  # epipolar lines in i of j's points: (T, P_j, K, 3)
+    li = _homogeneous(pi) @ F.T  # epipolar lines in j of i's points: (T, P_i, K, 3)
     e = _algebraic(xy_j, li)
+    inv_j = _inverse_norms_j(xy_j, F) if inv_j is None else inv_j
     with np.errstate(invalid="ignore", divide="ignore"):
         inv_i = 1.0 / np.hypot(li[..., 0], li[..., 1])[:, None, :, :]
-        inv_j = 1.0 / np.hypot(lj[..., 0], lj[..., 1])[:, :, None, :]
         return 0.5 * e * (inv_i + inv_j)
+
+
+def _inverse_norms_j(xy_j: np.ndarray, F: np.ndarray) -> np.ndarray:
+    """1 / |(a, b)| of the epipolar lines in camera i of camera j's points (their own, whatever
+    the lag: computed once per camera pair). xy_j (T, P_j, K, 2) -> (T, P_j, 1, K)."""
+    lj = _homogeneous(xy_j) @ F  # epipolar lines in i of j's points: (T, P_j, K, 3)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return 1.0 / np.hypot(lj[..., 0], lj[..., 1])[:, :, None, :]
 
 
 def _truncated_cost(d: np.ndarray, tau: float, min_points: int = 3) -> tuple[float, int]:
@@ -93,7 +101,7 @@ def _truncated_cost(d: np.ndarray, tau: float, min_points: int = 3) -> tuple[flo
 
 
 def epipolar_cost(xy_i: np.ndarray, xy_j: np.ndarray, F: np.ndarray, lag: float, tau: float,
-                  detrend_frames: int = 0) -> tuple[float, int]:
+                  detrend_frames: int = 0, inv_j: np.ndarray | None = None) -> tuple[float, int]:
     """Robust mean epipolar distance at ``lag`` (see :func:`signed_epipolar_distances`).
 
     Each distance d (px) costs ``min(|d|, tau)^2`` (truncated: outliers and swaps
@@ -103,7 +111,7 @@ def epipolar_cost(xy_i: np.ndarray, xy_j: np.ndarray, F: np.ndarray, lag: float,
     biases the distances slowly as people move around, a time offset makes them
     follow the fast limb motion. Returns (mean cost, count).
     """
-    d = signed_epipolar_distances(xy_i, xy_j, F, lag)
+    d = signed_epipolar_distances(xy_i, xy_j, F, lag, inv_j)
     if detrend_frames > 1:
         d = _detrended(_matched(d, tau), detrend_frames)  # (T, P_j, 1, K)
     return _truncated_cost(d, tau)
@@ -137,9 +145,22 @@ def _moving_median(d: np.ndarray, window: int) -> np.ndarray:
     filled[~np.isfinite(filled)] = 0.0  # columns never seen, or the ends: no baseline
     step = max(1, window // 10)
     coarse = median_filter(filled[::step], size=(max(1, window // step) | 1, 1), mode="nearest")
-    t = np.arange(len(d))
-    tc = t[::step]
-    return np.stack([np.interp(t, tc, coarse[:, k]) for k in range(d.shape[1])], axis=1)
+    return _interp_rows(len(d), step, coarse)
+
+
+def _interp_rows(n: int, step: int, coarse: np.ndarray) -> np.ndarray:
+    """Rows 0, step, 2 step, ... ``coarse`` (M, C) linearly interpolated to rows 0..n-1 (n, C), all
+    columns at once (the values ``np.interp`` gives per column, with its arithmetic; constant
+    after the last coarse row)."""
+    t = np.arange(n)
+    if len(coarse) == 1:
+        return np.repeat(coarse, n, axis=0)
+    j = np.minimum(t // step, len(coarse) - 2)
+    lo = coarse[j]
+    slope = (coarse[j + 1] - lo) / float(step)
+    out = slope * (t - j * step).astype(float)[:, None] + lo
+    out[t >= (len(coarse) - 1) * step] = coarse[-1]
+    return out
 
 
 def _refine_lag(xy_i: np.ndarray, xy_j: np.ndarray, F: np.ndarray, lag: float, tau: float,
@@ -151,7 +172,8 @@ def _refine_lag(xy_i: np.ndarray, xy_j: np.ndarray, F: np.ndarray, lag: float, t
     which may pull a synchronised pair a frame or two away from 0."""
     lo, hi = (min(lag, 0.0), max(lag, 0.0)) if abs(lag) <= zero_window else (lag, lag)
     trial = np.arange(lo - 1.5, hi + 1.51, 0.25)
-    costs = np.array([epipolar_cost(xy_i, xy_j, F, t, tau, detrend_frames)[0] for t in trial])
+    inv_j = _inverse_norms_j(xy_j, F)
+    costs = np.array([epipolar_cost(xy_i, xy_j, F, t, tau, detrend_frames, inv_j)[0] for t in trial])
     if not np.isfinite(costs).all():
         return lag
     k = int(np.argmin(costs))
@@ -180,7 +202,8 @@ def block_differences(xy_i: np.ndarray, xy_j: np.ndarray, F: np.ndarray, lags_a:
 
     Returns (block means (B,) of the blocks with enough points, mean cost a, mean cost b).
     """
-    d = [_matched(signed_epipolar_distances(xy_i, xy_j, F, lag), tau) for lag in [*lags_a, lag_b]]
+    inv_j = _inverse_norms_j(xy_j, F)
+    d = [_matched(signed_epipolar_distances(xy_i, xy_j, F, lag, inv_j), tau) for lag in [*lags_a, lag_b]]
     ok = np.logical_and.reduce([np.isfinite(x) for x in d])  # (T, P_j, 1, K)
     if not ok.any():
         return np.zeros(0), np.nan, np.nan
