@@ -115,3 +115,15 @@ def test_pose_sync_cache_not_seeded_from_other_files(synced, tmp_path):
     src = synced / "pose" / "cam01_json"
     dst = synced / "pose-sync" / "cam01_json"
     assert not keypoint_cache.derive_renamed(src, dst, lambda name: ("x" + name, 0))  # names differ
+
+
+def test_refinement_of_a_long_take_uses_a_bounded_window(monkeypatch):
+    """Takes longer than REFINE_MAX_FRAMES refine their sub-frame lag on that many frames of the
+    overlap: the same offsets (to 0.25 frame of the truth, 0.1 of the full-length refinement)."""
+    from openkin.synchronization import epipolar
+
+    full, _, _ = _synchronize(3000)
+    monkeypatch.setattr(epipolar, "REFINE_MAX_FRAMES", 900)
+    windowed, _, _ = _synchronize(3000)
+    np.testing.assert_allclose(windowed, OFFSETS, atol=0.25)
+    np.testing.assert_allclose(windowed, full, atol=0.1)
