@@ -92,12 +92,18 @@ def _truncated_cost(d: np.ndarray, tau: float, min_points: int = 3) -> tuple[flo
         n = int(count.sum())
         return (float(total.sum() / n), n) if n else (np.nan, 0)
     mean = np.where(count >= min_points, total / np.maximum(count, 1), np.inf)
-    best = np.argmin(mean, axis=-1)[..., None]  # the matching person of i
-    total = np.take_along_axis(total, best, -1)[..., 0]
-    count = np.take_along_axis(count, best, -1)[..., 0]
-    use = np.isfinite(np.take_along_axis(mean, best, -1)[..., 0])
+    best = np.argmin(mean, axis=-1)  # the matching person of i
+    total, count, mean = (_pick(x, best) for x in (total, count, mean))
+    use = np.isfinite(mean)
     n = int(count[use].sum())
     return (float(total[use].sum() / n), n) if n else (np.nan, 0)
+
+
+def _pick(x: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``x[..., index]`` element-wise: x (..., P), index (...) -> (...). (``np.take_along_axis``
+    without its per-call set-up, which dominated the integer lag scan of short takes.)"""
+    flat = x.reshape(-1, x.shape[-1])
+    return flat[np.arange(len(flat)), index.ravel()].reshape(index.shape)
 
 
 def epipolar_cost(xy_i: np.ndarray, xy_j: np.ndarray, F: np.ndarray, lag: float, tau: float,
