@@ -6,6 +6,7 @@ own instants and projected by Pose2Sim's demo cameras), and for the cache, the p
 parsed again by the reader and hashed by hashlib."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 import tracemalloc
@@ -70,14 +71,20 @@ def _synchronize(n_frames: int) -> tuple[np.ndarray, float, float]:
     return result.offsets, cpu, peak
 
 
+@functools.lru_cache(maxsize=None)
+def _synchronized(n_frames: int) -> tuple[np.ndarray, float, float]:
+    """:func:`_synchronize` with the default settings, once per module."""
+    return _synchronize(n_frames)
+
+
 def test_long_take_syncs_in_bounded_time_and_memory():
     """6,000 frames (100 s at 60 fps) x 4 cameras, offsets searched over +-50 s (6,001 lags:
     the coarse-to-fine scan): sub-frame offsets, CPU and memory linear in the frames."""
-    offsets, cpu, peak = _synchronize(6000)
+    offsets, cpu, peak = _synchronized(6000)
     np.testing.assert_allclose(offsets, OFFSETS, atol=0.25)
     assert cpu < 20.0, cpu  # s (measured 4.2 s on this machine's 2 cores)
     assert peak < 100.0, peak  # MB of numpy arrays (the tracks are 4 x 1.6 MB; measured 18 MB)
-    half_offsets, half_cpu, half_peak = _synchronize(3000)
+    half_offsets, half_cpu, half_peak = _synchronized(3000)
     np.testing.assert_allclose(half_offsets, OFFSETS, atol=0.25)
     assert cpu < 3.0 * half_cpu, (cpu, half_cpu)  # linear: twice the frames, twice the time (quadratic: 4x)
     assert peak < 3.0 * half_peak, (peak, half_peak)
@@ -122,7 +129,7 @@ def test_refinement_of_a_long_take_uses_a_bounded_window(monkeypatch):
     overlap: the same offsets (to 0.25 frame of the truth, 0.1 of the full-length refinement)."""
     from openkin.synchronization import epipolar
 
-    full, _, _ = _synchronize(3000)
+    full = _synchronized(3000)[0]
     monkeypatch.setattr(epipolar, "REFINE_MAX_FRAMES", 900)
     windowed, _, _ = _synchronize(3000)
     np.testing.assert_allclose(windowed, OFFSETS, atol=0.25)
