@@ -262,12 +262,15 @@ def _integer_lag_costs(xy_i: np.ndarray, xy_j: np.ndarray, F: np.ndarray, lags: 
     # the integer scan only has to find the right frame: ~300 frames suffice, so long takes
     # cost O(lags), not O(lags x frames)
     stride = max(1, min(len(xi), len(xj)) // 300)
+    # contiguous components, broadcast as _algebraic does (the same products and sums)
+    xj0, xj1 = (np.ascontiguousarray(xy_j[:, :, None, :, c]) for c in (0, 1))  # (F_j, P_j, 1, K)
+    l0, l1, l2 = (np.ascontiguousarray(li[:, None, :, :, c]) for c in (0, 1, 2))  # (F_i, 1, P_i, K)
     for n, lag in enumerate(lags):  # per lag: one vectorised pass over all frames, people and keypoints
         t0, t1 = max(0, -lag), min(len(xj), len(xi) - lag)
         if t1 - t0 <= 0:
             continue
         ti, tj = slice(t0 + lag, t1 + lag, stride), slice(t0, t1, stride)
-        e = _algebraic(xy_j[tj], li[ti])
+        e = xj0[tj] * l0[ti] + xj1[tj] * l1[ti] + l2[ti]
         cost, count = _truncated_cost(0.5 * e * (inv_ni[ti] + inv_nj[tj]), tau)
         if count * stride >= min_pairs:
             costs[n] = cost
