@@ -196,3 +196,39 @@ def file_digests(folder: str | Path) -> list[tuple[str, bytes]]:
         digests = _digests(folder, names, sig, data)
     _save(path, {"names": np.array(names, dtype=str), "sig": sig, "digests": digests, **arrays})
     return list(zip(names, (bytes(d) for d in digests)))
+
+
+def derive_renamed(src: str | Path, dst: str | Path, rename) -> bool:
+    """Seed ``dst``'s cache from ``src``'s when ``dst`` holds hard links (or copies) of ``src``'s
+    files under new names: ``rename(name) -> (new name, frame shift) | None`` (None: file not
+    carried over). Synchronisation writes ``pose-sync/`` so (288,000 files for a 10-minute
+    8-camera take), and reading them all again to hash them cost as much as reading ``pose/``.
+    The digests are the source's (same contents); the keypoints the source's rows with their
+    frames shifted. Returns False (nothing written) when ``src`` has no valid cache with
+    keypoints or ``dst`` holds other files; the cache is then built by the next read."""
+    src, dst = Path(src), Path(dst)
+    src_path, dst_path = cache_file(src), cache_file(dst)
+    if src_path is None or dst_path is None:
+        return False
+    names, sig = _signature(src)
+    data = _load(src_path)
+    if not (_same(data, names, sig) and "keypoints" in data):
+        return False
+    digest_of, frame_of = {}, {}
+    for name, digest in zip(names, data["digests"]):
+        new = rename(name)
+        if new is not None:
+            digest_of[new[0]] = digest
+            frame_of[name] = new
+    dst_names, dst_sig = _signature(dst)
+    if sorted(digest_of) != dst_names:
+        return False
+    old_names = data["frame_names"].tolist()
+    keep = np.array([n in frame_of for n in old_names], dtype=bool)
+    kept_names = [frame_of[n][0] for n in old_names if n in frame_of]
+    shifts = np.array([frame_of[n][1] for n in old_names if n in frame_of], dtype=np.int64)
+    arrays = {"keypoints": data["keypoints"][keep], "frames": data["frames"][keep] + shifts,
+              "ids": data["ids"][keep], "frame_names": np.array(kept_names, dtype=str), "listed": data["listed"][keep]}
+    digests = np.stack([digest_of[n] for n in dst_names]) if dst_names else np.zeros((0, 32), np.uint8)
+    _save(dst_path, {"names": np.array(dst_names, dtype=str), "sig": dst_sig, "digests": digests, **arrays})
+    return True

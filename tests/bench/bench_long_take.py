@@ -117,7 +117,7 @@ def main(argv=None) -> int:
             rows[name] = run_stage(name, module, args.work)
             r = rows[name]
             print(f"  {name:<16} {r['stage']:8.1f} s  (process {r['wall']:.1f} s, CPU {r['cpu']:.1f} s)  "
-                  f"peak {r['peak_mb']:7.0f} MB", flush=True)
+                  f"peak {r['peak_mb']:7.0f} MB   load average {os.getloadavg()[0]:.1f}", flush=True)
     peak = max(r["peak_mb"] for r in rows.values())
     total = sum(r["stage"] for r in rows.values())
     print(f"  {'total':<16} {total:8.1f} s   peak {peak:.0f} MB = {peak / 1024:.2f} GB   "

@@ -54,23 +54,31 @@ def _algebraic(xy_j: np.ndarray, li: np.ndarray) -> np.ndarray:
     return xj[..., 0] * lt[..., 0] + xj[..., 1] * lt[..., 1] + lt[..., 2]
 
 
-def signed_epipolar_distances(xy_i: np.ndarray, xy_j: np.ndarray, F: np.ndarray, lag: float) -> np.ndarray:
+def signed_epipolar_distances(xy_i: np.ndarray, xy_j: np.ndarray, F: np.ndarray, lag: float,
+                              inv_j: np.ndarray | None = None) -> np.ndarray:
     """Signed symmetric point-to-epipolar-line distances (px) when camera j's frame k shows
     camera i's frame k + lag (camera i linearly interpolated in time).
 
     xy_i: (F_i, P_i, K, 2), xy_j: (F_j, P_j, K, 2) undistorted px of the people seen,
     NaN = missing; F from :func:`fundamental_matrix`. Returns (F_j, P_j, P_i, K):
-    every person of j against every person of i, NaN where a point is missing.
+    every person of j against every person of i, NaN where a point is missing. ``inv_j``:
+    :func:`_inverse_norms_j` of ``xy_j`` and F, when already computed.
     """
     pi = _sample(xy_i, np.arange(len(xy_j)) + lag)
-    xi, xj = _homogeneous(pi), _homogeneous(xy_j)
-    li = xi @ F.T  # epipolar lines in j of i's points: (T, P_i, K, 3)
-    lj = xj @ F  # epipolar lines in i of j's points: (T, P_j, K, 3)
+    li = _homogeneous(pi) @ F.T  # epipolar lines in j of i's points: (T, P_i, K, 3)
     e = _algebraic(xy_j, li)
+    inv_j = _inverse_norms_j(xy_j, F) if inv_j is None else inv_j
     with np.errstate(invalid="ignore", divide="ignore"):
         inv_i = 1.0 / np.hypot(li[..., 0], li[..., 1])[:, None, :, :]
-        inv_j = 1.0 / np.hypot(lj[..., 0], lj[..., 1])[:, :, None, :]
         return 0.5 * e * (inv_i + inv_j)
+
+
+def _inverse_norms_j(xy_j: np.ndarray, F: np.ndarray) -> np.ndarray:
+    """1 / |(a, b)| of the epipolar lines in camera i of camera j's points (their own, whatever
+    the lag: computed once per camera pair). xy_j (T, P_j, K, 2) -> (T, P_j, 1, K)."""
+    lj = _homogeneous(xy_j) @ F  # epipolar lines in i of j's points: (T, P_j, K, 3)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return 1.0 / np.hypot(lj[..., 0], lj[..., 1])[:, :, None, :]
 
 
 def _truncated_cost(d: np.ndarray, tau: float, min_points: int = 3) -> tuple[float, int]:
@@ -84,16 +92,22 @@ def _truncated_cost(d: np.ndarray, tau: float, min_points: int = 3) -> tuple[flo
         n = int(count.sum())
         return (float(total.sum() / n), n) if n else (np.nan, 0)
     mean = np.where(count >= min_points, total / np.maximum(count, 1), np.inf)
-    best = np.argmin(mean, axis=-1)[..., None]  # the matching person of i
-    total = np.take_along_axis(total, best, -1)[..., 0]
-    count = np.take_along_axis(count, best, -1)[..., 0]
-    use = np.isfinite(np.take_along_axis(mean, best, -1)[..., 0])
+    best = np.argmin(mean, axis=-1)  # the matching person of i
+    total, count, mean = (_pick(x, best) for x in (total, count, mean))
+    use = np.isfinite(mean)
     n = int(count[use].sum())
     return (float(total[use].sum() / n), n) if n else (np.nan, 0)
 
 
+def _pick(x: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``x[..., index]`` element-wise: x (..., P), index (...) -> (...). (``np.take_along_axis``
+    without its per-call set-up, which dominated the integer lag scan of short takes.)"""
+    flat = x.reshape(-1, x.shape[-1])
+    return flat[np.arange(len(flat)), index.ravel()].reshape(index.shape)
+
+
 def epipolar_cost(xy_i: np.ndarray, xy_j: np.ndarray, F: np.ndarray, lag: float, tau: float,
-                  detrend_frames: int = 0) -> tuple[float, int]:
+                  detrend_frames: int = 0, inv_j: np.ndarray | None = None) -> tuple[float, int]:
     """Robust mean epipolar distance at ``lag`` (see :func:`signed_epipolar_distances`).
 
     Each distance d (px) costs ``min(|d|, tau)^2`` (truncated: outliers and swaps
@@ -103,7 +117,7 @@ def epipolar_cost(xy_i: np.ndarray, xy_j: np.ndarray, F: np.ndarray, lag: float,
     biases the distances slowly as people move around, a time offset makes them
     follow the fast limb motion. Returns (mean cost, count).
     """
-    d = signed_epipolar_distances(xy_i, xy_j, F, lag)
+    d = signed_epipolar_distances(xy_i, xy_j, F, lag, inv_j)
     if detrend_frames > 1:
         d = _detrended(_matched(d, tau), detrend_frames)  # (T, P_j, 1, K)
     return _truncated_cost(d, tau)
@@ -137,9 +151,22 @@ def _moving_median(d: np.ndarray, window: int) -> np.ndarray:
     filled[~np.isfinite(filled)] = 0.0  # columns never seen, or the ends: no baseline
     step = max(1, window // 10)
     coarse = median_filter(filled[::step], size=(max(1, window // step) | 1, 1), mode="nearest")
-    t = np.arange(len(d))
-    tc = t[::step]
-    return np.stack([np.interp(t, tc, coarse[:, k]) for k in range(d.shape[1])], axis=1)
+    return _interp_rows(len(d), step, coarse)
+
+
+def _interp_rows(n: int, step: int, coarse: np.ndarray) -> np.ndarray:
+    """Rows 0, step, 2 step, ... ``coarse`` (M, C) linearly interpolated to rows 0..n-1 (n, C), all
+    columns at once (the values ``np.interp`` gives per column, with its arithmetic; constant
+    after the last coarse row)."""
+    t = np.arange(n)
+    if len(coarse) == 1:
+        return np.repeat(coarse, n, axis=0)
+    j = np.minimum(t // step, len(coarse) - 2)
+    lo = coarse[j]
+    slope = (coarse[j + 1] - lo) / float(step)
+    out = slope * (t - j * step).astype(float)[:, None] + lo
+    out[t >= (len(coarse) - 1) * step] = coarse[-1]
+    return out
 
 
 def _refine_lag(xy_i: np.ndarray, xy_j: np.ndarray, F: np.ndarray, lag: float, tau: float,
@@ -151,7 +178,11 @@ def _refine_lag(xy_i: np.ndarray, xy_j: np.ndarray, F: np.ndarray, lag: float, t
     which may pull a synchronised pair a frame or two away from 0."""
     lo, hi = (min(lag, 0.0), max(lag, 0.0)) if abs(lag) <= zero_window else (lag, lag)
     trial = np.arange(lo - 1.5, hi + 1.51, 0.25)
-    costs = np.array([epipolar_cost(xy_i, xy_j, F, t, tau, detrend_frames)[0] for t in trial])
+    moved = 0
+    if len(xy_j) > REFINE_MAX_FRAMES:
+        xy_i, xy_j, moved = _refine_window(xy_i, xy_j, int(round(lag)), int(np.ceil(hi - lo)) + 3)
+    inv_j = _inverse_norms_j(xy_j, F)
+    costs = np.array([epipolar_cost(xy_i, xy_j, F, t + moved, tau, detrend_frames, inv_j)[0] for t in trial])
     if not np.isfinite(costs).all():
         return lag
     k = int(np.argmin(costs))
@@ -159,6 +190,22 @@ def _refine_lag(xy_i: np.ndarray, xy_j: np.ndarray, F: np.ndarray, lag: float, t
     a, b, _ = np.polyfit(trial[near], costs[near], 2)
     best = -b / (2 * a) if a > 0 else trial[k]
     return float(np.clip(best, max(trial[0], trial[k] - 1.0), min(trial[-1], trial[k] + 1.0)))
+
+
+REFINE_MAX_FRAMES = 7200  # the sub-frame refinement of longer takes uses 2 minutes (at 60 fps) of them
+
+
+def _refine_window(xy_i: np.ndarray, xy_j: np.ndarray, lag: int, margin: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """The middle :data:`REFINE_MAX_FRAMES` frames of camera j's overlap with camera i at ``lag``,
+    and camera i's frames they face (+- ``margin``) -> (xy_i', xy_j', m): lag L on the full
+    tracks is lag L + m on the windowed ones (m an integer: the same samples, the same costs).
+    The refinement's cost is then bounded (a 10-minute take spent 5 of its 6 s per camera pair
+    refining on all 36,000 frames; the integer scan already found the lag)."""
+    t0, t1 = max(0, -lag), min(len(xy_j), len(xy_i) - lag)  # j's frames facing i's
+    a = min(max(0, t0 + (t1 - t0 - REFINE_MAX_FRAMES) // 2), len(xy_j) - REFINE_MAX_FRAMES)
+    b = a + REFINE_MAX_FRAMES
+    s = max(0, a + lag - margin)
+    return xy_i[s:b + lag + margin], xy_j[a:b], a - s
 
 
 def _detrended(d: np.ndarray, detrend_frames: int) -> np.ndarray:
@@ -180,7 +227,8 @@ def block_differences(xy_i: np.ndarray, xy_j: np.ndarray, F: np.ndarray, lags_a:
 
     Returns (block means (B,) of the blocks with enough points, mean cost a, mean cost b).
     """
-    d = [_matched(signed_epipolar_distances(xy_i, xy_j, F, lag), tau) for lag in [*lags_a, lag_b]]
+    inv_j = _inverse_norms_j(xy_j, F)
+    d = [_matched(signed_epipolar_distances(xy_i, xy_j, F, lag, inv_j), tau) for lag in [*lags_a, lag_b]]
     ok = np.logical_and.reduce([np.isfinite(x) for x in d])  # (T, P_j, 1, K)
     if not ok.any():
         return np.zeros(0), np.nan, np.nan
@@ -214,12 +262,15 @@ def _integer_lag_costs(xy_i: np.ndarray, xy_j: np.ndarray, F: np.ndarray, lags: 
     # the integer scan only has to find the right frame: ~300 frames suffice, so long takes
     # cost O(lags), not O(lags x frames)
     stride = max(1, min(len(xi), len(xj)) // 300)
+    # contiguous components, broadcast as _algebraic does (the same products and sums)
+    xj0, xj1 = (np.ascontiguousarray(xy_j[:, :, None, :, c]) for c in (0, 1))  # (F_j, P_j, 1, K)
+    l0, l1, l2 = (np.ascontiguousarray(li[:, None, :, :, c]) for c in (0, 1, 2))  # (F_i, 1, P_i, K)
     for n, lag in enumerate(lags):  # per lag: one vectorised pass over all frames, people and keypoints
         t0, t1 = max(0, -lag), min(len(xj), len(xi) - lag)
         if t1 - t0 <= 0:
             continue
         ti, tj = slice(t0 + lag, t1 + lag, stride), slice(t0, t1, stride)
-        e = _algebraic(xy_j[tj], li[ti])
+        e = xj0[tj] * l0[ti] + xj1[tj] * l1[ti] + l2[ti]
         cost, count = _truncated_cost(0.5 * e * (inv_ni[ti] + inv_nj[tj]), tau)
         if count * stride >= min_pairs:
             costs[n] = cost

@@ -30,20 +30,25 @@ def select_person(keypoints: np.ndarray, likelihood_threshold: float) -> np.ndar
 
 
 def fill_short_gaps(y: np.ndarray, max_gap: int = MAX_GAP_FRAMES) -> np.ndarray:
-    """Linearly interpolate NaN runs of at most ``max_gap`` frames inside each column. y: (F, C)."""
+    """Linearly interpolate NaN runs of at most ``max_gap`` frames inside each column. y: (F, C).
+
+    All columns at once (the values ``np.interp`` gives, with its arithmetic): each missing
+    value between its column's previous and next valid frames p < t < n becomes
+    ``(y[n] - y[p]) / (n - p) * (t - p) + y[p]``."""
     y = np.array(y, dtype=float)
-    t = np.arange(len(y))
-    for c in range(y.shape[1]):  # a few dozen columns
-        col = y[:, c]
-        bad = np.isnan(col)
-        if not bad.any() or bad.all():
-            continue
-        filled = np.interp(t, t[~bad], col[~bad])
-        run_id = np.cumsum(~bad)  # NaN runs share the index of the valid frame before them
-        run_len = np.bincount(run_id[bad], minlength=run_id.max() + 1)
-        inside = (t > np.flatnonzero(~bad)[0]) & (t < np.flatnonzero(~bad)[-1])
-        short = bad & inside & (run_len[run_id] <= max_gap)
-        col[short] = filled[short]
+    bad = np.isnan(y)
+    if not bad.any():
+        return y
+    n_frames = len(y)
+    t = np.arange(n_frames)[:, None]
+    prev = np.maximum.accumulate(np.where(bad, -1, t), axis=0)  # last valid frame at or before t
+    nxt = np.minimum.accumulate(np.where(bad, n_frames, t)[::-1], axis=0)[::-1]  # next valid at or after
+    short = bad & (prev >= 0) & (nxt < n_frames) & (nxt - prev - 1 <= max_gap)
+    rows, cols = np.nonzero(short)
+    p, n = prev[rows, cols], nxt[rows, cols]
+    before = y[p, cols]
+    slope = (y[n, cols] - before) / (n - p).astype(float)
+    y[rows, cols] = slope * (rows - p).astype(float) + before
     return y
 
 

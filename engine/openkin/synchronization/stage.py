@@ -118,10 +118,11 @@ def write_shifted(src: Path, dst: Path, shift: int) -> int:
     tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", dir=dst.parent))
     try:
         count = 0
-        for f in sorted(src.glob("*.json")):
-            new = shifted_name(f.name, shift)
+        source, target = str(src), str(tmp)  # plain strings: 288,000 files in a 10-minute 8-camera take
+        for name in sorted(e.name for e in os.scandir(source) if e.name.endswith(".json")):
+            new = shifted_name(name, shift)
             if new is not None:
-                _link_or_copy(f, tmp / new)
+                _link_or_copy(os.path.join(source, name), os.path.join(target, new))
                 count += 1
         old = None
         if dst.exists():
@@ -137,12 +138,24 @@ def write_shifted(src: Path, dst: Path, shift: int) -> int:
         raise
 
 
-def _link_or_copy(src: Path, dst: Path) -> None:
+def _link_or_copy(src: str | Path, dst: str | Path) -> None:
     """Hard link (instant, no space; the pose stage replaces files, never edits them) or copy."""
     try:
         os.link(src, dst)
     except OSError:
         shutil.copyfile(src, dst)
+
+
+def _seed_cache(src: Path, dst: Path, shift: int) -> None:
+    """The keypoint cache of ``dst`` (written by :func:`write_shifted`) from ``src``'s, so that
+    recording and reading ``pose-sync/`` does not parse every file again."""
+    from ..keypoint_cache import derive_renamed
+
+    def rename(name: str):
+        new = shifted_name(name, shift) if name.endswith(".json") else None
+        return None if new is None else (new, shift)
+
+    derive_renamed(src, dst, rename)
 
 
 def offsets_table(names: list[str], result: SyncResult, shifts: np.ndarray, rate: float) -> dict:
@@ -198,7 +211,8 @@ def _calibrated_cameras(ctx: RunContext, folders: list[Path], method: str):
 
 def _read_cameras(folders: list[Path], n_keypoints: int, progress) -> list[tuple[np.ndarray, int]]:
     """(keypoints (F, P, K, 3) on consecutive frames, first frame number) per camera folder."""
-    from ..formats.openpose import list_json, read_openpose_dir
+    from ..formats.openpose import list_json
+    from ..keypoint_cache import read_folder
 
     out = []
     for i, folder in enumerate(folders):
@@ -207,7 +221,8 @@ def _read_cameras(folders: list[Path], n_keypoints: int, progress) -> list[tuple
                                "for it, or its files were removed)", path=folder,
                                fix="run the pose stage again, or remove the folder to process the other "
                                    "cameras without this one")
-        kp, frames, _ = read_openpose_dir(folder)
+        pf = read_folder(folder)  # the columnar cache the manifest's hash of the folder has just filled
+        kp, frames = pf.keypoints, pf.frames
         if not np.isfinite(kp).any():  # nobody detected: an all-NaN camera of the right shape
             kp = np.full((len(frames), 1, n_keypoints, 3), np.nan)
         if kp.shape[2] != n_keypoints:
@@ -287,6 +302,7 @@ def write_outputs(paths, folders: list[Path], names: list[str], result: SyncResu
     shifts = np.rint(offsets).astype(int)
     for c, (folder, name) in enumerate(zip(folders, names)):
         n = write_shifted(folder, paths.pose_sync / folder.name, int(shifts[c]))
+        _seed_cache(folder, paths.pose_sync / folder.name, int(shifts[c]))
         log.info("camera %s: offset %+.2f frames (%+.4f s), shifted %+d, confidence %.2f, %d files",
                  name, offsets[c], offsets[c] / rate, shifts[c], result.confidence[c], n)
         report(progress, 0.5 + 0.5 * (c + 1) / len(folders), f"wrote {folder.name}")
