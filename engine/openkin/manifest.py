@@ -38,7 +38,7 @@ import time
 from pathlib import Path
 
 from .errors import OpenKinError
-from .fileio import atomic_write, sha256_file
+from .fileio import atomic_write, settle, sha256_file, write_later
 from .keypoint_cache import file_digests
 
 log = logging.getLogger(__name__)
@@ -129,6 +129,7 @@ class Manifest:
     def load(cls, root: Path) -> "Manifest":
         """The project's manifest (empty when there is none yet)."""
         path = Path(root) / "openkin" / MANIFEST_NAME
+        settle()  # a record still on its way to the disk (Manifest.begin)
         if not path.is_file():
             return cls(root)
         try:
@@ -141,8 +142,13 @@ class Manifest:
                                fix="delete it: the next run of each stage writes its record again")
         return cls(root, data)
 
-    def save(self) -> None:
+    def save(self, later: bool = False) -> None:
+        """Write the manifest atomically; ``later``: its fsync and rename in the background
+        (:func:`openkin.fileio.write_later`: any output published afterwards waits for it)."""
         text = json.dumps(self.data, indent=1)  # one write (json.dump writes each token: 5× slower)
+        if later:
+            write_later(self.path, text)
+            return
         with atomic_write(self.path) as f:
             f.write(text)
 
@@ -198,7 +204,7 @@ class Manifest:
                 continue
             if rec.get("status") != "outdated":
                 self.stages[later] = _pending(self.stages[later], "outdated", outdated_by=f"{name} ({run_id})")
-        self.save()
+        self.save(later=True)  # the fsync overlaps the stage's reading and computing; outputs wait for it
 
     def finish(self, name: str, run_id: str, inputs: list[dict], outputs: list[dict], summary: dict,
                seconds: float) -> None:

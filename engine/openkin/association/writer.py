@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..fileio import settle
 from ..inputs import camera_name
 from ..progress import Progress, report
 from .kernels import Association
@@ -57,6 +58,7 @@ def _write_camera(out_dir: Path, folder_name: str, stem: str, people: np.ndarray
         final = out_dir / folder_name
         trash = out_dir / f".{folder_name}.old"
         shutil.rmtree(trash, ignore_errors=True)
+        settle()  # the manifest's record of this run lands first (openkin.fileio.write_later)
         if final.exists():
             os.replace(final, trash)
         os.replace(tmp, final)
