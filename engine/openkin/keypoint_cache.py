@@ -221,21 +221,29 @@ def read_folder(folder: str | Path, progress: Progress | None = None) -> PoseFol
 
 
 def file_digests(folder: str | Path) -> list[tuple[str, bytes]]:
-    """``[(file name, sha256 digest)]`` of every regular file of ``folder``, sorted by name: from
-    the cache for files unchanged since it was written, else by reading them. A cacheable pose
-    folder is also parsed (in the same read) so that the next stage reading it finds its keypoints."""
+    """``[(file name, sha256 digest)]`` of every regular file of ``folder``, sorted by name (see
+    :func:`digest_table`)."""
+    names, digests = digest_table(folder)
+    return list(zip(names, (bytes(d) for d in digests)))
+
+
+def digest_table(folder: str | Path) -> tuple[list[str], np.ndarray]:
+    """Every regular file of ``folder`` sorted by name → (names, ``digests (N, 32)`` uint8 sha256):
+    from the cache for files unchanged since it was written, else by reading them. A cacheable
+    pose folder is also parsed (in the same read) so that the next stage reading it finds its
+    keypoints."""
     folder = Path(folder)
     path = cache_file(folder)
     names, sig = _signature(folder)
     if path is None:
-        return list(zip(names, (bytes(d) for d in _digests(folder, names, sig, None))))
+        return names, _digests(folder, names, sig, None)
     recent = _RECENT.get(str(path))
     if recent is not None and recent[0] == names and np.array_equal(recent[1], sig):
-        return list(zip(names, (bytes(d) for d in recent[2])))
+        return names, recent[2]
     data = _load(path, keypoints=False)
     if _same(data, names, sig):
         _remember(path, names, sig, data["digests"])
-        return list(zip(names, (bytes(d) for d in data["digests"])))
+        return names, data["digests"]
     arrays = {}
     try:
         pf, digests = _parse(folder, names, sig, data)
@@ -244,4 +252,4 @@ def file_digests(folder: str | Path) -> list[tuple[str, bytes]]:
         log.debug("%s not cached as keypoints (%s)", folder, exc)
         digests = _digests(folder, names, sig, data)
     _save(path, {"names": np.array(names, dtype=str), "sig": sig, "digests": digests, **arrays})
-    return list(zip(names, (bytes(d) for d in digests)))
+    return names, digests
