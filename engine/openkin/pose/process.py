@@ -132,7 +132,8 @@ def _estimate_all(cam: CameraInput, s: PoseSettings, estimator, start: int, stop
     n_kpt = len(skeleton.names) if skeleton else 0
     tracker = PersonTracker(**s.tracking)
     per_frame, frames = [], []
-    for i, frame in read_frames(cam, start, stop, status=status, threads=s.threads):
+    # reuse: each frame is done with (estimated, drawn) before the next is asked for
+    for i, frame in read_frames(cam, start, stop, status=status, threads=s.threads, reuse=True):
         people = np.zeros((0, n_kpt, 3))
         if frame is not None:
             people = keep_likely(estimator(frame), s.average_likelihood_threshold)
