@@ -191,7 +191,7 @@ def write_later(path: str | Path, text: str) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
         _EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="openkin-write-later")
-    _LATER.append(_EXECUTOR.submit(_sync_and_publish, fd, tmp, path, 0o666 & ~_umask()))
+    _LATER.append((_EXECUTOR.submit(_sync_and_publish, fd, tmp, path, 0o666 & ~_umask()), tmp))
 
 
 def _sync_and_publish(fd: int, tmp: str, path: Path, mode: int) -> None:
@@ -215,7 +215,21 @@ def settle() -> None:
     """Wait until every :func:`write_later` write is on disk under its name; raises the first
     one's error (an :class:`OpenKinError` for a full disk, as atomic_write would have)."""
     while _LATER:
-        _LATER.pop(0).result()
+        _LATER.pop(0)[0].result()
+
+
+def _forget_in_child() -> None:
+    """A forked child (worker processes of kinematics, pose) has no copy of the writing thread:
+    it neither waits for its parent's background writes nor removes their temporary files."""
+    global _EXECUTOR
+    for _, tmp in _LATER:
+        _PENDING.discard(tmp)
+    _LATER.clear()
+    _EXECUTOR = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_in_child)
 
 
 def _disk_full(path: Path) -> bool:

@@ -10,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -117,3 +118,30 @@ def test_cache_file_round_trip(tmp_path, data):
         if any(v.nbytes for v in data.values()) or cut < len(raw) - 1:
             path.write_bytes(raw[:cut])
             assert keypoint_cache._load(path) is None  # truncated: ignored, never garbage
+
+
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_forked_child_does_not_wait_for_the_parents_writes(tmp_path):
+    """Kinematics forks its workers right after the stage's record was handed to the background:
+    a child publishing a file must not wait for a thread it does not have."""
+    import multiprocessing
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return
+    write_later(tmp_path / "parent.json", BIG)
+    ctx = multiprocessing.get_context("fork")
+    child = ctx.Process(target=_child_writes, args=(str(tmp_path / "child.txt"),))
+    child.start()
+    child.join(60)
+    alive = child.is_alive()
+    if alive:
+        child.kill()
+    settle()
+    assert not alive and child.exitcode == 0
+    assert (tmp_path / "child.txt").read_text() == "child"
+    assert (tmp_path / "parent.json").stat().st_size == len(BIG)
+
+
+def _child_writes(path: str) -> None:
+    with atomic_write(path) as f:
+        f.write("child")
