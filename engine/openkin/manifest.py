@@ -213,6 +213,7 @@ class Manifest:
     def finish(self, name: str, run_id: str, inputs: list[dict], outputs: list[dict], summary: dict,
                seconds: float) -> None:
         """``name`` is done: record what it read and wrote; set its earlier outputs aside."""
+        settle()  # the stage's start record is on disk before any earlier output moves
         previous = self.stages.get(name, {}).get("previous_outputs", [])
         self.stages[name] = {"status": "done", "run": run_id, "started": self.stages[name].get("started", now()),
                              "seconds": round(float(seconds), 3), "inputs": inputs, "outputs": outputs,
