@@ -17,6 +17,7 @@ import logging
 import queue
 import re
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -55,6 +56,7 @@ class ReadStatus:
     unreadable: list[int] | None = None
     truncated_at: int | None = None
     expected: int | None = None
+    cpu_seconds: float = 0.0  # CPU time of the decoding thread (read_frames)
 
 
 def find_cameras(videos_dir: Path) -> tuple[list[CameraInput], list[str]]:
@@ -192,6 +194,7 @@ def read_frames(cam: CameraInput, start: int = 0, stop: int | None = None, *, pr
     errors: list[BaseException] = []
 
     def produce() -> None:
+        c0 = time.thread_time()
         try:
             for item in source(cam.path, start, stop, status, threads, buffers):
                 while not stop_flag.is_set():
@@ -205,6 +208,7 @@ def read_frames(cam: CameraInput, start: int = 0, stop: int | None = None, *, pr
         except Exception as e:  # handed to the consumer thread, raised there
             errors.append(e)
         finally:
+            status.cpu_seconds += time.thread_time() - c0
             q.put(_END)
 
     thread = threading.Thread(target=produce, name=f"decode-{cam.name}", daemon=True)
