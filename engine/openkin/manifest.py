@@ -25,7 +25,10 @@ Rules the stages follow through :class:`openkin.context.RunContext`:
   moved into ``openkin/stale/<run>/`` (see :func:`set_aside`) so that neither OpenKin nor
   another program (Pose2Sim, the Blender import, a user's script) takes them for results.
 
-The manifest is written atomically (temporary file + rename) after every change.
+The manifest is written atomically (temporary file, fsync, rename) after every change; a stage's
+start record (:meth:`Manifest.begin`) has its fsync and rename done in a background thread
+(:func:`openkin.fileio.write_later`) while the stage reads and computes: every output published
+afterwards, and the stage's finish, wait for it, so the order on disk is the order of the calls.
 """
 from __future__ import annotations
 
