@@ -52,6 +52,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "engine"))  # recon_rig (the test rig)
 
+import pose2sim_env  # noqa: E402
 from pose2sim_env import cache_dir, copy_project, run_pose2sim  # noqa: E402
 from recon_rig import ring_rig, walking_points  # noqa: E402
 
@@ -171,9 +172,10 @@ def throughput(frames4: int, frames16: int) -> dict:
 
 
 # ============================================================================ pipelines
-def openkin_pipeline(scene: Path, sync: bool, refine: bool = False) -> dict[str, float]:
+def openkin_pipeline(scene: Path, sync: bool, refine: bool = False, cpu: dict | None = None) -> dict[str, float]:
     """OpenKin's stages in this process; seconds per stage. ``refine``: the calibration
-    refinement stage (on by default in OpenKin; Pose2Sim has no counterpart) before triangulation."""
+    refinement stage (on by default in OpenKin; Pose2Sim has no counterpart) before triangulation.
+    ``cpu``: filled with each stage's CPU seconds (this process, all threads)."""
     cfg = load_config(scene, overrides={"filtering": {"save_filt_plots": False}})
     paths = ProjectPaths(scene)
     for d in (paths.pose_sync, paths.pose_associated, paths.pose_3d):
@@ -184,9 +186,11 @@ def openkin_pipeline(scene: Path, sync: bool, refine: bool = False) -> dict[str,
         [("refinement", refinement)] if refine else []) + [("triangulation", triangulation), ("filtering", filtering_stage)]
     times = {}
     for name, mod in stages:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         mod.run_stage(cfg, paths)
         times[name] = time.perf_counter() - t0
+        if cpu is not None:
+            cpu[name] = time.process_time() - c0
     return times
 
 
@@ -233,13 +237,18 @@ def speed(work: Path, frames: int, repeat: int = 1) -> dict:
     p2s = pose2sim_pipeline(scene, work / "speed_mild_pose2sim", sync=False, multi=False, rate=60.0)
     ok = openkin_pipeline(scene, sync=False)    # pose/'s cache present, as the pose stage's record leaves it
     ratios = [sum(p2s.values()) / sum(ok.values())]
+    cpu_ratios = []
     for _ in range(repeat - 1):  # the pair again (the machine's load changes: each pair is side by side)
         p2s_i = pose2sim_pipeline(scene, work / "speed_mild_pose2sim", sync=False, multi=False, rate=60.0)
-        ok_i = openkin_pipeline(scene, sync=False)
+        p2s_cpu = sum(pose2sim_env.LAST_CPU.values())
+        ok_cpu: dict = {}
+        ok_i = openkin_pipeline(scene, sync=False, cpu=ok_cpu)
         ratios.append(sum(p2s_i.values()) / sum(ok_i.values()))
+        cpu_ratios.append(p2s_cpu / sum(ok_cpu.values()) if p2s_cpu else float("nan"))
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
         out(f"  repeat {len(ratios)}: Pose2Sim {sum(p2s_i.values()):.2f} s, OpenKin {sum(ok_i.values()):.3f} s "
-            f"= {ratios[-1]:.0f}× (load {load:.1f})")
+            f"= {ratios[-1]:.0f}× wall; CPU {p2s_cpu:.2f} s / {sum(ok_cpu.values()):.3f} s = {cpu_ratios[-1]:.0f}× "
+            f"(load {load:.1f})")
     ok_total, cold_total = sum(ok.values()), sum(cold.values())
     p2s_total = sum(p2s.values())
     out(f"{'stage':<16} {'OpenKin s':>10} {'(no cache)':>10} {'Pose2Sim s':>11} {'ratio':>7}")
@@ -256,7 +265,9 @@ def speed(work: Path, frames: int, repeat: int = 1) -> dict:
     if repeat > 1:
         med = float(np.median(ratios))
         out(f"  {repeat} pairs side by side: {', '.join(f'{r:.0f}×' for r in ratios)}; median {med:.0f}× "
-            f"(goal ≥ 100×: {'met' if med >= 100 else 'NOT met'})")
+            f"(goal ≥ 100×: {'met' if med >= 100 else 'NOT met'}); CPU time (less sensitive to the load; "
+            f"leaves out waits for the disk): {', '.join(f'{r:.0f}×' for r in cpu_ratios)}, median "
+            f"{float(np.median(cpu_ratios)):.0f}×")
     return {"openkin": ok, "openkin_no_cache": cold, "pose2sim": p2s, "ratio": ratio, "compute_only": comp,
             "compute_ratio": p2s_total / comp["compute"], "ratios": ratios}
 
