@@ -75,9 +75,10 @@ def _umask() -> int:
     return mask
 
 
-def _publish(tmp: str | Path, path: Path) -> None:
-    """Give the temporary file the permissions a plain ``open()`` would have, then rename it."""
-    os.chmod(tmp, 0o666 & ~_umask())
+def _publish(tmp: str | Path, path: Path, mode: int | None = None) -> None:
+    """Give the temporary file the permissions a plain ``open()`` would have (``mode``, computed
+    by the caller in the main thread: reading the umask changes it for a moment), then rename it."""
+    os.chmod(tmp, 0o666 & ~_umask() if mode is None else mode)
     os.replace(tmp, path)
 
 
@@ -115,6 +116,7 @@ def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-
                 yield f
                 f.flush()
                 os.fsync(f.fileno())
+            settle()
             _publish(tmp, path)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
@@ -140,6 +142,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             yield tmp
             if _disk_full(tmp):  # the library may have stopped writing silently
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+            settle()
             _publish(tmp, path)
         except BaseException:
             if tmp is not None:
@@ -149,6 +152,84 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         finally:
             if tmp is not None:
                 _PENDING.discard(str(tmp))
+
+
+# Writes handed to a background thread by write_later (their fsync and rename), in call order.
+_LATER: list = []
+_EXECUTOR = None
+
+
+def write_later(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` like :func:`atomic_write`, but return once the temporary file is
+    written: its fsync and rename run in a background thread, in call order, overlapping the
+    caller's work (a stage starts computing while its manifest record reaches the disk).
+
+    Guarantees kept: the file under its final name is never half-written (fsync before the
+    rename, as atomic_write); order on disk follows the calls: every file this module publishes
+    (atomic_write, atomic_path) and the association writer's folders wait for :func:`settle`
+    first, so no output is replaced before an earlier ``write_later`` has landed. A process
+    killed meanwhile leaves ``path`` as it was before (and its temporary file, which an
+    interrupted CLI removes, see :func:`remove_pending_temporaries`)."""
+    global _EXECUTOR
+    path = Path(path)
+    data = text.encode("utf-8")
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        _PENDING.add(tmp)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        except BaseException:
+            os.close(fd)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            _PENDING.discard(tmp)
+            raise
+    if _EXECUTOR is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="openkin-write-later")
+    _LATER.append((_EXECUTOR.submit(_sync_and_publish, fd, tmp, path, 0o666 & ~_umask()), tmp))
+
+
+def _sync_and_publish(fd: int, tmp: str, path: Path, mode: int) -> None:
+    """(Background thread) fsync the written temporary file, close it, rename it over ``path``."""
+    try:
+        with writing(path):
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            _publish(tmp, path, mode)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    finally:
+        _PENDING.discard(tmp)
+
+
+def settle() -> None:
+    """Wait until every :func:`write_later` write is on disk under its name; raises the first
+    one's error (an :class:`OpenKinError` for a full disk, as atomic_write would have)."""
+    while _LATER:
+        _LATER.pop(0)[0].result()
+
+
+def _forget_in_child() -> None:
+    """A forked child (worker processes of kinematics, pose) has no copy of the writing thread:
+    it neither waits for its parent's background writes nor removes their temporary files."""
+    global _EXECUTOR
+    for _, tmp in _LATER:
+        _PENDING.discard(tmp)
+    _LATER.clear()
+    _EXECUTOR = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_in_child)
 
 
 def _disk_full(path: Path) -> bool:

@@ -1,9 +1,9 @@
-"""Columnar cache of each camera folder's 2D keypoints: ``PROJECT/openkin/cache/<dir>/<cam>_json.npz``.
+"""Columnar cache of each camera folder's 2D keypoints: ``PROJECT/openkin/cache/<dir>/<cam>_json.kpc``.
 
 Reading thousands of small pose JSON files is most of the time of association and
 triangulation (600 frames × 4 cameras: ~0.1 s of ~0.3 s), and the run manifest reads them
 all again to hash them. A camera folder is therefore read once: its keypoints
-(:class:`openkin.formats.openpose.PoseFolder`) and each file's sha256 go into one ``.npz``,
+(:class:`openkin.formats.openpose.PoseFolder`) and each file's sha256 go into one file,
 which every later stage and the manifest's folder hash reuse.
 
 Validity: the cache stores each file's name and ``(inode, size, mtime_ns)``; a ``scandir``
@@ -26,10 +26,12 @@ and, when the folder parsed, ``keypoints (F,P,K,3)``, ``frames (F,)``, ``ids (F,
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import tempfile
 from pathlib import Path
+from stat import S_ISREG
 
 import numpy as np
 
@@ -38,8 +40,15 @@ from .progress import Progress, report
 
 log = logging.getLogger(__name__)
 
-VERSION = 1
+VERSION = 2
 CACHE_DIR = "cache"
+SUFFIX = ".kpc"
+# The file: MAGIC, the JSON header's length (8 bytes, little-endian), the JSON header
+# {"version", "arrays": [[name, dtype, shape, offset, nbytes], ...]}, then the arrays' bytes.
+# Chosen over .npz for speed: a read is one open and one read (~0.1 ms instead of ~0.9 ms for
+# 600 frames: numpy parses each .npz member's header with ast.literal_eval).
+MAGIC = b"OPENKIN-KEYPOINT-CACHE\n"
+_DIGEST_ARRAYS = ("names", "sig", "digests")
 
 
 def cache_file(folder: str | Path) -> Path | None:
@@ -49,19 +58,34 @@ def cache_file(folder: str | Path) -> Path | None:
     root = folder.parent.parent
     if "json" not in folder.name or not (root / "openkin").is_dir():
         return None
-    return root / "openkin" / CACHE_DIR / folder.parent.name / f"{folder.name}.npz"
+    return root / "openkin" / CACHE_DIR / folder.parent.name / f"{folder.name}{SUFFIX}"
 
 
 def _signature(folder: Path) -> tuple[list[str], np.ndarray]:
-    """Regular files of ``folder`` sorted by name → (names, ``sig (N, 3)`` inode, size, mtime_ns)."""
-    rows = []
-    for e in os.scandir(folder):
-        if e.is_file(follow_symlinks=True):
-            st = e.stat()
-            rows.append((e.name, st.st_ino, st.st_size, st.st_mtime_ns))
-    rows.sort()
-    sig = np.array([r[1:] for r in rows], dtype=np.int64).reshape(-1, 3)
-    return [r[0] for r in rows], sig
+    """Regular files of ``folder`` sorted by name → (names, ``sig (N, 3)`` inode, size, mtime_ns).
+
+    One ``stat`` per entry, relative to an open descriptor of the folder (the kernel resolves
+    one name, not the whole path: ~35% faster than ``scandir`` + ``DirEntry.stat`` for
+    thousands of files); symbolic links are followed, as ``DirEntry.is_file()`` does."""
+    if os.stat not in os.supports_dir_fd:  # e.g. Windows
+        rows = [(e.name, st.st_ino, st.st_size, st.st_mtime_ns) for e in os.scandir(folder)
+                if e.is_file(follow_symlinks=True) for st in (e.stat(),)]
+        rows.sort()
+        return [r[0] for r in rows], np.array([r[1:] for r in rows], dtype=np.int64).reshape(-1, 3)
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        names, rows, stat = [], [], os.stat
+        for name in sorted(os.listdir(fd)):
+            try:
+                st = stat(name, dir_fd=fd)
+            except FileNotFoundError:  # removed since the listing, or a dangling link
+                continue
+            if S_ISREG(st.st_mode):
+                names.append(name)
+                rows.append((st.st_ino, st.st_size, st.st_mtime_ns))
+    finally:
+        os.close(fd)
+    return names, np.array(rows, dtype=np.int64).reshape(-1, 3)
 
 
 # In-process memory of the last folders' signatures and digests, so that hashing a folder just
@@ -78,18 +102,42 @@ def _remember(path: Path, names: list[str], sig: np.ndarray, digests: np.ndarray
 
 
 def _load(path: Path | None, keypoints: bool = True) -> dict | None:
-    """The cache file's arrays (``keypoints=False``: only names, sig and digests), or None."""
+    """The cache file's arrays (``keypoints=False``: only names, sig and digests, read from the
+    start of the file), or None when absent, unreadable or of another version."""
     if path is None or not path.is_file():
         return None
     try:
-        with np.load(path, allow_pickle=False) as z:
-            if int(z["version"]) != VERSION:
+        with open(path, "rb") as fh:
+            head = fh.read(len(MAGIC) + 8)
+            if head[:len(MAGIC)] != MAGIC:
                 return None
-            wanted = z.files if keypoints else [k for k in ("names", "sig", "digests") if k in z.files]
-            return {k: z[k] for k in wanted}
+            header = json.loads(fh.read(int.from_bytes(head[len(MAGIC):], "little")))
+            if header.get("version") != VERSION:
+                return None
+            items = header["arrays"] if keypoints else [a for a in header["arrays"] if a[0] in _DIGEST_ARRAYS]
+            size = max((offset + nbytes for _, _, _, offset, nbytes in items), default=0)
+            buf = bytearray(size)  # writable arrays, as np.load gave
+            if fh.readinto(buf) != size:
+                return None  # truncated
+        return {name: np.frombuffer(buf, dtype=np.dtype(dtype), count=int(np.prod(shape, dtype=int)),
+                                    offset=offset).reshape(shape)
+                for name, dtype, shape, offset, nbytes in items}
     except Exception as exc:  # a truncated or foreign file: the cache is only a speed-up
         log.debug("ignoring unreadable keypoint cache %s (%s)", path, exc)
         return None
+
+
+def _encode(data: dict) -> list:
+    """The cache file's parts: magic, header length, JSON header, then each array's bytes (C order,
+    ``names``, ``sig`` and ``digests`` first so that :func:`_load` can stop after them)."""
+    order = [k for k in _DIGEST_ARRAYS if k in data] + [k for k in data if k not in _DIGEST_ARRAYS]
+    arrays = [(k, np.ascontiguousarray(data[k])) for k in order]
+    items, offset = [], 0
+    for name, a in arrays:
+        items.append([name, a.dtype.str, list(a.shape), offset, a.nbytes])
+        offset += a.nbytes
+    header = json.dumps({"version": VERSION, "arrays": items}).encode()
+    return [MAGIC, len(header).to_bytes(8, "little"), header] + [a.reshape(-1).view(np.uint8) for _, a in arrays]
 
 
 def _save(path: Path, data: dict) -> None:
@@ -98,11 +146,12 @@ def _save(path: Path, data: dict) -> None:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, version=VERSION, **data)
+                fh.writelines(_encode(data))
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        path.with_suffix(".npz").unlink(missing_ok=True)  # the cache file of OpenKin before VERSION 2
         _remember(path, data["names"].tolist(), data["sig"], data["digests"])
     except OSError as exc:
         log.debug("keypoint cache not written %s (%s)", path, exc)
@@ -172,21 +221,29 @@ def read_folder(folder: str | Path, progress: Progress | None = None) -> PoseFol
 
 
 def file_digests(folder: str | Path) -> list[tuple[str, bytes]]:
-    """``[(file name, sha256 digest)]`` of every regular file of ``folder``, sorted by name: from
-    the cache for files unchanged since it was written, else by reading them. A cacheable pose
-    folder is also parsed (in the same read) so that the next stage reading it finds its keypoints."""
+    """``[(file name, sha256 digest)]`` of every regular file of ``folder``, sorted by name (see
+    :func:`digest_table`)."""
+    names, digests = digest_table(folder)
+    return list(zip(names, (bytes(d) for d in digests)))
+
+
+def digest_table(folder: str | Path) -> tuple[list[str], np.ndarray]:
+    """Every regular file of ``folder`` sorted by name → (names, ``digests (N, 32)`` uint8 sha256):
+    from the cache for files unchanged since it was written, else by reading them. A cacheable
+    pose folder is also parsed (in the same read) so that the next stage reading it finds its
+    keypoints."""
     folder = Path(folder)
     path = cache_file(folder)
     names, sig = _signature(folder)
     if path is None:
-        return list(zip(names, (bytes(d) for d in _digests(folder, names, sig, None))))
+        return names, _digests(folder, names, sig, None)
     recent = _RECENT.get(str(path))
     if recent is not None and recent[0] == names and np.array_equal(recent[1], sig):
-        return list(zip(names, (bytes(d) for d in recent[2])))
+        return names, recent[2]
     data = _load(path, keypoints=False)
     if _same(data, names, sig):
         _remember(path, names, sig, data["digests"])
-        return list(zip(names, (bytes(d) for d in data["digests"])))
+        return names, data["digests"]
     arrays = {}
     try:
         pf, digests = _parse(folder, names, sig, data)
@@ -195,7 +252,7 @@ def file_digests(folder: str | Path) -> list[tuple[str, bytes]]:
         log.debug("%s not cached as keypoints (%s)", folder, exc)
         digests = _digests(folder, names, sig, data)
     _save(path, {"names": np.array(names, dtype=str), "sig": sig, "digests": digests, **arrays})
-    return list(zip(names, (bytes(d) for d in digests)))
+    return names, digests
 
 
 def derive_renamed(src: str | Path, dst: str | Path, rename) -> bool:

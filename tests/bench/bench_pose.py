@@ -190,6 +190,12 @@ def main() -> int:
     out(f"stage / bare inference: wall {wall:.2f} / ({bare_wall:.2f} / {n_workers} workers) = {wall / ideal:.2f}×; "
         f"CPU {sum(c['cpu_seconds'] for c in cams):.2f} / {bare_cpu:.2f} = "
         f"{sum(c['cpu_seconds'] for c in cams) / bare_cpu:.2f}×  (goal ≤ 1.25×)")
+    decode = sum(c.get("decode_cpu_seconds", 0.0) for c in cams)
+    if decode:
+        rest = sum(c['cpu_seconds'] for c in cams) - bare_cpu - decode
+        out(f"stage CPU = networks {bare_cpu:.2f} s + video decoding (its thread) {decode:.2f} s + the rest "
+            f"(crops, decoding landmarks, tracking, writing, sessions) {rest:.2f} s; decoding alone puts the floor "
+            f"at {(bare_cpu + decode) / bare_cpu:.2f}×")
     out(f"load average after: {os.getloadavg()[0]:.1f}")
 
     rep = reprojection(root)

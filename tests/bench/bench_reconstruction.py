@@ -4,6 +4,7 @@ against Pose2Sim 0.10.49, side by side in one run. Prints its figures (not a tes
     .venv/bin/python tests/bench/bench_reconstruction.py            # everything
     .venv/bin/python tests/bench/bench_reconstruction.py --only throughput
     .venv/bin/python tests/bench/bench_reconstruction.py --only speed,accuracy --frames 300 --scenes mild,multi
+    .venv/bin/python tests/bench/bench_reconstruction.py --only speed --repeat 5   # median of 5 pairs
 
 Sections:
 
@@ -37,6 +38,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import re
 import shutil
 import sys
@@ -50,6 +52,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "engine"))  # recon_rig (the test rig)
 
+import pose2sim_env  # noqa: E402
 from pose2sim_env import cache_dir, copy_project, run_pose2sim  # noqa: E402
 from recon_rig import ring_rig, walking_points  # noqa: E402
 
@@ -169,9 +172,10 @@ def throughput(frames4: int, frames16: int) -> dict:
 
 
 # ============================================================================ pipelines
-def openkin_pipeline(scene: Path, sync: bool, refine: bool = False) -> dict[str, float]:
+def openkin_pipeline(scene: Path, sync: bool, refine: bool = False, cpu: dict | None = None) -> dict[str, float]:
     """OpenKin's stages in this process; seconds per stage. ``refine``: the calibration
-    refinement stage (on by default in OpenKin; Pose2Sim has no counterpart) before triangulation."""
+    refinement stage (on by default in OpenKin; Pose2Sim has no counterpart) before triangulation.
+    ``cpu``: filled with each stage's CPU seconds (this process, all threads)."""
     cfg = load_config(scene, overrides={"filtering": {"save_filt_plots": False}})
     paths = ProjectPaths(scene)
     for d in (paths.pose_sync, paths.pose_associated, paths.pose_3d):
@@ -182,9 +186,11 @@ def openkin_pipeline(scene: Path, sync: bool, refine: bool = False) -> dict[str,
         [("refinement", refinement)] if refine else []) + [("triangulation", triangulation), ("filtering", filtering_stage)]
     times = {}
     for name, mod in stages:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         mod.run_stage(cfg, paths)
         times[name] = time.perf_counter() - t0
+        if cpu is not None:
+            cpu[name] = time.process_time() - c0
     return times
 
 
@@ -224,12 +230,25 @@ def compute_only(scene: Path) -> dict[str, float]:
     return {"read JSON": t_read, "compute": best_of(work)}
 
 
-def speed(work: Path, frames: int) -> dict:
+def speed(work: Path, frames: int, repeat: int = 1) -> dict:
     out(f"\n== 2. Whole reconstruction (association → triangulation → filtered TRC), {frames} frames, 4 cameras")
     scene = build_scene(work / "speed_mild", "mild", n_frames=frames, seed=SEED, overwrite=True).path
     cold = openkin_pipeline(scene, sync=False)  # no keypoint cache yet: every pose file parsed
     p2s = pose2sim_pipeline(scene, work / "speed_mild_pose2sim", sync=False, multi=False, rate=60.0)
     ok = openkin_pipeline(scene, sync=False)    # pose/'s cache present, as the pose stage's record leaves it
+    ratios = [sum(p2s.values()) / sum(ok.values())]
+    cpu_ratios = []
+    for _ in range(repeat - 1):  # the pair again (the machine's load changes: each pair is side by side)
+        p2s_i = pose2sim_pipeline(scene, work / "speed_mild_pose2sim", sync=False, multi=False, rate=60.0)
+        p2s_cpu = sum(pose2sim_env.LAST_CPU.values())
+        ok_cpu: dict = {}
+        ok_i = openkin_pipeline(scene, sync=False, cpu=ok_cpu)
+        ratios.append(sum(p2s_i.values()) / sum(ok_i.values()))
+        cpu_ratios.append(p2s_cpu / sum(ok_cpu.values()) if p2s_cpu else float("nan"))
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+        out(f"  repeat {len(ratios)}: Pose2Sim {sum(p2s_i.values()):.2f} s, OpenKin {sum(ok_i.values()):.3f} s "
+            f"= {ratios[-1]:.0f}× wall; CPU {p2s_cpu:.2f} s / {sum(ok_cpu.values()):.3f} s = {cpu_ratios[-1]:.0f}× "
+            f"(load {load:.1f})")
     ok_total, cold_total = sum(ok.values()), sum(cold.values())
     p2s_total = sum(p2s.values())
     out(f"{'stage':<16} {'OpenKin s':>10} {'(no cache)':>10} {'Pose2Sim s':>11} {'ratio':>7}")
@@ -243,8 +262,14 @@ def speed(work: Path, frames: int) -> dict:
     out(f"  of which file I/O: reading {n_files} JSON files {comp['read JSON']:.3f} s (and writing as many to "
         f"pose-associated/); the computation alone (association + triangulation + filtering on arrays) "
         f"{comp['compute']:.3f} s = {p2s_total / comp['compute']:.0f}× faster than Pose2Sim's stages")
+    if repeat > 1:
+        med = float(np.median(ratios))
+        out(f"  {repeat} pairs side by side: {', '.join(f'{r:.0f}×' for r in ratios)}; median {med:.0f}× "
+            f"(goal ≥ 100×: {'met' if med >= 100 else 'NOT met'}); CPU time (less sensitive to the load; "
+            f"leaves out waits for the disk): {', '.join(f'{r:.0f}×' for r in cpu_ratios)}, median "
+            f"{float(np.median(cpu_ratios)):.0f}×")
     return {"openkin": ok, "openkin_no_cache": cold, "pose2sim": p2s, "ratio": ratio, "compute_only": comp,
-            "compute_ratio": p2s_total / comp["compute"]}
+            "compute_ratio": p2s_total / comp["compute"], "ratios": ratios}
 
 
 # ============================================================================ 4. many cameras
@@ -405,6 +430,9 @@ def main(argv=None) -> int:
                     help="folder for scenes and results (kept; default in the OpenKin cache; avoid /tmp, "
                          "where creating files measured 40× slower on the benchmark machine)")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="speed: run the Pose2Sim/OpenKin pair this many times (each side by side) and "
+                         "give the median ratio (the machine's load varies)")
     ap.add_argument("--no-refine", action="store_true",
                     help="accuracy without OpenKin's calibration refinement stage (on by default)")
     ap.add_argument("-v", "--verbose", action="store_true")
@@ -415,8 +443,6 @@ def main(argv=None) -> int:
     REFINE = not args.no_refine
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
-    import os
-
     load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
     out(f"OpenKin reconstruction benchmark — work folder {work}")
     out(f"machine: {os.cpu_count()} CPUs, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} "
@@ -425,7 +451,7 @@ def main(argv=None) -> int:
     if "throughput" in only:
         figures["throughput"] = throughput(20_000, 4_000)
     if "speed" in only:
-        figures["speed"] = speed(work, args.frames)
+        figures["speed"] = speed(work, args.frames, args.repeat)
     if "accuracy" in only:
         figures["accuracy"] = accuracy(work, args.frames, [s for s in args.scenes.split(",") if s])
     if "cameras" in only:

@@ -54,13 +54,15 @@ from pathlib import Path
 from Pose2Sim import Pose2Sim
 project, stages = Path(sys.argv[1]), sys.argv[2].split(",")
 os.chdir(project)
-times = {}
+times, cpu = {}, {}
 for stage in stages:
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     getattr(Pose2Sim, stage)(str(project))
     times[stage] = time.perf_counter() - t0
+    cpu[stage] = time.process_time() - c0
 for h in list(logging.getLogger().handlers):
     h.close()
+print("POSE2SIM_CPU " + json.dumps(cpu))
 print("POSE2SIM_TIMES " + json.dumps(times))
 '''
 
@@ -164,7 +166,13 @@ def run_pose2sim(project: Path, stages: list[str], overrides: dict | None = None
     if proc.returncode != 0 or line is None:
         tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-25:])
         raise RuntimeError(f"Pose2Sim failed on {project} (exit {proc.returncode}):\n{tail}")
+    cpu = next((ln for ln in proc.stdout.splitlines()[::-1] if ln.startswith("POSE2SIM_CPU ")), None)
+    LAST_CPU.clear()
+    LAST_CPU.update(json.loads(cpu.split(" ", 1)[1]) if cpu else {})
     return json.loads(line.split(" ", 1)[1])
+
+
+LAST_CPU: dict[str, float] = {}  # CPU seconds (all threads of the Pose2Sim process) per stage of the last run
 
 
 if __name__ == "__main__":

@@ -53,7 +53,7 @@ def _same(pf, truth):
 def test_cache_written_once_and_equal_to_the_files(tmp_path):
     folder = _project(tmp_path)
     cache = keypoint_cache.cache_file(folder)
-    assert cache == tmp_path / "openkin" / "cache" / "pose" / "cam01_json.npz"
+    assert cache == tmp_path / "openkin" / "cache" / "pose" / "cam01_json.kpc"
     assert not cache.exists()
     _same(keypoint_cache.read_folder(folder), _truth(folder))
     assert cache.is_file()
@@ -139,4 +139,4 @@ def test_outside_a_project_nothing_is_cached(tmp_path):
     assert keypoint_cache.cache_file(folder) is None
     _same(keypoint_cache.read_folder(folder), _truth(folder))
     assert folder_sha256(folder) == _hash_truth(folder)
-    assert not list(tmp_path.rglob("*.npz"))
+    assert not list(tmp_path.rglob("*.kpc"))

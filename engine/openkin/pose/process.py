@@ -60,6 +60,7 @@ class CameraResult:
     seconds: float = 0.0
     cpu_seconds: float = 0.0  # CPU time of the process (all its threads) for this camera
     infer_seconds: float = 0.0
+    decode_cpu_seconds: float = 0.0  # CPU time of the thread decoding the video (part of cpu_seconds)
     backend: str = ""
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
@@ -132,7 +133,8 @@ def _estimate_all(cam: CameraInput, s: PoseSettings, estimator, start: int, stop
     n_kpt = len(skeleton.names) if skeleton else 0
     tracker = PersonTracker(**s.tracking)
     per_frame, frames = [], []
-    for i, frame in read_frames(cam, start, stop, status=status, threads=s.threads):
+    # reuse: each frame is done with (estimated, drawn) before the next is asked for
+    for i, frame in read_frames(cam, start, stop, status=status, threads=s.threads, reuse=True):
         people = np.zeros((0, n_kpt, 3))
         if frame is not None:
             people = keep_likely(estimator(frame), s.average_likelihood_threshold)
@@ -192,6 +194,7 @@ def _run(cam, pose_dir, s, info, start, stop, result, tick) -> None:
             raise OpenKinError("no frame could be decoded", path=cam.path, fix="re-export or re-copy the video")
         _summarise(result, per_frame, status, cam)
         result.infer_seconds = estimator.infer_seconds - infer0
+        result.decode_cpu_seconds = status.cpu_seconds
         n_kpt = max((p.shape[1] for p, _ in per_frame if p.size), default=_n_kpt(s))
         keypoints, ids = stack_people(per_frame, n_kpt)
         write_openpose_dir(tmp / f"{cam.name}_json", cam.name, keypoints, np.array(frames), ids)

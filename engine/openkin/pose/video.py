@@ -17,6 +17,7 @@ import logging
 import queue
 import re
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -55,6 +56,7 @@ class ReadStatus:
     unreadable: list[int] | None = None
     truncated_at: int | None = None
     expected: int | None = None
+    cpu_seconds: float = 0.0  # CPU time of the decoding thread (read_frames)
 
 
 def find_cameras(videos_dir: Path) -> tuple[list[CameraInput], list[str]]:
@@ -115,17 +117,26 @@ def probe(cam: CameraInput) -> dict:
 
 
 def _video_frames(path: Path, start: int, stop: int | None, status: ReadStatus,
-                 threads: int = 0) -> Iterator[tuple[int, np.ndarray | None]]:
+                 threads: int = 0, buffers: int = 0) -> Iterator[tuple[int, np.ndarray | None]]:
+    """``buffers`` > 0: decode into a ring of that many frame arrays, reused in turn (no 6 MB
+    allocation and page faults per 1080p frame: ~0.2 ms less CPU per frame); the caller must be
+    done with a frame before ``buffers`` more are decoded (see :func:`read_frames`)."""
     # threads: FFmpeg decoder threads (0 = its default, all cores); one worker per core
     # decodes with less CPU on a single thread (measured 3.3 vs 3.7 ms per 1080p frame)
     params = [cv2.CAP_PROP_N_THREADS, int(threads)] if threads else []
     cap = cv2.VideoCapture(str(path), cv2.CAP_ANY, params)
+    ring: list[np.ndarray | None] = [None] * buffers
     try:
         if start:
             cap.set(cv2.CAP_PROP_POS_FRAMES, start)
         index, failures = start, []
         while stop is None or index < stop:
-            ok, frame = cap.read()
+            if buffers:
+                slot = status.decoded % buffers
+                ok, frame = cap.read(ring[slot])
+                ring[slot] = frame if ok else ring[slot]  # the decoder's own array the first time
+            else:
+                ok, frame = cap.read()
             if not ok:
                 failures.append(index)
                 if len(failures) >= _RETRIES:
@@ -146,7 +157,7 @@ def _video_frames(path: Path, start: int, stop: int | None, status: ReadStatus,
 
 
 def _image_frames(folder: Path, start: int, stop: int | None, status: ReadStatus,
-                 threads: int = 0) -> Iterator[tuple[int, np.ndarray | None]]:
+                 threads: int = 0, buffers: int = 0) -> Iterator[tuple[int, np.ndarray | None]]:
     files = image_files(folder)[start:stop]
     for i, f in enumerate(files, start):
         frame = cv2.imread(str(f), cv2.IMREAD_COLOR)
@@ -162,22 +173,30 @@ _END = object()
 
 
 def read_frames(cam: CameraInput, start: int = 0, stop: int | None = None, *, prefetch: int = 8,
-                status: ReadStatus | None = None, threads: int = 0) -> Iterator[tuple[int, np.ndarray | None]]:
+                status: ReadStatus | None = None, threads: int = 0,
+                reuse: bool = False) -> Iterator[tuple[int, np.ndarray | None]]:
     """Yield ``(frame_index, frame (H, W, 3) BGR uint8 or None)`` decoded in a background thread.
 
     ``status`` (if given) collects unreadable frames and where a video ended early;
-    ``threads``: decoder threads (0 = FFmpeg's default).
+    ``threads``: decoder threads (0 = FFmpeg's default); ``reuse``: video frames are decoded
+    into a ring of ``prefetch + 3`` arrays reused in turn, so a yielded frame is valid only
+    until the next one is asked for (copy it to keep it).
     """
     status = status if status is not None else ReadStatus()
     status.unreadable = []
     source = _video_frames if cam.kind == "video" else _image_frames
-    q: queue.Queue = queue.Queue(maxsize=max(1, prefetch))
+    prefetch = max(1, prefetch)
+    q: queue.Queue = queue.Queue(maxsize=prefetch)
+    # frames are decoded into a ring of reused arrays: at most `prefetch` wait in the queue, one
+    # is being decoded, one is held by the consumer (until it asks for the next), one spare
+    buffers = prefetch + 3 if reuse else 0
     stop_flag = threading.Event()
     errors: list[BaseException] = []
 
     def produce() -> None:
+        c0 = time.thread_time()
         try:
-            for item in source(cam.path, start, stop, status, threads):
+            for item in source(cam.path, start, stop, status, threads, buffers):
                 while not stop_flag.is_set():
                     try:
                         q.put(item, timeout=0.1)
@@ -189,6 +208,7 @@ def read_frames(cam: CameraInput, start: int = 0, stop: int | None = None, *, pr
         except Exception as e:  # handed to the consumer thread, raised there
             errors.append(e)
         finally:
+            status.cpu_seconds += time.thread_time() - c0
             q.put(_END)
 
     thread = threading.Thread(target=produce, name=f"decode-{cam.name}", daemon=True)
