@@ -23,7 +23,7 @@ from typing import Callable
 from . import __version__
 from .errors import OpenKinError
 from .pipeline import STAGES, stage_names
-from .progress import Cancelled, Progress, clear_interrupted, on_interrupt_signal
+from .progress import Cancelled, Progress, check_interrupted, clear_interrupted, on_interrupt_signal
 from .project import ProjectPaths
 
 log = logging.getLogger(__name__)
@@ -212,8 +212,11 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, on_interrupt_signal)  # terminate = Ctrl+C: clean up, exit 130
     try:
         if hasattr(args, "tool_module"):
-            return int(importlib.import_module(args.tool_module).main(args) or 0)
-        return args.func(args)
+            code = int(importlib.import_module(args.tool_module).main(args) or 0)
+        else:
+            code = args.func(args)
+        check_interrupted()  # an interrupt swallowed after the last stage's check: not a success
+        return code
     except OpenKinError as e:
         log.error("error: %s", e)
         return 2

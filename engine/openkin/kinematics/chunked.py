@@ -62,8 +62,9 @@ def solve(job: IkJob, solve_one: Callable, size: int | None = None, overlap: int
 
 def part(job: IkJob, c: chunks.Chunk) -> IkJob:
     """The job of chunk ``c``: frames ``[c.start, c.stop)``, the result kept from ``c.keep``."""
-    return dataclasses.replace(job, xyz=job.xyz[c.start:c.stop], times=job.times[c.start:c.stop],
-                               keep_from=c.keep - c.start)
+    window = slice(c.start, c.stop)
+    return dataclasses.replace(job, xyz=job.xyz[window], times=job.times[window], keep_from=c.keep - c.start,
+                               trackers=None if job.trackers is None else job.trackers.frames(window))
 
 
 _MODEL: dict[tuple, object] = {}
