@@ -44,7 +44,7 @@ from .. import chunks
 from ..errors import OpenKinError
 from ..formats.openpose import write_openpose_dir
 from .process import (CameraResult, PoseSettings, _n_kpt, _publish, _summarise, frame_range, get_estimator,
-                      keep_likely, process_camera as process_whole, stack_people)
+                      estimate_frame, process_camera as process_whole, stack_people, track)
 from .tracking import PersonTracker
 from .video import _RETRIES, CameraInput, ReadStatus, probe, read_frames
 
@@ -103,12 +103,7 @@ def _estimate(cam: CameraInput, s: PoseSettings, start: int, stop: int, read_to:
     for i, frame in read_frames(cam, start, read_to, status=status, threads=s.threads):
         if i >= stop:
             break
-        people = np.zeros((0, n_kpt, 3))
-        if frame is not None:
-            people = keep_likely(estimator(frame), s.average_likelihood_threshold)
-            if people.size == 0:
-                people = np.zeros((0, n_kpt, 3))
-        out.people.append(people)
+        out.people.append(estimate_frame(estimator, frame, s, n_kpt))
         out.numbers.append(i)
         if tick is not None:
             tick(len(out.numbers))
@@ -208,7 +203,7 @@ def finish_camera(cam: CameraInput, pose_dir: Path, s: PoseSettings, info: dict,
         if status.decoded == 0:
             raise OpenKinError("no frame could be decoded", path=cam.path, fix="re-export or re-copy the video")
         tracker = PersonTracker(**s.tracking)
-        per_frame = [(p, tracker.update(p) if len(p) else np.zeros(0, int)) for p in people]
+        per_frame = [(p, track(tracker, p)) for p in people]
         _summarise(result, per_frame, status, cam)
         n_kpt = max((p.shape[1] for p, _ in per_frame if p.size), default=_n_kpt(s))
         keypoints, ids = stack_people(per_frame, n_kpt)

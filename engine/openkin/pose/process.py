@@ -127,6 +127,20 @@ def stack_people(per_frame: list[tuple[np.ndarray, np.ndarray]], n_kpt: int) -> 
     return keypoints, person_ids
 
 
+def estimate_frame(estimator, frame: np.ndarray | None, s: PoseSettings, n_kpt: int) -> np.ndarray:
+    """The likely people (P, K, 3) of one decoded frame (H, W, 3); none for a frame not decoded (None)."""
+    if frame is not None:
+        people = keep_likely(estimator(frame), s.average_likelihood_threshold)
+        if people.size:
+            return people
+    return np.zeros((0, n_kpt, 3))
+
+
+def track(tracker: PersonTracker, people: np.ndarray) -> np.ndarray:
+    """The tracker's IDs (P,) of a frame's people (P, K, 3), in frame order."""
+    return tracker.update(people) if len(people) else np.zeros(0, int)
+
+
 def _estimate_all(cam: CameraInput, s: PoseSettings, estimator, start: int, stop: int, status: ReadStatus,
                   overlay: OverlayWriter, tick: Callable[[int], None]) -> tuple[list, list]:
     skeleton = _skeleton(s.skeleton)
@@ -135,12 +149,8 @@ def _estimate_all(cam: CameraInput, s: PoseSettings, estimator, start: int, stop
     per_frame, frames = [], []
     # reuse: each frame is done with (estimated, drawn) before the next is asked for
     for i, frame in read_frames(cam, start, stop, status=status, threads=s.threads, reuse=True):
-        people = np.zeros((0, n_kpt, 3))
-        if frame is not None:
-            people = keep_likely(estimator(frame), s.average_likelihood_threshold)
-            if people.size == 0:
-                people = np.zeros((0, n_kpt, 3))
-        ids = tracker.update(people) if len(people) else np.zeros(0, int)
+        people = estimate_frame(estimator, frame, s, n_kpt)
+        ids = track(tracker, people)
         per_frame.append((people, ids))
         frames.append(i)
         if overlay.active and frame is not None and skeleton is not None:
