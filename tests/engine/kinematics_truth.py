@@ -67,6 +67,21 @@ def _couple(osim, model, names: list[str], q: np.ndarray) -> None:
             q[f, dep] = fn.calcValue(v)
 
 
+def marker_positions(model, state, coords: list, q: np.ndarray) -> tuple[list, np.ndarray]:
+    """OpenSim forward kinematics: the model's markers and their ground positions (F, M, 3) for the
+    coordinate values ``q`` (F, C) of ``coords``."""
+    ms = model.getMarkerSet()
+    markers = [ms.get(i) for i in range(ms.getSize())]
+    xyz = np.empty((len(q), len(markers), 3))
+    for f in range(len(q)):
+        for c, v in zip(coords, q[f]):
+            c.setValue(state, float(v), False)
+        model.realizePosition(state)
+        for k, m in enumerate(markers):
+            xyz[f, k] = m.getLocationInGround(state).to_numpy()
+    return markers, xyz
+
+
 @lru_cache(maxsize=4)
 def scene(n: int = 150, rate: float = 60.0, lumbar: bool = False, marker_file: str = "Markers_Halpe26.xml",
           model_file: str = "Model_Pose2Sim_simple.osim"):
@@ -94,15 +109,7 @@ def scene(n: int = 150, rate: float = 60.0, lumbar: bool = False, marker_file: s
     names = [c.getName() for c in coords]
     q = motion(names, n, rate, lumbar)
     _couple(osim, model, names, q)
-    ms = model.getMarkerSet()
-    markers = [ms.get(i) for i in range(ms.getSize())]
-    xyz = np.empty((n, len(markers), 3))
-    for f in range(n):
-        for c, v in zip(coords, q[f]):
-            c.setValue(state, float(v), False)
-        model.realizePosition(state)
-        for k, m in enumerate(markers):
-            xyz[f, k] = m.getLocationInGround(state).to_numpy()
+    markers, xyz = marker_positions(model, state, coords, q)
     rot = np.array([c.getMotionType() == 1 for c in coords])
     truth = q.copy()
     truth[:, rot] = np.degrees(truth[:, rot])

@@ -22,7 +22,7 @@ from openkin.assets import asset_path
 from openkin.kinematics import chunked, ik, with_priors
 from openkin.kinematics.setup import read_ik_tasks, setup_files
 
-from kinematics_truth import _couple, motion
+from kinematics_truth import _couple, marker_positions, motion
 
 
 @settings(max_examples=300, deadline=None)
@@ -72,15 +72,7 @@ def turning_take(n: int, tmp_path, model_file: str = "Model_Pose2Sim_simple.osim
     q = motion(names, n, 60.0, False)
     q[:, names.index("pelvis_rotation")] += np.linspace(0, 3 * np.pi, n)
     _couple(osim, model, names, q)
-    ms = model.getMarkerSet()
-    markers = [ms.get(i) for i in range(ms.getSize())]
-    xyz = np.empty((n, len(markers), 3))
-    for f in range(n):
-        for c, v in zip(coords, q[f]):
-            c.setValue(state, float(v), False)
-        model.realizePosition(state)
-        for k, m in enumerate(markers):
-            xyz[f, k] = m.getLocationInGround(state).to_numpy()
+    markers, xyz = marker_positions(model, state, coords, q)
     xyz += np.random.default_rng(0).normal(0, 0.01, xyz.shape)
     path = str(tmp_path / "model.osim")
     model.printToXML(path)
