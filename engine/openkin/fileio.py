@@ -96,6 +96,22 @@ def remove_pending_temporaries() -> None:
         _PENDING.discard(name)
 
 
+def _new_temporary(path: Path) -> tuple[int, str]:
+    """A temporary file beside ``path`` (its folder made if needed), open (descriptor) and registered
+    in :data:`_PENDING` so that an interrupted CLI removes it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    _PENDING.add(tmp)
+    return fd, tmp
+
+
+def _drop_temporary(tmp: str) -> None:
+    """Remove a failed write's temporary file (if still there) and forget it."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+    _PENDING.discard(tmp)
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
     """Open a temporary file next to ``path``; on success rename it over ``path``.
@@ -108,9 +124,7 @@ def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-
     path = Path(path)
     binary = "b" in mode
     with writing(path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        _PENDING.add(tmp)
+        fd, tmp = _new_temporary(path)
         try:
             with os.fdopen(fd, mode, encoding=None if binary else encoding) as f:
                 yield f
@@ -119,8 +133,7 @@ def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-
             settle()
             _publish(tmp, path)
         except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+            _drop_temporary(tmp)
             raise
         finally:
             _PENDING.discard(tmp)
@@ -146,8 +159,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             _publish(tmp, path)
         except BaseException:
             if tmp is not None:
-                with contextlib.suppress(FileNotFoundError):
-                    tmp.unlink()
+                _drop_temporary(str(tmp))
             raise
         finally:
             if tmp is not None:
@@ -174,18 +186,14 @@ def write_later(path: str | Path, text: str) -> None:
     path = Path(path)
     data = text.encode("utf-8")
     with writing(path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        _PENDING.add(tmp)
+        fd, tmp = _new_temporary(path)
         try:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view):]
         except BaseException:
             os.close(fd)
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            _PENDING.discard(tmp)
+            _drop_temporary(tmp)
             raise
     if _EXECUTOR is None:
         from concurrent.futures import ThreadPoolExecutor
@@ -204,8 +212,7 @@ def _sync_and_publish(fd: int, tmp: str, path: Path, mode: int) -> None:
                 os.close(fd)
             _publish(tmp, path, mode)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        _drop_temporary(tmp)
         raise
     finally:
         _PENDING.discard(tmp)
