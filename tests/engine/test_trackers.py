@@ -120,17 +120,23 @@ def _write_trackers(folder, R: np.ndarray, sensors: list[str], rate: float) -> N
                        Orientations(sensors, np.arange(len(R)) / rate, quat.reshape(R.shape[:2] + (4,)), rate))
 
 
+def _tracker_folder(tmp_path, model, state, q_true: np.ndarray, rate: float):
+    """PROJECT/trackers with one orientations .sto of the TRACKED sensors: OpenSim's body orientations
+    of the truth ``q_true`` (F, C)."""
+    sensors = list(TRACKED)
+    folder = tmp_path / "trackers"
+    folder.mkdir()
+    _write_trackers(folder, _opensim_rotations(model, state, q_true, [TRACKED[s] for s in sensors]), sensors, rate)
+    return folder
+
+
 def test_orientation_only_ik_recovers_truth(tmp_path, simple_model):
     """Trackers alone (every marker missing): the coordinates of the tracked bodies' joints come back
     (< 0.3 deg), the targets being OpenSim's own body orientations of the truth."""
     model, state, names = simple_model
     F, rate = 40, 30.0
     q_true = _truth_motion(names, F)
-    sensors = list(TRACKED)
-    R = _opensim_rotations(model, state, q_true, [TRACKED[s] for s in sensors])
-    folder = tmp_path / "trackers"
-    folder.mkdir()
-    _write_trackers(folder, R, sensors, rate)
+    folder = _tracker_folder(tmp_path, model, state, q_true, rate)
     times = np.arange(F) / rate
     bodies = [model.getBodySet().get(i).getName() for i in range(model.getBodySet().getSize())]
     targets = load_targets(folder, TRACKED, {}, times, bodies)
@@ -154,10 +160,7 @@ def test_positions_observe_the_pelvis_translation(tmp_path, simple_model):
     model, state, names = simple_model
     F, rate = 20, 30.0
     q_true = _truth_motion(names, F)
-    sensors = list(TRACKED)
-    folder = tmp_path / "trackers"
-    folder.mkdir()
-    _write_trackers(folder, _opensim_rotations(model, state, q_true, [TRACKED[s] for s in sensors]), sensors, rate)
+    folder = _tracker_folder(tmp_path, model, state, q_true, rate)
     cs = model.getCoordinateSet()
     origin = np.empty((F, 1, 3))
     for f in range(F):
@@ -184,10 +187,7 @@ def test_fusion_fills_frames_without_markers(tmp_path, simple_model):
     model, state, names = simple_model
     F, rate = 30, 30.0
     q_true = _truth_motion(names, F)
-    sensors = list(TRACKED)
-    folder = tmp_path / "trackers"
-    folder.mkdir()
-    _write_trackers(folder, _opensim_rotations(model, state, q_true, [TRACKED[s] for s in sensors]), sensors, rate)
+    folder = _tracker_folder(tmp_path, model, state, q_true, rate)
     tree = model_tree.read_tree(model)
     xyz = model_tree.forward(tree, q_true).markers
     xyz[F // 2:] = np.nan
@@ -209,10 +209,7 @@ def test_fusion_leaves_out_swapped_markers(tmp_path, simple_model):
     model, state, names = simple_model
     F, rate = 30, 30.0
     q_true = _truth_motion(names, F)
-    sensors = list(TRACKED)
-    folder = tmp_path / "trackers"
-    folder.mkdir()
-    _write_trackers(folder, _opensim_rotations(model, state, q_true, [TRACKED[s] for s in sensors]), sensors, rate)
+    folder = _tracker_folder(tmp_path, model, state, q_true, rate)
     tree = model_tree.read_tree(model)
     xyz = model_tree.forward(tree, q_true).markers
     mk = list(tree.marker_names)
