@@ -76,3 +76,30 @@ def test_stage_names_an_unknown_tracker_body(tmp_path):
     with pytest.raises(OpenKinError) as e:
         run_stages(scene, ["kinematics"], progress_bars=False)
     assert "no tracker file" in e.value.problem
+
+
+def test_variants_are_this_runs_outputs(fused_scene, tmp_path):
+    """The variant .mot files are recorded in the run manifest as the kinematics stage's outputs (with
+    their sha256); a later run without trackers does not keep them as current: they are moved to
+    openkin/stale/ like any output a new run did not rewrite."""
+    import hashlib
+    import json
+    import shutil
+
+    from openkin.cli import run_stages
+
+    scene = tmp_path / "scene"
+    shutil.copytree(fused_scene, scene)
+    records = json.loads((scene / "openkin" / "manifest.json").read_text())["stages"]["kinematics"]["outputs"]
+    variants = sorted((scene / "kinematics" / "trackers").glob("*.mot"))
+    recorded = {o["path"]: o for o in records if o["role"] in ("cameras_only_mot", "trackers_only_mot")}
+    assert sorted(recorded) == sorted(str(p.relative_to(scene)) for p in variants)
+    for p in variants:
+        assert recorded[str(p.relative_to(scene))]["sha256"] == hashlib.sha256(p.read_bytes()).hexdigest()
+    cfg = scene / "Config.toml"
+    text = cfg.read_text()
+    start = text.index("trackers = {")
+    cfg.write_text(text[:start] + "trackers = {}" + text[text.index("}", start) + 1:])
+    run_stages(scene, ["kinematics"], progress_bars=False)
+    assert not list((scene / "kinematics" / "trackers").glob("*.mot"))
+    assert len(list((scene / "openkin" / "stale").rglob("*_trackers_only.mot"))) == 1

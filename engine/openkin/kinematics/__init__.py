@@ -263,7 +263,11 @@ def tracker_variants(prep: Prepared) -> dict[str, IkJob]:
 def write_tracker_variants(prepared: list[Prepared], opts: KinematicsOptions) -> list[Path]:
     """For trials with trackers, IK from the cameras only and from the trackers only (markers all
     missing), written beside the fused result as ``kinematics/trackers/<stem>_cameras_only.mot`` and
-    ``<stem>_trackers_only.mot`` (``openkin evaluate`` compares the three)."""
+    ``<stem>_trackers_only.mot`` (``openkin evaluate`` compares the three). Each trial's summary
+    lists them (``tracker_variants``, paths relative to the .mot's folder) so that the stage
+    records them as this run's outputs (:func:`_record`): an earlier run's are never taken for new."""
+    from ..formats.mot import write_mot
+
     out = []
     for prep in prepared:
         job = prep.job
@@ -274,10 +278,9 @@ def write_tracker_variants(prepared: list[Prepared], opts: KinematicsOptions) ->
         folder = prep.out_stem.parent / "trackers"
         folder.mkdir(exist_ok=True)
         for (label, vjob), res in zip(variants.items(), results):
-            from ..formats.mot import write_mot
-
             path = folder / f"{prep.out_stem.name}_{label}.mot"
             write_mot(path, angles_motion(res, vjob.times, opts.filter, prep.rate))
+            prep.summary.setdefault("tracker_variants", {})[label] = str(path.relative_to(prep.out_stem.parent))
             out.append(path)
     return out
 
@@ -337,13 +340,13 @@ def run_trials(trc_paths: list[Path], out_dir: Path, opts: KinematicsOptions,
         report(progress, 0.3 + 0.65 * len(done) / len(prepared), f"IK {prepared[i].trc_path.name}")
 
     results = solve_all([p.job for p in prepared], opts.workers, on_done, opts.ik_solver)
+    if opts.trackers and opts.ik_solver == "openkin":
+        write_tracker_variants(prepared, opts)  # before write_outputs: their names go into the summary
     for prep, res in zip(prepared, results):
         prep.summary["ik_workers"] = n_workers(opts.workers, 2 * len(prepared))
         if prep.job.trackers is not None:
             prep.summary["trackers"] = dict(zip(prep.job.trackers.sensors, prep.job.trackers.bodies))
         write_outputs(prep, res, opts.filter)
-    if opts.trackers and opts.ik_solver == "openkin":
-        write_tracker_variants(prepared, opts)
     report(progress, 1.0, "kinematics done")
     return [p.out_stem.with_suffix(".mot") for p in prepared]
 
@@ -453,6 +456,8 @@ def _record(ctx, mots: list[Path]) -> None:
         info = stem.parent / f"{stem.name}_kinematics.toml"
         ctx.wrote(info, "summary", person=person)
         summary = read_optional_toml(info)
+        for label, rel in summary.get("tracker_variants", {}).items():  # written by this run (write_tracker_variants)
+            ctx.wrote(stem.parent / rel, f"{label}_mot", person=person)
         summary.pop("markers", None)
         ctx.summary["trials"].append({"mot": mot.name, **summary})
 
