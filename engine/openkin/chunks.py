@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterator
 
 log = logging.getLogger(__name__)
 
-RETRIES = 1  # a chunk whose worker died runs once more (as a batch trial: openkin.cluster.RETRIES)
+RETRIES = 1  # a task whose worker died runs once more (chunks here, batch trials in openkin.cluster)
 
 _CLIENT: contextvars.ContextVar[Any] = contextvars.ContextVar("openkin_chunk_client", default=None)
 

@@ -23,12 +23,12 @@ import logging
 import time
 from typing import Any, Callable, Iterator
 
+from .chunks import RETRIES  # one retry policy for trials and chunks (a dead worker's task runs once more)
 from .errors import OpenKinError
 
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 10
-RETRIES = 1
 ALLOWED_FAILURES = 1  # deaths of a task's worker before the scheduler gives up on the task (local cluster)
 
 
