@@ -32,7 +32,7 @@ import numpy as np
 from ..errors import OpenKinError
 from ..fileio import atomic_path, atomic_write, toml_dumps
 from ..progress import Progress, report
-from . import checks
+from . import checks, chunked
 from .. import measure
 from .ik import IkJob, IkResult, n_workers, solve_all
 from .scaling import estimate_factors, register_markers, scaled_model
@@ -484,8 +484,7 @@ def solve_window(trc, osim_path: Path, opts: KinematicsOptions, markers: list[st
                 tasks.marker_weights, tasks.coordinate_tasks)
     r = solve_all([job], 1, None, opts.ik_solver)[0]
     k = int(keep[:keep_from].sum())  # warm-up frames solved, then dropped
-    r = IkResult(r.coordinate_names, r.rotational, r.q[k:], r.rms[k:], r.max_error[k:], r.solver_seconds,
-                 r.load_seconds, r.cpu_seconds, r.extra)
+    r = chunked.keep_from(r, k)
     return trc.frame_numbers[keep][k:], trc.times[keep][k:], r
 
 
