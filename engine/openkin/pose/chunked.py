@@ -42,9 +42,8 @@ import numpy as np
 
 from .. import chunks
 from ..errors import OpenKinError
-from ..formats.openpose import write_openpose_dir
-from .process import (CameraResult, PoseSettings, _n_kpt, _publish, _summarise, frame_range, get_estimator,
-                      estimate_frame, process_camera as process_whole, stack_people, track)
+from .process import (CameraResult, PoseSettings, _n_kpt, estimate_frame, frame_range, get_estimator,
+                      process_camera as process_whole, track, write_camera)
 from .tracking import PersonTracker
 from .video import _RETRIES, CameraInput, ReadStatus, probe, read_frames
 
@@ -200,15 +199,8 @@ def finish_camera(cam: CameraInput, pose_dir: Path, s: PoseSettings, info: dict,
     status.decoded = sum(1 for i in numbers if i not in unreadable)
     tmp = Path(tempfile.mkdtemp(prefix=f".{cam.name}.partial-", dir=pose_dir))
     try:
-        if status.decoded == 0:
-            raise OpenKinError("no frame could be decoded", path=cam.path, fix="re-export or re-copy the video")
         tracker = PersonTracker(**s.tracking)
-        per_frame = [(p, track(tracker, p)) for p in people]
-        _summarise(result, per_frame, status, cam)
-        n_kpt = max((p.shape[1] for p, _ in per_frame if p.size), default=_n_kpt(s))
-        keypoints, ids = stack_people(per_frame, n_kpt)
-        write_openpose_dir(tmp / f"{cam.name}_json", cam.name, keypoints, np.array(numbers), ids)
-        _publish(tmp, pose_dir, cam.name)
+        write_camera(tmp, pose_dir, cam, s, [(p, track(tracker, p)) for p in people], numbers, status, result)
     except OpenKinError as e:
         result.error = str(e)
     finally:

@@ -200,17 +200,25 @@ def _run(cam, pose_dir, s, info, start, stop, result, tick) -> None:
                                               lambda n: tick(n, total or max(n, 1)))
         finally:
             overlay.close()
-        if status.decoded == 0:
-            raise OpenKinError("no frame could be decoded", path=cam.path, fix="re-export or re-copy the video")
-        _summarise(result, per_frame, status, cam)
         result.infer_seconds = estimator.infer_seconds - infer0
         result.decode_cpu_seconds = status.cpu_seconds
-        n_kpt = max((p.shape[1] for p, _ in per_frame if p.size), default=_n_kpt(s))
-        keypoints, ids = stack_people(per_frame, n_kpt)
-        write_openpose_dir(tmp / f"{cam.name}_json", cam.name, keypoints, np.array(frames), ids)
-        _publish(tmp, pose_dir, cam.name)
+        write_camera(tmp, pose_dir, cam, s, per_frame, frames, status, result)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_camera(tmp: Path, pose_dir: Path, cam: CameraInput, s: PoseSettings, per_frame: list, frames: list[int],
+                 status: ReadStatus, result: CameraResult) -> None:
+    """A camera's people and IDs per frame (``per_frame``: [(P, K, 3), (P,)] for the frame numbers
+    ``frames``) → its summary in ``result`` and its OpenPose JSON folder, written in ``tmp`` and
+    published into ``pose_dir``; an error when no frame could be decoded."""
+    if status.decoded == 0:
+        raise OpenKinError("no frame could be decoded", path=cam.path, fix="re-export or re-copy the video")
+    _summarise(result, per_frame, status, cam)
+    n_kpt = max((p.shape[1] for p, _ in per_frame if p.size), default=_n_kpt(s))
+    keypoints, ids = stack_people(per_frame, n_kpt)
+    write_openpose_dir(tmp / f"{cam.name}_json", cam.name, keypoints, np.array(frames), ids)
+    _publish(tmp, pose_dir, cam.name)
 
 
 def _n_kpt(s: PoseSettings) -> int:
